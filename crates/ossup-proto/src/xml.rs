@@ -1,0 +1,279 @@
+//! The XML documents of the multipart APIs, as serde types over quick-xml.
+//!
+//! Parsing is lenient where real clients and servers differ (ETag quoting and entities, an XML
+//! declaration or not, empty markers); writing is as OSS writes.
+
+use serde::de::{self, DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+
+/// The error of parsing an XML document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {document} XML: {reason}")]
+pub struct XmlError {
+    /// The document that was expected, e.g. `ListPartsResult`.
+    pub document: &'static str,
+    /// What the parser said.
+    pub reason: String,
+}
+
+/// Parses a document of type `T`; `document` names it in the error.
+pub fn from_xml<T: DeserializeOwned>(document: &'static str, xml: &str) -> Result<T, XmlError> {
+    quick_xml::de::from_str(xml).map_err(|e| XmlError {
+        document,
+        reason: e.to_string(),
+    })
+}
+
+/// Writes a document with the XML declaration OSS puts first.
+pub fn to_xml<T: Serialize>(value: &T) -> String {
+    let body = quick_xml::se::to_string(value).expect("wire documents always serialize");
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}")
+}
+
+/// Accepts a number or an empty element (read as 0), as clients and servers send both for markers.
+fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let text = String::deserialize(d)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    text.parse().map_err(de::Error::custom)
+}
+
+fn lenient_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(de::Error::custom),
+    }
+}
+
+/// The answer of InitiateMultipartUpload.
+///
+/// ```
+/// use ossup_proto::xml::{from_xml, to_xml, InitiateMultipartUploadResult};
+/// let doc = InitiateMultipartUploadResult { bucket: "b".into(), key: "k".into(), upload_id: "U1".into() };
+/// let back: InitiateMultipartUploadResult = from_xml("InitiateMultipartUploadResult", &to_xml(&doc)).unwrap();
+/// assert_eq!(back, doc);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename = "InitiateMultipartUploadResult", rename_all = "PascalCase")]
+pub struct InitiateMultipartUploadResult {
+    /// The bucket.
+    pub bucket: String,
+    /// The object key.
+    pub key: String,
+    /// The id that names this upload in every later request.
+    pub upload_id: String,
+}
+
+/// One part in a ListParts answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListedPart {
+    /// The part number, 1..=10000.
+    pub part_number: u32,
+    /// When the part was uploaded, ISO 8601 (`2012-02-23T07:01:34.000Z`).
+    pub last_modified: String,
+    /// The part's ETag, quoted uppercase hex MD5.
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    /// The part's CRC-64/XZ; absent on servers that do not compute it.
+    #[serde(
+        default,
+        deserialize_with = "lenient_opt_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hash_crc64ecma: Option<u64>,
+    /// The part's size in bytes.
+    pub size: u64,
+}
+
+/// The answer of ListParts: one page of the parts of an upload.
+///
+/// ```
+/// use ossup_proto::xml::{from_xml, ListPartsResult};
+/// let xml = r#"<ListPartsResult><Bucket>b</Bucket><Key>k</Key><UploadId>U</UploadId>
+///   <PartNumberMarker></PartNumberMarker><NextPartNumberMarker>1</NextPartNumberMarker>
+///   <MaxParts>1000</MaxParts><IsTruncated>false</IsTruncated>
+///   <Part><PartNumber>1</PartNumber><LastModified>2012-02-23T07:01:34.000Z</LastModified>
+///   <ETag>&quot;3858F62230AC3C915F300C664312C63F&quot;</ETag><HashCrc64ecma>108</HashCrc64ecma><Size>6</Size></Part>
+///   </ListPartsResult>"#;
+/// let page: ListPartsResult = from_xml("ListPartsResult", xml).unwrap();
+/// assert_eq!(page.parts[0].etag, "\"3858F62230AC3C915F300C664312C63F\"");
+/// assert_eq!(page.part_number_marker, 0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename = "ListPartsResult", rename_all = "PascalCase")]
+pub struct ListPartsResult {
+    /// The bucket.
+    pub bucket: String,
+    /// The object key.
+    pub key: String,
+    /// The upload listed.
+    pub upload_id: String,
+    /// The storage class the object will have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// The marker this page starts after (0 for the first page).
+    #[serde(default, deserialize_with = "lenient_u32")]
+    pub part_number_marker: u32,
+    /// The marker of the next page, when [`is_truncated`](Self::is_truncated).
+    #[serde(default, deserialize_with = "lenient_u32")]
+    pub next_part_number_marker: u32,
+    /// The page size asked for.
+    #[serde(default, deserialize_with = "lenient_u32")]
+    pub max_parts: u32,
+    /// Whether more parts follow.
+    pub is_truncated: bool,
+    /// The parts of this page, ascending by number.
+    #[serde(rename = "Part", default)]
+    pub parts: Vec<ListedPart>,
+}
+
+/// One part named in a CompleteMultipartUpload request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CompletePart {
+    /// The part number.
+    pub part_number: u32,
+    /// The ETag UploadPart returned for it.
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+/// The body of a CompleteMultipartUpload request.
+///
+/// ```
+/// use ossup_proto::xml::{from_xml, CompleteMultipartUpload};
+/// // As ali-oss writes it: a declaration, newlines, entity-quoted ETags.
+/// let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUpload>\n<Part>\n<PartNumber>1</PartNumber>\n<ETag>&quot;AB&quot;</ETag>\n</Part>\n</CompleteMultipartUpload>";
+/// let doc: CompleteMultipartUpload = from_xml("CompleteMultipartUpload", xml).unwrap();
+/// assert_eq!(doc.parts[0].etag, "\"AB\"");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename = "CompleteMultipartUpload")]
+pub struct CompleteMultipartUpload {
+    /// The parts to join, ascending by number.
+    #[serde(rename = "Part", default)]
+    pub parts: Vec<CompletePart>,
+}
+
+/// The answer of CompleteMultipartUpload (without a callback).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename = "CompleteMultipartUploadResult", rename_all = "PascalCase")]
+pub struct CompleteMultipartUploadResult {
+    /// The object's URL.
+    #[serde(default)]
+    pub location: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The object key.
+    pub key: String,
+    /// The object's ETag (`"HEX-N"` for a multipart object).
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+/// One open upload in a ListMultipartUploads answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListedUpload {
+    /// The object key.
+    pub key: String,
+    /// The upload id.
+    pub upload_id: String,
+    /// When the upload was initiated, ISO 8601.
+    pub initiated: String,
+    /// The storage class the object will have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+}
+
+/// The answer of ListMultipartUploads: one page of the open uploads of a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename = "ListMultipartUploadsResult", rename_all = "PascalCase")]
+pub struct ListMultipartUploadsResult {
+    /// The bucket.
+    pub bucket: String,
+    /// The key marker this page starts after.
+    #[serde(default)]
+    pub key_marker: String,
+    /// The upload id marker this page starts after.
+    #[serde(default)]
+    pub upload_id_marker: String,
+    /// The key marker of the next page.
+    #[serde(default)]
+    pub next_key_marker: String,
+    /// The upload id marker of the next page.
+    #[serde(default)]
+    pub next_upload_id_marker: String,
+    /// The delimiter asked for.
+    #[serde(default)]
+    pub delimiter: String,
+    /// The prefix asked for.
+    #[serde(default)]
+    pub prefix: String,
+    /// The page size asked for.
+    #[serde(default, deserialize_with = "lenient_u32")]
+    pub max_uploads: u32,
+    /// Whether more uploads follow.
+    pub is_truncated: bool,
+    /// The uploads of this page, by key then initiation.
+    #[serde(rename = "Upload", default)]
+    pub uploads: Vec<ListedUpload>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_parts_round_trips() {
+        let page = ListPartsResult {
+            bucket: "b".into(),
+            key: "a/../k & <x>".into(),
+            upload_id: "U".into(),
+            storage_class: Some("Standard".into()),
+            part_number_marker: 0,
+            next_part_number_marker: 2,
+            max_parts: 1000,
+            is_truncated: true,
+            parts: vec![ListedPart {
+                part_number: 2,
+                last_modified: "2012-02-23T07:01:34.000Z".into(),
+                etag: "\"ABC\"".into(),
+                hash_crc64ecma: Some(u64::MAX),
+                size: 102400,
+            }],
+        };
+        let back: ListPartsResult = from_xml("ListPartsResult", &to_xml(&page)).unwrap();
+        assert_eq!(back, page);
+    }
+
+    #[test]
+    fn complete_request_accepts_literal_quotes_and_rejects_garbage() {
+        let doc: CompleteMultipartUpload = from_xml(
+            "CompleteMultipartUpload",
+            "<CompleteMultipartUpload><Part><PartNumber>2</PartNumber><ETag>\"X\"</ETag></Part></CompleteMultipartUpload>",
+        )
+        .unwrap();
+        assert_eq!(
+            doc.parts,
+            vec![CompletePart {
+                part_number: 2,
+                etag: "\"X\"".into()
+            }]
+        );
+        assert!(
+            from_xml::<CompleteMultipartUpload>("CompleteMultipartUpload", "<Complete").is_err()
+        );
+        assert!(
+            from_xml::<CompleteMultipartUpload>(
+                "CompleteMultipartUpload",
+                "<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>"
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! Access keys, STS temporary credentials, and where they come from.
+
+use std::fmt;
+use std::time::SystemTime;
+
+/// The environment variable holding the access key id, as the official SDKs name it.
+pub const ENV_ACCESS_KEY_ID: &str = "OSS_ACCESS_KEY_ID";
+/// The environment variable holding the access key secret.
+pub const ENV_ACCESS_KEY_SECRET: &str = "OSS_ACCESS_KEY_SECRET";
+/// The environment variable holding the STS security token of temporary credentials.
+pub const ENV_SESSION_TOKEN: &str = "OSS_SESSION_TOKEN";
+
+/// An access key, with the security token and expiry of temporary (STS) credentials.
+///
+/// `Debug` never prints the secret or the token.
+///
+/// ```
+/// let creds = ossup_sign::Credentials::new("id", "secret").with_security_token("token");
+/// assert_eq!(creds.security_token(), Some("token"));
+/// assert!(!format!("{creds:?}").contains("secret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    access_key_id: String,
+    access_key_secret: String,
+    security_token: Option<String>,
+    expires_at: Option<SystemTime>,
+}
+
+impl Credentials {
+    /// Long-term credentials: an access key id and its secret.
+    pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<String>) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            access_key_secret: access_key_secret.into(),
+            security_token: None,
+            expires_at: None,
+        }
+    }
+
+    /// Adds the security token of temporary credentials; it is sent and signed as
+    /// `x-oss-security-token` on every request.
+    pub fn with_security_token(mut self, token: impl Into<String>) -> Self {
+        self.security_token = Some(token.into());
+        self
+    }
+
+    /// Sets when temporary credentials stop working, so a provider can refresh them before.
+    pub fn with_expiry(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// The access key id.
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// The access key secret.
+    pub fn access_key_secret(&self) -> &str {
+        &self.access_key_secret
+    }
+
+    /// The STS security token, for temporary credentials.
+    pub fn security_token(&self) -> Option<&str> {
+        self.security_token.as_deref()
+    }
+
+    /// When these credentials expire, if they do.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// Reads `OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET` and, when set, `OSS_SESSION_TOKEN`.
+    ///
+    /// The error names the variable that is missing or empty.
+    pub fn from_env() -> Result<Self, CredentialsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), with the variables read through `lookup` (for tests).
+    ///
+    /// ```
+    /// use ossup_sign::Credentials;
+    /// let env = |name: &str| match name {
+    ///     "OSS_ACCESS_KEY_ID" => Some("id".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let err = Credentials::from_lookup(env).unwrap_err();
+    /// assert!(err.to_string().contains("OSS_ACCESS_KEY_SECRET"));
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CredentialsError> {
+        let get = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(CredentialsError::MissingVariable(name))
+        };
+        let mut creds = Credentials::new(get(ENV_ACCESS_KEY_ID)?, get(ENV_ACCESS_KEY_SECRET)?);
+        if let Ok(token) = get(ENV_SESSION_TOKEN) {
+            creds = creds.with_security_token(token);
+        }
+        Ok(creds)
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &"<redacted>")
+            .field(
+                "security_token",
+                &self.security_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Why credentials could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialsError {
+    /// An environment variable the credentials need is not set or empty.
+    #[error(
+        "the environment variable {0} is not set; set it to your OSS access key (the official SDKs read the same variable)"
+    )]
+    MissingVariable(&'static str),
+    /// A provider failed to fetch or refresh credentials.
+    #[error("could not get OSS credentials: {0}")]
+    Provider(String),
+}
+
+/// Supplies credentials for each request, so temporary credentials can be refreshed during a long upload.
+///
+/// The engine asks before signing every request; a provider caches as it sees fit.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use ossup_sign::{Credentials, CredentialsProvider};
+/// let provider = Credentials::new("id", "secret");
+/// assert_eq!(provider.credentials().await.unwrap().access_key_id(), "id");
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[async_trait::async_trait]
+pub trait CredentialsProvider: Send + Sync + fmt::Debug {
+    /// Credentials valid now.
+    async fn credentials(&self) -> Result<Credentials, CredentialsError>;
+}
+
+#[async_trait::async_trait]
+impl CredentialsProvider for Credentials {
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        Ok(self.clone())
+    }
+}
+
+/// Reads credentials from `OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET` and `OSS_SESSION_TOKEN` on every call,
+/// so a token rotated in the environment is picked up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvCredentialsProvider;
+
+#[async_trait::async_trait]
+impl CredentialsProvider for EnvCredentialsProvider {
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        Credentials::from_env()
+    }
+}
