@@ -395,10 +395,10 @@ impl ErrorResponse {
                     text.push_str(&String::from_utf8_lossy(&c));
                 }
                 Ok(Event::End(_)) => {
-                    if depth == 2 {
-                        if let Some(name) = current.take() {
-                            out.set(name, std::mem::take(&mut text));
-                        }
+                    if depth == 2
+                        && let Some(name) = current.take()
+                    {
+                        out.set(name, std::mem::take(&mut text));
                     }
                     depth = depth.saturating_sub(1);
                 }

@@ -15,9 +15,10 @@ pub const ENV_SESSION_TOKEN: &str = "OSS_SESSION_TOKEN";
 /// `Debug` never prints the secret or the token.
 ///
 /// ```
-/// let creds = ossup_sign::Credentials::new("id", "secret").with_security_token("token");
-/// assert_eq!(creds.security_token(), Some("token"));
-/// assert!(!format!("{creds:?}").contains("secret"));
+/// let creds = ossup_sign::Credentials::new("id", "hunter2").with_security_token("sts-token");
+/// assert_eq!(creds.security_token(), Some("sts-token"));
+/// let shown = format!("{creds:?}");
+/// assert!(!shown.contains("hunter2") && !shown.contains("sts-token"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -114,6 +115,55 @@ impl fmt::Debug for Credentials {
             )
             .field("expires_at", &self.expires_at)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn from_lookup_names_the_missing_key_id() {
+        let err = Credentials::from_lookup(lookup(&[(ENV_ACCESS_KEY_SECRET, "sk")])).unwrap_err();
+        assert!(matches!(
+            err,
+            CredentialsError::MissingVariable(ENV_ACCESS_KEY_ID)
+        ));
+        assert!(err.to_string().contains(ENV_ACCESS_KEY_ID));
+    }
+
+    #[test]
+    fn from_lookup_names_a_blank_secret() {
+        let vars = [(ENV_ACCESS_KEY_ID, "ak"), (ENV_ACCESS_KEY_SECRET, "  ")];
+        let err = Credentials::from_lookup(lookup(&vars)).unwrap_err();
+        assert!(err.to_string().contains(ENV_ACCESS_KEY_SECRET));
+    }
+
+    #[test]
+    fn from_lookup_reads_the_session_token_when_set() {
+        let vars = [(ENV_ACCESS_KEY_ID, "ak"), (ENV_ACCESS_KEY_SECRET, "sk")];
+        let creds = Credentials::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(
+            (creds.access_key_id(), creds.access_key_secret()),
+            ("ak", "sk")
+        );
+        assert_eq!(creds.security_token(), None);
+
+        let vars = [
+            (ENV_ACCESS_KEY_ID, "ak"),
+            (ENV_ACCESS_KEY_SECRET, "sk"),
+            (ENV_SESSION_TOKEN, "tok"),
+        ];
+        let creds = Credentials::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(creds.security_token(), Some("tok"));
     }
 }
 

@@ -22,6 +22,7 @@
 //! assert_eq!(verified.access_key_id, "test-ak");
 //! ```
 
+mod canonical;
 mod credentials;
 mod request;
 mod v1;
@@ -33,7 +34,7 @@ pub use credentials::{
     ENV_SESSION_TOKEN, EnvCredentialsProvider,
 };
 pub use request::RequestParts;
-pub use v1::V1Signer;
+pub use v1::{SIGNED_SUBRESOURCES, V1Signer};
 pub use v4::V4Signer;
 pub use verify::{SignatureVersion, Verified, VerifyError, verify};
 
@@ -69,4 +70,7 @@ pub enum SignError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The signing time cannot be written as an HTTP date (before 1970 or after 9999).
+    #[error("cannot sign as of {0:?}: OSS dates must fall between 1970 and 9999")]
+    InvalidTime(SystemTime),
 }

@@ -2,7 +2,14 @@
 
 use std::time::SystemTime;
 
-use crate::RequestParts;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::Mac;
+use http::header::{AUTHORIZATION, DATE};
+use ossup_proto::headers::{OSS_DATE, SECURITY_TOKEN};
+
+use crate::canonical::{self, header_bytes, header_str};
+use crate::{RequestParts, v1, v4};
 
 /// The signature versions OSS accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,11 +74,415 @@ pub enum VerifyError {
 }
 
 /// Verifies the signature of `request` as of `now`, with `secret_for` giving the secret of a key id.
+///
+/// The request is signed again with the same code the signers use and compared in constant time.
+/// Checks run in the order a server answers them: the `Authorization` header's form, the date, the key
+/// id, the clock skew (15 minutes either way), then the signature.
+///
+/// V1 fills the date slot from `Date`, or from `x-oss-date` when there is no `Date`; when a request has
+/// both and they differ, a signature over `x-oss-date` is accepted too (oss2 signs that one).
+/// V4 reads `Authorization` fields by name, in any order, separated by `,` with optional spaces.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use ossup_sign::{Credentials, RequestParts, Signer, V1Signer, VerifyError, verify};
+///
+/// let now = SystemTime::now();
+/// let mut request = RequestParts::new(http::Method::GET, Some("b"), Some("k"));
+/// V1Signer.sign(&mut request, &Credentials::new("ak", "sk"), now).unwrap();
+/// let secrets = |id: &str| (id == "ak").then(|| "sk".to_owned());
+/// assert!(verify(&request, secrets, now).is_ok());
+/// let later = now + Duration::from_secs(16 * 60);
+/// assert!(matches!(verify(&request, secrets, later), Err(VerifyError::RequestTimeTooSkewed { .. })));
+/// ```
 pub fn verify(
     request: &RequestParts,
     secret_for: impl Fn(&str) -> Option<String>,
     now: SystemTime,
 ) -> Result<Verified, VerifyError> {
-    let _ = (request, secret_for, now);
-    todo!("verify")
+    let header = request
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(VerifyError::MissingAuthorization)?;
+    let text = header.to_str().map_err(|_| {
+        VerifyError::MalformedAuthorization("the header is not printable ASCII".to_owned())
+    })?;
+    match parse_authorization(text)? {
+        Authorization::V1 {
+            access_key_id,
+            signature,
+        } => verify_v1(request, access_key_id, signature, secret_for, now),
+        Authorization::V4(claims) => verify_v4(request, claims, secret_for, now),
+    }
+}
+
+/// The `Authorization` header, parsed.
+#[derive(Debug, PartialEq, Eq)]
+enum Authorization<'a> {
+    V1 {
+        access_key_id: &'a str,
+        signature: &'a str,
+    },
+    V4(V4Claims<'a>),
+}
+
+fn malformed(reason: impl Into<String>) -> VerifyError {
+    VerifyError::MalformedAuthorization(reason.into())
+}
+
+fn parse_authorization(text: &str) -> Result<Authorization<'_>, VerifyError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(malformed("the header is empty"));
+    }
+    let (scheme, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let rest = rest.trim();
+    match scheme {
+        v1::SCHEME => parse_v1(rest),
+        v4::ALGORITHM => parse_v4(rest),
+        other => Err(malformed(format!(
+            "unsupported scheme {other:?}; expected \"{}\" (V1) or \"{}\" (V4)",
+            v1::SCHEME,
+            v4::ALGORITHM
+        ))),
+    }
+}
+
+fn parse_v1(rest: &str) -> Result<Authorization<'_>, VerifyError> {
+    // Base64 has no ':', so the last one separates the key id from the signature.
+    let (access_key_id, signature) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| malformed("V1 expects \"OSS <AccessKeyId>:<Signature>\""))?;
+    if access_key_id.is_empty() || signature.is_empty() {
+        return Err(malformed(
+            "V1 expects \"OSS <AccessKeyId>:<Signature>\" with neither part empty",
+        ));
+    }
+    Ok(Authorization::V1 {
+        access_key_id,
+        signature,
+    })
+}
+
+fn parse_v4(rest: &str) -> Result<Authorization<'_>, VerifyError> {
+    let mut credential = None;
+    let mut signature = None;
+    let mut additional = None;
+    for field in rest.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        let (name, value) = field
+            .split_once('=')
+            .ok_or_else(|| malformed(format!("V4 field {field:?} is not name=value")))?;
+        let slot = match name.trim() {
+            "Credential" => &mut credential,
+            "Signature" => &mut signature,
+            "AdditionalHeaders" => &mut additional,
+            other => return Err(malformed(format!("unknown V4 field {other:?}"))),
+        };
+        if slot.replace(value.trim()).is_some() {
+            return Err(malformed(format!("V4 field {} appears twice", name.trim())));
+        }
+    }
+    let credential = credential.ok_or_else(|| malformed("V4 Credential field is missing"))?;
+    let signature = signature.ok_or_else(|| malformed("V4 Signature field is missing"))?;
+    if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(malformed("V4 Signature is not 64 hex digits"));
+    }
+
+    // AK/yyyyMMdd/REGION/oss/aliyun_v4_request, split from the right so the key id may hold '/'.
+    let expected = "Credential=AK/yyyyMMdd/REGION/oss/aliyun_v4_request";
+    let mut parts = credential.rsplitn(5, '/');
+    let (terminator, product, region, date, access_key_id) = match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some(t), Some(p), Some(r), Some(d), Some(a)) => (t, p, r, d, a),
+        _ => {
+            return Err(malformed(format!(
+                "V4 Credential {credential:?} is not {expected}"
+            )));
+        }
+    };
+    if terminator != v4::TERMINATOR
+        || product != v4::PRODUCT
+        || region.is_empty()
+        || access_key_id.is_empty()
+        || date.len() != 8
+        || !date.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(malformed(format!(
+            "V4 Credential {credential:?} is not {expected}"
+        )));
+    }
+
+    let additional_headers = match additional {
+        None => Vec::new(),
+        Some(list) => list
+            .split(';')
+            .map(|name| name.trim().to_ascii_lowercase())
+            .filter(|name| !name.is_empty())
+            .collect(),
+    };
+    Ok(Authorization::V4(V4Claims {
+        access_key_id,
+        date,
+        region,
+        additional_headers,
+        signature,
+    }))
+}
+
+fn lookup_secret(
+    access_key_id: &str,
+    secret_for: impl Fn(&str) -> Option<String>,
+) -> Result<String, VerifyError> {
+    secret_for(access_key_id)
+        .ok_or_else(|| VerifyError::UnknownAccessKeyId(access_key_id.to_owned()))
+}
+
+fn check_skew(request_time: SystemTime, now: SystemTime) -> Result<(), VerifyError> {
+    if canonical::within_skew(request_time, now) {
+        Ok(())
+    } else {
+        Err(VerifyError::RequestTimeTooSkewed {
+            request_time,
+            server_time: now,
+        })
+    }
+}
+
+fn security_token(request: &RequestParts) -> Option<String> {
+    header_str(&request.headers, SECURITY_TOKEN).map(str::to_owned)
+}
+
+fn parse_date_slot(name: &str, value: &[u8]) -> Result<SystemTime, VerifyError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(canonical::parse_any_date)
+        .ok_or_else(|| {
+            VerifyError::MissingDate(format!(
+                "the {name} header {:?} is not an HTTP date (e.g. \"Wed, 28 Dec 2022 10:27:41 GMT\")",
+                String::from_utf8_lossy(value)
+            ))
+        })
+}
+
+fn verify_v1(
+    request: &RequestParts,
+    access_key_id: &str,
+    signature: &str,
+    secret_for: impl Fn(&str) -> Option<String>,
+    now: SystemTime,
+) -> Result<Verified, VerifyError> {
+    let (slot_name, slot_value) = v1::date_slot(request).ok_or_else(|| {
+        VerifyError::MissingDate(
+            "the request has neither a Date nor an x-oss-date header".to_owned(),
+        )
+    })?;
+    let request_time = parse_date_slot(slot_name, &slot_value)?;
+    let secret = lookup_secret(access_key_id, secret_for)?;
+    check_skew(request_time, now)?;
+
+    // A signature that is not base64 cannot match; it is still compared, against nothing, below.
+    let provided = BASE64.decode(signature).unwrap_or_default();
+    let verified = |request_time| Verified {
+        access_key_id: access_key_id.to_owned(),
+        version: SignatureVersion::V1,
+        region: None,
+        request_time,
+        security_token: security_token(request),
+    };
+
+    let string_to_sign = v1::string_to_sign_bytes(request, Some(&slot_value));
+    if v1::mac(&secret, &string_to_sign)
+        .verify_slice(&provided)
+        .is_ok()
+    {
+        return Ok(verified(request_time));
+    }
+    // oss2 puts x-oss-date in the date slot even when it also sends Date.
+    if slot_name == DATE.as_str()
+        && let Some(oss_date) = header_bytes(&request.headers, OSS_DATE)
+        && oss_date != slot_value
+        && let Ok(oss_time) = parse_date_slot(OSS_DATE, &oss_date)
+        && canonical::within_skew(oss_time, now)
+        && v1::mac(&secret, &v1::string_to_sign_bytes(request, Some(&oss_date)))
+            .verify_slice(&provided)
+            .is_ok()
+    {
+        return Ok(verified(oss_time));
+    }
+    Err(VerifyError::SignatureDoesNotMatch {
+        string_to_sign: String::from_utf8_lossy(&string_to_sign).into_owned(),
+        canonical_request: None,
+        signature_provided: signature.to_owned(),
+        access_key_id: access_key_id.to_owned(),
+    })
+}
+
+/// What a V4 `Authorization` header claims.
+#[derive(Debug, PartialEq, Eq)]
+struct V4Claims<'a> {
+    access_key_id: &'a str,
+    date: &'a str,
+    region: &'a str,
+    additional_headers: Vec<String>,
+    signature: &'a str,
+}
+
+fn verify_v4(
+    request: &RequestParts,
+    claims: V4Claims<'_>,
+    secret_for: impl Fn(&str) -> Option<String>,
+    now: SystemTime,
+) -> Result<Verified, VerifyError> {
+    let datetime = header_bytes(&request.headers, OSS_DATE).ok_or_else(|| {
+        VerifyError::MissingDate("a V4 request needs an x-oss-date header".to_owned())
+    })?;
+    let request_time = std::str::from_utf8(&datetime)
+        .ok()
+        .and_then(canonical::parse_iso8601_basic)
+        .ok_or_else(|| {
+            VerifyError::MissingDate(format!(
+                "x-oss-date {:?} is not yyyyMMddTHHmmssZ (e.g. 20231216T162057Z)",
+                String::from_utf8_lossy(&datetime)
+            ))
+        })?;
+    let secret = lookup_secret(claims.access_key_id, secret_for)?;
+    check_skew(request_time, now)?;
+
+    let scope = v4::scope(claims.date, claims.region);
+    let canonical_request = v4::canonical_request_bytes(request, &claims.additional_headers);
+    let string_to_sign = v4::string_to_sign_bytes(&datetime, &scope, &canonical_request);
+    let provided = hex::decode(claims.signature).unwrap_or_default();
+    if v4::mac(&secret, claims.date, claims.region, &string_to_sign)
+        .verify_slice(&provided)
+        .is_ok()
+    {
+        return Ok(Verified {
+            access_key_id: claims.access_key_id.to_owned(),
+            version: SignatureVersion::V4,
+            region: Some(claims.region.to_owned()),
+            request_time,
+            security_token: security_token(request),
+        });
+    }
+    Err(VerifyError::SignatureDoesNotMatch {
+        string_to_sign: String::from_utf8_lossy(&string_to_sign).into_owned(),
+        canonical_request: Some(String::from_utf8_lossy(&canonical_request).into_owned()),
+        signature_provided: claims.signature.to_owned(),
+        access_key_id: claims.access_key_id.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIG: &str = "e21d18daa82167720f9b1047ae7e7f1ce7cb77a31e8203a7d5f4624fa0284afe";
+
+    fn v4(text: &str) -> V4Claims<'_> {
+        match parse_authorization(text) {
+            Ok(Authorization::V4(claims)) => claims,
+            other => panic!("expected V4 claims from {text:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn v4_fields_parse_by_name_in_either_sdk_layout() {
+        let go = format!(
+            "OSS4-HMAC-SHA256 Credential=ak/20231216/cn-hangzhou/oss/aliyun_v4_request,AdditionalHeaders=abc;zabc,Signature={SIG}"
+        );
+        let oss2 = format!(
+            "OSS4-HMAC-SHA256 Credential=ak/20231216/cn-hangzhou/oss/aliyun_v4_request, Signature={SIG}, AdditionalHeaders=abc;zabc"
+        );
+        let (a, b) = (v4(&go), v4(&oss2));
+        assert_eq!(a, b);
+        assert_eq!(a.access_key_id, "ak");
+        assert_eq!(a.date, "20231216");
+        assert_eq!(a.region, "cn-hangzhou");
+        assert_eq!(a.additional_headers, ["abc", "zabc"]);
+    }
+
+    #[test]
+    fn v4_key_id_may_contain_a_slash() {
+        let text = format!(
+            "OSS4-HMAC-SHA256 Credential=a/b/20231216/cn-hangzhou/oss/aliyun_v4_request,Signature={SIG}"
+        );
+        assert_eq!(v4(&text).access_key_id, "a/b");
+    }
+
+    #[test]
+    fn v1_splits_at_the_last_colon() {
+        assert_eq!(
+            parse_authorization("OSS ak:kSHKmLxlyEAKtZPkJhG9bZb5k7M=").unwrap(),
+            Authorization::V1 {
+                access_key_id: "ak",
+                signature: "kSHKmLxlyEAKtZPkJhG9bZb5k7M="
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_headers_name_what_is_wrong() {
+        let cases = [
+            ("", "empty"),
+            ("OSS", "OSS <AccessKeyId>:<Signature>"),
+            ("OSS a", "OSS <AccessKeyId>:<Signature>"),
+            ("OSS :sig", "neither part empty"),
+            ("OSS ak:", "neither part empty"),
+            ("OSS2 AccessKeyId:ak,Signature:x", "unsupported scheme"),
+            ("OSS4-HMAC-SHA256", "Credential field is missing"),
+            ("OSS4-HMAC-SHA256 garbage", "not name=value"),
+            (
+                "OSS4-HMAC-SHA256 Credential=ak/20231216/cn-hangzhou/oss/aliyun_v4_request",
+                "Signature field is missing",
+            ),
+            (
+                "OSS4-HMAC-SHA256 Credential=ak/20231216/cn-hangzhou/oss/aliyun_v4_request,Signature=xyz",
+                "64 hex",
+            ),
+            (
+                "OSS4-HMAC-SHA256 Credential=ak/20231216,Signature=0",
+                "64 hex",
+            ),
+            (
+                &format!(
+                    "OSS4-HMAC-SHA256 Credential=ak/2023121/cn-hangzhou/oss/aliyun_v4_request,Signature={SIG}"
+                ),
+                "is not Credential=",
+            ),
+            (
+                &format!(
+                    "OSS4-HMAC-SHA256 Credential=ak/20231216/cn-hangzhou/s3/aws4_request,Signature={SIG}"
+                ),
+                "is not Credential=",
+            ),
+            (
+                &format!(
+                    "OSS4-HMAC-SHA256 Credential=ak/20231216/oss/aliyun_v4_request,Signature={SIG}"
+                ),
+                "is not Credential=",
+            ),
+            (
+                &format!("OSS4-HMAC-SHA256 Signature={SIG},Signature={SIG}"),
+                "appears twice",
+            ),
+            (
+                &format!("OSS4-HMAC-SHA256 Foo=bar,Signature={SIG}"),
+                "unknown V4 field",
+            ),
+        ];
+        for (text, expected) in cases {
+            match parse_authorization(text) {
+                Err(VerifyError::MalformedAuthorization(reason)) => assert!(
+                    reason.contains(expected),
+                    "{text:?}: reason {reason:?} lacks {expected:?}"
+                ),
+                other => panic!("{text:?}: expected MalformedAuthorization, got {other:?}"),
+            }
+        }
+    }
 }
