@@ -1,0 +1,266 @@
+//! `cargo xtask oss2`: the official Python SDK, oss2, unmodified, against the `oss-mock` binary.
+//!
+//! Creates a virtual environment under `target/oss2-venv` and installs the pinned oss2 there when
+//! missing, builds and starts `oss-mock` on a free loopback port, runs `conformance/peers/oss2_peer.py`
+//! against it, and stops the mock whatever happened.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::cmd::{Failure, Step, target_dir, workspace_root};
+
+/// The oss2 release the peer check runs (verified against the mock).
+pub const OSS2_VERSION: &str = "2.19.1";
+/// The bucket the mock is started with for the peer.
+const BUCKET: &str = "oss2-peer";
+/// The peer script, relative to the workspace root.
+const PEER_SCRIPT: &str = "conformance/peers/oss2_peer.py";
+/// The mock's credentials and region when started without flags.
+const ACCESS_KEY_ID: &str = "test-ak";
+const ACCESS_KEY_SECRET: &str = "test-sk";
+const REGION: &str = "cn-hangzhou";
+/// How long the mock may take to print its listening line.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the peer script may run.
+const PEER_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs the oss2 peer check.
+pub fn run() -> Result<(), Failure> {
+    let python = ensure_venv()?;
+    Step::cargo(
+        "build the mock server",
+        ["build", "--quiet", "--package", "oss-mock"],
+    )
+    .run()?;
+    let mock = MockProcess::start()?;
+    let peer = Step::new(
+        "oss2 peer",
+        &python,
+        [
+            workspace_root().join(PEER_SCRIPT).into_os_string(),
+            "--endpoint".into(),
+            mock.endpoint.clone().into(),
+            "--bucket".into(),
+            BUCKET.into(),
+            "--access-key-id".into(),
+            ACCESS_KEY_ID.into(),
+            "--access-key-secret".into(),
+            ACCESS_KEY_SECRET.into(),
+            "--region".into(),
+            REGION.into(),
+        ],
+    );
+    let result = run_with_timeout(&peer, PEER_TIMEOUT);
+    if result.is_err() {
+        mock.show_log();
+    }
+    result
+}
+
+/// The venv's Python with oss2 at [`OSS2_VERSION`], creating and installing what is missing.
+fn ensure_venv() -> Result<PathBuf, Failure> {
+    let venv = target_dir().join("oss2-venv");
+    let python = venv.join("bin").join("python");
+    if python.exists() && !has_pip(&python) {
+        println!(
+            "==> {} has no working pip (made when python3-venv was missing?); making it again",
+            venv.display()
+        );
+        std::fs::remove_dir_all(&venv).map_err(|e| {
+            Failure::new(format!(
+                "could not remove the broken venv {}: {e}",
+                venv.display()
+            ))
+        })?;
+    }
+    if !python.exists() {
+        Step::new(
+            "create the Python virtual environment",
+            "python3",
+            ["-m".into(), "venv".into(), venv.clone().into_os_string()],
+        )
+        .run()
+        .map_err(|e| {
+            Failure::new(format!(
+                "{e}. `python3 -m venv` needs the venv module: on Debian, `apt-get install python3-venv` (.ci/run does this)"
+            ))
+        })?;
+    }
+    if installed_oss2(&python).as_deref() != Some(OSS2_VERSION) {
+        Step::new(
+            "install oss2",
+            &python,
+            [
+                "-m".to_owned(),
+                "pip".to_owned(),
+                "install".to_owned(),
+                "--quiet".to_owned(),
+                "--disable-pip-version-check".to_owned(),
+                format!("oss2=={OSS2_VERSION}"),
+            ],
+        )
+        .run()?;
+        let installed = installed_oss2(&python);
+        if installed.as_deref() != Some(OSS2_VERSION) {
+            return Err(Failure::new(format!(
+                "after pip install, {} imports oss2 {installed:?}, not {OSS2_VERSION}; remove {} and try again",
+                python.display(),
+                venv.display()
+            )));
+        }
+    }
+    println!("==> oss2 {OSS2_VERSION} ready in {}", venv.display());
+    Ok(python)
+}
+
+fn has_pip(python: &Path) -> bool {
+    std::process::Command::new(python)
+        .args(["-m", "pip", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn installed_oss2(python: &Path) -> Option<String> {
+    let output = std::process::Command::new(python)
+        .args(["-c", "import oss2; print(oss2.__version__)"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Runs `step`, killing it when it outlives `timeout`.
+fn run_with_timeout(step: &Step, timeout: Duration) -> Result<(), Failure> {
+    step.announce();
+    let mut child = step
+        .command()
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| Failure::new(format!("{}: could not start: {e}", step.name())))?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(Failure::new(format!(
+                    "{}: `{}` exited with {status}",
+                    step.name(),
+                    step.command_line()
+                )));
+            }
+            Ok(None) if started.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure::new(format!(
+                    "{}: still running after {timeout:?}; stopped it",
+                    step.name()
+                )));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(Failure::new(format!("{}: {e}", step.name()))),
+        }
+    }
+}
+
+/// The `oss-mock` binary, running until dropped.
+struct MockProcess {
+    child: Child,
+    endpoint: String,
+    log: PathBuf,
+}
+
+impl MockProcess {
+    fn start() -> Result<Self, Failure> {
+        let binary = target_dir()
+            .join("debug")
+            .join(format!("oss-mock{}", std::env::consts::EXE_SUFFIX));
+        let log = target_dir().join("oss2-mock.log");
+        let stderr = File::create(&log)
+            .map_err(|e| Failure::new(format!("could not create {}: {e}", log.display())))?;
+        let args = ["--listen", "127.0.0.1:0", "--bucket", BUCKET];
+        println!(
+            "==> start the mock server: {} {}",
+            binary.display(),
+            args.join(" ")
+        );
+        let mut child = std::process::Command::new(&binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| Failure::new(format!("could not start {}: {e}", binary.display())))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (first_line, lines) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let read = reader.read_line(&mut line).map(|_| line);
+            let _ = first_line.send(read);
+            // Keep reading so the mock never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let mut mock = Self {
+            child,
+            endpoint: String::new(),
+            log,
+        };
+        let line = match lines.recv_timeout(LISTEN_TIMEOUT) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => return Err(mock.failed(format!("reading its stdout failed: {e}"))),
+            Err(_) => {
+                return Err(mock.failed(format!("it printed no line within {LISTEN_TIMEOUT:?}")));
+            }
+        };
+        match line.trim().strip_prefix("listening on ") {
+            Some(endpoint) if endpoint.starts_with("http://") => {
+                println!("==> mock server listening on {endpoint}");
+                mock.endpoint = endpoint.to_owned();
+                Ok(mock)
+            }
+            _ => Err(mock.failed(format!(
+                "its first line is {line:?}, expected `listening on http://HOST:PORT`"
+            ))),
+        }
+    }
+
+    fn failed(&mut self, what: String) -> Failure {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.show_log();
+        Failure::new(format!("the mock server did not start: {what}"))
+    }
+
+    fn show_log(&self) {
+        if let Ok(log) = std::fs::read_to_string(&self.log) {
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!(
+                "--- last {} lines of the mock's stderr ({}) ---",
+                tail.len(),
+                self.log.display()
+            );
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
