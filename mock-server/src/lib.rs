@@ -1,1 +1,49 @@
-//! Placeholder.
+//! A mock Alibaba Cloud OSS server that speaks the real wire protocol, for testing OSS clients.
+//!
+//! It serves the multipart upload APIs (Initiate, UploadPart, ListParts, Complete, Abort,
+//! ListMultipartUploads), PutObject, GetObject (with ranges), HeadObject, DeleteObject, and the bucket
+//! APIs PutBucket, DeleteBucket, GetBucketInfo and ListObjects; checks V1 and V4 signatures; answers
+//! errors with the codes, statuses and documents OSS uses; and keeps data durably on disk, so it
+//! survives `kill -9` and a restart on the same data directory. `docs/mock-server.md` describes what
+//! it does and where it knowingly differs from OSS.
+//!
+//! Start it in-process:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! use oss_mock::{MockConfig, MockServer};
+//!
+//! let server = MockServer::start(MockConfig::default().with_bucket("bucket")).await?;
+//! // Point a client at server.endpoint() with access key test-ak / test-sk.
+//! println!("serving {}", server.endpoint());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! or as the `oss-mock` binary: `oss-mock --bucket bucket` prints `listening on http://HOST:PORT`.
+//!
+//! Inside, a request passes through layers: route (addressing to bucket, key and API), fault rules,
+//! authentication, the API's handler, and storage.
+
+mod auth;
+mod body;
+mod config;
+mod error;
+mod handlers;
+mod ids;
+mod range;
+mod response;
+mod route;
+mod server;
+mod service;
+mod stats;
+mod storage;
+
+pub use config::{
+    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_DOMAIN, DEFAULT_REGION, MockConfig,
+};
+pub use handlers::MAX_COMPLETE_BODY;
+pub use server::MockServer;
+pub use stats::{Stats, StatsSnapshot};

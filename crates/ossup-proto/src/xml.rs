@@ -224,6 +224,172 @@ pub struct ListMultipartUploadsResult {
     pub uploads: Vec<ListedUpload>,
 }
 
+/// The owner of a bucket or object, as listings and bucket info name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct Owner {
+    /// The owner's account id.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The owner's display name.
+    pub display_name: String,
+}
+
+/// The ACL element of GetBucketInfo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccessControlList {
+    /// `private`, `public-read` or `public-read-write`.
+    pub grant: String,
+}
+
+/// The `<Bucket>` element of GetBucketInfo.
+///
+/// Every element oss2's `parse_get_bucket_info` requires is a plain field; the optional ones are
+/// `Option`s left out when `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct BucketInfo {
+    /// The bucket name.
+    pub name: String,
+    /// When the bucket was created, ISO 8601.
+    pub creation_date: String,
+    /// The endpoint to reach the bucket from the internet.
+    pub extranet_endpoint: String,
+    /// The endpoint to reach the bucket from inside the region.
+    pub intranet_endpoint: String,
+    /// The region, `oss-` prefixed (e.g. `oss-cn-hangzhou`).
+    pub location: String,
+    /// The bucket's default storage class.
+    pub storage_class: String,
+    /// `LRS` or `ZRS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_redundancy_type: Option<String>,
+    /// `Enabled` or `Disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_monitor: Option<String>,
+    /// `Enabled` or `Disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_acceleration: Option<String>,
+    /// `Enabled` or `Disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_region_replication: Option<String>,
+    /// The owner.
+    pub owner: Owner,
+    /// The bucket ACL.
+    pub access_control_list: AccessControlList,
+    /// The bucket's comment, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The answer of GetBucketInfo (`GET /?bucketInfo`).
+///
+/// ```
+/// use ossup_proto::xml::{from_xml, to_xml, BucketInfo, GetBucketInfoResult};
+/// let doc = GetBucketInfoResult { bucket: BucketInfo { name: "b".into(), ..Default::default() } };
+/// let xml = to_xml(&doc);
+/// assert!(xml.contains("<BucketInfo><Bucket><Name>b</Name>"));
+/// assert_eq!(from_xml::<GetBucketInfoResult>("BucketInfo", &xml).unwrap(), doc);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename = "BucketInfo", rename_all = "PascalCase")]
+pub struct GetBucketInfoResult {
+    /// The bucket described.
+    pub bucket: BucketInfo,
+}
+
+/// The optional body of PutBucket.
+///
+/// ```
+/// use ossup_proto::xml::{from_xml, CreateBucketConfiguration};
+/// let doc: CreateBucketConfiguration = from_xml("CreateBucketConfiguration",
+///     "<CreateBucketConfiguration><StorageClass>IA</StorageClass></CreateBucketConfiguration>").unwrap();
+/// assert_eq!(doc.storage_class.as_deref(), Some("IA"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename = "CreateBucketConfiguration", rename_all = "PascalCase")]
+pub struct CreateBucketConfiguration {
+    /// The bucket's default storage class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// `LRS` or `ZRS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_redundancy_type: Option<String>,
+}
+
+/// One object in a ListObjects answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListedObject {
+    /// The object key.
+    pub key: String,
+    /// When the object was last written, ISO 8601.
+    pub last_modified: String,
+    /// The object's ETag, quoted.
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    /// `Normal`, `Multipart` or `Appendable`.
+    #[serde(rename = "Type")]
+    pub object_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The object's storage class.
+    pub storage_class: String,
+    /// The owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// A key prefix rolled up by a delimiter in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CommonPrefix {
+    /// The prefix, delimiter included.
+    pub prefix: String,
+}
+
+/// The answer of ListObjects (`GET /` on a bucket): one page of its objects.
+///
+/// ```
+/// use ossup_proto::xml::{from_xml, to_xml, ListBucketResult};
+/// let page = ListBucketResult { name: "b".into(), max_keys: 100, ..Default::default() };
+/// let back: ListBucketResult = from_xml("ListBucketResult", &to_xml(&page)).unwrap();
+/// assert_eq!(back, page);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename = "ListBucketResult", rename_all = "PascalCase")]
+pub struct ListBucketResult {
+    /// The bucket.
+    pub name: String,
+    /// The prefix asked for.
+    #[serde(default)]
+    pub prefix: String,
+    /// The marker this page starts after.
+    #[serde(default)]
+    pub marker: String,
+    /// The page size asked for.
+    #[serde(default, deserialize_with = "lenient_u32")]
+    pub max_keys: u32,
+    /// The delimiter asked for.
+    #[serde(default)]
+    pub delimiter: String,
+    /// `url` when keys and prefixes in this page are percent-encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<String>,
+    /// Whether more objects follow.
+    pub is_truncated: bool,
+    /// The marker of the next page, when truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    /// The objects of this page, in key order.
+    #[serde(rename = "Contents", default)]
+    pub contents: Vec<ListedObject>,
+    /// The prefixes rolled up by the delimiter.
+    #[serde(rename = "CommonPrefixes", default)]
+    pub common_prefixes: Vec<CommonPrefix>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,109 @@
+//! The request body as handlers see it: hyper's body, plus what the server needs to know afterwards
+//! to answer cleanly when a handler did not read all of it.
+//!
+//! When a request fails before its body is read (a bad signature on an 8 MiB part, say), closing the
+//! connection with unread bytes in the socket makes the kernel reset it, and the client sees a
+//! connection error instead of the OSS error. So the rest of a modest body is read and discarded
+//! before the response goes out; a large one, or one the client is still waiting for
+//! `100 Continue` to send, gets `Connection: close` instead.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::stats::Stats;
+
+/// The most bytes read and discarded to deliver an error cleanly.
+const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
+/// How long discarding may take before the connection is closed instead.
+const DISCARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request body that remembers whether it was read and whether it ended.
+#[derive(Debug)]
+pub(crate) struct RequestBody {
+    inner: Incoming,
+    polled: bool,
+    ended: bool,
+    expect_continue: bool,
+    declared_len: Option<u64>,
+}
+
+impl RequestBody {
+    /// Wraps hyper's body of a request with these headers.
+    pub fn new(inner: Incoming, headers: &HeaderMap) -> Self {
+        Self {
+            inner,
+            polled: false,
+            ended: false,
+            expect_continue: headers
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
+            declared_len: headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok()),
+        }
+    }
+
+    /// Reads and discards whatever the handler left unread. Returns whether the connection may be
+    /// kept open for another request.
+    pub async fn discard_rest(&mut self, stats: &Stats) -> bool {
+        if self.ended || self.inner.is_end_stream() {
+            return true;
+        }
+        if (self.expect_continue && !self.polled)
+            || self.declared_len.is_some_and(|len| len > DISCARD_LIMIT)
+        {
+            return false;
+        }
+        let discard = async {
+            let mut discarded = 0u64;
+            while let Some(frame) = self.frame().await {
+                let Ok(frame) = frame else { return false };
+                if let Ok(data) = frame.into_data() {
+                    discarded += data.len() as u64;
+                    stats.add_received(data.len() as u64);
+                    if discarded > DISCARD_LIMIT {
+                        return false;
+                    }
+                }
+            }
+            true
+        };
+        tokio::time::timeout(DISCARD_TIMEOUT, discard)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        this.polled = true;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,159 @@
+//! PutBucket, DeleteBucket, GetBucketInfo and ListObjects.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use http::request::Parts;
+use ossup_proto::ErrorCode;
+use ossup_proto::xml::{
+    AccessControlList, BucketInfo, CommonPrefix, CreateBucketConfiguration, GetBucketInfoResult,
+    ListBucketResult, ListedObject, Owner, from_xml, to_xml,
+};
+
+use super::{blocking, count_param, object_acl, read_small_body, storage_class, url_encoding};
+use crate::body::RequestBody;
+use crate::error::OssError;
+use crate::response::{self, HttpResponse, iso8601, status_only, url_encode};
+use crate::route::RequestContext;
+use crate::service::App;
+use crate::storage::records::system_time;
+
+/// The largest PutBucket body read.
+const MAX_CREATE_BUCKET_BODY: usize = 64 * 1024;
+/// The owner every bucket and object of the mock has.
+const OWNER_ID: &str = "oss-mock";
+
+fn owner() -> Owner {
+    Owner {
+        id: OWNER_ID.to_owned(),
+        display_name: OWNER_ID.to_owned(),
+    }
+}
+
+/// `PUT /` on a bucket, with an optional `CreateBucketConfiguration` body.
+pub(super) async fn put_bucket(
+    app: &App,
+    ctx: &RequestContext,
+    parts: &Parts,
+    body: &mut RequestBody,
+) -> Result<HttpResponse, OssError> {
+    let acl = object_acl(&parts.headers, "x-oss-acl")?.unwrap_or_else(|| "private".to_owned());
+    let xml = read_small_body(body, MAX_CREATE_BUCKET_BODY)
+        .await?
+        .map_err(|_| {
+            OssError::new(ErrorCode::MalformedXML).message(format!(
+                "The XML you provided was not well-formed or did not validate against our published schema: the body is over the {MAX_CREATE_BUCKET_BODY}-byte limit."
+            ))
+        })?;
+    let class = if xml.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let text = std::str::from_utf8(&xml).map_err(|_| {
+            OssError::new(ErrorCode::MalformedXML).message("The bucket configuration is not UTF-8.")
+        })?;
+        let config: CreateBucketConfiguration = from_xml("CreateBucketConfiguration", text)
+            .map_err(|e| {
+                OssError::new(ErrorCode::MalformedXML).message(format!(
+                    "The XML you provided was not well-formed or did not validate against our published schema: {e}."
+                ))
+            })?;
+        config.storage_class
+    };
+    let class = storage_class(class, "StorageClass")?;
+    let store = Arc::clone(&app.store);
+    let bucket = ctx.bucket.clone();
+    blocking(move || store.create_bucket(&bucket, &class, &acl)).await?;
+    let mut response = status_only(StatusCode::OK);
+    response::set_header(&mut response, "location", &format!("/{}", ctx.bucket));
+    Ok(response)
+}
+
+/// `DELETE /` on a bucket.
+pub(super) async fn delete_bucket(
+    app: &App,
+    ctx: &RequestContext,
+) -> Result<HttpResponse, OssError> {
+    let store = Arc::clone(&app.store);
+    let bucket = ctx.bucket.clone();
+    blocking(move || store.delete_bucket(&bucket)).await?;
+    Ok(status_only(StatusCode::NO_CONTENT))
+}
+
+/// `GET /?bucketInfo`
+pub(super) async fn get_bucket_info(
+    app: &App,
+    ctx: &RequestContext,
+) -> Result<HttpResponse, OssError> {
+    let store = Arc::clone(&app.store);
+    let bucket = ctx.bucket.clone();
+    let record = blocking(move || store.bucket(&bucket)).await?;
+    let endpoint = app.endpoint_host.clone();
+    Ok(response::xml(to_xml(&GetBucketInfoResult {
+        bucket: BucketInfo {
+            name: record.name,
+            creation_date: iso8601(system_time(record.created)),
+            extranet_endpoint: endpoint.clone(),
+            intranet_endpoint: endpoint,
+            location: format!("oss-{}", app.region),
+            storage_class: record.storage_class,
+            data_redundancy_type: Some("LRS".to_owned()),
+            access_monitor: Some("Disabled".to_owned()),
+            transfer_acceleration: Some("Disabled".to_owned()),
+            cross_region_replication: Some("Disabled".to_owned()),
+            owner: owner(),
+            access_control_list: AccessControlList { grant: record.acl },
+            comment: None,
+        },
+    })))
+}
+
+/// `GET /` on a bucket (ListObjects, version 1).
+pub(super) async fn list_objects(
+    app: &App,
+    ctx: &RequestContext,
+) -> Result<HttpResponse, OssError> {
+    let prefix = ctx.query("prefix").unwrap_or_default().to_owned();
+    let marker = ctx.query("marker").unwrap_or_default().to_owned();
+    let delimiter = ctx.query("delimiter").unwrap_or_default().to_owned();
+    let max = count_param(ctx, "max-keys", 100, 1000)?;
+    let encode = url_encoding(ctx)?;
+    let store = Arc::clone(&app.store);
+    let page = {
+        let (bucket, prefix, marker, delimiter) = (
+            ctx.bucket.clone(),
+            prefix.clone(),
+            marker.clone(),
+            delimiter.clone(),
+        );
+        blocking(move || store.list_objects(&bucket, &prefix, &marker, &delimiter, max)).await?
+    };
+    let name = |s: &str| if encode { url_encode(s) } else { s.to_owned() };
+    Ok(response::xml(to_xml(&ListBucketResult {
+        name: ctx.bucket.clone(),
+        prefix: name(&prefix),
+        marker: name(&marker),
+        max_keys: max as u32,
+        delimiter: name(&delimiter),
+        encoding_type: encode.then(|| "url".to_owned()),
+        is_truncated: page.truncated,
+        next_marker: page.truncated.then(|| name(&page.next_marker)),
+        contents: page
+            .objects
+            .iter()
+            .map(|o| ListedObject {
+                key: name(&o.key),
+                last_modified: iso8601(system_time(o.last_modified)),
+                etag: o.etag.clone(),
+                object_type: o.object_type.as_str().to_owned(),
+                size: o.size,
+                storage_class: o.attrs.storage_class.clone(),
+                owner: Some(owner()),
+            })
+            .collect(),
+        common_prefixes: page
+            .common_prefixes
+            .iter()
+            .map(|p| CommonPrefix { prefix: name(p) })
+            .collect(),
+    })))
+}

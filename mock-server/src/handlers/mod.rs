@@ -1,0 +1,257 @@
+//! One handler per API, each turning an authenticated request into a store call and a response.
+//!
+//! Handlers only see a routed [`RequestContext`]; addressing, fault rules and authentication have
+//! already run. Helpers here read the headers several APIs share.
+
+mod bucket;
+mod multipart;
+mod object;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http::request::Parts;
+use http_body_util::BodyExt;
+use ossup_proto::checksum::parse_content_md5;
+use ossup_proto::headers::{CALLBACK, FORBID_OVERWRITE, META_PREFIX, OBJECT_ACL, STORAGE_CLASS};
+use ossup_proto::{Api, ErrorCode};
+
+use crate::body::RequestBody;
+use crate::error::OssError;
+use crate::response::HttpResponse;
+use crate::route::RequestContext;
+use crate::service::App;
+use crate::storage::{ObjectAttrs, ReceiveError};
+
+pub use multipart::MAX_COMPLETE_BODY;
+
+/// Calls the handler of `ctx.api`.
+pub(crate) async fn dispatch(
+    app: &App,
+    ctx: &RequestContext,
+    parts: &Parts,
+    body: &mut RequestBody,
+) -> Result<HttpResponse, OssError> {
+    match ctx.api {
+        Api::PutBucket => bucket::put_bucket(app, ctx, parts, body).await,
+        Api::DeleteBucket => bucket::delete_bucket(app, ctx).await,
+        Api::GetBucketInfo => bucket::get_bucket_info(app, ctx).await,
+        Api::ListObjects => bucket::list_objects(app, ctx).await,
+        Api::ListMultipartUploads => multipart::list_uploads(app, ctx).await,
+        Api::InitiateMultipartUpload => multipart::initiate(app, ctx, parts).await,
+        Api::UploadPart => multipart::upload_part(app, ctx, parts, body).await,
+        Api::ListParts => multipart::list_parts(app, ctx).await,
+        Api::CompleteMultipartUpload => multipart::complete(app, ctx, parts, body).await,
+        Api::AbortMultipartUpload => multipart::abort(app, ctx).await,
+        Api::PutObject => object::put_object(app, ctx, parts, body).await,
+        Api::GetObject => object::get_object(app, ctx, parts, false).await,
+        Api::HeadObject => object::get_object(app, ctx, parts, true).await,
+        Api::DeleteObject => object::delete_object(app, ctx).await,
+        other => Err(OssError::new(ErrorCode::NotImplemented)
+            .message(format!("{other} is not implemented by oss-mock."))),
+    }
+}
+
+/// Runs a store call on the blocking pool: store calls write and sync small files.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, OssError> + Send + 'static,
+) -> Result<T, OssError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| OssError::internal("storage task", e))?
+}
+
+/// A header as text; bytes outside ASCII are kept as UTF-8 when they are, replaced otherwise.
+pub(crate) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// `Content-MD5`, decoded; a value that is not the base64 of 16 bytes is 400 InvalidDigest.
+pub(crate) fn content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>, OssError> {
+    match header_text(headers, "content-md5") {
+        None => Ok(None),
+        Some(value) => parse_content_md5(&value).map(Some).ok_or_else(|| {
+            OssError::new(ErrorCode::InvalidDigest)
+                .message("The Content-MD5 you specified is not valid: it must be the base64 of the 16-byte MD5 of the body.")
+                .field("ContentMD5", value)
+        }),
+    }
+}
+
+/// `Content-Length`, when the request declares one.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, OssError> {
+    match header_text(headers, "content-length") {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            OssError::invalid_argument("Content-Length", &v, "Content-Length is not a number.")
+        }),
+    }
+}
+
+/// Fails early with EntityTooLarge when the declared length is over `limit`.
+pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), OssError> {
+    match content_length(headers)? {
+        Some(len) if len > limit => Err(too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+fn too_large(limit: u64) -> OssError {
+    OssError::new(ErrorCode::EntityTooLarge)
+        .message(format!(
+            "Your proposed upload exceeds the maximum allowed size of {limit} bytes."
+        ))
+        .field("MaxSizeAllowed", limit.to_string())
+}
+
+/// `x-oss-forbid-overwrite: true`.
+pub(crate) fn forbid_overwrite(headers: &HeaderMap) -> bool {
+    header_text(headers, FORBID_OVERWRITE).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// Refuses `x-oss-callback`: the mock cannot call back.
+pub(crate) fn refuse_callback(headers: &HeaderMap) -> Result<(), OssError> {
+    if headers.contains_key(CALLBACK) {
+        return Err(OssError::new(ErrorCode::NotImplemented)
+            .message("Upload callbacks (x-oss-callback) are not implemented by oss-mock."));
+    }
+    Ok(())
+}
+
+const ACLS: &[&str] = &["private", "public-read", "public-read-write", "default"];
+const STORAGE_CLASSES: &[&str] = &[
+    "Standard",
+    "IA",
+    "Archive",
+    "ColdArchive",
+    "DeepColdArchive",
+];
+
+/// `x-oss-object-acl`, checked against the values OSS knows.
+pub(crate) fn object_acl(headers: &HeaderMap, name: &str) -> Result<Option<String>, OssError> {
+    match header_text(headers, name) {
+        None => Ok(None),
+        Some(acl) if ACLS.contains(&acl.trim()) => Ok(Some(acl.trim().to_owned())),
+        Some(acl) => Err(OssError::invalid_argument(
+            name,
+            &acl,
+            format!("{name} must be one of {}.", ACLS.join(", ")),
+        )),
+    }
+}
+
+/// Checks a storage class name; `None` means Standard.
+pub(crate) fn storage_class(value: Option<String>, name: &str) -> Result<String, OssError> {
+    match value {
+        None => Ok("Standard".to_owned()),
+        Some(class) => STORAGE_CLASSES
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(class.trim()))
+            .map(|c| (*c).to_owned())
+            .ok_or_else(|| {
+                OssError::invalid_argument(
+                    name,
+                    &class,
+                    format!("{name} must be one of {}.", STORAGE_CLASSES.join(", ")),
+                )
+            }),
+    }
+}
+
+/// The headers PutObject and InitiateMultipartUpload store with the object.
+pub(crate) fn object_attrs(headers: &HeaderMap) -> Result<ObjectAttrs, OssError> {
+    let content_headers = [
+        "cache-control",
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "expires",
+    ]
+    .into_iter()
+    .filter_map(|name| header_text(headers, name).map(|v| (name.to_owned(), v)))
+    .collect();
+    let user_meta = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with(META_PREFIX))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Ok(ObjectAttrs {
+        content_type: header_text(headers, "content-type"),
+        content_headers,
+        user_meta,
+        acl: object_acl(headers, OBJECT_ACL)?,
+        storage_class: storage_class(header_text(headers, STORAGE_CLASS), STORAGE_CLASS)?,
+    })
+}
+
+/// The OSS error for a body that could not be received.
+pub(crate) fn receive_error(err: ReceiveError) -> OssError {
+    match err {
+        ReceiveError::TooLarge { limit } => too_large(limit),
+        ReceiveError::Incomplete(why) => OssError::new(ErrorCode::IncompleteBody).message(format!(
+            "You did not provide the number of bytes specified by the Content-Length HTTP header ({why})."
+        )),
+        ReceiveError::Io(e) => OssError::internal("writing the request body", e),
+    }
+}
+
+/// Reads a small body (an XML document) whole, refusing more than `limit` bytes.
+pub(crate) async fn read_small_body(
+    body: &mut RequestBody,
+    limit: usize,
+) -> Result<Result<Bytes, usize>, OssError> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            OssError::new(ErrorCode::IncompleteBody)
+                .message(format!("The request body ended early: {e}."))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Ok(Err(buf.len() + data.len()));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Ok(buf.freeze()))
+}
+
+/// Parses a count parameter (`max-parts`, `max-uploads`, `max-keys`): `default` when absent or
+/// empty, 400 InvalidArgument when not a number in `1..=max`.
+pub(crate) fn count_param(
+    ctx: &RequestContext,
+    name: &str,
+    default: u32,
+    max: u32,
+) -> Result<usize, OssError> {
+    match ctx.query(name).map(str::trim) {
+        None | Some("") => Ok(default as usize),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n as usize),
+            _ => Err(OssError::invalid_argument(
+                name,
+                raw,
+                format!("{name} must be an integer between 1 and {max}."),
+            )),
+        },
+    }
+}
+
+/// Whether the request asked for `encoding-type=url`.
+pub(crate) fn url_encoding(ctx: &RequestContext) -> Result<bool, OssError> {
+    match ctx.query("encoding-type") {
+        None | Some("") => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("url") => Ok(true),
+        Some(v) => Err(OssError::invalid_argument(
+            "encoding-type",
+            v,
+            "encoding-type must be url.",
+        )),
+    }
+}

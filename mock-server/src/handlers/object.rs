@@ -1,0 +1,175 @@
+//! PutObject, GetObject, HeadObject and DeleteObject.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use ossup_proto::ErrorCode;
+use ossup_proto::checksum::content_md5 as encode_content_md5;
+use ossup_proto::headers::{HASH_CRC64ECMA, OBJECT_TYPE, STORAGE_CLASS};
+use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
+
+use super::{
+    blocking, check_declared_length, content_md5, forbid_overwrite, header_text, object_attrs,
+    receive_error, refuse_callback,
+};
+use crate::body::RequestBody;
+use crate::error::OssError;
+use crate::range::{RangeAnswer, resolve};
+use crate::response::{self, HttpResponse, http_date, set_header, status_only};
+use crate::route::RequestContext;
+use crate::service::App;
+use crate::storage::blob::read_range;
+use crate::storage::records::system_time;
+
+/// The Content-MD5 mismatch error, naming both digests.
+pub(super) fn digest_mismatch(expected: &[u8; 16], actual: &[u8; 16]) -> OssError {
+    OssError::new(ErrorCode::InvalidDigest)
+        .field("ExpectedContentMD5", encode_content_md5(expected))
+        .field("CalculatedContentMD5", encode_content_md5(actual))
+}
+
+/// `PUT /KEY`: streams the body into a blob and publishes it as the object.
+pub(super) async fn put_object(
+    app: &App,
+    ctx: &RequestContext,
+    parts: &Parts,
+    body: &mut RequestBody,
+) -> Result<HttpResponse, OssError> {
+    let headers = &parts.headers;
+    refuse_callback(headers)?;
+    let attrs = object_attrs(headers)?;
+    let expected_md5 = content_md5(headers)?;
+    let forbid = forbid_overwrite(headers);
+    check_declared_length(headers, MAX_PUT_OBJECT_SIZE)?;
+    let (bucket, key) = (ctx.bucket.clone(), ctx.key().to_owned());
+    {
+        let store = Arc::clone(&app.store);
+        let (bucket, key) = (bucket.clone(), key.clone());
+        let exists = blocking(move || store.object_exists(&bucket, &key)).await?;
+        if forbid && exists {
+            return Err(OssError::new(ErrorCode::FileAlreadyExists).field("Key", ctx.key()));
+        }
+    }
+    let blob = app
+        .store
+        .receive(body, MAX_PUT_OBJECT_SIZE, &app.stats)
+        .await
+        .map_err(receive_error)?;
+    if let Some(expected) = expected_md5
+        && expected != blob.md5
+    {
+        return Err(digest_mismatch(&expected, &blob.md5));
+    }
+    let md5 = blob.md5;
+    let store = Arc::clone(&app.store);
+    let record = blocking(move || store.put_object(&bucket, &key, blob, attrs, forbid)).await?;
+    app.stats.add_stored(record.size);
+    let mut response = status_only(StatusCode::OK);
+    set_header(&mut response, "etag", &record.etag);
+    set_header(&mut response, HASH_CRC64ECMA, &record.crc64.to_string());
+    set_header(&mut response, "content-md5", &encode_content_md5(&md5));
+    Ok(response)
+}
+
+/// `GET /KEY` and `HEAD /KEY`: the object's headers, and for GET its bytes (all or a range).
+pub(super) async fn get_object(
+    app: &App,
+    ctx: &RequestContext,
+    parts: &Parts,
+    head: bool,
+) -> Result<HttpResponse, OssError> {
+    let store = Arc::clone(&app.store);
+    let (bucket, key) = (ctx.bucket.clone(), ctx.key().to_owned());
+    let opened = blocking(move || store.open_object(&bucket, &key)).await?;
+    let record = &opened.record;
+    let size = record.size;
+    let range = match header_text(&parts.headers, "range") {
+        Some(range) if !head => {
+            let standard = header_text(&parts.headers, "x-oss-range-behavior")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("standard"));
+            resolve(&range, size, standard)
+        }
+        _ => RangeAnswer::Whole,
+    };
+    let (status, start, len) = match range {
+        RangeAnswer::Whole => (StatusCode::OK, 0, size),
+        RangeAnswer::Partial { start, end } => {
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            let mut err =
+                OssError::new(ErrorCode::InvalidRange).field("ActualObjectSize", size.to_string());
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                err.headers.push((header::CONTENT_RANGE, value));
+            }
+            return Err(err);
+        }
+    };
+
+    let mut response = status_only(status);
+    let attrs = &record.attrs;
+    set_header(
+        &mut response,
+        "content-type",
+        attrs
+            .content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream"),
+    );
+    for (name, value) in attrs.content_headers.iter().chain(&attrs.user_meta) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    set_header(&mut response, "content-length", &len.to_string());
+    set_header(&mut response, "etag", &record.etag);
+    set_header(
+        &mut response,
+        "last-modified",
+        &http_date(system_time(record.last_modified)),
+    );
+    set_header(&mut response, "accept-ranges", "bytes");
+    set_header(&mut response, OBJECT_TYPE, record.object_type.as_str());
+    set_header(&mut response, HASH_CRC64ECMA, &record.crc64.to_string());
+    set_header(&mut response, STORAGE_CLASS, &attrs.storage_class);
+    if status == StatusCode::PARTIAL_CONTENT {
+        set_header(
+            &mut response,
+            "content-range",
+            &format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    if !head {
+        for (param, name) in [
+            ("response-content-type", "content-type"),
+            ("response-content-language", "content-language"),
+            ("response-expires", "expires"),
+            ("response-cache-control", "cache-control"),
+            ("response-content-disposition", "content-disposition"),
+            ("response-content-encoding", "content-encoding"),
+        ] {
+            if let Some(value) = ctx.query(param) {
+                set_header(&mut response, name, value);
+            }
+        }
+        let opened = opened;
+        *response.body_mut() =
+            response::streamed(read_range(opened.segments, start, len, opened.pins));
+    }
+    Ok(response)
+}
+
+/// `DELETE /KEY`: 204 whether or not the object existed.
+pub(super) async fn delete_object(
+    app: &App,
+    ctx: &RequestContext,
+) -> Result<HttpResponse, OssError> {
+    let store = Arc::clone(&app.store);
+    let (bucket, key) = (ctx.bucket.clone(), ctx.key().to_owned());
+    blocking(move || store.delete_object(&bucket, &key)).await?;
+    Ok(status_only(StatusCode::NO_CONTENT))
+}

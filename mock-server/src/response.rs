@@ -1,0 +1,127 @@
+//! Building responses: the body type, XML answers, and the time and URL formats OSS uses.
+
+use std::io;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// The body of every response.
+pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
+
+/// A response handlers return.
+pub(crate) type HttpResponse = Response<Body>;
+
+/// An empty body.
+pub(crate) fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A body of known bytes.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A body streamed from `stream`.
+pub(crate) fn streamed(stream: impl Stream<Item = io::Result<Bytes>> + Send + 'static) -> Body {
+    StreamBody::new(stream.map_ok(Frame::data)).boxed_unsync()
+}
+
+/// A response with `status` and no body.
+pub(crate) fn status_only(status: StatusCode) -> HttpResponse {
+    let mut response = Response::new(empty());
+    *response.status_mut() = status;
+    response
+}
+
+/// A 200 response carrying an XML document.
+pub(crate) fn xml(document: String) -> HttpResponse {
+    let mut response = Response::new(full(document));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    response
+}
+
+/// Sets a header; a value that is not a legal header value (which only stored user input could
+/// produce: a control character, say) is left out rather than sent malformed. Bytes outside ASCII
+/// pass through, as OSS returns UTF-8 metadata.
+pub(crate) fn set_header(response: &mut HttpResponse, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+        response
+            .headers_mut()
+            .insert(http::HeaderName::from_static(name), value);
+    }
+}
+
+/// ISO 8601 with milliseconds, as OSS writes times in XML: `2012-02-23T07:01:34.000Z`.
+pub(crate) fn iso8601(time: SystemTime) -> String {
+    OffsetDateTime::from(time)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap_or_default()
+}
+
+/// An RFC 1123 date, as in `Date` and `Last-Modified`.
+pub(crate) fn http_date(time: SystemTime) -> String {
+    httpdate::fmt_http_date(time)
+}
+
+/// What OSS leaves unescaped with `encoding-type=url`.
+const URL_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a key for an `encoding-type=url` answer.
+pub(crate) fn url_encode(s: &str) -> String {
+    utf8_percent_encode(s, URL_ENCODE_SET).to_string()
+}
+
+/// Adds `<EncodingType>url</EncodingType>` as the first child of the root element, which tells
+/// clients that names in the document are percent-encoded.
+pub(crate) fn with_url_encoding_type(document: String, root: &str) -> String {
+    let open = format!("<{root}>");
+    match document.find(&open) {
+        Some(at) => {
+            let mut out = document;
+            out.insert_str(at + open.len(), "<EncodingType>url</EncodingType>");
+            out
+        }
+        None => document,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn times_are_formatted_as_oss_does() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_329_980_494);
+        assert_eq!(iso8601(t), "2012-02-23T07:01:34.000Z");
+        assert_eq!(http_date(t), "Thu, 23 Feb 2012 07:01:34 GMT");
+    }
+
+    #[test]
+    fn url_encoding_escapes_slashes_and_spaces() {
+        assert_eq!(url_encode("a/b c~d.e"), "a%2Fb%20c~d.e");
+        assert_eq!(
+            with_url_encoding_type("<?xml?>\n<R><K>x</K></R>".into(), "R"),
+            "<?xml?>\n<R><EncodingType>url</EncodingType><K>x</K></R>"
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! The running server: listener, connections, and how it stops.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::auth::Authenticator;
+use crate::config::MockConfig;
+use crate::ids::Ids;
+use crate::route::valid_bucket_name;
+use crate::service::{self, App};
+use crate::stats::Stats;
+use crate::storage::Store;
+
+/// hyper's read buffer per connection. Body chunks are written to disk as they come, so a small
+/// buffer keeps memory flat however many parts arrive at once.
+const MAX_READ_BUFFER: usize = 64 * 1024;
+/// How long a client may take to send a request head (and how long an idle keep-alive connection
+/// stays open).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a graceful shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running mock OSS server.
+///
+/// Dropping it stops it at once (connections are cut); [`shutdown`](Self::shutdown) lets requests in
+/// flight finish first. A temporary data directory is removed when the server is dropped.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use oss_mock::{MockConfig, MockServer};
+/// let server = MockServer::start(MockConfig::default().with_bucket("bucket")).await?;
+/// assert!(server.endpoint().starts_with("http://127.0.0.1:"));
+/// assert!(server.data_dir().join("buckets/bucket").is_dir());
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct MockServer {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    stats: Arc<Stats>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+    // Declared last: removed after the connections that write into it are stopped.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl MockServer {
+    /// Opens (or creates) the data directory, recovers it, creates the configured buckets and starts
+    /// listening.
+    ///
+    /// Fails when the address cannot be bound, a configured bucket name is not legal, or the data
+    /// directory is unusable or damaged (the error names the file).
+    pub async fn start(config: MockConfig) -> io::Result<MockServer> {
+        for bucket in &config.buckets {
+            if !valid_bucket_name(bucket) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "invalid bucket name {bucket:?}: use 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit"
+                    ),
+                ));
+            }
+        }
+        let (data_dir, temp_dir) = match &config.data_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let temp = tempfile::Builder::new().prefix("oss-mock-").tempdir()?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let ids = Arc::new(Ids::new());
+        let store = {
+            let (dir, ids, buckets) = (data_dir.clone(), Arc::clone(&ids), config.buckets.clone());
+            tokio::task::spawn_blocking(move || -> io::Result<Store> {
+                let store = Store::open(&dir, ids)?;
+                for bucket in &buckets {
+                    store
+                        .ensure_bucket(bucket)
+                        .map_err(|e| io::Error::other(format!("creating bucket {bucket}: {e}")))?;
+                }
+                Ok(store)
+            })
+            .await
+            .map_err(io::Error::other)??
+        };
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let stats = Arc::new(Stats::default());
+        let app = Arc::new(App {
+            store: Arc::new(store),
+            stats: Arc::clone(&stats),
+            auth: Authenticator::new(&config.effective_credentials()),
+            ids,
+            domain: config.domain.clone(),
+            region: config.region.clone(),
+            endpoint_host: addr.to_string(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, app, stopped));
+        Ok(MockServer {
+            addr,
+            data_dir,
+            stats,
+            stop,
+            task: Some(task),
+            _temp_dir: temp_dir,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The path-style endpoint, e.g. `http://127.0.0.1:40123`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The directory holding the server's data.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The server's live counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Stops accepting connections, lets requests in flight finish (up to a few seconds), then stops.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_READ_BUFFER)
+        .keep_alive(true);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let service = service_fn(move |request| service::handle(Arc::clone(&app), request));
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection from {peer} ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    connections.shutdown().await;
+}

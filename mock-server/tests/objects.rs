@@ -1,0 +1,435 @@
+//! Objects and buckets: PutObject/GetObject/HeadObject/DeleteObject, ranges, bucket APIs, addressing
+//! and hostile keys.
+
+mod common;
+
+use common::{BUCKET, Client, data, server};
+use http::Method;
+use ossup_proto::checksum::{crc64, md5};
+use ossup_proto::etag::part_etag;
+use ossup_proto::xml::{GetBucketInfoResult, ListBucketResult, from_xml};
+
+#[tokio::test]
+async fn put_get_head_delete_round_trip() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let body = data(1, 300_000);
+    let r = client
+        .req(Method::PUT, "obj")
+        .header("content-type", "text/plain")
+        .header("x-oss-meta-color", "blue")
+        .header("cache-control", "no-cache")
+        .body(body.clone())
+        .send()
+        .await
+        .ok();
+    assert_eq!(r.header("etag"), Some(part_etag(&md5(&body)).as_str()));
+    assert_eq!(
+        r.header("x-oss-hash-crc64ecma"),
+        Some(crc64(&body).to_string().as_str())
+    );
+    let got = client.get("obj").await.ok();
+    assert_eq!(got.body.as_ref(), body.as_slice());
+    assert_eq!(got.header("content-type"), Some("text/plain"));
+    assert_eq!(got.header("x-oss-meta-color"), Some("blue"));
+    assert_eq!(got.header("cache-control"), Some("no-cache"));
+    assert_eq!(got.header("x-oss-object-type"), Some("Normal"));
+    assert_eq!(got.header("x-oss-storage-class"), Some("Standard"));
+    let head = client.req(Method::HEAD, "obj").send().await.ok();
+    assert_eq!(head.header("content-length"), Some("300000"));
+    assert!(head.body.is_empty());
+    let overridden = client
+        .req(Method::GET, "obj")
+        .query("response-content-type", "application/json")
+        .send()
+        .await
+        .ok();
+    assert_eq!(overridden.header("content-type"), Some("application/json"));
+
+    let r = client.req(Method::DELETE, "obj").send().await;
+    assert_eq!(r.status, 204);
+    client.get("obj").await.expect_error(404, "NoSuchKey");
+    // Deleting what is not there is still 204, as in OSS.
+    assert_eq!(client.req(Method::DELETE, "obj").send().await.status, 204);
+    let head = client.req(Method::HEAD, "obj").send().await;
+    assert_eq!(head.status, 404);
+    assert!(head.body.is_empty());
+    assert!(head.header("x-oss-request-id").is_some());
+}
+
+#[tokio::test]
+async fn empty_objects_are_objects() {
+    let server = server().await;
+    let client = Client::new(&server);
+    client.req(Method::PUT, "empty").send().await.ok();
+    let got = client.get("empty").await.ok();
+    assert!(got.body.is_empty());
+    assert_eq!(got.header("x-oss-hash-crc64ecma"), Some("0"));
+}
+
+#[tokio::test]
+async fn range_reads_follow_the_documented_oss_rules() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let body = data(2, 1000);
+    client
+        .req(Method::PUT, "r")
+        .body(body.clone())
+        .send()
+        .await
+        .ok();
+    let range = |spec: &'static str, standard: bool| {
+        let client = client.clone();
+        async move {
+            let mut req = client.req(Method::GET, "r").header("range", spec);
+            if standard {
+                req = req.header("x-oss-range-behavior", "standard");
+            }
+            req.send().await
+        }
+    };
+    let r = range("bytes=10-19", false).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 10-19/1000"));
+    assert_eq!(r.body.as_ref(), &body[10..20]);
+    // The CRC header is the whole object's, as OSS sends it.
+    assert_eq!(
+        r.header("x-oss-hash-crc64ecma"),
+        Some(crc64(&body).to_string().as_str())
+    );
+    let r = range("bytes=-100", false).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body.as_ref(), &body[900..]);
+    let r = range("bytes=990-", false).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 990-999/1000"));
+    for invalid in [
+        "bytes=500-2000",
+        "bytes=1000-2000",
+        "bytes=9-3",
+        "bytes=x-y",
+        "bytes=0-1,3-4",
+    ] {
+        let r = range(invalid, false).await;
+        assert_eq!(r.status, 200, "{invalid}");
+        assert_eq!(r.body.as_ref(), body.as_slice(), "{invalid}");
+        assert!(r.header("content-range").is_none());
+    }
+    let r = range("bytes=500-2000", true).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body.as_ref(), &body[500..]);
+    let r = range("bytes=1000-2000", true).await;
+    r.expect_error(416, "InvalidRange");
+    assert_eq!(r.header("content-range"), Some("bytes */1000"));
+}
+
+#[tokio::test]
+async fn ranges_span_the_parts_of_a_multipart_object() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let id = client.initiate("m").await;
+    let (a, b) = (data(3, 102_400), data(4, 5000));
+    let ea = client.upload_part("m", &id, 1, &a).await.ok();
+    let eb = client.upload_part("m", &id, 2, &b).await.ok();
+    client
+        .complete(
+            "m",
+            &id,
+            &[
+                (1, ea.header("etag").unwrap().to_owned()),
+                (2, eb.header("etag").unwrap().to_owned()),
+            ],
+        )
+        .await
+        .ok();
+    let whole = [a, b].concat();
+    let r = client
+        .req(Method::GET, "m")
+        .header("range", "bytes=102000-103000")
+        .send()
+        .await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body.as_ref(), &whole[102_000..=103_000]);
+}
+
+#[tokio::test]
+async fn missing_bucket_and_key_are_404_with_names() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let err = client
+        .req_in(Method::GET, "nobucket", "k")
+        .send()
+        .await
+        .expect_error(404, "NoSuchBucket");
+    assert_eq!(err.field("BucketName"), Some("nobucket"));
+    let err = client.get("nokey").await.expect_error(404, "NoSuchKey");
+    assert_eq!(err.field("Key"), Some("nokey"));
+    client
+        .req_in(Method::POST, "nobucket", "k")
+        .query("uploads", "")
+        .send()
+        .await
+        .expect_error(404, "NoSuchBucket");
+}
+
+#[tokio::test]
+async fn bucket_lifecycle_and_bucket_info() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let r = client
+        .req_in(Method::PUT, "fresh-bucket", "")
+        .send()
+        .await
+        .ok();
+    assert_eq!(r.status, 200);
+    client
+        .req_in(Method::PUT, "fresh-bucket", "")
+        .send()
+        .await
+        .expect_error(409, "BucketAlreadyExists");
+    let r = client
+        .req_in(Method::GET, "fresh-bucket", "")
+        .query("bucketInfo", "")
+        .send()
+        .await
+        .ok();
+    let info: GetBucketInfoResult = from_xml("BucketInfo", &r.text()).unwrap();
+    assert_eq!(info.bucket.name, "fresh-bucket");
+    assert_eq!(info.bucket.location, "oss-cn-hangzhou");
+    assert_eq!(info.bucket.access_control_list.grant, "private");
+    assert!(info.bucket.creation_date.ends_with(".000Z"));
+    // The elements oss2's parse_get_bucket_info requires.
+    for element in [
+        "<Name>",
+        "<CreationDate>",
+        "<StorageClass>",
+        "<ExtranetEndpoint>",
+        "<IntranetEndpoint>",
+        "<Location>",
+        "<Owner><ID>",
+        "<DisplayName>",
+        "<AccessControlList><Grant>",
+    ] {
+        assert!(r.text().contains(element), "{element} in {}", r.text());
+    }
+
+    client
+        .req_in(Method::PUT, "fresh-bucket", "k")
+        .body("x")
+        .send()
+        .await
+        .ok();
+    client
+        .req_in(Method::DELETE, "fresh-bucket", "")
+        .send()
+        .await
+        .expect_error(409, "BucketNotEmpty");
+    client
+        .req_in(Method::DELETE, "fresh-bucket", "k")
+        .send()
+        .await
+        .ok();
+    let upload = client
+        .req_in(Method::POST, "fresh-bucket", "u")
+        .query("uploads", "")
+        .send()
+        .await
+        .ok();
+    let upload_id: ossup_proto::xml::InitiateMultipartUploadResult =
+        from_xml("InitiateMultipartUploadResult", &upload.text()).unwrap();
+    client
+        .req_in(Method::DELETE, "fresh-bucket", "")
+        .send()
+        .await
+        .expect_error(409, "BucketNotEmpty");
+    client
+        .req_in(Method::DELETE, "fresh-bucket", "u")
+        .query("uploadId", &upload_id.upload_id)
+        .send()
+        .await
+        .ok();
+    let r = client
+        .req_in(Method::DELETE, "fresh-bucket", "")
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    client
+        .req_in(Method::GET, "fresh-bucket", "")
+        .query("bucketInfo", "")
+        .send()
+        .await
+        .expect_error(404, "NoSuchBucket");
+    client
+        .req_in(Method::PUT, "Bad_Bucket", "")
+        .send()
+        .await
+        .expect_error(400, "InvalidBucketName");
+}
+
+#[tokio::test]
+async fn list_objects_pages_with_prefix_marker_and_delimiter() {
+    let server = server().await;
+    let client = Client::new(&server);
+    for key in ["a/1", "a/2", "b", "c/x/1", "c/y", "d"] {
+        client.req(Method::PUT, key).body(key).send().await.ok();
+    }
+    let list = |q: Vec<(&'static str, &'static str)>| {
+        let client = client.clone();
+        async move {
+            let mut req = client.req(Method::GET, "");
+            for (k, v) in q {
+                req = req.query(k, v);
+            }
+            from_xml::<ListBucketResult>("ListBucketResult", &req.send().await.ok().text()).unwrap()
+        }
+    };
+    let page = list(vec![("delimiter", "/"), ("max-keys", "2")]).await;
+    assert_eq!(page.common_prefixes[0].prefix, "a/");
+    assert_eq!(page.contents[0].key, "b");
+    assert!(page.is_truncated);
+    assert_eq!(page.next_marker.as_deref(), Some("b"));
+    let page = list(vec![("delimiter", "/"), ("marker", "b")]).await;
+    assert_eq!(page.common_prefixes[0].prefix, "c/");
+    assert_eq!(page.contents[0].key, "d");
+    let page = list(vec![("prefix", "c/")]).await;
+    assert_eq!(
+        page.contents
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect::<Vec<_>>(),
+        ["c/x/1", "c/y"]
+    );
+    assert_eq!(page.contents[0].size, 5);
+    assert_eq!(page.contents[0].object_type, "Normal");
+}
+
+#[tokio::test]
+async fn virtual_hosted_requests_take_the_bucket_from_the_host() {
+    let server = server().await;
+    let client = Client::new(&server);
+    client
+        .req(Method::PUT, "vh/key")
+        .virtual_hosted("localhost")
+        .body("hello")
+        .send()
+        .await
+        .ok();
+    // The same object, path-style.
+    assert_eq!(client.get("vh/key").await.ok().body.as_ref(), b"hello");
+    let r = client
+        .req(Method::GET, "")
+        .query("bucketInfo", "")
+        .virtual_hosted("localhost")
+        .send()
+        .await
+        .ok();
+    assert!(r.text().contains(&format!("<Name>{BUCKET}</Name>")));
+    let r = client
+        .req_in(Method::GET, "other-bucket", "vh/key")
+        .virtual_hosted("localhost")
+        .send()
+        .await;
+    r.expect_error(404, "NoSuchBucket");
+}
+
+#[tokio::test]
+async fn hostile_keys_are_just_keys() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let keys = [
+        "../../etc/passwd",
+        "a/./b",
+        "a/../b",
+        "..",
+        "dir/with%2Fpercent",
+        "sp ace+plus&amp?q=1#frag",
+        "中文/キー/ключ",
+        "back\\slash",
+        "trailing/",
+        "a//b",
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        let body = format!("body {i}");
+        client
+            .req(Method::PUT, key)
+            .body(body.clone())
+            .send()
+            .await
+            .ok();
+        assert_eq!(client.get(key).await.ok().body, body.as_bytes(), "{key}");
+    }
+    // Nothing escaped the data directory, and no key became a path inside it.
+    let parent = server.data_dir().parent().unwrap();
+    assert!(!parent.join("etc").exists());
+    let mut names = Vec::new();
+    for entry in walk(server.data_dir()) {
+        names.push(entry.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "passwd" || n == "b" || n == "etc")
+    );
+    // A slash in the key encoded as %2F (as oss2 sends it) is the same key.
+    let r = client
+        .req(Method::GET, "x/y")
+        .raw_path("/bucket/x%2Fy")
+        .send()
+        .await;
+    r.expect_error(404, "NoSuchKey");
+    client
+        .req(Method::PUT, "x/y")
+        .body("slash")
+        .send()
+        .await
+        .ok();
+    let r = client
+        .req(Method::GET, "x/y")
+        .raw_path("/bucket/x%2Fy")
+        .send()
+        .await
+        .ok();
+    assert_eq!(r.body.as_ref(), b"slash");
+
+    for (bad, path) in [("/lead", "/bucket//lead"), ("\\lead", "/bucket/%5Clead")] {
+        client
+            .req(Method::PUT, bad)
+            .raw_path(path)
+            .body("x")
+            .send()
+            .await
+            .expect_error(400, "InvalidObjectName");
+    }
+    let long = "k".repeat(1024);
+    client
+        .req(Method::PUT, &long)
+        .body("x")
+        .send()
+        .await
+        .expect_error(400, "InvalidObjectName");
+    client
+        .req(Method::PUT, &long[..1023])
+        .body("x")
+        .send()
+        .await
+        .ok();
+    client
+        .req(Method::GET, "x")
+        .raw_path("/bucket/%C3%28")
+        .unsigned()
+        .send()
+        .await
+        .expect_error(400, "InvalidObjectName");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}

@@ -1,0 +1,173 @@
+//! Bad input never takes the server down: disconnects mid-body, truncated bodies, garbage bytes,
+//! oversized headers. Each gets an OSS error or a cleanly closed connection, and the server keeps
+//! serving.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{BUCKET, Client, data, server};
+use http::Method;
+use oss_mock::MockServer;
+use ossup_proto::Api;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The head of a signed UploadPart request declaring `content_length` bytes.
+fn upload_part_head(client: &Client, upload_id: &str, content_length: usize) -> String {
+    let parts = client
+        .req(Method::PUT, "k")
+        .query("partNumber", "1")
+        .query("uploadId", upload_id)
+        .signed_parts();
+    let mut head = format!(
+        "PUT /{BUCKET}/k?partNumber=1&uploadId={upload_id} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {content_length}\r\n"
+    );
+    for (name, value) in parts.headers.iter() {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Waits (bounded) until `check` holds.
+async fn eventually(mut check: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached within 5 s");
+}
+
+fn blob_count(server: &MockServer) -> usize {
+    std::fs::read_dir(server.data_dir().join("blobs"))
+        .unwrap()
+        .count()
+}
+
+#[tokio::test]
+async fn a_client_disconnecting_mid_body_leaves_nothing_and_the_server_keeps_serving() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let id = client.initiate("k").await;
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    stream
+        .write_all(upload_part_head(&client, &id, 1024 * 1024).as_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&data(1, 200 * 1024)).await.unwrap();
+    eventually(|| server.stats().bytes_received() >= 200 * 1024).await;
+    drop(stream);
+    eventually(|| blob_count(&server) == 0).await;
+    assert!(client.list_parts("k", &id, &[]).await.parts.is_empty());
+    assert_eq!(server.stats().bytes_stored(), 0);
+    client.upload_part("k", &id, 1, b"still serving").await.ok();
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_stores_nothing() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let id = client.initiate("k").await;
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    stream
+        .write_all(upload_part_head(&client, &id, 5000).as_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&data(2, 4000)).await.unwrap();
+    // Half-close: the client says it has sent everything, 1000 bytes short.
+    stream.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.contains("IncompleteBody"),
+        "{answer}"
+    );
+    eventually(|| blob_count(&server) == 0).await;
+    assert!(client.list_parts("k", &id, &[]).await.parts.is_empty());
+}
+
+#[tokio::test]
+async fn garbage_bytes_and_oversized_heads_get_a_clean_answer() {
+    let server = server().await;
+    let client = Client::new(&server);
+    for junk in [
+        b"GARBAGE\r\n\r\n".to_vec(),
+        b"\x00\x01\x02\xff\xfe\r\n\r\n".to_vec(),
+        b"GET /bucket/k HTTP/1.1\r\nhost: x\r\ncontent-length: nope\r\n\r\n".to_vec(),
+        format!(
+            "GET /bucket/k HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+            "a".repeat(200_000)
+        )
+        .into_bytes(),
+    ] {
+        let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+        let _ = stream.write_all(&junk).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+            "{answer}"
+        );
+    }
+    client.req(Method::PUT, "k").body("alive").send().await.ok();
+}
+
+#[tokio::test]
+async fn unsupported_apis_are_refused_with_oss_errors() {
+    let server = server().await;
+    let client = Client::new(&server);
+    client
+        .req(Method::GET, "k")
+        .query("acl", "")
+        .send()
+        .await
+        .expect_error(501, "NotImplemented");
+    client
+        .req(Method::PATCH, "k")
+        .send()
+        .await
+        .expect_error(405, "MethodNotAllowed");
+    client
+        .req(Method::POST, "k")
+        .query("uploadId", "x")
+        .header("x-oss-callback", "e30=")
+        .send()
+        .await
+        .expect_error(501, "NotImplemented");
+    client
+        .req(Method::GET, "")
+        .query("uploads", "")
+        .query("delimiter", "/")
+        .send()
+        .await
+        .expect_error(501, "NotImplemented");
+}
+
+#[tokio::test]
+async fn bodies_over_the_size_limit_are_entity_too_large_before_anything_is_read() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let id = client.initiate("k").await;
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    let six_gib = 6usize * 1024 * 1024 * 1024;
+    stream
+        .write_all(upload_part_head(&client, &id, six_gib).as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("<Code>EntityTooLarge</Code>"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert_eq!(blob_count(&server), 0);
+    assert_eq!(server.stats().requests(Api::UploadPart), 1);
+}
