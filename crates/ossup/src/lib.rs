@@ -1,7 +1,100 @@
 //! Resumable multipart upload to Alibaba Cloud OSS, as a pipeline of swappable parts.
+//!
+//! An upload survives a dropped connection, a 503 storm, a killed process, a torn checkpoint and a
+//! source edited between runs: run it again and it resumes from what the server really holds, sends
+//! again only what it must, and the object it completes is byte-identical to the source (MD5 per part,
+//! CRC-64 of the whole), or it stops with an error that says what failed and where.
+//!
+//! # The pieces
+//! Each piece is a small trait with the stock implementations beside it; swap any of them.
+//! - [`Transport`]: sends one HTTP request (`ossup-hyper` ships `HyperTransport`). The
+//!   [`retry`] layer (classified retries, backoff, timeouts, stall detection) and the
+//!   [`signing`] layer wrap it.
+//! - [`CheckpointStore`]: remembers an upload between runs ([`FileStore`], [`MemoryStore`]).
+//! - [`PartScheduler`]: decides which parts go when and how many at once ([`Sequential`],
+//!   [`Parallel`]).
+//! - [`Source`]: the bytes, read by position ([`FileSource`], [`BytesSource`]).
+//! - [`ProgressSink`]: hears [`ProgressEvent`]s (a closure or a channel).
+//! - [`Client`]: the OSS APIs, one request each, for listing and aborting uploads or reading
+//!   objects back.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run() -> Result<(), ossup::Error> {
+//! use ossup::{FileSource, FileStore, ObjectOptions, Parallel, UploadRequest, Uploader};
+//! use ossup_sign::{Credentials, V4Signer};
+//! # #[derive(Debug)] struct HyperTransport;
+//! # impl HyperTransport { fn new() -> Self { HyperTransport } }
+//! # #[async_trait::async_trait] impl ossup::Transport for HyperTransport {
+//! #   async fn send(&self, _: http::Request<bytes::Bytes>) -> Result<http::Response<ossup::ResponseBody>, ossup::Error> { unimplemented!() } }
+//!
+//! let uploader = Uploader::builder()
+//!     .endpoint("http://127.0.0.1:9000")?      // path-style for IP/localhost endpoints
+//!     .credentials(Credentials::new("test-ak", "test-sk"))
+//!     .signer(V4Signer::new("cn-hangzhou"))
+//!     .transport(HyperTransport::new())          // ossup_hyper::HyperTransport
+//!     .store(FileStore::open("/var/lib/ossup/checkpoints")?)
+//!     .scheduler(Parallel::new(4))
+//!     .build()?;
+//!
+//! let outcome = uploader
+//!     .upload(
+//!         UploadRequest::new(FileSource::open("/data/big.iso")?, "bucket", "isos/big.iso")
+//!             .part_size(8 << 20)
+//!             .options(ObjectOptions::default().content_type("application/x-iso9660-image"))
+//!             .progress(|event: &ossup::ProgressEvent| eprintln!("{event:?}")),
+//!     )
+//!     .await?;
+//! assert_eq!(outcome.size, std::fs::metadata("/data/big.iso").unwrap().len());
+//! # Ok(()) }
+//! ```
+//!
+//! `docs/architecture.md` in the repository shows how a request flows through these pieces and where
+//! each guarantee lives.
 
 pub mod checkpoint;
 pub mod store;
 
+mod body;
+mod buffer;
+mod client;
+mod endpoint;
+mod error;
+mod options;
+pub mod plan;
+mod progress;
+mod reconcile;
+pub mod retry;
+mod scheduler;
+pub mod signing;
+mod source;
+mod transport;
+mod upload;
+
 pub use checkpoint::{Checkpoint, PartRecord, SourceStamp, UploadIdentity};
 pub use store::{CheckpointStore, StoreError, StoreLock};
+pub use store::{Durability, FileStore, MemoryStore};
+
+pub use body::ResponseBody;
+pub use client::{
+    Client, ClientBuilder, CompletedUpload, ObjectBody, ObjectHead, PartBody, StoredBody,
+};
+pub use endpoint::Endpoint;
+pub use error::{Error, ErrorKind, ServiceError};
+pub use options::{ObjectAcl, ObjectOptions, StorageClass};
+pub use progress::{Notice, ProgressEvent, ProgressSink};
+pub use retry::{RetryConfig, RetryObserver};
+pub use scheduler::{Parallel, PartRunner, PartScheduler, PartSpec, Sequential};
+pub use source::{BytesSource, FileSource, Source};
+pub use transport::{TransferProgress, Transport};
+pub use upload::{
+    ChecksumMode, OnCancel, UploadMethod, UploadOutcome, UploadRequest, Uploader, UploaderBuilder,
+};
+
+/// The wire types the client's answers use (ListParts, ListMultipartUploads, Complete).
+pub use ossup_proto::xml::{CompletePart, ListedPart, ListedUpload};
+/// Cancels an upload; see [`UploadRequest::cancel`].
+pub use tokio_util::sync::CancellationToken;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

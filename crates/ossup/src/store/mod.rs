@@ -2,11 +2,26 @@
 //!
 //! A store is keyed by [`UploadIdentity`]. Recording a part is the hot operation (once per part, from
 //! many tasks at once), so it is its own method and must not rewrite the whole checkpoint.
+//!
+//! Shipped stores: [`MemoryStore`] (this process only), [`FileStore`] (a journal file per upload) and,
+//! in the `ossup-sqlite` crate, `SqliteStore` (many uploads in one database). Every one of them passes
+//! the contract suite of the `testkit` feature; `docs/checkpoint-stores.md` shows how to run it on a
+//! store of your own, and [`GroupCommit`] helps a durable store make per-part records cheap.
 
 use std::any::Any;
 use std::fmt::Debug;
 
 use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
+
+pub mod codec;
+mod file;
+mod group_commit;
+mod journal;
+mod memory;
+
+pub use file::FileStore;
+pub use group_commit::{GroupCommit, replicate_error};
+pub use memory::MemoryStore;
 
 /// A durable (or not) home for checkpoints.
 ///
@@ -19,8 +34,14 @@ use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 /// - [`load`](Self::load) never returns data it cannot vouch for: a torn, corrupt, foreign or
 ///   future-version record gives [`StoreError::Corrupt`], and the store sets that record aside (so the
 ///   next load returns `Ok(None)`) and says in the error where it put it.
+///   A record in a format *newer* than the store reads is the one exception to setting aside: it gives
+///   [`StoreError::UnsupportedVersion`] and stays in place, since a newer build can still use it.
+///   The unfinished last append that a crash can leave was never acknowledged: dropping it is not
+///   corruption.
 /// - [`lock`](Self::lock) claims an identity for the caller; a second claim while the first is held,
 ///   from this or another process, gives [`StoreError::InUse`]. A crashed holder does not keep it.
+///
+/// How far "survives a crash" goes is the store's [`Durability`].
 #[async_trait::async_trait]
 pub trait CheckpointStore: Send + Sync + Debug {
     /// The checkpoint of `identity`, or `None` when there is none.
@@ -50,6 +71,25 @@ pub trait CheckpointStore: Send + Sync + Debug {
     }
 }
 
+/// How far a store's acknowledgement of [`CheckpointStore::record_part`] goes.
+///
+/// Saves are always synced to stable storage, whatever the durability: they are rare and carry the
+/// upload id, without which nothing can be resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// The record is on stable storage before `record_part` returns (`fdatasync`; SQLite's
+    /// `synchronous=FULL`): it survives the process being killed and the machine losing power.
+    /// Records finished at the same time share one flush ([`GroupCommit`]).
+    #[default]
+    PowerLoss,
+    /// The record is handed to the operating system before `record_part` returns: it survives the
+    /// process being killed, not a power loss or kernel crash, and costs microseconds instead of a
+    /// disk flush. A record lost that way costs a re-read of that part on resume (its MD5 is
+    /// recomputed from the source and checked against the server's listing), never a wrong object.
+    ProcessCrash,
+}
+
 /// A claim on an upload identity, released when dropped.
 #[derive(Debug)]
 pub struct StoreLock(#[allow(dead_code)] Option<Box<dyn Any + Send + Sync>>);
@@ -63,6 +103,17 @@ impl StoreLock {
     /// A lock held by `guard` until it drops.
     pub fn held_by(guard: impl Any + Send + Sync) -> Self {
         Self(Some(Box::new(guard)))
+    }
+
+    /// Whether this is [`StoreLock::none`]: the store claimed nothing, so it does not keep other
+    /// processes off the upload.
+    ///
+    /// ```
+    /// assert!(ossup::StoreLock::none().holds_nothing());
+    /// assert!(!ossup::StoreLock::held_by(()).holds_nothing());
+    /// ```
+    pub fn holds_nothing(&self) -> bool {
+        self.0.is_none()
     }
 }
 

@@ -1,0 +1,220 @@
+//! Progress: the events an upload reports, and the [`ProgressSink`] trait that receives them.
+//!
+//! Events are `serde::Serialize` (tagged by `"event"`), so a command-line tool can print them as
+//! JSON lines. A sink is a closure, a channel sender, or a type of your own.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Something worth knowing that did not stop the upload: a checkpoint set aside, a stale upload
+/// aborted. Reported as an event and kept in the [`UploadOutcome`](crate::UploadOutcome).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Notice {
+    /// The checkpoint failed validation; it was set aside and the upload started fresh.
+    CheckpointCorrupt {
+        /// Where the checkpoint was.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+        /// Where it was moved, when it was moved.
+        set_aside_to: Option<String>,
+    },
+    /// The source's size or modification time differs from the checkpoint's: the old multipart
+    /// upload was aborted and a fresh one started.
+    SourceChanged {
+        /// The old upload.
+        upload_id: String,
+        /// Whether the abort succeeded (it may already have been gone).
+        aborted: bool,
+    },
+    /// The object options differ from those the checkpointed upload was started with: the old
+    /// upload was aborted and a fresh one started.
+    OptionsChanged {
+        /// The old upload.
+        upload_id: String,
+        /// Whether the abort succeeded.
+        aborted: bool,
+    },
+    /// The checkpointed upload no longer exists on the server (`NoSuchUpload`): a fresh upload was
+    /// started.
+    UploadGone {
+        /// The vanished upload.
+        upload_id: String,
+    },
+    /// CompleteMultipartUpload's answer was lost and the retry found no upload; HeadObject showed
+    /// the object with the source's size and CRC-64, so the upload did complete.
+    CompleteSettledByHead {
+        /// The completed upload.
+        upload_id: String,
+    },
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::CheckpointCorrupt {
+                location,
+                reason,
+                set_aside_to,
+            } => {
+                write!(f, "checkpoint at {location} was corrupt ({reason})")?;
+                if let Some(to) = set_aside_to {
+                    write!(f, "; set aside to {to}")?;
+                }
+                f.write_str("; started a fresh upload")
+            }
+            Notice::SourceChanged { upload_id, aborted } => write!(
+                f,
+                "the source changed since upload {upload_id} started; {} it and started a fresh upload",
+                if *aborted {
+                    "aborted"
+                } else {
+                    "could not abort"
+                }
+            ),
+            Notice::OptionsChanged { upload_id, aborted } => write!(
+                f,
+                "the object options differ from those of upload {upload_id}; {} it and started a fresh upload",
+                if *aborted {
+                    "aborted"
+                } else {
+                    "could not abort"
+                }
+            ),
+            Notice::UploadGone { upload_id } => write!(
+                f,
+                "upload {upload_id} no longer exists on the server; started a fresh upload"
+            ),
+            Notice::CompleteSettledByHead { upload_id } => write!(
+                f,
+                "the answer to completing upload {upload_id} was lost; the object on the server matches the source's size and CRC-64"
+            ),
+        }
+    }
+}
+
+/// One step of an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProgressEvent {
+    /// The upload is planned: `total` bytes, of which `already_on_server` need not be sent again.
+    Started {
+        /// The source's size.
+        total: u64,
+        /// Bytes the server already holds, verified (from an earlier run).
+        already_on_server: u64,
+        /// The number of parts (0 for a single PutObject).
+        parts: u32,
+        /// The part size.
+        part_size: u64,
+        /// The multipart upload id, when multipart.
+        upload_id: Option<String>,
+    },
+    /// A part was acknowledged, verified and recorded.
+    PartDone {
+        /// The part number.
+        number: u32,
+        /// The part's size.
+        bytes: u64,
+        /// Bytes on the server so far, reused ones included; never decreases.
+        transferred: u64,
+    },
+    /// A request failed and will be tried again.
+    Retrying {
+        /// The part, for UploadPart.
+        part: Option<u32>,
+        /// The API being retried.
+        api: Option<String>,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// The wait before the next attempt, in milliseconds.
+        delay_ms: u64,
+        /// Why it failed.
+        error: String,
+    },
+    /// Something worth knowing that did not stop the upload.
+    Notice {
+        /// What happened.
+        #[serde(flatten)]
+        notice: Notice,
+        /// The notice in words.
+        message: String,
+    },
+    /// The object is complete and verified.
+    Completed {
+        /// The object's ETag.
+        etag: String,
+        /// The object's CRC-64/XZ.
+        crc64: u64,
+        /// Bytes sent in this run.
+        bytes_sent: u64,
+        /// Bytes found on the server from an earlier run and not sent again.
+        bytes_reused: u64,
+    },
+}
+
+/// Receives progress events.
+///
+/// Called from the engine's tasks, in order, one at a time; keep it quick (hand slow work to a
+/// channel). Closures and [`tokio::sync::mpsc::UnboundedSender`] are sinks:
+///
+/// ```
+/// use ossup::{ProgressEvent, ProgressSink};
+/// let print = |event: &ProgressEvent| println!("{}", serde_json::to_string(event).unwrap());
+/// print.on_event(&ProgressEvent::PartDone { number: 1, bytes: 10, transferred: 10 });
+///
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// tx.on_event(&ProgressEvent::PartDone { number: 1, bytes: 10, transferred: 10 });
+/// assert!(rx.try_recv().is_ok());
+/// ```
+pub trait ProgressSink: Send + Sync {
+    /// Handles one event.
+    fn on_event(&self, event: &ProgressEvent);
+}
+
+impl<F: Fn(&ProgressEvent) + Send + Sync> ProgressSink for F {
+    fn on_event(&self, event: &ProgressEvent) {
+        self(event)
+    }
+}
+
+impl ProgressSink for tokio::sync::mpsc::UnboundedSender<ProgressEvent> {
+    fn on_event(&self, event: &ProgressEvent) {
+        // A dropped receiver means nobody is listening; the upload goes on.
+        let _ = self.send(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_as_tagged_json() {
+        let json = serde_json::to_value(ProgressEvent::PartDone {
+            number: 3,
+            bytes: 100,
+            transferred: 300,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"event": "part_done", "number": 3, "bytes": 100, "transferred": 300})
+        );
+        let notice = Notice::UploadGone {
+            upload_id: "U".into(),
+        };
+        let json = serde_json::to_value(ProgressEvent::Notice {
+            message: notice.to_string(),
+            notice,
+        })
+        .unwrap();
+        assert_eq!(json["event"], "notice");
+        assert_eq!(json["notice"], "upload_gone");
+        assert_eq!(json["upload_id"], "U");
+    }
+}
