@@ -1,0 +1,424 @@
+//! The contract suite and the crash-safety check run on [`SqliteStore`], and what only a shared
+//! database has: foreign databases, damaged rows, leases across processes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ossup::store::Durability;
+use ossup::testkit::crash::CrashTest;
+use ossup::testkit::{Corruption, DamageScope, StoreFactory, run_store_contract, seeded_garbage};
+use ossup::{Checkpoint, CheckpointStore, PartRecord, SourceStamp, StoreError, UploadIdentity};
+use ossup_sqlite::{SqliteOptions, SqliteStore};
+
+const DB: &str = "checkpoints.db";
+
+/// Makes each store in a temporary directory of its own; reopens and damages the latest.
+struct Databases {
+    durability: Durability,
+    latest: Mutex<Option<tempfile::TempDir>>,
+}
+
+impl Databases {
+    fn new(durability: Durability) -> Self {
+        Self {
+            durability,
+            latest: Mutex::new(None),
+        }
+    }
+
+    fn latest_db(&self) -> PathBuf {
+        self.latest
+            .lock()
+            .unwrap()
+            .as_ref()
+            .expect("create() comes first")
+            .path()
+            .join(DB)
+    }
+
+    async fn open(&self, path: PathBuf) -> Arc<dyn CheckpointStore> {
+        let options = SqliteOptions::default().durability(self.durability);
+        Arc::new(SqliteStore::open_with(path, options).await.unwrap())
+    }
+}
+
+/// Folds the WAL into the database file, so damage to the file is damage to what is stored.
+fn checkpoint_wal(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+}
+
+/// Where in the database file `needle` occurs.
+fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, window)| *window == needle)
+        .map(|(at, _)| at)
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl StoreFactory for Databases {
+    async fn create(&self) -> Arc<dyn CheckpointStore> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB);
+        *self.latest.lock().unwrap() = Some(dir);
+        self.open(path).await
+    }
+
+    async fn reopen(&self) -> Option<Arc<dyn CheckpointStore>> {
+        Some(self.open(self.latest_db()).await)
+    }
+
+    async fn corrupt(&self, identity: &UploadIdentity, how: Corruption) -> Option<DamageScope> {
+        let path = self.latest_db();
+        checkpoint_wal(&path);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let page_size: usize = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        let etag: String = conn
+            .query_row(
+                "SELECT etag FROM parts WHERE fingerprint = ?1 ORDER BY number DESC LIMIT 1",
+                [identity.fingerprint()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if how == Corruption::FutureVersion {
+            conn.pragma_update(None, "user_version", ossup_sqlite::SCHEMA_VERSION + 1)
+                .unwrap();
+            return Some(DamageScope::Store);
+        }
+        drop(conn);
+        let mut bytes = fs::read(&path).unwrap();
+        let rows_at = find_all(&bytes, etag.as_bytes());
+        assert!(
+            !rows_at.is_empty(),
+            "the part's ETag is in the database file"
+        );
+        let scope = match how {
+            // The last pages gone: SQLite's page count in the header no longer matches the file.
+            Corruption::Truncated => {
+                bytes.truncate(2 * page_size);
+                DamageScope::Store
+            }
+            // The 100-byte database header overwritten.
+            Corruption::Garbage => {
+                seeded_garbage(3, &mut bytes[..100]);
+                DamageScope::Store
+            }
+            // One byte inside the part's row: only the row checksum can see it.
+            Corruption::FlippedByte => {
+                for at in rows_at {
+                    bytes[at + 3] ^= 0x01;
+                }
+                DamageScope::Checkpoint
+            }
+            // The whole page holding the part's row overwritten.
+            Corruption::DamagedPage => {
+                let page = rows_at[0] / page_size;
+                seeded_garbage(4, &mut bytes[page * page_size..(page + 1) * page_size]);
+                DamageScope::Store
+            }
+            Corruption::Foreign => {
+                bytes = br#"{"upload_id":"from another tool","parts":[]}"#.to_vec();
+                DamageScope::Store
+            }
+            _ => return None,
+        };
+        fs::write(&path, bytes).unwrap();
+        Some(scope)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_passes_the_contract_suite() {
+    let report = run_store_contract(&Databases::new(Durability::PowerLoss)).await;
+    report.assert_every_case_ran();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_without_full_sync_passes_the_contract_suite() {
+    let report = run_store_contract(&Databases::new(Durability::ProcessCrash)).await;
+    report.assert_every_case_ran();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_keeps_every_acknowledged_part_across_sigkill() {
+    CrashTest::new("sqlite_store_keeps_every_acknowledged_part_across_sigkill")
+        .run(|dir: PathBuf| async move {
+            Arc::new(SqliteStore::open(dir.join(DB)).await.unwrap()) as Arc<dyn CheckpointStore>
+        })
+        .await;
+}
+
+fn checkpoint(key: &str) -> Checkpoint {
+    Checkpoint::new(
+        UploadIdentity::new("/src/big.iso", "bucket", key, 1 << 20),
+        format!("upload-of-{key}"),
+        SourceStamp {
+            size: 100 << 20,
+            modified_nanos: Some(1_700_000_000_000_000_000),
+        },
+        1_700_000_000,
+        "opts",
+    )
+}
+
+fn part(number: u32) -> PartRecord {
+    PartRecord {
+        number,
+        size: 1 << 20,
+        etag: format!("\"etag-{number:030}\""),
+        md5: Some([number as u8; 16]),
+        crc64: u64::from(number) * 31,
+    }
+}
+
+#[tokio::test]
+async fn a_database_of_another_program_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+        .unwrap();
+    drop(conn);
+    let before = fs::read(&path).unwrap();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    match store.list().await {
+        Err(StoreError::Other(message)) => {
+            assert!(
+                message.contains("not an ossup checkpoint database"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(store.save(&checkpoint("k")).await.is_err());
+    drop(store);
+    assert!(
+        fs::read(&path).unwrap() == before,
+        "the foreign database was modified"
+    );
+    assert!(
+        fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("corrupt"))
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_row_sets_aside_only_its_upload_and_keeps_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (a, b) = (checkpoint("a"), checkpoint("b"));
+    for cp in [&a, &b] {
+        store.save(cp).await.unwrap();
+        store.record_part(&cp.identity, &part(1)).await.unwrap();
+    }
+    // A change made behind the store's back, as a bit flip on disk would.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE parts SET size = size + 1 WHERE fingerprint = ?1",
+        [a.identity.fingerprint()],
+    )
+    .unwrap();
+    match store.load(&a.identity).await {
+        Err(StoreError::Corrupt {
+            reason,
+            set_aside_to: Some(to),
+            ..
+        }) => {
+            assert!(reason.contains("part 1"), "{reason}");
+            assert!(to.contains("set_aside_parts"), "{to}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.load(&a.identity).await.unwrap(), None);
+    assert!(store.load(&b.identity).await.unwrap().is_some());
+    let kept: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM set_aside_parts WHERE fingerprint = ?1",
+            [a.identity.fingerprint()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_database_record_different_uploads_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    let first = SqliteStore::open(&path).await.unwrap();
+    let second = SqliteStore::open(&path).await.unwrap();
+    let (a, b) = (checkpoint("a"), checkpoint("b"));
+    first.save(&a).await.unwrap();
+    second.save(&b).await.unwrap();
+    let writers = [
+        (first.clone(), a.identity.clone()),
+        (second.clone(), b.identity.clone()),
+    ]
+    .into_iter()
+    .map(|(store, identity)| {
+        tokio::spawn(async move {
+            for n in 1..=200 {
+                store.record_part(&identity, &part(n)).await.unwrap();
+            }
+        })
+    })
+    .collect::<Vec<_>>();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    for identity in [&a.identity, &b.identity] {
+        assert_eq!(
+            first.load(identity).await.unwrap().unwrap().parts.len(),
+            200
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_of_a_dead_process_is_taken_over_and_a_live_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    let store = SqliteStore::open(&path).await.unwrap();
+    let identity = checkpoint("leased").identity;
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let far_future = i64::MAX / 2;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plant = |pid: u32, host: &str| {
+        conn.execute(
+            "INSERT OR REPLACE INTO leases VALUES (?1, ?2, NULL, ?3, 'planted', ?4)",
+            rusqlite::params![identity.fingerprint(), pid, host, far_future],
+        )
+        .unwrap();
+    };
+
+    // A process that ran and is gone.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    plant(dead, &host);
+    let held = store
+        .lock(&identity)
+        .await
+        .expect("a dead holder's lease is taken over");
+    drop(held);
+    // Released for other processes by the time the drop returns.
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM leases", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0);
+
+    // A live process on this host: the parent of this test process.
+    plant(std::os::unix::process::parent_id(), &host);
+    match store.lock(&identity).await {
+        Err(StoreError::InUse { holder, .. }) => {
+            assert!(
+                holder.contains(&std::os::unix::process::parent_id().to_string()),
+                "{holder}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Another host, lease unexpired: in use; once expired: taken over.
+    plant(1, "a-host-far-away");
+    assert!(matches!(
+        store.lock(&identity).await,
+        Err(StoreError::InUse { .. })
+    ));
+    conn.execute(
+        "UPDATE leases SET expires_unix_ms = 0 WHERE fingerprint = ?1",
+        [identity.fingerprint()],
+    )
+    .unwrap();
+    let _held = store
+        .lock(&identity)
+        .await
+        .expect("an expired lease is taken over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lease_is_renewed_past_its_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    let options = SqliteOptions::default().lease_ttl(Duration::from_millis(300));
+    let store = SqliteStore::open_with(&path, options).await.unwrap();
+    let identity = checkpoint("renewed").identity;
+    let _held = store.lock(&identity).await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let expiry = || -> i64 {
+        conn.query_row(
+            "SELECT expires_unix_ms FROM leases WHERE fingerprint = ?1",
+            [identity.fingerprint()],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let first = expiry();
+    // Renewal happens every ttl/3; wait for it by polling rather than by timing.
+    let mut renewed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if expiry() > first {
+            renewed = true;
+            break;
+        }
+    }
+    assert!(renewed, "the lease was never renewed");
+}
+
+#[tokio::test]
+async fn a_damaged_database_is_moved_aside_with_its_wal_and_a_fresh_one_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.save(&checkpoint("k")).await.unwrap();
+    drop(store);
+    let mut bytes = fs::read(&path).unwrap();
+    seeded_garbage(9, &mut bytes[..100]);
+    fs::write(&path, bytes).unwrap();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let moved = match store.list().await {
+        Err(StoreError::Corrupt {
+            location,
+            set_aside_to: Some(to),
+            ..
+        }) => {
+            assert_eq!(location, path.display().to_string());
+            PathBuf::from(to)
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(moved.exists());
+    assert!(
+        moved
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .contains(".corrupt-")
+    );
+    assert_eq!(store.list().await.unwrap(), Vec::new());
+    store.save(&checkpoint("k")).await.unwrap();
+    assert!(
+        store
+            .load(&checkpoint("k").identity)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
