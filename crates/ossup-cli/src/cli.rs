@@ -1,0 +1,511 @@
+//! The command tree, as clap reads it from the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration::parse_duration;
+use crate::meta::{MetaEntry, parse_meta};
+use crate::oss_url::OssUrl;
+use crate::size::parse_size;
+
+/// Resumable multipart upload to Alibaba Cloud OSS.
+///
+/// Interrupt an upload (Ctrl-C, a lost network, kill -9) and run the same command again: it resumes
+/// from what the server holds and sends only what is missing.
+#[derive(Debug, Parser)]
+#[command(name = "ossup", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Credentials come from OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET and \
+    OSS_SESSION_TOKEN (STS only). See docs/cli.md for every flag."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Upload a file to oss://BUCKET/KEY, resuming an interrupted upload of the same file.
+    Upload(UploadArgs),
+    /// List or abort the multipart uploads still open in a bucket.
+    #[command(subcommand)]
+    Uploads(UploadsCommand),
+    /// Start a mock OSS server here, upload a file, crash at 40%, resume, and verify the object.
+    Demo(DemoArgs),
+}
+
+/// Where OSS is and how to sign requests to it.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// The OSS endpoint: https://oss-cn-hangzhou.aliyuncs.com, or host[:port] (https is assumed,
+    /// http for a loopback address). Without it, the region's public endpoint.
+    #[arg(long, env = "OSS_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// The region, e.g. cn-hangzhou; needed by V4 signing. Read from the endpoint when it is an
+    /// oss-REGION.aliyuncs.com name.
+    #[arg(long, env = "OSS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// The request signature version.
+    #[arg(long, value_enum, default_value_t = SignatureVersionArg::V4, value_name = "VERSION")]
+    pub signature: SignatureVersionArg,
+
+    /// How many times to try each request before giving up (1 = no retry). Retries wait with
+    /// exponential backoff, up to 20 s apart.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+}
+
+/// `ossup upload`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("checkpoint").args(["checkpoint_dir", "checkpoint_db", "no_checkpoint"])))]
+#[command(group(ArgGroup::new("concurrency").args(["parallel", "sequential"])))]
+pub struct UploadArgs {
+    /// The file to upload.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Where to put it: oss://BUCKET/KEY (a KEY ending in '/' gets the file's name appended).
+    #[arg(value_name = "oss://BUCKET/KEY", value_parser = OssUrl::parse_object)]
+    pub destination: OssUrl,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// The part size: 8MiB, 100KB (KB = 1000 bytes, KiB = 1024), or plain bytes; from 100KiB to
+    /// 5GiB. Default 8MiB, raised so the upload needs at most 10,000 parts.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub part_size: Option<u64>,
+
+    /// How many parts to send at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: Option<u16>,
+
+    /// Send one part at a time (the same as --parallel 1, through the sequential scheduler).
+    #[arg(long)]
+    pub sequential: bool,
+
+    /// Keep checkpoints as files in DIR (default: $XDG_STATE_HOME/ossup/checkpoints, or
+    /// ~/.local/state/ossup/checkpoints).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Keep checkpoints in the SQLite database FILE (created when missing).
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint_db: Option<PathBuf>,
+
+    /// Keep no checkpoint: an interrupted upload is aborted and cannot be resumed.
+    #[arg(long)]
+    pub no_checkpoint: bool,
+
+    /// The object's Content-Type (default: guessed from the file name).
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+
+    /// User metadata, stored as x-oss-meta-NAME; repeat for more.
+    #[arg(long = "meta", value_name = "NAME=VALUE", value_parser = parse_meta)]
+    pub meta: Vec<MetaEntry>,
+
+    /// The object's ACL.
+    #[arg(long, value_enum, value_name = "ACL")]
+    pub acl: Option<AclArg>,
+
+    /// The object's storage class.
+    #[arg(long, value_enum, value_name = "CLASS", ignore_case = true)]
+    pub storage_class: Option<StorageClassArg>,
+
+    /// Fail instead of replacing an object that already exists at the key.
+    #[arg(long)]
+    pub forbid_overwrite: bool,
+
+    /// How each part is checked: md5 (Content-MD5 and the ETag, plus CRC-64) or crc64 (CRC-64
+    /// only, faster on a slow CPU).
+    #[arg(long, value_enum, default_value_t = ChecksumArg::Md5, value_name = "MODE")]
+    pub checksum: ChecksumArg,
+
+    /// How to show progress: auto (a bar on a terminal, plain lines otherwise), bar, plain, json
+    /// (one JSON object per event per line on stdout) or none.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto, value_name = "STYLE")]
+    pub progress: ProgressArg,
+
+    /// Have OSS POST to URL once the object is stored (the upload callback), and print the reply;
+    /// repeat for fallback URLs (at most 5, tried in order). Needs --callback-body.
+    #[arg(long = "callback-url", value_name = "URL", requires = "callback_body")]
+    pub callback_url: Vec<String>,
+
+    /// The callback's body template, filled in by OSS: ${bucket}, ${object}, ${etag}, ${size},
+    /// ${mimeType}, ${crc64}, ${x:NAME}, e.g. 'object=${object}&size=${size}'.
+    #[arg(long, value_name = "TEMPLATE", requires = "callback_url")]
+    pub callback_body: Option<String>,
+
+    /// How the callback body is encoded: form (application/x-www-form-urlencoded) or json
+    /// (application/json; leave ${…} unquoted, OSS writes JSON values).
+    #[arg(long, value_enum, default_value_t = CallbackBodyTypeArg::Form, value_name = "TYPE", requires = "callback_url")]
+    pub callback_body_type: CallbackBodyTypeArg,
+
+    /// The Host header of the callback request (default: the callback URL's host).
+    #[arg(long, value_name = "HOST", requires = "callback_url")]
+    pub callback_host: Option<String>,
+
+    /// A custom callback variable, ${x:NAME} in the body (NAME: lowercase letters, digits, '_'
+    /// and '-'); repeat for more.
+    #[arg(long = "callback-var", value_name = "NAME=VALUE", value_parser = parse_callback_var, requires = "callback_url")]
+    pub callback_var: Vec<(String, String)>,
+}
+
+/// Parses `--callback-var NAME=VALUE`; `NAME` may carry its `x:` prefix.
+fn parse_callback_var(text: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = text.split_once('=') else {
+        return Err(format!(
+            "{text:?} has no '='; write NAME=VALUE, e.g. user=alice"
+        ));
+    };
+    let name = name.trim();
+    let bare = name.strip_prefix("x:").unwrap_or(name);
+    if bare.is_empty()
+        || !bare
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "callback variable name {name:?}: use lowercase letters, digits, '_' and '-' (OSS refuses others)"
+        ));
+    }
+    Ok((bare.to_owned(), value.to_owned()))
+}
+
+/// `--callback-body-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CallbackBodyTypeArg {
+    /// application/x-www-form-urlencoded: values percent-encoded.
+    Form,
+    /// application/json: values written as JSON.
+    Json,
+}
+
+/// `ossup uploads ...`.
+#[derive(Debug, Subcommand)]
+pub enum UploadsCommand {
+    /// List the multipart uploads still open under oss://BUCKET[/PREFIX].
+    Ls(UploadsLsArgs),
+    /// Abort one multipart upload (--upload-id) or every one older than an age (--older-than).
+    Abort(UploadsAbortArgs),
+}
+
+/// `ossup uploads ls`.
+#[derive(Debug, Args)]
+pub struct UploadsLsArgs {
+    /// The bucket, and optionally a key prefix: oss://BUCKET[/PREFIX].
+    #[arg(value_name = "oss://BUCKET[/PREFIX]", value_parser = OssUrl::parse)]
+    pub location: OssUrl,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// Print one JSON object per upload per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ossup uploads abort`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").args(["upload_id", "older_than"]).required(true)))]
+pub struct UploadsAbortArgs {
+    /// oss://BUCKET/KEY with --upload-id; oss://BUCKET[/PREFIX] with --older-than.
+    #[arg(value_name = "oss://BUCKET[/KEY]", value_parser = OssUrl::parse)]
+    pub location: OssUrl,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// The upload to abort (as `ossup uploads ls` shows it).
+    #[arg(long, value_name = "ID")]
+    pub upload_id: Option<String>,
+
+    /// Abort every upload under the prefix initiated longer ago than this: 24h, 30m, 7d, 1h30m.
+    #[arg(long, value_name = "AGE", value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+
+    /// Show what would be aborted without aborting it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `ossup demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The size of the file to upload.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256MiB")]
+    pub size: u64,
+}
+
+/// `--signature`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignatureVersionArg {
+    /// HMAC-SHA1 (the older scheme).
+    V1,
+    /// OSS4-HMAC-SHA256 (needs a region).
+    V4,
+}
+
+/// `--acl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AclArg {
+    /// Only the owner may read.
+    Private,
+    /// Anyone may read.
+    PublicRead,
+    /// Anyone may read and write.
+    PublicReadWrite,
+    /// Inherit the bucket's ACL.
+    Default,
+}
+
+/// `--storage-class`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StorageClassArg {
+    /// Standard.
+    #[value(name = "Standard")]
+    Standard,
+    /// Infrequent access.
+    #[value(name = "IA")]
+    Ia,
+    /// Archive.
+    #[value(name = "Archive")]
+    Archive,
+    /// Cold archive.
+    #[value(name = "ColdArchive")]
+    ColdArchive,
+    /// Deep cold archive.
+    #[value(name = "DeepColdArchive")]
+    DeepColdArchive,
+}
+
+/// `--checksum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChecksumArg {
+    /// Content-MD5 on every part, the ETag checked, and CRC-64.
+    Md5,
+    /// CRC-64 only.
+    Crc64,
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// A bar on a terminal, plain lines otherwise.
+    Auto,
+    /// An interactive bar on stderr.
+    Bar,
+    /// One line per event on stderr.
+    Plain,
+    /// One JSON object per event per line on stdout.
+    Json,
+    /// Nothing but the result.
+    None,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ossup").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn upload_takes_every_flag_the_docs_list() {
+        let cli = parse(&[
+            "upload",
+            "f.bin",
+            "oss://bucket/k",
+            "--endpoint",
+            "127.0.0.1:9000",
+            "--part-size",
+            "8MiB",
+            "--parallel",
+            "8",
+            "--checkpoint-dir",
+            "/tmp/c",
+            "--content-type",
+            "text/plain",
+            "--meta",
+            "a=1",
+            "--meta",
+            "b=2",
+            "--acl",
+            "public-read",
+            "--storage-class",
+            "ia",
+            "--checksum",
+            "crc64",
+            "--progress",
+            "json",
+            "--region",
+            "cn-hangzhou",
+            "--signature",
+            "v1",
+        ])
+        .unwrap();
+        let Command::Upload(args) = cli.command else {
+            panic!("not an upload")
+        };
+        assert_eq!(args.part_size, Some(8 << 20));
+        assert_eq!(args.parallel, Some(8));
+        assert_eq!(args.meta.len(), 2);
+        assert_eq!(args.acl, Some(AclArg::PublicRead));
+        assert_eq!(args.storage_class, Some(StorageClassArg::Ia));
+        assert_eq!(args.checksum, ChecksumArg::Crc64);
+        assert_eq!(args.progress, ProgressArg::Json);
+        assert_eq!(args.connection.signature, SignatureVersionArg::V1);
+        assert_eq!(args.destination.key, "k");
+    }
+
+    #[test]
+    fn callback_flags_go_together() {
+        let cli = parse(&[
+            "upload",
+            "f",
+            "oss://bucket/k",
+            "--callback-url",
+            "http://app/a",
+            "--callback-url",
+            "http://app/b",
+            "--callback-body",
+            "o=${object}",
+            "--callback-body-type",
+            "json",
+            "--callback-var",
+            "x:user=alice",
+            "--callback-var",
+            "team=a=b",
+        ])
+        .unwrap();
+        let Command::Upload(args) = cli.command else {
+            panic!("not an upload")
+        };
+        assert_eq!(args.callback_url, ["http://app/a", "http://app/b"]);
+        assert_eq!(args.callback_body_type, CallbackBodyTypeArg::Json);
+        assert_eq!(
+            args.callback_var,
+            [
+                ("user".to_owned(), "alice".to_owned()),
+                ("team".to_owned(), "a=b".to_owned())
+            ]
+        );
+        let missing_body = parse(&[
+            "upload",
+            "f",
+            "oss://bucket/k",
+            "--callback-url",
+            "http://a",
+        ]);
+        assert_eq!(
+            missing_body.unwrap_err().kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        let missing_url = parse(&["upload", "f", "oss://bucket/k", "--callback-body", "x"]);
+        assert!(missing_url.is_err());
+        let err = parse(&[
+            "upload",
+            "f",
+            "oss://bucket/k",
+            "--callback-url",
+            "http://a",
+            "--callback-body",
+            "x",
+            "--callback-var",
+            "User=x",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("lowercase"), "{err}");
+    }
+
+    #[test]
+    fn checkpoint_choices_exclude_each_other() {
+        let err = parse(&[
+            "upload",
+            "f",
+            "oss://bucket/k",
+            "--no-checkpoint",
+            "--checkpoint-db",
+            "x",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn parallel_and_sequential_exclude_each_other() {
+        let err = parse(&[
+            "upload",
+            "f",
+            "oss://bucket/k",
+            "--parallel",
+            "2",
+            "--sequential",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(parse(&["upload", "f", "oss://bucket/k", "--parallel", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_bad_size_names_the_flag() {
+        let err = parse(&["upload", "f", "oss://bucket/k", "--part-size", "8 parsecs"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--part-size"), "{err}");
+        assert!(err.contains("unknown unit"), "{err}");
+    }
+
+    #[test]
+    fn upload_needs_a_key() {
+        let err = parse(&["upload", "f", "oss://bucket"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no object"), "{err}");
+    }
+
+    #[test]
+    fn abort_needs_an_id_or_an_age() {
+        assert!(parse(&["uploads", "abort", "oss://bucket/k"]).is_err());
+        assert!(
+            parse(&[
+                "uploads",
+                "abort",
+                "oss://bucket/k",
+                "--upload-id",
+                "x",
+                "--older-than",
+                "1h"
+            ])
+            .is_err()
+        );
+        let cli = parse(&["uploads", "abort", "oss://bucket", "--older-than", "24h"]).unwrap();
+        let Command::Uploads(UploadsCommand::Abort(args)) = cli.command else {
+            panic!("not an abort")
+        };
+        assert_eq!(args.older_than, Some(Duration::from_secs(86_400)));
+    }
+
+    #[test]
+    fn demo_defaults_to_256_mib() {
+        let Command::Demo(args) = parse(&["demo"]).unwrap().command else {
+            panic!("not a demo")
+        };
+        assert_eq!(args.size, 256 << 20);
+    }
+}

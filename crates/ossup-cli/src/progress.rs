@@ -1,0 +1,449 @@
+//! Showing an upload's progress: a bar on a terminal, plain lines in a log, JSON lines for scripts.
+//!
+//! The JSON lines are an interface (the chaos harness and the benchmarks parse them), so their shape
+//! is owned here and documented in `docs/cli.md`, not borrowed from the engine's types: every line
+//! is one complete object with an `"event"` field naming its kind.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::cli::ProgressArg;
+use crate::size::HumanBytes;
+
+/// One thing that happened during an upload, as the command line reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The upload is planned and reconciled with the server.
+    Started {
+        /// The object, as `oss://bucket/key`.
+        object: String,
+        /// The multipart upload id; `None` for a single PutObject.
+        upload_id: Option<String>,
+        /// The source's size.
+        total_bytes: u64,
+        /// How many parts the upload has.
+        parts_total: u32,
+        /// The part size.
+        part_size: u64,
+        /// How many parts the server already holds (a resume).
+        parts_reused: u32,
+        /// How many bytes the server already holds.
+        bytes_reused: u64,
+    },
+    /// Something worth knowing that did not stop the upload: a corrupt checkpoint set aside, a
+    /// changed source, an upload the server forgot (each starts a fresh upload).
+    Notice {
+        /// What kind: `checkpoint_corrupt`, `source_changed`, `options_changed`, `upload_gone`,
+        /// `complete_settled_by_head`.
+        notice: String,
+        /// The notice in words.
+        message: String,
+    },
+    /// The server acknowledged a part.
+    PartDone {
+        /// The part number.
+        part: u32,
+        /// The part's size.
+        bytes: u64,
+        /// Bytes on the server so far, reused ones included; never goes backwards.
+        transferred: u64,
+        /// The source's size.
+        total: u64,
+    },
+    /// A request failed and will be tried again.
+    Retrying {
+        /// The part, when the request was for one.
+        part: Option<u32>,
+        /// The API that failed, e.g. `UploadPart`.
+        api: Option<String>,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// The wait before the next attempt, in milliseconds.
+        delay_ms: u64,
+        /// What went wrong.
+        error: String,
+    },
+    /// The object exists and checked out.
+    Completed {
+        /// The object, as `oss://bucket/key`.
+        object: String,
+        /// Its size.
+        size: u64,
+        /// Its ETag.
+        etag: String,
+        /// Its CRC-64/XZ, as a decimal number.
+        crc64: String,
+        /// The upload callback server's reply, when the upload had a callback.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        callback_reply: Option<String>,
+        /// Parts sent in this run.
+        parts_sent: u32,
+        /// Parts the server already held.
+        parts_reused: u32,
+        /// Bytes sent in this run (the final attempt of each part).
+        bytes_sent: u64,
+        /// Bytes the server already held.
+        bytes_reused: u64,
+        /// Wall time of this run.
+        elapsed_secs: f64,
+        /// `bytes_sent / elapsed_secs`.
+        bytes_per_sec: f64,
+    },
+    /// The run was interrupted; the checkpoint is kept.
+    Cancelled {
+        /// The command that resumes it, when it can be resumed.
+        resume_command: Option<String>,
+    },
+    /// The run failed.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Shows [`Event`]s as they come.
+pub trait Reporter: Send {
+    /// Shows one event.
+    fn event(&mut self, event: &Event);
+}
+
+/// The reporter `--progress` asks for; `auto` picks a bar when stderr is a terminal.
+pub fn reporter_for(style: ProgressArg) -> Box<dyn Reporter> {
+    match style {
+        ProgressArg::Auto if std::io::stderr().is_terminal() => Box::new(BarReporter::new()),
+        ProgressArg::Auto | ProgressArg::Plain => Box::new(PlainReporter::new(std::io::stderr())),
+        ProgressArg::Bar => Box::new(BarReporter::new()),
+        ProgressArg::Json => Box::new(JsonReporter::new(std::io::stdout())),
+        ProgressArg::None => Box::new(QuietReporter),
+    }
+}
+
+/// Shows no progress, only notices (a corrupt checkpoint set aside, a changed source): those change
+/// what the upload does, so a person should hear of them whatever the progress style.
+#[derive(Debug)]
+pub struct QuietReporter;
+
+impl Reporter for QuietReporter {
+    fn event(&mut self, event: &Event) {
+        if let Event::Notice { message, .. } = event {
+            eprintln!("note: {message}");
+        }
+    }
+}
+
+/// One JSON object per event per line, flushed at once so a reader sees each line as it happens.
+#[derive(Debug)]
+pub struct JsonReporter<W> {
+    out: W,
+}
+
+impl<W: Write + Send> JsonReporter<W> {
+    /// Writes to `out`.
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+impl<W: Write + Send> Reporter for JsonReporter<W> {
+    fn event(&mut self, event: &Event) {
+        // A closed pipe (`| head`) must not turn into a panic; the upload goes on regardless.
+        if let Ok(line) = serde_json::to_string(event) {
+            let _ = writeln!(self.out, "{line}");
+            let _ = self.out.flush();
+        }
+    }
+}
+
+/// Plain lines for logs: the start, a progress line every few seconds or tenth of the upload,
+/// every retry, and the end.
+#[derive(Debug)]
+pub struct PlainReporter<W> {
+    out: W,
+    started: Instant,
+    last_line: Instant,
+    last_tenth: u64,
+}
+
+impl<W: Write + Send> PlainReporter<W> {
+    /// Writes to `out`.
+    pub fn new(out: W) -> Self {
+        let now = Instant::now();
+        Self {
+            out,
+            started: now,
+            last_line: now,
+            last_tenth: 0,
+        }
+    }
+}
+
+const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
+
+impl<W: Write + Send> Reporter for PlainReporter<W> {
+    fn event(&mut self, event: &Event) {
+        let line = match event {
+            Event::Started {
+                object,
+                upload_id,
+                total_bytes,
+                parts_total,
+                part_size,
+                parts_reused,
+                bytes_reused,
+            } => {
+                self.started = Instant::now();
+                self.last_line = self.started;
+                self.last_tenth = (bytes_reused * 10).checked_div(*total_bytes).unwrap_or(0);
+                let how = match upload_id {
+                    Some(id) => format!(
+                        "{parts_total} parts of {} (upload id {id})",
+                        HumanBytes(*part_size)
+                    ),
+                    None => "in one request".to_owned(),
+                };
+                let mut line = format!("uploading {} to {object}, {how}", HumanBytes(*total_bytes));
+                if *parts_reused > 0 {
+                    line.push_str(&format!(
+                        "; resuming: {parts_reused} parts ({}) already on the server",
+                        HumanBytes(*bytes_reused)
+                    ));
+                }
+                Some(line)
+            }
+            Event::Notice { message, .. } => Some(format!("note: {message}")),
+            Event::PartDone {
+                transferred, total, ..
+            } => {
+                let tenth = (transferred * 10).checked_div(*total).unwrap_or(10);
+                let due = self.last_line.elapsed() >= PLAIN_INTERVAL || tenth > self.last_tenth;
+                (due && transferred < total).then(|| {
+                    self.last_tenth = tenth;
+                    self.last_line = Instant::now();
+                    let percent = (*transferred as f64 * 100.0) / (*total).max(1) as f64;
+                    format!(
+                        "{} of {} ({percent:.0}%), {} elapsed",
+                        HumanBytes(*transferred),
+                        HumanBytes(*total),
+                        crate::duration::brief(self.started.elapsed())
+                    )
+                })
+            }
+            Event::Retrying { .. } => Some(retry_line(event)),
+            Event::Completed { .. } | Event::Cancelled { .. } | Event::Error { .. } => None,
+        };
+        if let Some(line) = line {
+            let _ = writeln!(self.out, "{line}");
+        }
+    }
+}
+
+/// `part 4: attempt 2 failed (503 ...); retrying in 0.31 s`.
+fn retry_line(event: &Event) -> String {
+    let Event::Retrying {
+        part,
+        api,
+        attempt,
+        delay_ms,
+        error,
+    } = event
+    else {
+        return String::new();
+    };
+    let what = match (part, api) {
+        (Some(part), _) => format!("part {part}"),
+        (None, Some(api)) => api.clone(),
+        (None, None) => "request".to_owned(),
+    };
+    format!(
+        "{what}: attempt {attempt} failed ({error}); retrying in {:.2} s",
+        *delay_ms as f64 / 1000.0
+    )
+}
+
+/// An indicatif bar on stderr: bytes, rate and ETA.
+#[derive(Debug)]
+pub struct BarReporter {
+    bar: Option<ProgressBar>,
+}
+
+impl BarReporter {
+    /// A bar that appears at the first event.
+    pub fn new() -> Self {
+        Self { bar: None }
+    }
+}
+
+impl Default for BarReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for BarReporter {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Started {
+                object,
+                total_bytes,
+                parts_reused,
+                bytes_reused,
+                ..
+            } => {
+                let bar = ProgressBar::with_draw_target(
+                    Some(*total_bytes),
+                    ProgressDrawTarget::stderr_with_hz(10),
+                );
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{msg}\n[{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                    )
+                    .expect("the bar template is valid"),
+                );
+                let mut message = format!("uploading to {object}");
+                if *parts_reused > 0 {
+                    message.push_str(&format!(
+                        " (resumed: {parts_reused} parts, {} already on the server)",
+                        HumanBytes(*bytes_reused)
+                    ));
+                }
+                bar.set_message(message);
+                // Reused bytes are not this run's speed: start the bar there without counting them.
+                bar.set_position(*bytes_reused);
+                bar.reset_eta();
+                self.bar = Some(bar);
+            }
+            Event::Notice { message, .. } => self.println(format!("note: {message}")),
+            Event::PartDone { transferred, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(*transferred);
+                }
+            }
+            Event::Retrying { .. } => self.println(retry_line(event)),
+            Event::Completed { .. } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+            }
+            Event::Cancelled { .. } | Event::Error { .. } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.abandon();
+                }
+            }
+        }
+    }
+}
+
+impl BarReporter {
+    fn println(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(total: u64) -> Event {
+        Event::Started {
+            object: "oss://bucket/k".to_owned(),
+            upload_id: Some("UP1".to_owned()),
+            total_bytes: total,
+            parts_total: 10,
+            part_size: total / 10,
+            parts_reused: 2,
+            bytes_reused: total / 5,
+        }
+    }
+
+    #[test]
+    fn json_lines_are_complete_objects_named_by_event() {
+        let mut out = Vec::new();
+        {
+            let mut reporter = JsonReporter::new(&mut out);
+            reporter.event(&started(1000));
+            reporter.event(&Event::PartDone {
+                part: 3,
+                bytes: 100,
+                transferred: 300,
+                total: 1000,
+            });
+            reporter.event(&Event::Retrying {
+                part: Some(4),
+                api: Some("UploadPart".to_owned()),
+                attempt: 2,
+                delay_ms: 150,
+                error: "503".to_owned(),
+            });
+        }
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["event"], "started");
+        assert_eq!(lines[0]["parts_reused"], 2);
+        assert_eq!(lines[1]["event"], "part_done");
+        assert_eq!(lines[1]["part"], 3);
+        assert_eq!(lines[1]["bytes"], 100);
+        assert_eq!(lines[1]["transferred"], 300);
+        assert_eq!(lines[2]["event"], "retrying");
+        assert_eq!(lines[2]["attempt"], 2);
+    }
+
+    #[test]
+    fn plain_lines_report_start_resume_and_retries() {
+        let mut out = Vec::new();
+        {
+            let mut reporter = PlainReporter::new(&mut out);
+            reporter.event(&started(1000));
+            reporter.event(&Event::PartDone {
+                part: 3,
+                bytes: 100,
+                transferred: 300,
+                total: 1000,
+            });
+            reporter.event(&Event::Retrying {
+                part: Some(4),
+                api: Some("UploadPart".to_owned()),
+                attempt: 2,
+                delay_ms: 310,
+                error: "connection reset".to_owned(),
+            });
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("resuming: 2 parts"), "{text}");
+        assert!(text.contains("(30%)"), "{text}");
+        assert!(
+            text.contains("part 4: attempt 2 failed (connection reset); retrying in 0.31 s"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn plain_lines_are_throttled_to_tenths() {
+        let mut out = Vec::new();
+        {
+            let mut reporter = PlainReporter::new(&mut out);
+            reporter.event(&started(1000));
+            for part in 1..=50u32 {
+                reporter.event(&Event::PartDone {
+                    part,
+                    bytes: 10,
+                    transferred: 200 + u64::from(part) * 10,
+                    total: 1000,
+                });
+            }
+        }
+        let text = String::from_utf8(out).unwrap();
+        // The start line plus one line per tenth crossed (30% .. 70%).
+        assert_eq!(text.lines().count(), 6, "{text}");
+    }
+}

@@ -1,0 +1,508 @@
+//! `ossup upload`: one file to one object, resumable, with progress, interruption and a summary.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ossup::{
+    Callback, CallbackBodyType, CancellationToken, CheckpointStore, ChecksumMode, FileSource,
+    FileStore, MemoryStore, Notice, ObjectAcl, ObjectOptions, OnCancel, Parallel, ProgressEvent,
+    Sequential, StorageClass, UploadOutcome, UploadRequest, Uploader,
+};
+use ossup_proto::limits::{MAX_PART_SIZE, MIN_PART_SIZE};
+
+use crate::cli::{
+    AclArg, CallbackBodyTypeArg, ChecksumArg, ProgressArg, StorageClassArg, UploadArgs,
+};
+use crate::config::{Connection, default_checkpoint_dir};
+use crate::explain::explain;
+use crate::failure::{Failure, shell_command};
+use crate::interrupt::{exit_on_second_interrupt, interrupted};
+use crate::meta::check_unique;
+use crate::progress::{Event, Reporter, reporter_for};
+use crate::size::HumanBytes;
+
+/// Runs `ossup upload`.
+pub async fn run(args: UploadArgs) -> Result<(), Failure> {
+    check_unique(&args.meta).map_err(Failure::usage)?;
+    if let Some(size) = args.part_size {
+        check_part_size(size)?;
+    }
+    let callback = callback(&args)?;
+    let file_name = check_file(&args.file)?;
+    let destination = args
+        .destination
+        .clone()
+        .with_file_name_if_folder(&file_name);
+    let connection = Connection::resolve(&args.connection)?;
+
+    let store = open_store(&args).await?;
+    let client = connection.client()?;
+    let mut builder = Uploader::builder().client(client).store_arc(store);
+    builder = match (args.sequential, args.parallel) {
+        (true, _) => builder.scheduler(Sequential),
+        (false, n) => builder.scheduler(Parallel::new(usize::from(n.unwrap_or(4)))),
+    };
+    let uploader = builder.build().map_err(|e| Failure::usage(e.message()))?;
+
+    let resume_command = (!args.no_checkpoint).then(|| shell_command(std::env::args()));
+    let mut situation = connection.situation();
+    situation.file = Some(args.file.display().to_string());
+
+    let source = FileSource::open(&args.file).map_err(|e| explain(&e, &situation))?;
+    let object = destination.to_string();
+    let reporter: Arc<Mutex<Box<dyn Reporter>>> = Arc::new(Mutex::new(reporter_for(args.progress)));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let sink = {
+        let reporter = reporter.clone();
+        let tally = tally.clone();
+        let object = object.clone();
+        move |event: &ProgressEvent| {
+            let translated = tally.lock().expect("tally lock").translate(&object, event);
+            if let Some(event) = translated {
+                reporter.lock().expect("reporter lock").event(&event);
+            }
+        }
+    };
+
+    let cancel = CancellationToken::new();
+    let mut request = UploadRequest::new(source, &destination.bucket, &destination.key)
+        .options(object_options(&args))
+        .checksum_mode(match args.checksum {
+            ChecksumArg::Md5 => ChecksumMode::Md5,
+            ChecksumArg::Crc64 => ChecksumMode::Crc64Only,
+        })
+        .progress(sink)
+        .cancel(cancel.clone())
+        .on_cancel(if args.no_checkpoint {
+            OnCancel::AbortUpload
+        } else {
+            OnCancel::KeepCheckpoint
+        });
+    if let Some(size) = args.part_size {
+        request = request.part_size(size);
+    }
+    if let Some(callback) = callback {
+        request = request.callback(callback);
+    }
+
+    let started = Instant::now();
+    let upload = uploader.upload(request);
+    tokio::pin!(upload);
+    let mut signal = None;
+    let result = tokio::select! {
+        result = &mut upload => result,
+        got = interrupted() => {
+            signal = Some(got);
+            exit_on_second_interrupt();
+            cancel.cancel();
+            upload.await
+        }
+    };
+    let elapsed = started.elapsed();
+    let report = |event: Event| reporter.lock().expect("reporter lock").event(&event);
+
+    match result {
+        Ok(outcome) => {
+            let completed = completed_event(&object, &outcome, elapsed);
+            report(completed);
+            if args.progress != ProgressArg::Json {
+                print_summary(&object, &outcome, elapsed);
+            }
+            Ok(())
+        }
+        Err(error) if signal.is_some() || error.kind() == ossup::ErrorKind::Cancelled => {
+            let by = signal.map(|s| s.name()).unwrap_or("cancellation");
+            let tally = tally.lock().expect("tally lock");
+            // Only a multipart upload that exists (and is kept) can be resumed.
+            let resume = resume_command.filter(|_| tally.multipart_started);
+            report(Event::Cancelled {
+                resume_command: resume.clone(),
+            });
+            let mut failure = if args.no_checkpoint {
+                Failure::cancelled(format!(
+                    "interrupted by {by}; with --no-checkpoint the multipart upload was aborted"
+                ))
+            } else if !tally.multipart_started {
+                Failure::cancelled(format!(
+                    "interrupted by {by} before any part was stored; nothing was left on the server"
+                ))
+            } else {
+                Failure::cancelled(format!(
+                    "interrupted by {by}: {} of {} parts are on the server; the checkpoint is kept",
+                    tally.parts_on_server(),
+                    tally.parts_total
+                ))
+            };
+            if let Some(command) = &resume {
+                failure = failure.hint(format!("resume with: {command}"));
+            }
+            Err(failure)
+        }
+        Err(error) => {
+            // Only a multipart upload that exists has a checkpoint to resume from.
+            if tally.lock().expect("tally lock").multipart_started {
+                situation.resume_command = resume_command.clone();
+            }
+            let failure = explain(&error, &situation);
+            report(Event::Error {
+                message: failure.message.clone(),
+            });
+            Err(failure)
+        }
+    }
+}
+
+/// What the events so far add up to, and how engine events become command-line events.
+#[derive(Debug, Default)]
+struct Tally {
+    total: u64,
+    parts_total: u32,
+    parts_reused: u32,
+    parts_done: u32,
+    multipart_started: bool,
+}
+
+impl Tally {
+    /// Parts the server holds: reused ones plus those acknowledged in this run.
+    fn parts_on_server(&self) -> u32 {
+        self.parts_reused + self.parts_done
+    }
+
+    fn translate(&mut self, object: &str, event: &ProgressEvent) -> Option<Event> {
+        match event {
+            ProgressEvent::Started {
+                total,
+                already_on_server,
+                parts,
+                part_size,
+                upload_id,
+            } => {
+                self.total = *total;
+                self.multipart_started = upload_id.is_some();
+                self.parts_total = *parts;
+                // Every reused part is full-size but the last, so this is their count exactly.
+                self.parts_reused = if *part_size == 0 {
+                    0
+                } else {
+                    already_on_server.div_ceil(*part_size) as u32
+                };
+                Some(Event::Started {
+                    object: object.to_owned(),
+                    upload_id: upload_id.clone(),
+                    total_bytes: *total,
+                    parts_total: *parts,
+                    part_size: *part_size,
+                    parts_reused: self.parts_reused,
+                    bytes_reused: *already_on_server,
+                })
+            }
+            ProgressEvent::PartDone {
+                number,
+                bytes,
+                transferred,
+            } => {
+                self.parts_done += 1;
+                Some(Event::PartDone {
+                    part: *number,
+                    bytes: *bytes,
+                    transferred: *transferred,
+                    total: self.total,
+                })
+            }
+            ProgressEvent::Retrying {
+                part,
+                api,
+                attempt,
+                delay_ms,
+                error,
+            } => Some(Event::Retrying {
+                part: *part,
+                api: api.clone(),
+                attempt: *attempt,
+                delay_ms: *delay_ms,
+                error: error.clone(),
+            }),
+            ProgressEvent::Notice { notice, message } => {
+                let kind = serde_json::to_value(notice)
+                    .ok()
+                    .and_then(|v| v.get("notice").and_then(|n| n.as_str()).map(str::to_owned))
+                    .unwrap_or_else(|| "notice".to_owned());
+                let mut message = message.clone();
+                if matches!(notice, Notice::CheckpointCorrupt { .. }) {
+                    // The damaged checkpoint may have named a multipart upload that is still open.
+                    message.push_str(&format!(
+                        " (a multipart upload it named may still be open: `ossup uploads ls {object}` shows it)"
+                    ));
+                }
+                Some(Event::Notice {
+                    notice: kind,
+                    message,
+                })
+            }
+            // The summary is built from the outcome, which knows more than this event.
+            ProgressEvent::Completed { .. } => None,
+            _ => None,
+        }
+    }
+}
+
+fn completed_event(object: &str, outcome: &UploadOutcome, elapsed: Duration) -> Event {
+    let secs = elapsed.as_secs_f64();
+    Event::Completed {
+        object: object.to_owned(),
+        size: outcome.size,
+        etag: outcome.etag.clone(),
+        crc64: outcome.crc64.to_string(),
+        callback_reply: callback_reply(outcome).map(str::to_owned),
+        parts_sent: outcome.parts_sent,
+        parts_reused: outcome.parts_reused,
+        bytes_sent: outcome.bytes_sent,
+        bytes_reused: outcome.bytes_reused,
+        elapsed_secs: secs,
+        bytes_per_sec: if secs > 0.0 {
+            outcome.bytes_sent as f64 / secs
+        } else {
+            0.0
+        },
+    }
+}
+
+fn print_summary(object: &str, outcome: &UploadOutcome, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        format!(
+            "{}/s",
+            HumanBytes((outcome.bytes_sent as f64 / secs) as u64)
+        )
+    } else {
+        "-".to_owned()
+    };
+    let parts = match outcome.method {
+        ossup::UploadMethod::PutObject => "1 request (PutObject)".to_owned(),
+        _ => format!(
+            "{} sent, {} reused ({} parts of {})",
+            outcome.parts_sent,
+            outcome.parts_reused,
+            outcome.parts,
+            HumanBytes(outcome.part_size)
+        ),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "uploaded {object}");
+    let _ = writeln!(
+        out,
+        "  size    {} ({} bytes)",
+        HumanBytes(outcome.size),
+        outcome.size
+    );
+    let _ = writeln!(out, "  ETag    {}", outcome.etag);
+    let _ = writeln!(out, "  CRC-64  {} (matches the file)", outcome.crc64);
+    let _ = writeln!(out, "  parts   {parts}");
+    let _ = writeln!(
+        out,
+        "  sent    {} in {}, {rate}",
+        HumanBytes(outcome.bytes_sent),
+        crate::duration::brief(elapsed)
+    );
+    if let Some(id) = &outcome.upload_id {
+        let _ = writeln!(
+            out,
+            "  upload  {id}{}",
+            if outcome.resumed { " (resumed)" } else { "" }
+        );
+    }
+    if let Some(reply) = callback_reply(outcome) {
+        let _ = writeln!(out, "  callback replied: {reply}");
+    }
+}
+
+/// The callback server's reply, when the upload had a callback and it answered.
+fn callback_reply(outcome: &UploadOutcome) -> Option<&str> {
+    outcome.callback.as_ref().and_then(|c| c.reply())
+}
+
+/// The upload callback the flags ask for.
+fn callback(args: &UploadArgs) -> Result<Option<Callback>, Failure> {
+    let (Some(first), Some(body)) = (args.callback_url.first(), &args.callback_body) else {
+        return Ok(None);
+    };
+    let mut callback =
+        Callback::new(first.clone(), body.clone()).body_type(match args.callback_body_type {
+            CallbackBodyTypeArg::Form => CallbackBodyType::FormUrlEncoded,
+            CallbackBodyTypeArg::Json => CallbackBodyType::Json,
+        });
+    for url in &args.callback_url[1..] {
+        callback = callback.url(url.clone());
+    }
+    if let Some(host) = &args.callback_host {
+        callback = callback.host(host.clone());
+    }
+    for (i, (name, value)) in args.callback_var.iter().enumerate() {
+        if args.callback_var[..i].iter().any(|(n, _)| n == name) {
+            return Err(Failure::usage(format!(
+                "--callback-var {name} is given twice; give each name once"
+            )));
+        }
+        callback = callback.var(name, value.clone());
+    }
+    callback
+        .validate()
+        .map_err(|e| Failure::usage(format!("the upload callback: {}", e.message())))?;
+    Ok(Some(callback))
+}
+
+fn object_options(args: &UploadArgs) -> ObjectOptions {
+    let mut options = ObjectOptions::default().forbid_overwrite(args.forbid_overwrite);
+    if let Some(ct) = &args.content_type {
+        options = options.content_type(ct.clone());
+    }
+    for entry in &args.meta {
+        options = options.meta(entry.name.clone(), entry.value.clone());
+    }
+    if let Some(acl) = args.acl {
+        options = options.acl(match acl {
+            AclArg::Private => ObjectAcl::Private,
+            AclArg::PublicRead => ObjectAcl::PublicRead,
+            AclArg::PublicReadWrite => ObjectAcl::PublicReadWrite,
+            AclArg::Default => ObjectAcl::Default,
+        });
+    }
+    if let Some(class) = args.storage_class {
+        options = options.storage_class(match class {
+            StorageClassArg::Standard => StorageClass::Standard,
+            StorageClassArg::Ia => StorageClass::IA,
+            StorageClassArg::Archive => StorageClass::Archive,
+            StorageClassArg::ColdArchive => StorageClass::ColdArchive,
+            StorageClassArg::DeepColdArchive => StorageClass::DeepColdArchive,
+        });
+    }
+    options.with_guessed_content_type(args.file.file_name().and_then(|n| n.to_str()))
+}
+
+async fn open_store(args: &UploadArgs) -> Result<Arc<dyn CheckpointStore>, Failure> {
+    if args.no_checkpoint {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if let Some(db) = &args.checkpoint_db {
+        let store = ossup_sqlite::SqliteStore::open(db).await.map_err(|e| {
+            Failure::failed(format!(
+                "cannot open the checkpoint database {}: {e}",
+                db.display()
+            ))
+            .hint("check the path, or pass --checkpoint-dir DIR or --no-checkpoint")
+        })?;
+        return Ok(Arc::new(store));
+    }
+    let dir = match &args.checkpoint_dir {
+        Some(dir) => dir.clone(),
+        None => default_checkpoint_dir()?,
+    };
+    let store = FileStore::open(&dir).map_err(|e| {
+        Failure::failed(format!(
+            "cannot use the checkpoint directory {}: {e}",
+            dir.display()
+        ))
+        .hint("pass --checkpoint-dir DIR with a writable directory, or --no-checkpoint")
+    })?;
+    Ok(Arc::new(store))
+}
+
+fn check_part_size(size: u64) -> Result<(), Failure> {
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&size) {
+        return Err(Failure::usage(format!(
+            "--part-size {} ({size} bytes) is out of range: OSS takes parts of 100KiB to 5GiB",
+            HumanBytes(size)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the file is there, is a regular file and can be read; returns its name.
+fn check_file(path: &Path) -> Result<String, Failure> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Failure::failed(format!("{shown} does not exist")),
+        std::io::ErrorKind::PermissionDenied => {
+            Failure::failed(format!("cannot read {shown}: permission denied"))
+        }
+        _ => Failure::failed(format!("cannot read {shown}: {e}")),
+    })?;
+    if meta.is_dir() {
+        return Err(Failure::failed(format!(
+            "{shown} is a directory; ossup uploads one file at a time"
+        )));
+    }
+    if !meta.is_file() {
+        return Err(Failure::failed(format!(
+            "{shown} is not a regular file; ossup needs a file it can read at any offset"
+        )));
+    }
+    File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            Failure::failed(format!("cannot read {shown}: permission denied"))
+        }
+        _ => Failure::failed(format!("cannot read {shown}: {e}")),
+    })?;
+    Ok(path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_outside_oss_limits_name_the_flag() {
+        let err = check_part_size(1024).unwrap_err();
+        assert!(err.message.contains("--part-size"), "{err}");
+        assert_eq!(err.exit_code, crate::failure::EXIT_USAGE);
+        assert!(check_part_size(100 * 1024).is_ok());
+        assert!(check_part_size(MAX_PART_SIZE + 1).is_err());
+    }
+
+    #[test]
+    fn missing_files_and_directories_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.bin");
+        assert!(
+            check_file(&missing)
+                .unwrap_err()
+                .message
+                .ends_with("does not exist")
+        );
+        assert!(
+            check_file(dir.path())
+                .unwrap_err()
+                .message
+                .contains("is a directory")
+        );
+        let file = dir.path().join("a.bin");
+        std::fs::write(&file, b"x").unwrap();
+        assert_eq!(check_file(&file).unwrap(), "a.bin");
+    }
+
+    #[test]
+    fn reused_parts_are_counted_from_reused_bytes() {
+        let mut tally = Tally::default();
+        let event = tally.translate(
+            "oss://b/k",
+            &ProgressEvent::Started {
+                total: 1000,
+                already_on_server: 300 + 100,
+                parts: 4,
+                part_size: 300,
+                upload_id: Some("U".to_owned()),
+            },
+        );
+        let Some(Event::Started { parts_reused, .. }) = event else {
+            panic!("no started event")
+        };
+        // One full part and the short last one.
+        assert_eq!(parts_reused, 2);
+    }
+}

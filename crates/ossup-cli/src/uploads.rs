@@ -1,0 +1,249 @@
+//! `ossup uploads ls` and `ossup uploads abort`: the multipart uploads a bucket still holds open.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use ossup::{Client, ListedUpload};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::{UploadsAbortArgs, UploadsLsArgs};
+use crate::config::Connection;
+use crate::duration::age;
+use crate::explain::explain;
+use crate::failure::Failure;
+
+/// Runs `ossup uploads ls`.
+pub async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
+    let connection = Connection::resolve(&args.connection)?;
+    let client = connection.client()?;
+    let uploads = list(&client, &args.location.bucket, &args.location.key)
+        .await
+        .map_err(|e| explain(&e, &connection.situation()))?;
+    let now = SystemTime::now();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for upload in &uploads {
+            let line = serde_json::to_string(&UploadLine::new(upload, now))
+                .expect("upload lines serialize");
+            let _ = writeln!(out, "{line}");
+        }
+        return Ok(());
+    }
+    if uploads.is_empty() {
+        let _ = writeln!(
+            out,
+            "no open multipart uploads under oss://{}/{}",
+            args.location.bucket, args.location.key
+        );
+        return Ok(());
+    }
+    let key_width = uploads
+        .iter()
+        .map(|u| u.key.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(3);
+    let id_width = uploads
+        .iter()
+        .map(|u| u.upload_id.len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let _ = writeln!(
+        out,
+        "{:key_width$}  {:id_width$}  {:24}  AGE",
+        "KEY", "UPLOAD ID", "INITIATED"
+    );
+    for upload in &uploads {
+        let age = initiated_age(upload, now)
+            .map(age)
+            .unwrap_or_else(|| "?".to_owned());
+        let _ = writeln!(
+            out,
+            "{:key_width$}  {:id_width$}  {:24}  {age}",
+            upload.key, upload.upload_id, upload.initiated
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} open upload{}",
+        uploads.len(),
+        if uploads.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+/// Runs `ossup uploads abort`.
+pub async fn abort(args: UploadsAbortArgs) -> Result<(), Failure> {
+    let location = &args.location;
+    if args.upload_id.is_some() && location.key.is_empty() {
+        return Err(Failure::usage(format!(
+            "--upload-id needs the upload's object: write oss://{}/KEY",
+            location.bucket
+        )));
+    }
+    let connection = Connection::resolve(&args.connection)?;
+    let client = connection.client()?;
+    let situation = connection.situation();
+    let mut out = std::io::stdout().lock();
+
+    if let Some(upload_id) = &args.upload_id {
+        if args.dry_run {
+            let _ = writeln!(
+                out,
+                "would abort upload {upload_id} of oss://{}/{}",
+                location.bucket, location.key
+            );
+            return Ok(());
+        }
+        client
+            .abort_multipart_upload(&location.bucket, &location.key, upload_id)
+            .await
+            .map_err(|e| explain(&e, &situation))?;
+        let _ = writeln!(
+            out,
+            "aborted upload {upload_id} of oss://{}/{}",
+            location.bucket, location.key
+        );
+        return Ok(());
+    }
+
+    let older_than = args
+        .older_than
+        .expect("clap requires --upload-id or --older-than");
+    let now = SystemTime::now();
+    let uploads = list(&client, &location.bucket, &location.key)
+        .await
+        .map_err(|e| explain(&e, &situation))?;
+    let (stale, undated): (Vec<_>, Vec<_>) = uploads
+        .iter()
+        .map(|u| (u, initiated_age(u, now)))
+        .filter(|(_, age)| age.is_none_or(|a| a > older_than))
+        .partition(|(_, age)| age.is_some());
+    for (upload, _) in &undated {
+        eprintln!(
+            "warning: skipped upload {} of {}: its initiation time {:?} is not a date",
+            upload.upload_id, upload.key, upload.initiated
+        );
+    }
+    let mut failed = 0usize;
+    for (upload, age_of) in &stale {
+        let age_text = age_of.map(age).unwrap_or_default();
+        let what = format!(
+            "upload {} of oss://{}/{} (initiated {}, {age_text} ago)",
+            upload.upload_id, location.bucket, upload.key, upload.initiated
+        );
+        if args.dry_run {
+            let _ = writeln!(out, "would abort {what}");
+            continue;
+        }
+        match client
+            .abort_multipart_upload(&location.bucket, &upload.key, &upload.upload_id)
+            .await
+        {
+            Ok(()) => {
+                let _ = writeln!(out, "aborted {what}");
+            }
+            // Completed or aborted by someone else since the listing: the goal is met.
+            Err(e) if e.is_service_code("NoSuchUpload") => {
+                let _ = writeln!(out, "already gone: {what}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: could not abort {what}: {}", explain(&e, &situation));
+            }
+        }
+    }
+    let verb = if args.dry_run {
+        "would abort"
+    } else {
+        "aborted"
+    };
+    let _ = writeln!(
+        out,
+        "{verb} {} of {} open upload{} under oss://{}/{} older than {}",
+        stale.len() - failed,
+        uploads.len(),
+        if uploads.len() == 1 { "" } else { "s" },
+        location.bucket,
+        location.key,
+        age(older_than)
+    );
+    if failed > 0 {
+        return Err(Failure::failed(format!(
+            "{failed} upload{} could not be aborted",
+            if failed == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
+}
+
+async fn list(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ListedUpload>, ossup::Error> {
+    let prefix = (!prefix.is_empty()).then_some(prefix);
+    client.list_multipart_uploads(bucket, prefix).await
+}
+
+/// How long ago `upload` was initiated; `None` when its date does not parse.
+fn initiated_age(upload: &ListedUpload, now: SystemTime) -> Option<Duration> {
+    let initiated = OffsetDateTime::parse(upload.initiated.trim(), &Rfc3339).ok()?;
+    let initiated = SystemTime::from(initiated);
+    Some(now.duration_since(initiated).unwrap_or(Duration::ZERO))
+}
+
+/// One line of `ossup uploads ls --json`.
+#[derive(Debug, Serialize)]
+struct UploadLine<'a> {
+    key: &'a str,
+    upload_id: &'a str,
+    initiated: &'a str,
+    age_secs: Option<u64>,
+    storage_class: Option<&'a str>,
+}
+
+impl<'a> UploadLine<'a> {
+    fn new(upload: &'a ListedUpload, now: SystemTime) -> Self {
+        Self {
+            key: &upload.key,
+            upload_id: &upload.upload_id,
+            initiated: &upload.initiated,
+            age_secs: initiated_age(upload, now).map(|a| a.as_secs()),
+            storage_class: upload.storage_class.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(initiated: &str) -> ListedUpload {
+        ListedUpload {
+            key: "k".to_owned(),
+            upload_id: "U".to_owned(),
+            initiated: initiated.to_owned(),
+            storage_class: None,
+        }
+    }
+
+    #[test]
+    fn ages_are_measured_from_the_iso_initiation_time() {
+        let now =
+            SystemTime::from(OffsetDateTime::parse("2024-05-02T10:00:00Z", &Rfc3339).unwrap());
+        assert_eq!(
+            initiated_age(&listed("2024-05-01T10:00:00.000Z"), now),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(initiated_age(&listed("yesterday"), now), None);
+        // An initiation in the future (clock skew) counts as brand new.
+        assert_eq!(
+            initiated_age(&listed("2024-05-03T10:00:00Z"), now),
+            Some(Duration::ZERO)
+        );
+    }
+}

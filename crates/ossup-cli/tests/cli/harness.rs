@@ -1,0 +1,234 @@
+//! A mock OSS server in this process and the `ossup` binary run against it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use oss_mock::{MockConfig, MockServer};
+use ossup::{Client, ObjectOptions};
+use ossup_proto::checksum::{crc64, md5};
+use ossup_sign::{Credentials, V4Signer};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::runtime::Runtime;
+
+pub const BUCKET: &str = "bucket";
+pub const ACCESS_KEY_ID: &str = "test-ak";
+pub const ACCESS_KEY_SECRET: &str = "test-sk";
+pub const REGION: &str = "cn-hangzhou";
+/// The part size of every upload here: the smallest OSS takes, so a few MiB make dozens of parts.
+pub const PART_SIZE: u64 = 100 * 1024;
+
+/// A running mock server, a scratch directory, and a runtime to talk to the server directly.
+pub struct Harness {
+    // Declared first so the server stops before the runtime that drives it.
+    server: Option<MockServer>,
+    runtime: Runtime,
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Starts a mock server with [`BUCKET`] on a free loopback port.
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime
+            .block_on(MockServer::start(MockConfig::default().with_bucket(BUCKET)))
+            .expect("mock server starts");
+        Self {
+            server: Some(server),
+            runtime,
+            dir: tempfile::tempdir().expect("scratch dir"),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.server.as_ref().expect("server").endpoint()
+    }
+
+    /// Where checkpoints go unless a test says otherwise (the default per-user state directory,
+    /// moved here through XDG_STATE_HOME).
+    pub fn state_home(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn default_checkpoint_dir(&self) -> PathBuf {
+        self.state_home().join("ossup").join("checkpoints")
+    }
+
+    /// `ossup` with the mock's endpoint, region and credentials in its environment, and nothing
+    /// from the caller's environment that could point it elsewhere.
+    pub fn ossup(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ossup"));
+        for var in [
+            "OSS_ENDPOINT",
+            "OSS_REGION",
+            "OSS_ACCESS_KEY_ID",
+            "OSS_ACCESS_KEY_SECRET",
+            "OSS_SESSION_TOKEN",
+            "RUST_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("OSS_ENDPOINT", self.endpoint())
+            .env("OSS_REGION", REGION)
+            .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+            .env("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+            .env("XDG_STATE_HOME", self.state_home())
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// `ossup upload FILE oss://BUCKET/KEY --part-size 100KiB` plus `extra`.
+    pub fn upload(&self, file: &Path, key: &str, extra: &[&str]) -> Command {
+        let mut cmd = self.ossup();
+        cmd.arg("upload")
+            .arg(file)
+            .arg(format!("oss://{BUCKET}/{key}"))
+            .args(["--part-size", "100KiB"])
+            .args(extra);
+        cmd
+    }
+
+    /// A file of `size` bytes, random from `seed`.
+    pub fn file(&self, name: &str, size: usize, seed: u64) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, random_bytes(size, seed)).expect("write test file");
+        path
+    }
+
+    /// A client of the mock, for checking what the server holds.
+    pub fn client(&self) -> Client {
+        Client::builder()
+            .endpoint(&self.endpoint())
+            .expect("endpoint")
+            .credentials(Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET))
+            .signer(V4Signer::new(REGION))
+            .transport(ossup_hyper::HyperTransport::new())
+            .build()
+            .expect("client")
+    }
+
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// The object's bytes, read back with GetObject.
+    pub fn object(&self, key: &str) -> Vec<u8> {
+        let client = self.client();
+        self.block_on(async {
+            let mut object = client
+                .get_object(BUCKET, key, None)
+                .await
+                .expect("GetObject");
+            let mut bytes = Vec::new();
+            while let Some(chunk) = object.body.chunk().await {
+                bytes.extend_from_slice(&chunk.expect("object body"));
+            }
+            bytes
+        })
+    }
+
+    /// Asserts the object is byte for byte the file: size, MD5, CRC-64 and content.
+    pub fn assert_object_is(&self, key: &str, file: &Path) {
+        let expected = std::fs::read(file).expect("read source");
+        let actual = self.object(key);
+        assert_eq!(actual.len(), expected.len(), "object size");
+        assert_eq!(md5(&actual), md5(&expected), "object MD5");
+        assert_eq!(crc64(&actual), crc64(&expected), "object CRC-64");
+        assert!(actual == expected, "object bytes");
+    }
+
+    /// Starts a multipart upload directly, as an interrupted upload would leave one.
+    pub fn initiate(&self, key: &str) -> String {
+        let client = self.client();
+        self.block_on(client.initiate_multipart_upload(BUCKET, key, &ObjectOptions::default()))
+            .expect("InitiateMultipartUpload")
+    }
+
+    /// The (key, upload id) pairs the server holds open.
+    pub fn open_uploads(&self) -> Vec<(String, String)> {
+        let client = self.client();
+        self.block_on(client.list_multipart_uploads(BUCKET, None))
+            .expect("ListMultipartUploads")
+            .into_iter()
+            .map(|u| (u.key, u.upload_id))
+            .collect()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown());
+        }
+    }
+}
+
+pub fn random_bytes(size: usize, seed: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; size];
+    ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    bytes
+}
+
+/// What a finished run printed and how it ended.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(cmd: &mut Command) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = cmd.output().expect("run ossup");
+        Run {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// Panics with everything the run printed unless it exited with `code`.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The JSON events of a `--progress json` run.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+            .collect()
+    }
+
+    /// The first event named `name`.
+    pub fn event(&self, name: &str) -> serde_json::Value {
+        self.events()
+            .into_iter()
+            .find(|e| e["event"] == name)
+            .unwrap_or_else(|| panic!("no {name} event in\n{}", self.stdout))
+    }
+
+    /// Asserts nothing in the output looks like a panic or a debug dump.
+    pub fn assert_no_dump(&self) {
+        for text in [&self.stdout, &self.stderr] {
+            assert!(!text.contains("panicked"), "{text}");
+            assert!(!text.contains("RUST_BACKTRACE"), "{text}");
+            assert!(!text.contains("Error {"), "{text}");
+            assert!(!text.contains("kind:"), "{text}");
+        }
+    }
+}
