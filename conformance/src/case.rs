@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::check::{CaseError, CaseResult};
 use crate::client::{Client, Request, Response};
-use crate::target::{Target, TargetKind};
+use crate::target::{Target, TargetKind, TemporaryCredentials};
 
 /// The future a case's function returns.
 pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = CaseResult> + Send + 'a>>;
@@ -110,6 +110,7 @@ pub struct Ctx {
     bucket: String,
     kind: TargetKind,
     region: Option<String>,
+    temporary: Option<TemporaryCredentials>,
     prefix: String,
     run_id: String,
     seed: u64,
@@ -134,6 +135,7 @@ impl Ctx {
             bucket: target.bucket().to_owned(),
             kind: target.kind(),
             region: target.region().map(str::to_owned),
+            temporary: target.temporary_credentials().cloned(),
             prefix: format!("{run_prefix}/{case_name}/"),
             run_id: run_prefix
                 .rsplit('/')
@@ -165,6 +167,17 @@ impl Ctx {
     pub fn require_region(&self) -> Result<&str, CaseError> {
         self.region.as_deref().ok_or_else(|| {
             CaseError::skipped("no region known for V4 signing; set OSS_REGION (e.g. cn-hangzhou)")
+        })
+    }
+
+    /// Skips the case unless the target has temporary (STS) credentials for it.
+    pub fn require_sts(&self) -> Result<&TemporaryCredentials, CaseError> {
+        self.temporary.as_ref().ok_or_else(|| {
+            CaseError::skipped(format!(
+                "no temporary credentials; set {} (and {} for the expired-token case) to ID:SECRET:TOKEN",
+                crate::target::ENV_STS,
+                crate::target::ENV_STS_EXPIRED
+            ))
         })
     }
 

@@ -21,6 +21,61 @@ pub const MOCK_ACCESS_KEY_ID: &str = "test-ak";
 pub const MOCK_ACCESS_KEY_SECRET: &str = "test-sk";
 /// The region the mock runs in by default.
 pub const MOCK_REGION: &str = "cn-hangzhou";
+/// Temporary credentials `ID:SECRET:TOKEN` whose policy allows only the multipart upload actions
+/// (`oss:PutObject`, `oss:ListParts`, `oss:AbortMultipartUpload`), for the STS cases on a remote endpoint.
+pub const ENV_STS: &str = "OSSUP_CONFORMANCE_STS";
+/// Expired temporary credentials `ID:SECRET:TOKEN`, for the expired-token case on a remote endpoint.
+pub const ENV_STS_EXPIRED: &str = "OSSUP_CONFORMANCE_STS_EXPIRED";
+/// The temporary access key id the mock is started with, allowed the multipart upload actions only.
+pub const MOCK_STS_ACCESS_KEY_ID: &str = "STS.conformance-multipart";
+/// The temporary access key id the mock is started with, expired.
+pub const MOCK_STS_EXPIRED_ACCESS_KEY_ID: &str = "STS.conformance-expired";
+/// The secret of both temporary keys of the mock.
+pub const MOCK_STS_SECRET: &str = "conformance-sts-secret";
+/// The security token of both temporary keys of the mock.
+pub const MOCK_STS_TOKEN: &str = "conformance-sts-token";
+/// The RAM actions of the multipart-only policy the STS cases expect.
+pub const MULTIPART_ACTIONS: [&str; 3] =
+    ["oss:PutObject", "oss:ListParts", "oss:AbortMultipartUpload"];
+
+/// The temporary (STS) credentials the STS cases sign with.
+#[derive(Debug, Clone)]
+pub struct TemporaryCredentials {
+    /// Allowed only [`MULTIPART_ACTIONS`]; carries its security token.
+    pub multipart_only: Credentials,
+    /// Credentials whose token has expired, when the target has some.
+    pub expired: Option<Credentials>,
+}
+
+impl TemporaryCredentials {
+    /// The mock's: see [`MOCK_STS_ACCESS_KEY_ID`] and [`MOCK_STS_EXPIRED_ACCESS_KEY_ID`].
+    pub fn mock() -> Self {
+        let key =
+            |id: &str| Credentials::new(id, MOCK_STS_SECRET).with_security_token(MOCK_STS_TOKEN);
+        Self {
+            multipart_only: key(MOCK_STS_ACCESS_KEY_ID),
+            expired: Some(key(MOCK_STS_EXPIRED_ACCESS_KEY_ID)),
+        }
+    }
+
+    /// Parses `ID:SECRET:TOKEN`.
+    ///
+    /// ```
+    /// let creds = ossup_conformance::target::TemporaryCredentials::parse_key("STS.a:b:c").unwrap();
+    /// assert_eq!(creds.security_token(), Some("c"));
+    /// ```
+    pub fn parse_key(spec: &str) -> Result<Credentials, String> {
+        let mut pieces = spec.trim().splitn(3, ':');
+        match (pieces.next(), pieces.next(), pieces.next()) {
+            (Some(id), Some(secret), Some(token))
+                if !id.is_empty() && !secret.is_empty() && !token.is_empty() =>
+            {
+                Ok(Credentials::new(id, secret).with_security_token(token))
+            }
+            _ => Err("expected ID:SECRET:TOKEN".to_owned()),
+        }
+    }
+}
 
 /// Which kind of server a [`Target`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +107,14 @@ pub enum TargetError {
     /// The mock server did not start.
     #[error("could not start the mock server: {0}")]
     MockStart(std::io::Error),
+    /// A temporary-credentials variable is not `ID:SECRET:TOKEN`.
+    #[error("{variable} is not valid: {reason}")]
+    InvalidTemporaryCredentials {
+        /// The variable.
+        variable: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// The server under test and how to reach it.
@@ -63,6 +126,7 @@ pub struct Target {
     credentials: Credentials,
     region: Option<String>,
     own_buckets: bool,
+    temporary: Option<TemporaryCredentials>,
     mock: Option<oss_mock::MockServer>,
 }
 
@@ -111,12 +175,28 @@ impl Target {
         if let Some(token) = var(ossup_sign::ENV_SESSION_TOKEN) {
             credentials = credentials.with_security_token(token);
         }
-        Self::remote(
+        let target = Self::remote(
             &take(ENV_ENDPOINT),
             &take(ENV_BUCKET),
             credentials,
             var(ENV_REGION),
-        )
+        )?;
+        let parse = |variable: &'static str| {
+            var(variable)
+                .map(|spec| {
+                    TemporaryCredentials::parse_key(&spec).map_err(|reason| {
+                        TargetError::InvalidTemporaryCredentials { variable, reason }
+                    })
+                })
+                .transpose()
+        };
+        Ok(match parse(ENV_STS)? {
+            Some(multipart_only) => target.with_temporary_credentials(TemporaryCredentials {
+                multipart_only,
+                expired: parse(ENV_STS_EXPIRED)?,
+            }),
+            None => target,
+        })
     }
 
     /// A remote endpoint. Without `region`, it is read from an `oss-REGION[-internal].aliyuncs.com` host;
@@ -137,6 +217,7 @@ impl Target {
             credentials,
             region,
             own_buckets: false,
+            temporary: None,
             mock: None,
         })
     }
@@ -154,10 +235,36 @@ impl Target {
         self.own_buckets
     }
 
+    /// Gives the STS cases these temporary credentials (the mock has its own).
+    pub fn with_temporary_credentials(mut self, temporary: TemporaryCredentials) -> Self {
+        self.temporary = Some(temporary);
+        self
+    }
+
+    /// The temporary credentials of the STS cases, when the target has some.
+    pub fn temporary_credentials(&self) -> Option<&TemporaryCredentials> {
+        self.temporary.as_ref()
+    }
+
     /// Starts the mock server on a free loopback port with the bucket [`MOCK_BUCKET`].
     pub async fn start_mock() -> Result<Self, TargetError> {
         let mock = oss_mock::MockServer::start(oss_mock::MockConfig {
             buckets: vec![MOCK_BUCKET.to_owned()],
+            sts: vec![
+                oss_mock::StsCredential::new(
+                    MOCK_STS_ACCESS_KEY_ID,
+                    MOCK_STS_SECRET,
+                    MOCK_STS_TOKEN,
+                )
+                .allowing(MULTIPART_ACTIONS)
+                .map_err(|e| TargetError::MockStart(std::io::Error::other(e)))?,
+                oss_mock::StsCredential::new(
+                    MOCK_STS_EXPIRED_ACCESS_KEY_ID,
+                    MOCK_STS_SECRET,
+                    MOCK_STS_TOKEN,
+                )
+                .expiring_at(std::time::UNIX_EPOCH),
+            ],
             ..Default::default()
         })
         .await
@@ -172,6 +279,7 @@ impl Target {
             credentials: Credentials::new(MOCK_ACCESS_KEY_ID, MOCK_ACCESS_KEY_SECRET),
             region: Some(MOCK_REGION.to_owned()),
             own_buckets: true,
+            temporary: Some(TemporaryCredentials::mock()),
             mock: Some(mock),
         })
     }

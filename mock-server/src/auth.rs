@@ -1,12 +1,17 @@
 //! Authentication: every request's V1 or V4 signature is checked with `ossup_sign::verify`, and each
-//! way it can fail becomes the error OSS answers with.
+//! way it can fail becomes the error OSS answers with. Requests signed with temporary (STS) credentials
+//! must also carry their security token, before it expires, and call only the actions the credentials
+//! allow.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
-use ossup_proto::ErrorCode;
 use ossup_proto::limits::MAX_CLOCK_SKEW_SECS;
+use ossup_proto::{Api, ErrorCode};
 use ossup_sign::{RequestParts, Verified, VerifyError, verify};
 
 use crate::error::OssError;
@@ -16,21 +21,256 @@ use crate::route::RequestContext;
 /// Query parameters of a presigned URL, which the mock does not accept.
 const PRESIGN_PARAMS: &[&str] = &["Signature", "OSSAccessKeyId", "x-oss-signature"];
 
-/// Checks signatures against a fixed set of access keys.
-#[derive(Debug, Clone)]
-pub(crate) struct Authenticator {
-    secrets: HashMap<String, String>,
+/// The RAM action that allows every API.
+const ALL_ACTIONS: &str = "oss:*";
+
+/// Temporary (STS) credentials the mock accepts: an access key that is only valid together with its
+/// security token, until it expires, for the actions it allows.
+///
+/// A request signed with the key must carry `x-oss-security-token` equal to the token; it is refused
+/// with `403 InvalidAccessKeyId` without one, `403 InvalidSecurityToken` with another one,
+/// `403 SecurityTokenExpired` once the credentials have expired, and `403 AccessDenied` when its API's
+/// RAM action ([`Api::ram_action`]) is not among the allowed ones.
+///
+/// ```
+/// use oss_mock::StsCredential;
+/// use ossup_proto::Api;
+///
+/// let sts: StsCredential = "STS.id:secret:token:1700000000:oss:PutObject,oss:ListParts".parse().unwrap();
+/// assert_eq!(sts.security_token, "token");
+/// assert!(sts.allows(Api::UploadPart));
+/// assert!(!sts.allows(Api::GetObject));
+///
+/// let everything = StsCredential::new("STS.other", "secret", "token");
+/// assert!(everything.allows(Api::DeleteBucket));
+/// assert_eq!(everything.expires, None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StsCredential {
+    /// The temporary access key id (OSS issues them as `STS.…`; any id works here).
+    pub access_key_id: String,
+    /// Its secret.
+    pub access_key_secret: String,
+    /// The security token requests must carry in `x-oss-security-token`.
+    pub security_token: String,
+    /// When the credentials expire; `None` never.
+    pub expires: Option<SystemTime>,
+    /// The RAM actions allowed (`oss:PutObject`, …), in canonical spelling; `None` allows every action.
+    pub actions: Option<Vec<String>>,
 }
 
-impl Authenticator {
-    /// An authenticator accepting these `(access key id, secret)` pairs.
-    pub fn new(credentials: &[(String, String)]) -> Self {
+impl StsCredential {
+    /// Credentials that never expire and allow every action.
+    pub fn new(
+        access_key_id: impl Into<String>,
+        access_key_secret: impl Into<String>,
+        security_token: impl Into<String>,
+    ) -> Self {
         Self {
-            secrets: credentials.iter().cloned().collect(),
+            access_key_id: access_key_id.into(),
+            access_key_secret: access_key_secret.into(),
+            security_token: security_token.into(),
+            expires: None,
+            actions: None,
         }
     }
 
-    /// Verifies the request's signature as of `now`.
+    /// Expires at `time`.
+    pub fn expiring_at(mut self, time: SystemTime) -> Self {
+        self.expires = Some(time);
+        self
+    }
+
+    /// Allows only these RAM actions (e.g. `oss:PutObject`; `oss:*` allows all). Names are matched
+    /// case-insensitively against the actions of [`Api::ALL`]; an unknown name is an error naming the
+    /// known ones.
+    ///
+    /// ```
+    /// use oss_mock::StsCredential;
+    /// let sts = StsCredential::new("id", "secret", "token")
+    ///     .allowing(["oss:putobject", "oss:ListParts"])
+    ///     .unwrap();
+    /// assert_eq!(sts.actions.unwrap(), ["oss:PutObject", "oss:ListParts"]);
+    /// assert!(StsCredential::new("id", "secret", "token").allowing(["oss:PutObjekt"]).is_err());
+    /// ```
+    pub fn allowing<I, S>(mut self, actions: I) -> Result<Self, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut allowed = Vec::new();
+        for action in actions {
+            let action = canonical_action(action.as_ref().trim())?;
+            if !allowed.contains(&action) {
+                allowed.push(action);
+            }
+        }
+        self.actions = Some(allowed);
+        Ok(self)
+    }
+
+    /// Whether these credentials allow `api`.
+    pub fn allows(&self, api: Api) -> bool {
+        match &self.actions {
+            None => true,
+            Some(actions) => actions
+                .iter()
+                .any(|a| a == ALL_ACTIONS || a == api.ram_action()),
+        }
+    }
+
+    /// Whether the credentials have expired at `now`.
+    pub fn expired_at(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|expires| now >= expires)
+    }
+}
+
+/// The canonical spelling of a RAM action name the mock knows.
+fn canonical_action(name: &str) -> Result<String, String> {
+    if name == ALL_ACTIONS {
+        return Ok(ALL_ACTIONS.to_owned());
+    }
+    let mut known: Vec<&'static str> = Api::ALL.iter().map(|api| api.ram_action()).collect();
+    known.sort_unstable();
+    known.dedup();
+    known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .map(|k| (*k).to_owned())
+        .ok_or_else(|| {
+            format!(
+                "unknown RAM action {name:?}: use {ALL_ACTIONS} or one of {}",
+                known.join(", ")
+            )
+        })
+}
+
+/// Parses `ID:SECRET:TOKEN[:EXPIRES_UNIX][:ACTIONS]`, as `oss-mock --sts` takes it: the id, secret and
+/// token contain no `:`; `EXPIRES_UNIX` is Unix seconds (empty or absent: never); `ACTIONS` is a
+/// comma-separated list of RAM actions (absent: every action).
+impl FromStr for StsCredential {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let usage = "expected ID:SECRET:TOKEN[:EXPIRES_UNIX][:ACTIONS], e.g. STS.id:secret:token:1700000000:oss:PutObject,oss:ListParts";
+        let mut pieces = spec.splitn(4, ':');
+        let (Some(id), Some(secret), Some(token)) = (pieces.next(), pieces.next(), pieces.next())
+        else {
+            return Err(format!("{spec:?}: {usage}"));
+        };
+        if id.is_empty() || secret.is_empty() || token.is_empty() {
+            return Err(format!(
+                "{spec:?}: the id, secret and token must not be empty; {usage}"
+            ));
+        }
+        let mut credential = StsCredential::new(id, secret, token);
+        let rest = pieces.next().unwrap_or("");
+        // The expiry is the rest up to the next `:` when that is a number (or empty); otherwise the
+        // whole rest is the action list (whose names contain `:` themselves).
+        let (expires, actions) = match rest.split_once(':') {
+            Some((first, after))
+                if first.is_empty() || first.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                (first, after)
+            }
+            None if rest.bytes().all(|b| b.is_ascii_digit()) => (rest, ""),
+            _ => ("", rest),
+        };
+        if !expires.is_empty() {
+            let secs: u64 = expires.parse().map_err(|_| {
+                format!("{spec:?}: EXPIRES_UNIX {expires:?} is not a number of seconds")
+            })?;
+            credential = credential.expiring_at(UNIX_EPOCH + Duration::from_secs(secs));
+        }
+        if !actions.is_empty() {
+            credential = credential
+                .allowing(actions.split(',').filter(|a| !a.trim().is_empty()))
+                .map_err(|e| format!("{spec:?}: {e}"))?;
+        }
+        Ok(credential)
+    }
+}
+
+impl fmt::Display for StsCredential {
+    /// The `--sts` form, with the secret and token hidden.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:<secret>:<token>", self.access_key_id)?;
+        if let Some(expires) = self.expires {
+            let secs = expires
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            write!(f, ":{secs}")?;
+        }
+        if let Some(actions) = &self.actions {
+            write!(f, ":{}", actions.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// The temporary credentials a running server accepts; replaced while it runs (a test issues a fresh
+/// token mid-upload). Readers take a snapshot, so one request sees one consistent set.
+#[derive(Debug, Default)]
+pub(crate) struct StsRegistry {
+    by_id: RwLock<Arc<HashMap<String, StsCredential>>>,
+}
+
+impl StsRegistry {
+    /// A registry holding `credentials` (a later one replaces an earlier one with the same id).
+    pub fn new(credentials: &[StsCredential]) -> Self {
+        let registry = Self::default();
+        for credential in credentials {
+            registry.set(credential.clone());
+        }
+        registry
+    }
+
+    /// Adds `credential`, replacing any with the same access key id.
+    pub fn set(&self, credential: StsCredential) {
+        let mut guard = self.by_id.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = HashMap::clone(&guard);
+        map.insert(credential.access_key_id.clone(), credential);
+        *guard = Arc::new(map);
+    }
+
+    /// Removes the credentials with this access key id; whether there were any.
+    pub fn remove(&self, access_key_id: &str) -> bool {
+        let mut guard = self.by_id.write().unwrap_or_else(|e| e.into_inner());
+        if !guard.contains_key(access_key_id) {
+            return false;
+        }
+        let mut map = HashMap::clone(&guard);
+        map.remove(access_key_id);
+        *guard = Arc::new(map);
+        true
+    }
+
+    fn snapshot(&self) -> Arc<HashMap<String, StsCredential>> {
+        Arc::clone(&self.by_id.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Checks signatures against the permanent access keys and the temporary credentials, and temporary
+/// credentials' tokens, expiry and allowed actions.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticator {
+    secrets: HashMap<String, String>,
+    sts: Arc<StsRegistry>,
+}
+
+impl Authenticator {
+    /// An authenticator accepting these `(access key id, secret)` pairs and the temporary credentials
+    /// in `sts` (which win over a permanent key with the same id).
+    pub fn new(credentials: &[(String, String)], sts: Arc<StsRegistry>) -> Self {
+        Self {
+            secrets: credentials.iter().cloned().collect(),
+            sts,
+        }
+    }
+
+    /// Verifies the request's signature as of `now`, and for temporary credentials their token,
+    /// expiry and policy.
     pub fn authenticate(
         &self,
         ctx: &RequestContext,
@@ -44,8 +284,17 @@ impl Authenticator {
             query: ctx.query.clone(),
             headers: headers.clone(),
         };
-        verify(&request, |id| self.secrets.get(id).cloned(), now)
-            .map_err(|e| self.to_oss_error(ctx, e))
+        let sts = self.sts.snapshot();
+        let secret_for = |id: &str| {
+            sts.get(id)
+                .map(|c| c.access_key_secret.clone())
+                .or_else(|| self.secrets.get(id).cloned())
+        };
+        let verified = verify(&request, secret_for, now).map_err(|e| self.to_oss_error(ctx, e))?;
+        if let Some(credential) = sts.get(&verified.access_key_id) {
+            check_temporary(credential, &verified, ctx.api, now)?;
+        }
+        Ok(verified)
     }
 
     fn to_oss_error(&self, ctx: &RequestContext, err: VerifyError) -> OssError {
@@ -99,5 +348,136 @@ impl Authenticator {
             other => OssError::new(ErrorCode::AccessDenied)
                 .message(format!("The request could not be authenticated: {other}.")),
         }
+    }
+}
+
+/// The checks OSS makes of a request signed with temporary credentials, in its order: the token is
+/// there, it is this key's token, it has not expired, and the policy allows the API.
+fn check_temporary(
+    credential: &StsCredential,
+    verified: &Verified,
+    api: Api,
+    now: SystemTime,
+) -> Result<(), OssError> {
+    let id = &credential.access_key_id;
+    match verified.security_token.as_deref() {
+        None => {
+            return Err(OssError::new(ErrorCode::InvalidAccessKeyId)
+                .message(format!(
+                    "The OSS Access Key Id you provided does not exist in our records: {id} is a temporary (STS) access key, valid only with its security token in x-oss-security-token."
+                ))
+                .field("OSSAccessKeyId", id.as_str()));
+        }
+        Some(token) if token != credential.security_token => {
+            return Err(OssError::new(ErrorCode::InvalidSecurityToken));
+        }
+        Some(_) => {}
+    }
+    if credential.expired_at(now) {
+        let mut err = OssError::new(ErrorCode::SecurityTokenExpired);
+        if let Some(expires) = credential.expires {
+            err = err.field("Expiration", iso8601(expires));
+        }
+        return Err(err);
+    }
+    if !credential.allows(api) {
+        let action = api.ram_action();
+        let allowed = credential
+            .actions
+            .as_deref()
+            .map(|a| a.join(", "))
+            .unwrap_or_default();
+        return Err(OssError::new(ErrorCode::AccessDenied)
+            .message(format!(
+                "Access denied by authorizer's policy: {api} needs {action}, which the temporary credentials {id} do not allow (they allow: {allowed})."
+            ))
+            .field("AuthAction", action));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sts_specs_parse_with_and_without_expiry_and_actions() {
+        let plain: StsCredential = "id:secret:token".parse().unwrap();
+        assert_eq!(plain, StsCredential::new("id", "secret", "token"));
+
+        let expiring: StsCredential = "id:secret:token:1700000000".parse().unwrap();
+        assert_eq!(
+            expiring.expires,
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        assert_eq!(expiring.actions, None);
+
+        let limited: StsCredential = "id:secret:token:oss:PutObject,oss:listparts"
+            .parse()
+            .unwrap();
+        assert_eq!(limited.expires, None);
+        assert_eq!(
+            limited.actions.as_deref(),
+            Some(&["oss:PutObject".to_owned(), "oss:ListParts".to_owned()][..])
+        );
+
+        let both: StsCredential = "id:secret:token::oss:*".parse().unwrap();
+        assert_eq!(both.expires, None);
+        assert!(both.allows(Api::DeleteBucket));
+
+        let full: StsCredential = "id:secret:token:5:oss:AbortMultipartUpload"
+            .parse()
+            .unwrap();
+        assert_eq!(full.expires, Some(UNIX_EPOCH + Duration::from_secs(5)));
+        assert!(full.allows(Api::AbortMultipartUpload));
+        assert!(!full.allows(Api::UploadPart));
+    }
+
+    #[test]
+    fn bad_sts_specs_say_what_is_wrong() {
+        for (spec, says) in [
+            ("id:secret", "expected ID:SECRET:TOKEN"),
+            ("id::token", "must not be empty"),
+            ("id:secret:token:oss:PutObjekt", "unknown RAM action"),
+            ("id:secret:token:99999999999999999999999", "not a number"),
+        ] {
+            let err = spec.parse::<StsCredential>().unwrap_err();
+            assert!(err.contains(says), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_multipart_actions_cover_the_multipart_apis() {
+        let sts = StsCredential::new("id", "s", "t")
+            .allowing(["oss:PutObject", "oss:ListParts", "oss:AbortMultipartUpload"])
+            .unwrap();
+        for api in [
+            Api::InitiateMultipartUpload,
+            Api::UploadPart,
+            Api::ListParts,
+            Api::CompleteMultipartUpload,
+            Api::AbortMultipartUpload,
+            Api::PutObject,
+        ] {
+            assert!(sts.allows(api), "{api}");
+        }
+        for api in [
+            Api::GetObject,
+            Api::HeadObject,
+            Api::ListMultipartUploads,
+            Api::DeleteObject,
+        ] {
+            assert!(!sts.allows(api), "{api}");
+        }
+    }
+
+    #[test]
+    fn a_registry_replaces_credentials_by_id() {
+        let registry = StsRegistry::new(&[StsCredential::new("id", "s", "old")]);
+        registry.set(StsCredential::new("id", "s", "new"));
+        assert_eq!(registry.snapshot()["id"].security_token, "new");
+        assert!(registry.remove("id"));
+        assert!(!registry.remove("id"));
+        assert!(registry.snapshot().is_empty());
     }
 }

@@ -6,9 +6,12 @@
 //! connection error instead of the OSS error. So the rest of a modest body is read and discarded
 //! before the response goes out; a large one, or one the client is still waiting for
 //! `100 Continue` to send, gets `Connection: close` instead.
+//!
+//! A `throttle` fault rule makes the body read slowly: after each chunk, reading pauses as long as
+//! the chunk takes at the allowed rate.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +19,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::time::Sleep;
 
 use crate::stats::Stats;
 
@@ -32,6 +36,14 @@ pub(crate) struct RequestBody {
     ended: bool,
     expect_continue: bool,
     declared_len: Option<u64>,
+    throttle: Option<Throttle>,
+}
+
+/// The allowed reading rate, and the pause owed for the last chunk read.
+#[derive(Debug)]
+struct Throttle {
+    bytes_per_sec: u64,
+    pause: Option<Pin<Box<Sleep>>>,
 }
 
 impl RequestBody {
@@ -48,7 +60,16 @@ impl RequestBody {
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok()),
+            throttle: None,
         }
+    }
+
+    /// Reads the body at most `bytes_per_sec` fast from now on.
+    pub fn throttle(&mut self, bytes_per_sec: u64) {
+        self.throttle = Some(Throttle {
+            bytes_per_sec: bytes_per_sec.max(1),
+            pause: None,
+        });
     }
 
     /// Reads and discards whatever the handler left unread. Returns whether the connection may be
@@ -91,10 +112,19 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
+        if let Some(pause) = this.throttle.as_mut().and_then(|t| t.pause.as_mut()) {
+            ready!(pause.as_mut().poll(cx));
+        }
         this.polled = true;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             this.ended = true;
+        }
+        if let (Some(throttle), Poll::Ready(Some(Ok(frame)))) = (&mut this.throttle, &polled) {
+            throttle.pause = frame.data_ref().map(|data| {
+                let secs = data.len() as f64 / throttle.bytes_per_sec as f64;
+                Box::pin(tokio::time::sleep(Duration::from_secs_f64(secs)))
+            });
         }
         polled
     }

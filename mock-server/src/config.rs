@@ -2,6 +2,10 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::auth::StsCredential;
+use crate::faults::FaultRule;
 
 /// The access key id accepted when no credentials are configured.
 pub const DEFAULT_ACCESS_KEY_ID: &str = "test-ak";
@@ -11,6 +15,8 @@ pub const DEFAULT_ACCESS_KEY_SECRET: &str = "test-sk";
 pub const DEFAULT_REGION: &str = "cn-hangzhou";
 /// The base domain of virtual-hosted addressing when none is configured: `BUCKET.localhost`.
 pub const DEFAULT_DOMAIN: &str = "localhost";
+/// How long the server waits for a callback server's answer when none is configured (as OSS: 5 s).
+pub const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The configuration of a [`MockServer`](crate::MockServer).
 ///
@@ -38,6 +44,17 @@ pub struct MockConfig {
     /// The base domain of virtual-hosted addressing: a `Host` of `BUCKET.DOMAIN[:PORT]` names the
     /// bucket; any other host (an IP address, the bare domain) is path-style. Default `localhost`.
     pub domain: String,
+    /// Temporary (STS) credentials accepted besides `credentials`; more can be added while the server
+    /// runs with [`MockServer::set_sts_credential`](crate::MockServer::set_sts_credential).
+    pub sts: Vec<StsCredential>,
+    /// Hosts upload callbacks may go to besides loopback (always allowed): a host name, an IP address,
+    /// or a CIDR block such as `10.0.0.0/8`. A callback URL naming any other host is refused.
+    pub callback_allow: Vec<String>,
+    /// How long a callback server may take to answer. Default 5 s, as OSS.
+    pub callback_timeout: Duration,
+    /// Fault rules in force from the start (see `docs/fault-injection.md`); replaceable while the
+    /// server runs with [`MockServer::set_faults`](crate::MockServer::set_faults). Default none.
+    pub faults: Vec<FaultRule>,
 }
 
 impl Default for MockConfig {
@@ -49,6 +66,10 @@ impl Default for MockConfig {
             credentials: Vec::new(),
             region: DEFAULT_REGION.to_owned(),
             domain: DEFAULT_DOMAIN.to_owned(),
+            sts: Vec::new(),
+            callback_allow: Vec::new(),
+            callback_timeout: DEFAULT_CALLBACK_TIMEOUT,
+            faults: Vec::new(),
         }
     }
 }
@@ -63,6 +84,30 @@ impl MockConfig {
     /// Adds an accepted access key.
     pub fn with_credentials(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.credentials.push((id.into(), secret.into()));
+        self
+    }
+
+    /// Adds temporary (STS) credentials.
+    pub fn with_sts(mut self, credential: StsCredential) -> Self {
+        self.sts.push(credential);
+        self
+    }
+
+    /// Allows upload callbacks to `host` (a host name, an IP address or a CIDR block) besides loopback.
+    pub fn allow_callbacks_to(mut self, host: impl Into<String>) -> Self {
+        self.callback_allow.push(host.into());
+        self
+    }
+
+    /// Waits at most `timeout` for a callback server's answer.
+    pub fn with_callback_timeout(mut self, timeout: Duration) -> Self {
+        self.callback_timeout = timeout;
+        self
+    }
+
+    /// Starts with these fault rules in force.
+    pub fn with_faults(mut self, rules: Vec<FaultRule>) -> Self {
+        self.faults = rules;
         self
     }
 

@@ -29,8 +29,11 @@
 
 mod auth;
 mod body;
+mod callback;
 mod config;
+mod control;
 mod error;
+mod faults;
 mod handlers;
 mod ids;
 mod range;
@@ -41,8 +44,13 @@ mod service;
 mod stats;
 mod storage;
 
+pub use auth::StsCredential;
 pub use config::{
-    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_DOMAIN, DEFAULT_REGION, MockConfig,
+    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_CALLBACK_TIMEOUT, DEFAULT_DOMAIN,
+    DEFAULT_REGION, MockConfig,
+};
+pub use faults::{
+    FAULT_KINDS, FaultAction, FaultRule, FaultRuleError, RuleReport, parse_fault_rules,
 };
 pub use handlers::MAX_COMPLETE_BODY;
 pub use server::MockServer;

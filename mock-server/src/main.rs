@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use oss_mock::{
     DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_DOMAIN, DEFAULT_REGION, MockConfig,
-    MockServer,
+    MockServer, StsCredential,
 };
 
 /// A mock Alibaba Cloud OSS server: multipart upload, objects and buckets, V1/V4 signatures,
@@ -40,6 +40,21 @@ struct Args {
     /// Base domain of virtual-hosted addressing: Host BUCKET.DOMAIN[:PORT] names the bucket.
     #[arg(long, value_name = "DOMAIN", default_value = DEFAULT_DOMAIN)]
     domain: String,
+    /// Accept temporary (STS) credentials (repeatable): requests signed with ID must carry
+    /// x-oss-security-token TOKEN, are refused after EXPIRES_UNIX (Unix seconds; empty: never), and may
+    /// call only the RAM actions listed (comma-separated, e.g. oss:PutObject,oss:ListParts; absent:
+    /// all). Example: STS.id:secret:token:1700000000:oss:PutObject,oss:ListParts.
+    #[arg(long = "sts", value_name = "ID:SECRET:TOKEN[:EXPIRES_UNIX][:ACTIONS]")]
+    sts: Vec<StsCredential>,
+    /// Allow upload callbacks to HOST (repeatable): a host name, an IP address or a CIDR block.
+    /// Loopback (127.0.0.0/8, ::1, localhost) is always allowed; a callback URL naming any other host
+    /// is refused with 400 InvalidArgument and never requested.
+    #[arg(long = "callback-allow", value_name = "HOST")]
+    callback_allow: Vec<String>,
+    /// Start with the fault rules in FILE, a JSON array (see docs/fault-injection.md); they can be
+    /// replaced while the server runs with PUT /_mock/faults.
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -85,7 +100,17 @@ async fn run(args: Args) -> Result<(), String> {
         credentials: Vec::new(),
         region: args.region.clone(),
         domain: args.domain.clone(),
+        sts: args.sts.clone(),
+        callback_allow: args.callback_allow.clone(),
+        ..MockConfig::default()
     };
+    if let Some(path) = &args.faults {
+        let json = std::fs::read(path)
+            .map_err(|e| format!("cannot read --faults {}: {e}", path.display()))?;
+        let rules = oss_mock::parse_fault_rules(&json)
+            .map_err(|e| format!("--faults {}: {e}", path.display()))?;
+        config = config.with_faults(rules);
+    }
     if let (Some(id), Some(secret)) = (&args.access_key_id, &args.access_key_secret) {
         config = config.with_credentials(id.clone(), secret.clone());
     }
@@ -102,6 +127,9 @@ async fn run(args: Args) -> Result<(), String> {
         eprintln!(
             "oss-mock: accepting access key id {DEFAULT_ACCESS_KEY_ID} with secret {DEFAULT_ACCESS_KEY_SECRET} (set --access-key-id and --access-key-secret to change)"
         );
+    }
+    for sts in &args.sts {
+        eprintln!("oss-mock: accepting temporary credentials {sts}");
     }
     match &args.data_dir {
         Some(dir) => eprintln!("oss-mock: data in {}", dir.display()),

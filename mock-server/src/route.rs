@@ -126,6 +126,14 @@ fn host_name(host: &str) -> &str {
         .map_or(host, |(name, _)| name)
 }
 
+/// Whether a request to `host` (a `Host` header) names its bucket in the host: virtual-hosted
+/// addressing, `BUCKET.DOMAIN[:PORT]`.
+pub(crate) fn names_bucket_in_host(host: &str, domain: &str) -> bool {
+    let host = host_name(host).to_ascii_lowercase();
+    host.strip_suffix(&format!(".{}", domain.to_ascii_lowercase()))
+        .is_some_and(|bucket| !bucket.is_empty())
+}
+
 /// Whether `name` is a legal bucket name: 3-63 of lowercase letters, digits and `-`, starting and
 /// ending with a letter or digit.
 pub(crate) fn valid_bucket_name(name: &str) -> bool {

@@ -14,8 +14,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, StsCredential, StsRegistry};
+use crate::callback::{CallbackPolicy, PeerAddr};
 use crate::config::MockConfig;
+use crate::faults::armed::Faults;
+use crate::faults::{FaultRule, FaultRuleError, RuleReport};
 use crate::ids::Ids;
 use crate::route::valid_bucket_name;
 use crate::service::{self, App};
@@ -52,6 +55,9 @@ pub struct MockServer {
     addr: SocketAddr,
     data_dir: PathBuf,
     stats: Arc<Stats>,
+    sts: Arc<StsRegistry>,
+    faults: Arc<Faults>,
+    store: Arc<Store>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     // Declared last: removed after the connections that write into it are stopped.
@@ -62,9 +68,17 @@ impl MockServer {
     /// Opens (or creates) the data directory, recovers it, creates the configured buckets and starts
     /// listening.
     ///
-    /// Fails when the address cannot be bound, a configured bucket name is not legal, or the data
-    /// directory is unusable or damaged (the error names the file).
+    /// Fails when the address cannot be bound, a configured bucket name is not legal, a
+    /// `callback_allow` entry is not a host, address or CIDR block, or the data directory is unusable
+    /// or damaged (the error names the file).
     pub async fn start(config: MockConfig) -> io::Result<MockServer> {
+        let callback = CallbackPolicy::new(&config.callback_allow, config.callback_timeout)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let sts = Arc::new(StsRegistry::new(&config.sts));
+        let faults = Arc::new(Faults::new());
+        faults
+            .set(config.faults.clone())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         for bucket in &config.buckets {
             if !valid_bucket_name(bucket) {
                 return Err(io::Error::new(
@@ -103,18 +117,24 @@ impl MockServer {
         let app = Arc::new(App {
             store: Arc::new(store),
             stats: Arc::clone(&stats),
-            auth: Authenticator::new(&config.effective_credentials()),
+            faults: Arc::clone(&faults),
+            auth: Authenticator::new(&config.effective_credentials(), Arc::clone(&sts)),
             ids,
             domain: config.domain.clone(),
             region: config.region.clone(),
             endpoint_host: addr.to_string(),
+            callback,
         });
+        let store = Arc::clone(&app.store);
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, app, stopped));
         Ok(MockServer {
             addr,
             data_dir,
             stats,
+            sts,
+            faults,
+            store,
             stop,
             task: Some(task),
             _temp_dir: temp_dir,
@@ -141,8 +161,84 @@ impl MockServer {
         &self.stats
     }
 
+    /// Accepts `credential` from now on, replacing the temporary credentials with the same access
+    /// key id: a test can issue a fresh token mid-upload, or expire one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use oss_mock::{MockConfig, MockServer, StsCredential};
+    /// let server = MockServer::start(MockConfig::default()).await?;
+    /// server.set_sts_credential(StsCredential::new("STS.id", "secret", "token-2"));
+    /// assert!(server.remove_sts_credential("STS.id"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_sts_credential(&self, credential: StsCredential) {
+        self.sts.set(credential);
+    }
+
+    /// Stops accepting the temporary credentials with this access key id; whether there were any.
+    pub fn remove_sts_credential(&self, access_key_id: &str) -> bool {
+        self.sts.remove(access_key_id)
+    }
+
+    /// Replaces the fault rules in force (and their counters) with `rules`; an empty list clears
+    /// them. Nothing changes when a rule is invalid; the error names it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use oss_mock::{FaultAction, FaultRule, MockConfig, MockServer};
+    /// use ossup_proto::Api;
+    /// let server = MockServer::start(MockConfig::default().with_bucket("bucket")).await?;
+    /// // The second UploadPart of any upload is answered 503, once.
+    /// server
+    ///     .set_faults(vec![FaultRule::new(FaultAction::error(503, "ServiceUnavailable"))
+    ///         .api(Api::UploadPart)
+    ///         .nth(2)])
+    ///     .expect("valid rules");
+    /// assert_eq!(server.fault_report()[0].fired, 0);
+    /// server.clear_faults();
+    /// assert!(server.faults().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_faults(&self, rules: Vec<FaultRule>) -> Result<(), FaultRuleError> {
+        self.faults.set(rules)
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.faults.clear();
+    }
+
+    /// The fault rules in force, each with the seed it runs with (the one given, or the one the
+    /// server picked).
+    pub fn faults(&self) -> Vec<FaultRule> {
+        self.faults.rules()
+    }
+
+    /// What each fault rule in force has done: requests matched, faults fired. Totals per action kind
+    /// since the start are in [`stats`](Self::stats).
+    pub fn fault_report(&self) -> Vec<RuleReport> {
+        self.faults.report()
+    }
+
+    /// Requests a `stall` rule holds right now.
+    pub fn stalled_requests(&self) -> u64 {
+        self.faults.stalled_now()
+    }
+
+    /// Multipart uploads open right now, in every bucket.
+    pub fn open_uploads(&self) -> usize {
+        self.store.open_upload_count()
+    }
+
     /// Stops accepting connections, lets requests in flight finish (up to a few seconds), then stops.
+    /// Stalled requests end at once.
     pub async fn shutdown(mut self) {
+        self.faults.close();
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -152,6 +248,7 @@ impl MockServer {
 
 impl Drop for MockServer {
     fn drop(&mut self) {
+        self.faults.close();
         if let Some(task) = self.task.take() {
             task.abort();
         }
@@ -183,7 +280,10 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>, mut stopped: watch::R
         };
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
-        let service = service_fn(move |request| service::handle(Arc::clone(&app), request));
+        let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(PeerAddr(peer));
+            service::handle(Arc::clone(&app), request)
+        });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
             if let Err(e) = connection.await {

@@ -1,10 +1,13 @@
-//! Counters of what the server has seen: requests per API, error responses, bytes received and stored.
+//! Counters of what the server has seen: requests per API, error responses, bytes received and stored,
+//! faults fired by kind.
 //!
 //! Shared by every connection (atomics, no locks), read by tests, benchmarks and fault rules.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ossup_proto::Api;
+
+use crate::faults::FAULT_KINDS;
 
 /// Live counters of a running [`MockServer`](crate::MockServer).
 ///
@@ -20,6 +23,7 @@ pub struct Stats {
     error_responses: AtomicU64,
     bytes_received: AtomicU64,
     bytes_stored: AtomicU64,
+    faults_fired: [AtomicU64; FAULT_KINDS.len()],
 }
 
 /// A copy of the counters at one moment.
@@ -35,6 +39,9 @@ pub struct StatsSnapshot {
     pub bytes_received: u64,
     /// Bytes of part and object data committed to storage.
     pub bytes_stored: u64,
+    /// Faults fired since the server started, per action kind, in [`FAULT_KINDS`] order (rules
+    /// replaced since then included).
+    pub faults_fired: Vec<(&'static str, u64)>,
 }
 
 impl Stats {
@@ -58,6 +65,14 @@ impl Stats {
         self.error_responses.load(Ordering::Relaxed)
     }
 
+    /// Faults of this action kind (`"error"`, `"stall"`, …) fired since the server started.
+    pub fn faults_fired(&self, kind: &str) -> u64 {
+        FAULT_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.faults_fired[i].load(Ordering::Relaxed))
+    }
+
     /// Every counter at once.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -69,6 +84,11 @@ impl Stats {
             error_responses: self.error_responses(),
             bytes_received: self.bytes_received(),
             bytes_stored: self.bytes_stored(),
+            faults_fired: FAULT_KINDS
+                .into_iter()
+                .zip(&self.faults_fired)
+                .map(|(kind, n)| (kind, n.load(Ordering::Relaxed)))
+                .collect(),
         }
     }
 
@@ -86,6 +106,12 @@ impl Stats {
 
     pub(crate) fn add_received(&self, bytes: u64) {
         self.bytes_received.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_fault(&self, kind_index: usize) {
+        if let Some(counter) = self.faults_fired.get(kind_index) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn add_stored(&self, bytes: u64) {

@@ -7,11 +7,12 @@ mod list_uploads;
 mod multipart;
 mod objects;
 mod robustness;
+mod sts_callback;
 
 use crate::case::Case;
 
 /// Every case: multipart APIs, ListMultipartUploads, objects, buckets, authentication, addressing and
-/// keys, then hostile input.
+/// keys, hostile input, then upload callbacks and temporary credentials.
 pub fn all() -> Vec<Case> {
     [
         multipart::cases(),
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Case> {
         auth::cases(),
         addressing::cases(),
         robustness::cases(),
+        sts_callback::cases(),
     ]
     .concat()
 }

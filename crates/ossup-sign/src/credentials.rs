@@ -183,7 +183,9 @@ pub enum CredentialsError {
 
 /// Supplies credentials for each request, so temporary credentials can be refreshed during a long upload.
 ///
-/// The engine asks before signing every request; a provider caches as it sees fit.
+/// The engine asks before signing every request; a provider caches as it sees fit. When OSS refuses
+/// temporary credentials (`SecurityTokenExpired`, say) the engine calls
+/// [`refresh`](Self::refresh) and, given different credentials, signs the request again with them.
 ///
 /// ```
 /// # tokio_test_block_on(async {
@@ -199,6 +201,15 @@ pub enum CredentialsError {
 pub trait CredentialsProvider: Send + Sync + fmt::Debug {
     /// Credentials valid now.
     async fn credentials(&self) -> Result<Credentials, CredentialsError>;
+
+    /// Fresh credentials, after OSS refused the current ones as expired or invalid: a provider of
+    /// temporary credentials fetches new ones here even when its cached ones have not reached their
+    /// own expiry (clocks differ, tokens are revoked). The default asks
+    /// [`credentials`](Self::credentials) again, which suits providers that read their source on
+    /// every call.
+    async fn refresh(&self) -> Result<Credentials, CredentialsError> {
+        self.credentials().await
+    }
 }
 
 #[async_trait::async_trait]

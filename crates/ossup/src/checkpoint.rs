@@ -115,8 +115,9 @@ pub struct Checkpoint {
     pub source: SourceStamp,
     /// When the upload was initiated, in seconds since the Unix epoch.
     pub created_unix: u64,
-    /// A digest of the object options (content type, metadata, ACL, callback...) the upload was
-    /// initiated with, so a run with other options does not silently resume it.
+    /// A digest of the object options (content type, metadata, ACL, storage class, overwrite) the
+    /// upload was initiated with, so a run with other options does not silently resume it. The upload
+    /// callback is not among them: it goes with Complete, so each run sends its own.
     pub options_digest: String,
     /// The parts acknowledged so far, by number.
     pub parts: BTreeMap<u32, PartRecord>,

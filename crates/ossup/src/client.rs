@@ -19,6 +19,7 @@ use ossup_proto::{Api, ErrorResponse, checksum, etag, headers, limits};
 use ossup_sign::{CredentialsProvider, Signer, V4Signer};
 
 use crate::body::ResponseBody;
+use crate::callback::{Callback, CallbackResult};
 use crate::error::ServiceError;
 use crate::retry::{ERROR_BODY_LIMIT, Retry, RetryConfig, RetryObserver};
 use crate::signing::{Clock, OssResource, Signing};
@@ -26,6 +27,8 @@ use crate::{Endpoint, Error, ObjectOptions, Transport};
 
 /// The most bytes of a success document (ListParts and the like) read into memory.
 const DOCUMENT_LIMIT: usize = 16 << 20;
+/// The most bytes of a callback server's reply read into memory (OSS passes on at most 3 MB).
+const CALLBACK_REPLY_LIMIT: usize = 4 << 20;
 
 /// A client of the OSS object and multipart APIs.
 ///
@@ -224,6 +227,8 @@ pub struct StoredBody {
     pub crc64: Option<u64>,
     /// The request id.
     pub request_id: String,
+    /// What came of the upload callback, when one was sent.
+    pub callback: Option<CallbackResult>,
 }
 
 /// What CompleteMultipartUpload answered.
@@ -235,6 +240,8 @@ pub struct CompletedUpload {
     pub crc64: Option<u64>,
     /// The request id.
     pub request_id: String,
+    /// What came of the upload callback, when one was sent.
+    pub callback: Option<CallbackResult>,
 }
 
 /// What HeadObject says about an object.
@@ -510,7 +517,7 @@ impl Client {
                 "part number {number} is outside 1..=10000"
             ))));
         }
-        self.send_body(op, body).await
+        self.send_body(op, body, false).await
     }
 
     /// PutObject: uploads `body` as the whole object, with the same checks as
@@ -522,12 +529,48 @@ impl Client {
         body: PartBody,
         options: &ObjectOptions,
     ) -> Result<StoredBody, Error> {
-        let mut op = Op::new(Api::PutObject, Method::PUT, bucket, Some(key));
-        options.apply(&mut op.headers).map_err(|e| op.context(e))?;
-        self.send_body(op, body).await
+        self.put_object_inner(bucket, key, body, options, None)
+            .await
     }
 
-    async fn send_body(&self, mut op: Op<'_>, body: PartBody) -> Result<StoredBody, Error> {
+    /// PutObject with an upload callback: as [`put_object`](Self::put_object), and the answer's
+    /// [`callback`](StoredBody::callback) says what came of the callback. A `203 CallbackFailed`
+    /// answer is not an error here: the object is stored (and checked like any other), only the
+    /// callback failed.
+    pub async fn put_object_with_callback(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: PartBody,
+        options: &ObjectOptions,
+        callback: &Callback,
+    ) -> Result<StoredBody, Error> {
+        self.put_object_inner(bucket, key, body, options, Some(callback))
+            .await
+    }
+
+    async fn put_object_inner(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: PartBody,
+        options: &ObjectOptions,
+        callback: Option<&Callback>,
+    ) -> Result<StoredBody, Error> {
+        let mut op = Op::new(Api::PutObject, Method::PUT, bucket, Some(key));
+        options.apply(&mut op.headers).map_err(|e| op.context(e))?;
+        if let Some(callback) = callback {
+            add_callback(&mut op, callback)?;
+        }
+        self.send_body(op, body, callback.is_some()).await
+    }
+
+    async fn send_body(
+        &self,
+        mut op: Op<'_>,
+        body: PartBody,
+        with_callback: bool,
+    ) -> Result<StoredBody, Error> {
         if let Some(md5) = &body.md5 {
             op.headers.insert(
                 "content-md5",
@@ -538,12 +581,28 @@ impl Client {
         op.body = body.data;
         let response = self.execute(&op).await?;
         let headers = response.headers();
-        let etag = header_str(headers, "etag").unwrap_or_default().to_owned();
-        let crc64 = crc_header(headers).map_err(|e| op.context(e))?;
+        let mut etag = header_str(headers, "etag").unwrap_or_default().to_owned();
+        let mut crc64 = crc_header(headers).map_err(|e| op.context(e))?;
         let request_id = header_str(headers, headers::REQUEST_ID)
             .unwrap_or_default()
             .to_owned();
-        drop(response);
+        let callback = if with_callback {
+            let result = callback_result(response).await.map_err(|e| op.context(e))?;
+            if etag.is_empty() {
+                // A failed callback's answer need not carry the object's headers: ask for them.
+                if let Some(head) = self
+                    .head_object(op.bucket, op.key.unwrap_or_default())
+                    .await?
+                {
+                    etag = head.etag;
+                    crc64 = crc64.or(head.crc64);
+                }
+            }
+            Some(result)
+        } else {
+            drop(response);
+            None
+        };
         let verified_md5 = match &body.md5 {
             Some(md5) => {
                 if !etag::same(&etag, &etag::part_etag(md5)) {
@@ -574,6 +633,7 @@ impl Client {
             etag,
             crc64,
             request_id,
+            callback,
         })
     }
 
@@ -643,6 +703,43 @@ impl Client {
         parts: &[CompletePart],
         forbid_overwrite: bool,
     ) -> Result<CompletedUpload, Error> {
+        self.complete_inner(bucket, key, upload_id, parts, forbid_overwrite, None)
+            .await
+    }
+
+    /// CompleteMultipartUpload with an upload callback: the answer carries the callback server's
+    /// reply instead of the result document, and [`callback`](CompletedUpload::callback) says what
+    /// came of it. A `203 CallbackFailed` answer is not an error here: the upload is completed, only
+    /// the callback failed.
+    pub async fn complete_multipart_upload_with_callback(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletePart],
+        forbid_overwrite: bool,
+        callback: &Callback,
+    ) -> Result<CompletedUpload, Error> {
+        self.complete_inner(
+            bucket,
+            key,
+            upload_id,
+            parts,
+            forbid_overwrite,
+            Some(callback),
+        )
+        .await
+    }
+
+    async fn complete_inner(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletePart],
+        forbid_overwrite: bool,
+        callback: Option<&Callback>,
+    ) -> Result<CompletedUpload, Error> {
         let mut op = Op::new(
             Api::CompleteMultipartUpload,
             Method::POST,
@@ -662,6 +759,34 @@ impl Client {
             op.headers
                 .insert(headers::FORBID_OVERWRITE, HeaderValue::from_static("true"));
         }
+        if let Some(callback) = callback {
+            add_callback(&mut op, callback)?;
+            let response = self.execute(&op).await?;
+            let headers = response.headers().clone();
+            let result = callback_result(response).await.map_err(|e| op.context(e))?;
+            let mut crc64 = crc_header(&headers).map_err(|e| op.context(e))?;
+            let etag = match header_str(&headers, "etag") {
+                Some(etag) => etag.to_owned(),
+                None => {
+                    // The answer is the callback's, not the result document: ask for the ETag.
+                    let head = self.head_object(bucket, key).await?.ok_or_else(|| {
+                        op.context(Error::malformed_response(
+                            "Complete with a callback answered without an ETag, and the object is not there",
+                        ))
+                    })?;
+                    crc64 = crc64.or(head.crc64);
+                    head.etag
+                }
+            };
+            return Ok(CompletedUpload {
+                etag,
+                crc64,
+                request_id: header_str(&headers, headers::REQUEST_ID)
+                    .unwrap_or_default()
+                    .to_owned(),
+                callback: Some(result),
+            });
+        }
         let (headers, doc) = self
             .execute_document::<CompleteMultipartUploadResult>(&op, "CompleteMultipartUploadResult")
             .await?;
@@ -675,6 +800,7 @@ impl Client {
             request_id: header_str(&headers, headers::REQUEST_ID)
                 .unwrap_or_default()
                 .to_owned(),
+            callback: None,
         })
     }
 
@@ -775,6 +901,33 @@ impl Client {
         self.execute(&op).await?;
         Ok(())
     }
+}
+
+/// Adds `x-oss-callback` (and `x-oss-callback-var`) to a request.
+fn add_callback(op: &mut Op<'_>, callback: &Callback) -> Result<(), Error> {
+    for (name, value) in callback.headers().map_err(|e| op.context(e))? {
+        op.headers.insert(name, value);
+    }
+    Ok(())
+}
+
+/// What an answer to a request with a callback says of it: `203` is OSS's `CallbackFailed` (the
+/// object stored, the callback not); any other success carries the callback server's reply.
+async fn callback_result(response: http::Response<ResponseBody>) -> Result<CallbackResult, Error> {
+    let (parts, body) = response.into_parts();
+    if parts.status == http::StatusCode::NON_AUTHORITATIVE_INFORMATION {
+        let body = body.collect(ERROR_BODY_LIMIT).await.unwrap_or_default();
+        let document = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|text| ErrorResponse::from_xml(text).ok());
+        return Ok(CallbackResult::Failed {
+            error: service_error(&parts, document),
+        });
+    }
+    let body = body.collect(CALLBACK_REPLY_LIMIT).await?;
+    Ok(CallbackResult::Replied {
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 fn object_head(headers: &HeaderMap, range: Option<Range<u64>>) -> Result<ObjectHead, Error> {

@@ -10,6 +10,7 @@ use std::fmt;
 use ossup_proto::Api;
 use serde::Serialize;
 
+use crate::UploadOutcome;
 use crate::store::StoreError;
 
 /// What kind of thing went wrong.
@@ -33,6 +34,10 @@ pub enum ErrorKind {
     Cancelled,
     /// The configuration or the request is not valid (endpoint, part size, options).
     Config,
+    /// The object IS stored and verified, but OSS could not deliver its upload callback (HTTP 203
+    /// `CallbackFailed`). OSS does not retry callbacks, and uploading again would only store the
+    /// object again: [`Error::outcome`] has what was stored.
+    CallbackFailed,
 }
 
 impl fmt::Display for ErrorKind {
@@ -45,6 +50,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Source => "source error",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Config => "configuration error",
+            ErrorKind::CallbackFailed => "callback failed",
         })
     }
 }
@@ -152,6 +158,7 @@ struct Inner {
     context: Context,
     service: Option<ServiceError>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    outcome: Option<Box<UploadOutcome>>,
 }
 
 impl Error {
@@ -164,6 +171,7 @@ impl Error {
                 context: Context::default(),
                 service: None,
                 source: None,
+                outcome: None,
             }),
         }
     }
@@ -227,6 +235,28 @@ impl Error {
     /// The configuration or request is not valid.
     pub fn config(message: impl Into<String>) -> Self {
         Self::make(ErrorKind::Config, false, message)
+    }
+
+    /// The object of `outcome` is stored, but OSS answered `203 CallbackFailed` (`error`): the
+    /// callback was not delivered. Not retryable: uploading again would store the object again.
+    pub fn callback_failed(outcome: UploadOutcome, error: ServiceError) -> Self {
+        let message = format!(
+            "the object is stored ({} bytes, ETag {}, CRC-64 {} verified), but OSS could not deliver its upload callback, and does not retry callbacks; do not upload it again for the callback's sake",
+            outcome.size, outcome.etag, outcome.crc64
+        );
+        let mut err = Self::make(ErrorKind::CallbackFailed, false, message)
+            .with_object(&outcome.bucket, &outcome.key);
+        if let Some(id) = &outcome.upload_id {
+            err = err.with_upload_id(id);
+        }
+        err.inner.service = Some(error);
+        err.inner.outcome = Some(Box::new(outcome));
+        err
+    }
+
+    /// What was uploaded, for an [`ErrorKind::CallbackFailed`] error: the object is stored.
+    pub fn outcome(&self) -> Option<&UploadOutcome> {
+        self.inner.outcome.as_deref()
     }
 
     /// Keeps `source` as the underlying cause, builder style.
@@ -332,7 +362,8 @@ impl Error {
     /// The message without the context (for progress events).
     pub fn message(&self) -> String {
         match &self.inner.service {
-            Some(service) => service.to_string(),
+            Some(service) if self.inner.message.is_empty() => service.to_string(),
+            Some(service) => format!("{}: {service}", self.inner.message),
             None => self.inner.message.clone(),
         }
     }

@@ -57,6 +57,7 @@ pub mod store;
 
 mod body;
 mod buffer;
+mod callback;
 mod client;
 mod endpoint;
 mod error;
@@ -76,6 +77,7 @@ pub use store::{CheckpointStore, StoreError, StoreLock};
 pub use store::{Durability, FileStore, MemoryStore};
 
 pub use body::ResponseBody;
+pub use callback::{Callback, CallbackBodyType, CallbackResult, MAX_CALLBACK_URLS};
 pub use client::{
     Client, ClientBuilder, CompletedUpload, ObjectBody, ObjectHead, PartBody, StoredBody,
 };

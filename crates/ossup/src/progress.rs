@@ -50,6 +50,29 @@ pub enum Notice {
         /// The completed upload.
         upload_id: String,
     },
+    /// While parts were being recorded, the store found the checkpoint damaged (and set it aside)
+    /// or no longer there: it was saved again with every part verified so far, and the upload went
+    /// on.
+    CheckpointRebuilt {
+        /// Where the checkpoint was.
+        location: String,
+        /// What was wrong with it.
+        reason: String,
+        /// Where the damaged checkpoint was moved, when it was moved.
+        set_aside_to: Option<String>,
+        /// The parts the saved checkpoint holds.
+        parts: u32,
+    },
+    /// Recording a part in the checkpoint failed. The part is on the server and the upload went
+    /// on (the object is complete and verified without the record); only a resume after a crash is
+    /// affected, which reads the unrecorded parts from the source again to verify them. Reported
+    /// for the first failure of an upload; every one is logged.
+    CheckpointRecordFailed {
+        /// The part whose record failed.
+        part: u32,
+        /// Why.
+        error: String,
+    },
 }
 
 impl fmt::Display for Notice {
@@ -92,6 +115,28 @@ impl fmt::Display for Notice {
                 f,
                 "the answer to completing upload {upload_id} was lost; the object on the server matches the source's size and CRC-64"
             ),
+            Notice::CheckpointRebuilt {
+                location,
+                reason,
+                set_aside_to,
+                parts,
+            } => {
+                write!(
+                    f,
+                    "checkpoint at {location} was lost while recording parts ({reason})"
+                )?;
+                if let Some(to) = set_aside_to {
+                    write!(f, "; set aside to {to}")?;
+                }
+                write!(
+                    f,
+                    "; saved it again with the {parts} parts verified so far, and the upload goes on"
+                )
+            }
+            Notice::CheckpointRecordFailed { part, error } => write!(
+                f,
+                "recording part {part} in the checkpoint failed ({error}); the upload goes on, but if it is interrupted, resuming reads the unrecorded parts again to verify them"
+            ),
         }
     }
 }
@@ -114,7 +159,8 @@ pub enum ProgressEvent {
         /// The multipart upload id, when multipart.
         upload_id: Option<String>,
     },
-    /// A part was acknowledged, verified and recorded.
+    /// A part was acknowledged, verified and recorded in the checkpoint (or its record failed: see
+    /// [`Notice::CheckpointRecordFailed`]).
     PartDone {
         /// The part number.
         number: u32,

@@ -367,7 +367,7 @@ impl<T: Transport> Transport for Retry<T> {
 }
 
 /// A copy of a request for one attempt; the body is a cheap `Bytes` clone.
-fn clone_request(request: &http::Request<Bytes>) -> http::Request<Bytes> {
+pub(crate) fn clone_request(request: &http::Request<Bytes>) -> http::Request<Bytes> {
     let mut copy = http::Request::new(request.body().clone());
     *copy.method_mut() = request.method().clone();
     *copy.uri_mut() = request.uri().clone();

@@ -2,17 +2,29 @@
 //! and the clock corrected by what the server said about the time.
 //!
 //! Signing per attempt (not once per request) keeps a retried request's date current after a long
-//! backoff and lets temporary credentials be refreshed mid-upload.
+//! backoff and lets temporary credentials be refreshed mid-upload. When OSS refuses temporary
+//! credentials (`SecurityTokenExpired`, `InvalidSecurityToken`, `InvalidAccessKeyId` for a key that
+//! came with a token), the layer asks the provider to [`refresh`](CredentialsProvider::refresh) and,
+//! given different credentials, signs and sends the request once more.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use ossup_sign::{CredentialsProvider, RequestParts, Signer};
+use ossup_proto::ErrorResponse;
+use ossup_sign::{Credentials, CredentialsProvider, RequestParts, Signer};
 
 use crate::body::ResponseBody;
+use crate::retry::{ERROR_BODY_LIMIT, clone_request};
 use crate::{Error, Transport};
+
+/// The codes with which OSS refuses temporary credentials that fresh ones may cure.
+const REFRESH_CODES: &[&str] = &[
+    "SecurityTokenExpired",
+    "InvalidSecurityToken",
+    "InvalidAccessKeyId",
+];
 
 /// What a request addresses, in the logical terms the signature covers.
 ///
@@ -95,11 +107,34 @@ impl<T> Signing<T> {
     }
 }
 
+impl<T: Transport> Signing<T> {
+    /// Signs `request` with `credentials` and sends it.
+    async fn send_signed(
+        &self,
+        mut request: http::Request<Bytes>,
+        resource: OssResource,
+        credentials: &Credentials,
+    ) -> Result<http::Response<ResponseBody>, Error> {
+        let mut parts = RequestParts {
+            method: request.method().clone(),
+            bucket: resource.bucket,
+            key: resource.key,
+            query: resource.query,
+            headers: std::mem::take(request.headers_mut()),
+        };
+        self.signer
+            .sign(&mut parts, credentials, self.clock.now())
+            .map_err(|e| Error::config("could not sign the request").with_source(e))?;
+        *request.headers_mut() = parts.headers;
+        self.inner.send(request).await
+    }
+}
+
 #[async_trait::async_trait]
 impl<T: Transport> Transport for Signing<T> {
     async fn send(
         &self,
-        mut request: http::Request<Bytes>,
+        request: http::Request<Bytes>,
     ) -> Result<http::Response<ResponseBody>, Error> {
         let resource = request
             .extensions()
@@ -113,18 +148,47 @@ impl<T: Transport> Transport for Signing<T> {
         let credentials = self.credentials.credentials().await.map_err(|e| {
             Error::config("could not get credentials to sign the request").with_source(e)
         })?;
-        let mut parts = RequestParts {
-            method: request.method().clone(),
-            bucket: resource.bucket,
-            key: resource.key,
-            query: resource.query,
-            headers: std::mem::take(request.headers_mut()),
+        // Only temporary credentials can be refreshed; keep the request to sign it again.
+        let unsigned = credentials
+            .security_token()
+            .is_some()
+            .then(|| clone_request(&request));
+        let response = self
+            .send_signed(request, resource.clone(), &credentials)
+            .await?;
+        let Some(unsigned) = unsigned else {
+            return Ok(response);
         };
-        self.signer
-            .sign(&mut parts, &credentials, self.clock.now())
-            .map_err(|e| Error::config("could not sign the request").with_source(e))?;
-        *request.headers_mut() = parts.headers;
-        self.inner.send(request).await
+        if response.status() != http::StatusCode::FORBIDDEN {
+            return Ok(response);
+        }
+        let (parts, body) = response.into_parts();
+        let body = body.collect(ERROR_BODY_LIMIT).await.unwrap_or_default();
+        let code = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|text| ErrorResponse::from_xml(text).ok())
+            .map(|doc| doc.code)
+            .unwrap_or_default();
+        let response = http::Response::from_parts(parts, ResponseBody::from_bytes(body));
+        if !REFRESH_CODES.contains(&code.as_str()) {
+            return Ok(response);
+        }
+        let fresh = match self.credentials.refresh().await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!(
+                    "OSS refused the temporary credentials ({code}) and refreshing them failed: {e}"
+                );
+                return Ok(response);
+            }
+        };
+        if fresh == credentials {
+            return Ok(response);
+        }
+        tracing::info!(
+            "OSS refused the temporary credentials ({code}); signing the request again with refreshed ones"
+        );
+        self.send_signed(unsigned, resource, &fresh).await
     }
 }
 

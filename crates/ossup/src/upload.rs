@@ -5,9 +5,12 @@
 //! - reconcile: load the checkpoint, drop it if the source or options changed (aborting the old
 //!   upload), list every part the server holds and keep only those whose checksums match the source;
 //! - transfer: the [`PartScheduler`] sends the other parts through the [`PartRunner`] here;
-//! - complete: CompleteMultipartUpload, checking the object's CRC-64 against the combination of the
-//!   parts' (settling a lost answer with HeadObject);
+//! - complete: CompleteMultipartUpload (with the upload callback, when one is asked for), checking
+//!   the object's CRC-64 against the combination of the parts' (settling a lost answer with
+//!   HeadObject);
 //! - clean up: remove the checkpoint once the object is verified.
+
+mod recorder;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +23,7 @@ use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
 use ossup_proto::xml::{CompletePart, ListedPart};
 use ossup_sign::{CredentialsProvider, Signer};
 use serde::Serialize;
+use futures::{StreamExt as _, TryStreamExt as _};
 use tokio_util::sync::CancellationToken;
 
 use crate::buffer::{BufferPool, PartBuffer};
@@ -28,8 +32,10 @@ use crate::plan::{DEFAULT_PART_SIZE, part_size_for, plan_parts};
 use crate::reconcile::{Known, Verdict, judge};
 use crate::retry::RetryObserver;
 use crate::store::{MemoryStore, StoreError};
+use recorder::Recorder;
 use crate::{
-    Checkpoint, CheckpointStore, Client, Error, Notice, ObjectOptions, Parallel, PartRecord,
+    Callback, CallbackResult, Checkpoint, CheckpointStore, Client, Error, Notice, ObjectOptions,
+    Parallel, PartRecord,
     PartRunner, PartScheduler, PartSpec, ProgressEvent, ProgressSink, RetryConfig, Source,
     SourceStamp, Transport, UploadIdentity,
 };
@@ -272,6 +278,7 @@ pub struct UploadRequest {
     multipart_threshold: Option<u64>,
     checksum_mode: Option<ChecksumMode>,
     options: ObjectOptions,
+    callback: Option<Callback>,
     progress: Option<Arc<dyn ProgressSink>>,
     cancel: CancellationToken,
     on_cancel: OnCancel,
@@ -287,6 +294,7 @@ impl fmt::Debug for UploadRequest {
             .field("multipart_threshold", &self.multipart_threshold)
             .field("checksum_mode", &self.checksum_mode)
             .field("options", &self.options)
+            .field("callback", &self.callback)
             .field("on_cancel", &self.on_cancel)
             .finish_non_exhaustive()
     }
@@ -316,6 +324,7 @@ impl UploadRequest {
             multipart_threshold: None,
             checksum_mode: None,
             options: ObjectOptions::default(),
+            callback: None,
             progress: None,
             cancel: CancellationToken::new(),
             on_cancel: OnCancel::default(),
@@ -345,6 +354,19 @@ impl UploadRequest {
     /// The object's options (content type, metadata, ACL, storage class, overwrite).
     pub fn options(mut self, options: ObjectOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// Asks OSS to call `callback` once the object is stored: sent with CompleteMultipartUpload, or
+    /// with PutObject for a small source, including when the upload resumes an earlier run.
+    ///
+    /// The callback server's reply is the outcome's [`callback`](UploadOutcome::callback). When OSS
+    /// stores the object but cannot deliver the callback (`203 CallbackFailed`) the upload ends with an
+    /// [`ErrorKind::CallbackFailed`](crate::ErrorKind::CallbackFailed) error that carries the outcome
+    /// ([`Error::outcome`]); it is never retried as a failed upload. The callback is not part of the
+    /// upload's identity: a resumed run sends the callback of its own request.
+    pub fn callback(mut self, callback: Callback) -> Self {
+        self.callback = Some(callback);
         self
     }
 
@@ -403,6 +425,23 @@ pub struct UploadOutcome {
     pub notices: Vec<Notice>,
     /// The most part buffers alive at once (at most the scheduler's concurrency plus one).
     pub peak_part_buffers: usize,
+    /// What came of the upload callback: the callback server's reply. `None` without a callback, and
+    /// when an earlier run had completed the upload (its Complete, and callback, are not repeated).
+    pub callback: Option<CallbackResult>,
+}
+
+impl UploadOutcome {
+    /// The outcome, or the [`ErrorKind::CallbackFailed`](crate::ErrorKind::CallbackFailed) error
+    /// carrying it when OSS stored the object but could not deliver the callback.
+    fn into_result(self) -> Result<UploadOutcome, Error> {
+        match &self.callback {
+            Some(CallbackResult::Failed { error }) => {
+                let error = error.clone();
+                Err(Error::callback_failed(self, error))
+            }
+            _ => Ok(self),
+        }
+    }
 }
 
 impl Uploader {
@@ -542,17 +581,17 @@ struct Run<'a> {
 /// What the transfer stage shares between part tasks.
 struct Transfer {
     client: Client,
-    store: Arc<dyn CheckpointStore>,
     source: Arc<dyn Source>,
     bucket: String,
     key: String,
-    identity: UploadIdentity,
     upload_id: String,
     mode: ChecksumMode,
     plan: BTreeMap<u32, PartSpec>,
     pool: Arc<BufferPool>,
     progress: Arc<Progress>,
-    done: Mutex<BTreeMap<u32, PartRecord>>,
+    /// Commits each acknowledged part's record while the next parts are sent, and keeps every part
+    /// verified on the server.
+    recorder: Recorder,
     bytes_sent: AtomicU64,
 }
 
@@ -560,8 +599,8 @@ struct Transfer {
 enum Resumable {
     /// Nothing to resume: start a fresh upload.
     Fresh,
-    /// This upload id, with these parts verified on the server.
-    Parts(String, BTreeMap<u32, PartRecord>),
+    /// The checkpointed upload, holding the parts verified on the server (and only those).
+    Parts(Checkpoint),
     /// This upload id already completed into the right object, with this ETag and these parts.
     Completed(String, (String, BTreeMap<u32, PartRecord>)),
 }
@@ -572,6 +611,35 @@ struct Hashed {
     crc64: u64,
 }
 
+/// MD5 (unless CRC-64-only) and CRC-64, fed the same chunks.
+struct Hasher {
+    md5: Option<Md5>,
+    crc: Crc64,
+}
+
+impl Hasher {
+    fn new(mode: ChecksumMode) -> Self {
+        Self {
+            md5: (mode == ChecksumMode::Md5).then(Md5::new),
+            crc: Crc64::new(),
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        if let Some(md5) = &mut self.md5 {
+            md5.update(chunk);
+        }
+        self.crc.update(chunk);
+    }
+
+    fn finish(self) -> Hashed {
+        Hashed {
+            md5: self.md5.map(Md5::finish),
+            crc64: self.crc.finish(),
+        }
+    }
+}
+
 /// Reads `part` into `buf` and hashes it, a cache-sized chunk at a time.
 fn read_and_hash(
     source: &dyn Source,
@@ -579,21 +647,56 @@ fn read_and_hash(
     buf: &mut [u8],
     mode: ChecksumMode,
 ) -> std::io::Result<Hashed> {
-    let mut md5 = (mode == ChecksumMode::Md5).then(Md5::new);
-    let mut crc = Crc64::new();
+    let mut hasher = Hasher::new(mode);
     let mut offset = part.offset;
     for chunk in buf.chunks_mut(READ_CHUNK) {
         source.read_exact_at(offset, chunk)?;
-        if let Some(md5) = &mut md5 {
-            md5.update(chunk);
-        }
-        crc.update(chunk);
+        hasher.update(chunk);
         offset += chunk.len() as u64;
     }
-    Ok(Hashed {
-        md5: md5.map(Md5::finish),
-        crc64: crc.finish(),
-    })
+    Ok(hasher.finish())
+}
+
+/// Hashes `part`'s range of the source without keeping it: one pass through one cache-sized chunk.
+fn hash_range(source: &dyn Source, part: &PartSpec, mode: ChecksumMode) -> std::io::Result<Hashed> {
+    let mut hasher = Hasher::new(mode);
+    let mut chunk = vec![0u8; part.size.min(READ_CHUNK as u64) as usize];
+    let end = part.offset + part.size;
+    let mut offset = part.offset;
+    while offset < end {
+        let len = (end - offset).min(chunk.len() as u64) as usize;
+        source.read_exact_at(offset, &mut chunk[..len])?;
+        hasher.update(&chunk[..len]);
+        offset += len as u64;
+    }
+    Ok(hasher.finish())
+}
+
+/// The error of reading `part`'s range of the source.
+fn read_error(part: &PartSpec, e: std::io::Error) -> Error {
+    Error::source_io(
+        format!(
+            "cannot read bytes {}..{} of the source",
+            part.offset,
+            part.offset + part.size
+        ),
+        e,
+    )
+    .with_part(part.number)
+}
+
+/// Hashes `part`'s range of the source on a blocking thread (to judge a listed part the checkpoint
+/// has no record of).
+async fn hash_part(
+    source: &Arc<dyn Source>,
+    part: PartSpec,
+    mode: ChecksumMode,
+) -> Result<Hashed, Error> {
+    let source = source.clone();
+    tokio::task::spawn_blocking(move || hash_range(source.as_ref(), &part, mode))
+        .await
+        .map_err(|e| Error::source_changed(format!("hashing part {} panicked: {e}", part.number)))?
+        .map_err(|e| read_error(&part, e))
 }
 
 /// Reads and hashes `part` on a blocking thread, into a buffer from `pool`.
@@ -614,17 +717,7 @@ async fn read_part(
     .await
     .map_err(|e| Error::source_changed(format!("reading part {} panicked: {e}", part.number)))
     .and_then(|(buffer, hashed)| {
-        let hashed = hashed.map_err(|e| {
-            Error::source_io(
-                format!(
-                    "cannot read bytes {}..{} of the source",
-                    part.offset,
-                    part.offset + part.size
-                ),
-                e,
-            )
-            .with_part(part.number)
-        })?;
+        let hashed = hashed.map_err(|e| read_error(&part, e))?;
         Ok((buffer, hashed))
     })
 }
@@ -665,20 +758,10 @@ impl PartRunner for Transfer {
             md5: hashed.md5,
             crc64: hashed.crc64,
         };
-        self.store
-            .record_part(&self.identity, &record)
-            .await
-            .map_err(|e| {
-                Error::checkpoint(e)
-                    .with_object(&self.bucket, &self.key)
-                    .with_part(part.number)
-            })?;
-        self.done
-            .lock()
-            .expect("done lock")
-            .insert(part.number, record);
         self.bytes_sent.fetch_add(part.size, Ordering::Relaxed);
-        self.progress.part_done(part.number, part.size);
+        // The slot goes to the next part now; the record commits alongside it (and PartDone is
+        // reported once it has).
+        self.recorder.record(record).await;
         Ok(())
     }
 }
@@ -698,6 +781,9 @@ impl Run<'_> {
             return Err(err_ctx(Error::config("bucket and key must not be empty")));
         }
         req.options.validate().map_err(err_ctx)?;
+        if let Some(callback) = &req.callback {
+            callback.validate().map_err(err_ctx)?;
+        }
         let source = req.source.clone();
         let stamp = stamp_of(&source).await.map_err(err_ctx)?;
         let mode = req.checksum_mode.unwrap_or(self.uploader.checksum_mode);
@@ -758,14 +844,19 @@ impl Run<'_> {
         let (mut buffer, hashed) = read_part(&req.source, &pool, whole, mode).await?;
         ensure_unchanged(&req.source, stamp).await?;
         let bytes = buffer.freeze();
-        let stored = client
-            .put_object(
-                &req.bucket,
-                &req.key,
-                PartBody::with_checksums(bytes, hashed.md5, Some(hashed.crc64)),
-                options,
-            )
-            .await?;
+        let body = PartBody::with_checksums(bytes, hashed.md5, Some(hashed.crc64));
+        let stored = match &req.callback {
+            Some(callback) => {
+                client
+                    .put_object_with_callback(&req.bucket, &req.key, body, options, callback)
+                    .await?
+            }
+            None => {
+                client
+                    .put_object(&req.bucket, &req.key, body, options)
+                    .await?
+            }
+        };
         progress.part_done(1, stamp.size);
         progress.emit(ProgressEvent::Completed {
             etag: stored.etag.clone(),
@@ -773,7 +864,7 @@ impl Run<'_> {
             bytes_sent: stamp.size,
             bytes_reused: 0,
         });
-        Ok(UploadOutcome {
+        UploadOutcome {
             bucket: req.bucket.clone(),
             key: req.key.clone(),
             size: stamp.size,
@@ -790,7 +881,9 @@ impl Run<'_> {
             resumed: false,
             notices: Vec::new(),
             peak_part_buffers: pool.peak(),
-        })
+            callback: stored.callback,
+        }
+        .into_result()
     }
 
     async fn multipart(
@@ -825,14 +918,25 @@ impl Run<'_> {
                 &options_digest,
                 &plan,
                 mode,
-                &pool,
+                concurrency,
                 &progress,
                 &mut notices,
             )
             .await?;
-        let (upload_id, done, completed_etag, was_resumed) = match resumed {
-            Resumable::Parts(upload_id, done) => (upload_id, done, None, true),
-            Resumable::Completed(upload_id, (etag, done)) => (upload_id, done, Some(etag), true),
+        let (checkpoint, completed_etag, was_resumed) = match resumed {
+            Resumable::Parts(checkpoint) => (checkpoint, None, true),
+            Resumable::Completed(upload_id, (etag, done)) => {
+                // Nothing is left to send or record; the checkpoint stands for what completed.
+                let mut checkpoint = Checkpoint::new(
+                    identity.clone(),
+                    upload_id,
+                    stamp,
+                    now_unix(),
+                    options_digest.clone(),
+                );
+                checkpoint.parts = done;
+                (checkpoint, Some(etag), true)
+            }
             Resumable::Fresh => {
                 let upload_id = client
                     .initiate_multipart_upload(&req.bucket, &req.key, &options)
@@ -853,9 +957,11 @@ impl Run<'_> {
                         .await;
                     return Err(Error::checkpoint(e).with_upload_id(&upload_id));
                 }
-                (upload_id, BTreeMap::new(), None, false)
+                (checkpoint, None, false)
             }
         };
+        let upload_id = checkpoint.upload_id.clone();
+        let done = &checkpoint.parts;
         *self.started.lock().expect("started lock") = Some((identity.clone(), upload_id.clone()));
 
         let reused_bytes: u64 = done.values().map(|r| r.size).sum();
@@ -876,26 +982,26 @@ impl Run<'_> {
             .collect();
         let transfer = Transfer {
             client: client.clone(),
-            store: store.clone(),
             source: req.source.clone(),
             bucket: req.bucket.clone(),
             key: req.key.clone(),
-            identity: identity.clone(),
             upload_id: upload_id.clone(),
             mode,
             plan: plan.iter().map(|p| (p.number, *p)).collect(),
             pool: pool.clone(),
             progress: progress.clone(),
-            done: Mutex::new(done),
+            recorder: Recorder::new(store.clone(), checkpoint, progress.clone()),
             bytes_sent: AtomicU64::new(0),
         };
-        self.uploader
-            .scheduler
-            .run(pending, &transfer)
-            .await
-            .map_err(|e| e.with_upload_id(&upload_id))?;
+        let sent = self.uploader.scheduler.run(pending, &transfer).await;
+        // Every record settles before anything else happens: Complete goes out only once the
+        // checkpoint holds every part it can, and a failed upload keeps every acknowledged part
+        // recorded for the next run.
+        let recorded = transfer.recorder.finish().await;
+        notices.extend(recorded.notices);
+        sent.map_err(|e| e.with_upload_id(&upload_id))?;
 
-        let done = transfer.done.into_inner().expect("done lock");
+        let done = recorded.parts;
         let missing: Vec<u32> = plan
             .iter()
             .filter(|p| !done.contains_key(&p.number))
@@ -920,8 +1026,8 @@ impl Run<'_> {
             })
             .collect();
         let crc64 = crc64_of_parts(done.values().map(|r| (r.crc64, r.size)));
-        let etag = match completed_etag {
-            Some(etag) => etag,
+        let (etag, callback) = match completed_etag {
+            Some(etag) => (etag, None),
             None => {
                 self.complete(
                     &client,
@@ -945,7 +1051,7 @@ impl Run<'_> {
             bytes_sent,
             bytes_reused: reused_bytes,
         });
-        Ok(UploadOutcome {
+        UploadOutcome {
             bucket: req.bucket.clone(),
             key: req.key.clone(),
             size: stamp.size,
@@ -962,7 +1068,9 @@ impl Run<'_> {
             resumed: was_resumed,
             notices,
             peak_part_buffers: pool.peak(),
-        })
+            callback,
+        }
+        .into_result()
     }
 
     /// Reconcile: the upload id and verified parts of an earlier run that can be resumed, or `None`
@@ -976,7 +1084,7 @@ impl Run<'_> {
         options_digest: &str,
         plan: &[PartSpec],
         mode: ChecksumMode,
-        pool: &Arc<BufferPool>,
+        concurrency: usize,
         progress: &Progress,
         notices: &mut Vec<Notice>,
     ) -> Result<Resumable, Error> {
@@ -1034,15 +1142,17 @@ impl Run<'_> {
                         .await
                     {
                         Ok(listed) => {
-                            let done = self.reconcile(&cp, plan, &listed, mode, pool).await?;
-                            let stale = cp.parts.iter().any(|(n, r)| done.get(n) != Some(r));
-                            if stale {
-                                // Rewrite the checkpoint to hold only what the server confirmed.
-                                let mut fresh = cp.clone();
-                                fresh.parts = done.clone();
-                                store.save(&fresh).await.map_err(Error::checkpoint)?;
+                            let done = self
+                                .reconcile(&cp, plan, &listed, mode, concurrency)
+                                .await?;
+                            let mut verified = cp;
+                            if verified.parts != done {
+                                // Rewrite the checkpoint to hold exactly what the server confirmed:
+                                // without stale parts, with the parts whose records were lost.
+                                verified.parts = done;
+                                store.save(&verified).await.map_err(Error::checkpoint)?;
                             }
-                            return Ok(Resumable::Parts(cp.upload_id.clone(), done));
+                            return Ok(Resumable::Parts(verified));
                         }
                         Err(e) if e.is_service_code("NoSuchUpload") => {
                             if let Some(done) = self
@@ -1114,50 +1224,55 @@ impl Run<'_> {
     }
 
     /// The parts of the checkpointed upload that the server holds with the source's bytes.
+    ///
+    /// Listed parts the checkpoint has no record of (their acknowledgement was lost before it was
+    /// recorded) are hashed from the source, `concurrency` at a time, each in one pass.
     async fn reconcile(
         &self,
         cp: &Checkpoint,
         plan: &[PartSpec],
         listed: &[ListedPart],
         mode: ChecksumMode,
-        pool: &Arc<BufferPool>,
+        concurrency: usize,
     ) -> Result<BTreeMap<u32, PartRecord>, Error> {
         let req = &self.request;
         let by_number: BTreeMap<u32, &ListedPart> =
             listed.iter().map(|p| (p.part_number, p)).collect();
         let mut done = BTreeMap::new();
+        let mut unknown = Vec::new();
         for spec in plan {
             let listed = by_number.get(&spec.number).copied();
             let known = Known::from_record(spec, cp.parts.get(&spec.number));
-            let verdict = match judge(spec, listed, known, mode) {
-                Verdict::NeedSource => {
-                    // The acknowledgement was lost before it was recorded: hash the range again.
-                    let (_buffer, hashed) =
-                        read_part(&req.source, pool, *spec, ChecksumMode::Md5).await?;
-                    let from_source = Known {
-                        md5: hashed.md5,
-                        crc64: Some(hashed.crc64),
-                    };
-                    let verdict = judge(spec, listed, from_source, mode);
-                    if let Verdict::Done(record) = &verdict {
-                        self.uploader
-                            .store
-                            .record_part(&cp.identity, record)
-                            .await
-                            .map_err(Error::checkpoint)?;
-                    }
-                    verdict
+            match judge(spec, listed, known, mode) {
+                Verdict::Done(record) => {
+                    done.insert(spec.number, record);
                 }
-                verdict => verdict,
+                Verdict::NeedSource => unknown.push((*spec, listed)),
+                Verdict::Send => {}
+            }
+        }
+        let hashed: Vec<_> = futures::stream::iter(unknown)
+            .map(|(spec, listed)| async move {
+                let hashed = hash_part(&req.source, spec, ChecksumMode::Md5).await?;
+                Ok::<_, Error>((spec, listed, hashed))
+            })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        for (spec, listed, hashed) in hashed {
+            let from_source = Known {
+                md5: hashed.md5,
+                crc64: Some(hashed.crc64),
             };
-            if let Verdict::Done(record) = verdict {
+            if let Verdict::Done(record) = judge(&spec, listed, from_source, mode) {
                 done.insert(spec.number, record);
             }
         }
         Ok(done)
     }
 
-    /// CompleteMultipartUpload and the object CRC-64 check; returns the object's ETag.
+    /// CompleteMultipartUpload (with the request's callback) and the object CRC-64 check; returns
+    /// the object's ETag and what came of the callback.
     #[allow(clippy::too_many_arguments)]
     async fn complete(
         &self,
@@ -1169,7 +1284,7 @@ impl Run<'_> {
         options: &ObjectOptions,
         progress: &Progress,
         notices: &mut Vec<Notice>,
-    ) -> Result<String, Error> {
+    ) -> Result<(String, Option<CallbackResult>), Error> {
         let req = &self.request;
         let mismatch = |what: &str| {
             Error::integrity(format!(
@@ -1177,16 +1292,32 @@ impl Run<'_> {
             ))
             .with_upload_id(upload_id)
         };
-        match client
-            .complete_multipart_upload(
-                &req.bucket,
-                &req.key,
-                upload_id,
-                parts,
-                options.forbid_overwrite,
-            )
-            .await
-        {
+        let completed = match &req.callback {
+            Some(callback) => {
+                client
+                    .complete_multipart_upload_with_callback(
+                        &req.bucket,
+                        &req.key,
+                        upload_id,
+                        parts,
+                        options.forbid_overwrite,
+                        callback,
+                    )
+                    .await
+            }
+            None => {
+                client
+                    .complete_multipart_upload(
+                        &req.bucket,
+                        &req.key,
+                        upload_id,
+                        parts,
+                        options.forbid_overwrite,
+                    )
+                    .await
+            }
+        };
+        match completed {
             Ok(done) => {
                 let server_crc = match done.crc64 {
                     Some(crc) => Some(crc),
@@ -1196,7 +1327,7 @@ impl Run<'_> {
                         .and_then(|h| h.crc64),
                 };
                 match server_crc {
-                    Some(crc) if crc == crc64 => Ok(done.etag),
+                    Some(crc) if crc == crc64 => Ok((done.etag, done.callback)),
                     Some(crc) => Err(mismatch(&format!(
                         "the completed object's CRC-64 {crc} is not {crc64}, the CRC-64 of the source's parts"
                     ))),
@@ -1215,7 +1346,8 @@ impl Run<'_> {
                                 upload_id: upload_id.to_owned(),
                             },
                         );
-                        Ok(head.etag)
+                        // The answer to the Complete that stored it, and so the callback's, was lost.
+                        Ok((head.etag, None))
                     }
                     head => Err(Error::integrity(format!(
                         "completing upload {upload_id} found no such upload, and the object is {}; run the upload again",

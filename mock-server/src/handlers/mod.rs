@@ -12,7 +12,7 @@ use http::HeaderMap;
 use http::request::Parts;
 use http_body_util::BodyExt;
 use ossup_proto::checksum::parse_content_md5;
-use ossup_proto::headers::{CALLBACK, FORBID_OVERWRITE, META_PREFIX, OBJECT_ACL, STORAGE_CLASS};
+use ossup_proto::headers::{FORBID_OVERWRITE, META_PREFIX, OBJECT_ACL, STORAGE_CLASS};
 use ossup_proto::{Api, ErrorCode};
 
 use crate::body::RequestBody;
@@ -110,13 +110,12 @@ pub(crate) fn forbid_overwrite(headers: &HeaderMap) -> bool {
     header_text(headers, FORBID_OVERWRITE).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-/// Refuses `x-oss-callback`: the mock cannot call back.
-pub(crate) fn refuse_callback(headers: &HeaderMap) -> Result<(), OssError> {
-    if headers.contains_key(CALLBACK) {
-        return Err(OssError::new(ErrorCode::NotImplemented)
-            .message("Upload callbacks (x-oss-callback) are not implemented by oss-mock."));
-    }
-    Ok(())
+/// The client's address, for the callback's `${clientIp}`.
+pub(crate) fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<crate::callback::PeerAddr>()
+        .map(|peer| peer.0.ip())
 }
 
 const ACLS: &[&str] = &["private", "public-read", "public-read-write", "default"];

@@ -17,10 +17,11 @@ use ossup_proto::xml::{
 
 use super::object::digest_mismatch;
 use super::{
-    blocking, check_declared_length, content_md5, count_param, forbid_overwrite, header_text,
-    object_acl, object_attrs, read_small_body, receive_error, refuse_callback, url_encoding,
+    blocking, check_declared_length, client_ip, content_md5, count_param, forbid_overwrite,
+    header_text, object_acl, object_attrs, read_small_body, receive_error, url_encoding,
 };
 use crate::body::RequestBody;
+use crate::callback::{Callback, UploadFacts};
 use crate::error::OssError;
 use crate::response::{
     self, HttpResponse, iso8601, set_header, status_only, url_encode, with_url_encoding_type,
@@ -214,7 +215,7 @@ pub(super) async fn complete(
 ) -> Result<HttpResponse, OssError> {
     let upload_id = upload_id(ctx)?;
     let headers = &parts.headers;
-    refuse_callback(headers)?;
+    let callback = Callback::from_headers(headers, &app.callback)?;
     let complete_all = match header_text(headers, COMPLETE_ALL) {
         None => false,
         Some(v) if v.trim().eq_ignore_ascii_case("yes") => true,
@@ -264,6 +265,27 @@ pub(super) async fn complete(
         let (bucket, key) = (bucket.clone(), key.clone());
         blocking(move || store.complete(&bucket, &key, &upload_id, selection, forbid, acl)).await?
     };
+    if let Some(callback) = callback {
+        let facts = UploadFacts {
+            operation: ctx.api,
+            bucket,
+            key,
+            etag: record.etag.clone(),
+            size: record.size,
+            content_type: record.attrs.content_type.clone(),
+            crc64: record.crc64,
+            content_md5: None,
+            client_ip: client_ip(parts),
+            request_id: ctx.request_id.clone(),
+        };
+        let headers = [
+            ("etag", record.etag.clone()),
+            (HASH_CRC64ECMA, record.crc64.to_string()),
+        ];
+        return callback
+            .answer(&facts, app.callback.timeout(), &headers)
+            .await;
+    }
     let mut response = response::xml(to_xml(&CompleteMultipartUploadResult {
         location: match ctx.addressing {
             Addressing::VirtualHosted => format!("http://{}/{}", ctx.host_id, url_encode(&key)),

@@ -10,10 +10,11 @@ use ossup_proto::headers::{HASH_CRC64ECMA, OBJECT_TYPE, STORAGE_CLASS};
 use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
 
 use super::{
-    blocking, check_declared_length, content_md5, forbid_overwrite, header_text, object_attrs,
-    receive_error, refuse_callback,
+    blocking, check_declared_length, client_ip, content_md5, forbid_overwrite, header_text,
+    object_attrs, receive_error,
 };
 use crate::body::RequestBody;
+use crate::callback::{Callback, UploadFacts};
 use crate::error::OssError;
 use crate::range::{RangeAnswer, resolve};
 use crate::response::{self, HttpResponse, http_date, set_header, status_only};
@@ -37,7 +38,7 @@ pub(super) async fn put_object(
     body: &mut RequestBody,
 ) -> Result<HttpResponse, OssError> {
     let headers = &parts.headers;
-    refuse_callback(headers)?;
+    let callback = Callback::from_headers(headers, &app.callback)?;
     let attrs = object_attrs(headers)?;
     let expected_md5 = content_md5(headers)?;
     let forbid = forbid_overwrite(headers);
@@ -63,8 +64,33 @@ pub(super) async fn put_object(
     }
     let md5 = blob.md5;
     let store = Arc::clone(&app.store);
-    let record = blocking(move || store.put_object(&bucket, &key, blob, attrs, forbid)).await?;
+    let record = {
+        let (bucket, key) = (bucket.clone(), key.clone());
+        blocking(move || store.put_object(&bucket, &key, blob, attrs, forbid)).await?
+    };
     app.stats.add_stored(record.size);
+    if let Some(callback) = callback {
+        let facts = UploadFacts {
+            operation: ctx.api,
+            bucket,
+            key,
+            etag: record.etag.clone(),
+            size: record.size,
+            content_type: record.attrs.content_type.clone(),
+            crc64: record.crc64,
+            content_md5: Some(encode_content_md5(&md5)),
+            client_ip: client_ip(parts),
+            request_id: ctx.request_id.clone(),
+        };
+        let headers = [
+            ("etag", record.etag.clone()),
+            (HASH_CRC64ECMA, record.crc64.to_string()),
+            ("content-md5", encode_content_md5(&md5)),
+        ];
+        return callback
+            .answer(&facts, app.callback.timeout(), &headers)
+            .await;
+    }
     let mut response = status_only(StatusCode::OK);
     set_header(&mut response, "etag", &record.etag);
     set_header(&mut response, HASH_CRC64ECMA, &record.crc64.to_string());

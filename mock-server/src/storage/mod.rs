@@ -740,6 +740,11 @@ impl Store {
         Ok(())
     }
 
+    /// How many multipart uploads are open, in every bucket.
+    pub fn open_upload_count(&self) -> usize {
+        self.lock().buckets.values().map(|b| b.uploads.len()).sum()
+    }
+
     /// One page of a bucket's open uploads, ordered by key then initiation (ListMultipartUploads).
     pub fn list_uploads(
         &self,

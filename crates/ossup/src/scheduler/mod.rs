@@ -1,7 +1,7 @@
 //! The [`PartScheduler`] trait: which parts go when, and how many at once.
 //!
 //! The engine hands a scheduler the parts still to send and a [`PartRunner`] that sends one part
-//! (read, hash, upload, verify, record). The scheduler only decides order and concurrency, so a
+//! (read, hash, upload, verify; the checkpoint record follows without holding the slot). The scheduler only decides order and concurrency, so a
 //! rate-limited or prioritised scheduler needs no change to the engine, and cannot weaken its
 //! guarantees: part buffers come from a pool sized by [`PartScheduler::concurrency`], whatever the
 //! scheduler does.

@@ -1,0 +1,270 @@
+//! Checkpoint records off the critical path.
+//!
+//! Once the server has acknowledged a part, its buffer and its scheduler slot go to the next part at
+//! once, and the part's record is committed by a task of its own. A durable store's flush costs
+//! hundreds of microseconds, which a small part would otherwise wait for while holding its slot;
+//! committed alongside the next parts, concurrent records share flushes
+//! ([`GroupCommit`](crate::store::GroupCommit)).
+//!
+//! - At most [`RECORDS_IN_FLIGHT`] records are pending. A part whose record would exceed that waits
+//!   for a free place, holding its scheduler slot but not its buffer, so a slow store slows the
+//!   upload down instead of growing memory.
+//! - [`Recorder::finish`] waits for every record: Complete is sent only once every record has
+//!   settled. `PartDone` is reported when the part's record has settled, so `transferred` still only
+//!   counts parts that are on the server and (unless the store failed) in the checkpoint.
+//! - A failed record does not stop the upload. The part is on the server and the engine holds its
+//!   ETag and checksums, so the object completes, verified, without the record; the checkpoint only
+//!   serves a resume after a crash, and a resume reads an unrecorded part's range again and checks
+//!   it against ListParts. Stopping would turn a full checkpoint disk into a failed upload for no
+//!   gain in correctness. The loss of resumability is never silent: the first failure is a
+//!   [`Notice::CheckpointRecordFailed`], and every one is logged.
+//! - A checkpoint found damaged while recording ([`StoreError::Corrupt`]: the store set it aside) or
+//!   gone ([`StoreError::NotFound`]) is saved again with every part known so far, reported as a
+//!   [`Notice::CheckpointRebuilt`], and the upload goes on.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Semaphore;
+use tokio::task::{JoinError, JoinSet};
+
+use super::Progress;
+use crate::{Checkpoint, CheckpointStore, Notice, PartRecord, StoreError};
+
+/// The most part records committing at once. Enough for a durable store's group commit to batch
+/// many records per flush (64 in flight already bring a synced record to 10–20 µs per part), few
+/// enough that a slow store holds back only a few kilobytes.
+pub(super) const RECORDS_IN_FLIGHT: usize = 128;
+
+/// How many times one upload saves a lost checkpoint again before it treats further losses as
+/// failed records: a store that loses every checkpoint it is given is not worth rewriting forever.
+const MAX_REBUILDS: u32 = 3;
+
+/// Commits part records concurrently with the transfer, and keeps every part known on the server.
+pub(super) struct Recorder {
+    shared: Arc<Shared>,
+    places: Arc<Semaphore>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+/// What the record tasks share.
+struct Shared {
+    store: Arc<dyn CheckpointStore>,
+    /// The saved checkpoint without its parts: what a rebuild saves again, with the known parts.
+    header: Checkpoint,
+    progress: Arc<Progress>,
+    known: Mutex<KnownParts>,
+    /// Rebuilds, one at a time.
+    rebuilds: tokio::sync::Mutex<Rebuilds>,
+    /// Rebuild saves that succeeded, readable without waiting for a rebuild in progress.
+    saves: AtomicU64,
+    failure_reported: AtomicBool,
+    notices: Mutex<Vec<Notice>>,
+}
+
+/// The parts verified on the server: reused ones, and every acknowledged one, recorded or not.
+struct KnownParts {
+    parts: BTreeMap<u32, PartRecord>,
+    /// Snapshots taken for rebuilds so far. A part inserted when this was `n` is in every snapshot
+    /// numbered above `n`.
+    snapshots: u64,
+}
+
+#[derive(Default)]
+struct Rebuilds {
+    /// The number of the latest snapshot that was saved, 0 for none.
+    saved_snapshot: u64,
+    count: u32,
+}
+
+/// What the records came to.
+pub(super) struct Recorded {
+    /// Every part verified on the server.
+    pub(super) parts: BTreeMap<u32, PartRecord>,
+    /// What went wrong with the checkpoint meanwhile, already reported as events.
+    pub(super) notices: Vec<Notice>,
+}
+
+impl Recorder {
+    /// Records into `checkpoint`, as saved in `store`; its parts are those verified on the server.
+    pub(super) fn new(
+        store: Arc<dyn CheckpointStore>,
+        mut checkpoint: Checkpoint,
+        progress: Arc<Progress>,
+    ) -> Self {
+        let verified = std::mem::take(&mut checkpoint.parts);
+        let header = checkpoint;
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                header,
+                progress,
+                known: Mutex::new(KnownParts {
+                    parts: verified,
+                    snapshots: 0,
+                }),
+                rebuilds: tokio::sync::Mutex::new(Rebuilds::default()),
+                saves: AtomicU64::new(0),
+                failure_reported: AtomicBool::new(false),
+                notices: Mutex::new(Vec::new()),
+            }),
+            places: Arc::new(Semaphore::new(RECORDS_IN_FLIGHT)),
+            tasks: Mutex::new(JoinSet::new()),
+        }
+    }
+
+    /// Takes note of `record`, an acknowledged and verified part, and starts committing it; returns
+    /// once the record is under way (at once, unless [`RECORDS_IN_FLIGHT`] are pending).
+    pub(super) async fn record(&self, record: PartRecord) {
+        let snapshot = {
+            let mut known = self.shared.known();
+            known.parts.insert(record.number, record.clone());
+            known.snapshots
+        };
+        let place = self
+            .places
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the records' semaphore is never closed");
+        let shared = self.shared.clone();
+        let mut tasks = self.tasks.lock().expect("record tasks lock");
+        // Finished tasks are collected here, so a 10,000-part upload does not keep 10,000 of them.
+        while let Some(finished) = tasks.try_join_next() {
+            rethrow_panic(finished);
+        }
+        tasks.spawn(async move {
+            shared.commit(record, snapshot).await;
+            drop(place);
+        });
+    }
+
+    /// Waits until every record has settled; returns every part verified on the server and the
+    /// notices reported meanwhile.
+    ///
+    /// Dropping the recorder instead (the upload was cancelled) stops the records still pending;
+    /// a store may commit them all the same.
+    pub(super) async fn finish(self) -> Recorded {
+        let mut tasks = self.tasks.into_inner().expect("record tasks lock");
+        while let Some(finished) = tasks.join_next().await {
+            rethrow_panic(finished);
+        }
+        let parts = std::mem::take(&mut self.shared.known().parts);
+        let notices = std::mem::take(&mut *self.shared.notices.lock().expect("notices lock"));
+        Recorded { parts, notices }
+    }
+}
+
+/// A record task ends by itself; one that panicked (in a store) takes the upload with it, as the
+/// panic would have without the task.
+fn rethrow_panic(finished: Result<(), JoinError>) {
+    if let Err(e) = finished
+        && e.is_panic()
+    {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+impl Shared {
+    fn known(&self) -> MutexGuard<'_, KnownParts> {
+        self.known.lock().expect("known parts lock")
+    }
+
+    /// Commits one record, rebuilding a lost checkpoint, then reports the part done.
+    async fn commit(&self, record: PartRecord, snapshot: u64) {
+        let saves_before = self.saves.load(Ordering::SeqCst);
+        let identity = &self.header.identity;
+        let result = match self.store.record_part(identity, &record).await {
+            Err(lost @ (StoreError::Corrupt { .. } | StoreError::NotFound(_))) => {
+                self.rebuild(&record, snapshot, saves_before, lost).await
+            }
+            other => other,
+        };
+        if let Err(error) = result {
+            self.failed(record.number, error);
+        }
+        self.progress.part_done(record.number, record.size);
+    }
+
+    /// Saves the checkpoint again with every known part, after recording `record` found it `lost`;
+    /// `snapshot` is the snapshot count when the part became known, `saves_before` the saves when its
+    /// record was sent.
+    async fn rebuild(
+        &self,
+        record: &PartRecord,
+        snapshot: u64,
+        saves_before: u64,
+        mut lost: StoreError,
+    ) -> Result<(), StoreError> {
+        let mut rebuilds = self.rebuilds.lock().await;
+        if rebuilds.saved_snapshot > snapshot {
+            // A checkpoint saved since this part became known already holds it.
+            return Ok(());
+        }
+        if self.saves.load(Ordering::SeqCst) != saves_before {
+            // The checkpoint was saved again while this record was on its way, so the loss it saw
+            // may be the one already repaired: record it in the new checkpoint.
+            match self.store.record_part(&self.header.identity, record).await {
+                Err(again @ (StoreError::Corrupt { .. } | StoreError::NotFound(_))) => {
+                    lost = again
+                }
+                other => return other,
+            }
+        }
+        if rebuilds.count >= MAX_REBUILDS {
+            return Err(lost);
+        }
+        let (checkpoint, number) = {
+            let mut known = self.known();
+            known.snapshots += 1;
+            let checkpoint = Checkpoint {
+                parts: known.parts.clone(),
+                ..self.header.clone()
+            };
+            (checkpoint, known.snapshots)
+        };
+        rebuilds.count += 1;
+        self.store.save(&checkpoint).await?;
+        rebuilds.saved_snapshot = number;
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        let (location, reason, set_aside_to) = match lost {
+            StoreError::Corrupt {
+                location,
+                reason,
+                set_aside_to,
+            } => (location, reason, set_aside_to),
+            other => (
+                self.header.identity.to_string(),
+                other.to_string(),
+                None,
+            ),
+        };
+        self.notice(Notice::CheckpointRebuilt {
+            location,
+            reason,
+            set_aside_to,
+            parts: checkpoint.parts.len() as u32,
+        });
+        Ok(())
+    }
+
+    fn failed(&self, part: u32, error: StoreError) {
+        if self.failure_reported.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                part,
+                "recording the part in the checkpoint failed; the upload goes on: {error}"
+            );
+        } else {
+            self.notice(Notice::CheckpointRecordFailed {
+                part,
+                error: error.to_string(),
+            });
+        }
+    }
+
+    fn notice(&self, notice: Notice) {
+        let mut notices = self.notices.lock().expect("notices lock");
+        self.progress.notice(&mut notices, notice);
+    }
+}
