@@ -1,13 +1,20 @@
 //! Repository automation, run as `cargo xtask <command>` (an alias in `.cargo/config.toml`).
 //!
-//! Plain Rust with no dependencies, so it builds in seconds and needs nothing but cargo and, for the
-//! oss2 check, `python3`.
+//! Plain Rust with few dependencies (the benchmark's seeded random data and its JSON; for the chaos
+//! harness, the engine's own client and checkpoint stores, which it checks results with), needing
+//! nothing but cargo and, for the oss2 check and the benchmark, `python3`.
 //!
-//! - `test`: the one test command: formatting, clippy, every workspace test, the conformance suite
-//!   and the oss2 check, stopping at the first failure.
+//! - `test`: the one test command: formatting, clippy, every workspace test, the conformance suite,
+//!   the oss2 check and a short chaos run, stopping at the first failure.
 //! - `conformance [ARGS]`: the conformance suite against the mock (or `OSSUP_CONFORMANCE_*`), as a table.
 //! - `oss2`: the official Python SDK, oss2, against the mock server binary.
+//! - `bench [ARGS]`: throughput, memory, resume cost and checkpoint overhead of `ossup upload`
+//!   against `md5sum` and oss2, as a table and JSON (`docs/benchmarks.md`).
+//! - `chaos [ARGS]`: seeded fault injection and `kill -9` of `ossup upload` (and of the mock), then
+//!   a byte-for-byte check of every object (`docs/chaos.md`).
 
+mod bench;
+mod chaos;
 mod cmd;
 mod oss2;
 
@@ -20,14 +27,32 @@ usage: cargo xtask <command>
 
 commands:
   test                 the one test command: cargo fmt --check, cargo clippy -D warnings,
-                       cargo test --workspace, the conformance suite, the oss2 check;
+                       cargo test --workspace, the conformance suite, the oss2 check,
+                       20 chaos iterations (cargo xtask chaos --seed 6000 --max-size 1MiB
+                       --kill-server);
                        stops at the first step that fails
   conformance [ARGS]   the OSS wire conformance suite as a table (ARGS go to ossup-conformance,
                        e.g. --filter complete, --list); against the mock unless
                        OSSUP_CONFORMANCE_ENDPOINT, OSSUP_CONFORMANCE_BUCKET, OSS_ACCESS_KEY_ID and
                        OSS_ACCESS_KEY_SECRET are set
   oss2                 the official Python SDK oss2 (in a venv under target/) against the
-                       oss-mock binary: conformance/peers/oss2_peer.py";
+                       oss-mock binary: conformance/peers/oss2_peer.py
+  bench [--size SIZE] [--json FILE] [--runs N] [--mock-dir DIR] [--quick]
+                       release ossup against md5sum and oss2 on the release mock:
+                       throughput, peak memory, resume cost, checkpoint overhead, as a
+                       markdown table with the targets met or missed, and JSON (default
+                       target/bench.json); SIZE defaults to 1GiB, N to 3; the mock's data
+                       goes under target/bench/ unless DIR is given (/dev/shm leaves its
+                       fsyncs out); --quick is a smoke test of the harness (32MiB, 1 run);
+                       see docs/benchmarks.md
+  chaos [--iterations N] [--seed S] [--max-size SIZE] [--kill-server]
+                       N seeded iterations (default 100) of ossup upload against oss-mock
+                       with fault rules, SIGKILLed at random moments and run again until it
+                       succeeds (--kill-server: the mock too, restarted on its data); checks
+                       every object byte for byte, no upload left open, no checkpoint left,
+                       no acknowledged part sent again; SIZE (default 4MiB) caps the files;
+                       prints a summary with the seed that reproduces each failure;
+                       see docs/chaos.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +67,8 @@ fn main() -> ExitCode {
         "test" => no_arguments(command, rest).and_then(|()| test()),
         "conformance" => conformance(rest).run(),
         "oss2" => no_arguments(command, rest).and_then(|()| oss2::run()),
+        "bench" => bench::run(rest),
+        "chaos" => chaos::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -80,6 +107,16 @@ fn conformance(args: &[String]) -> Step {
     step
 }
 
+/// The chaos run of `cargo xtask test`: short, from a fixed seed, with the server killed too.
+fn short_chaos() -> chaos::ChaosArgs {
+    chaos::ChaosArgs {
+        iterations: 20,
+        seed: 6_000,
+        max_size: 1 << 20,
+        kill_server: true,
+    }
+}
+
 fn test() -> Result<(), Failure> {
     let steps: Vec<Box<dyn Fn() -> Result<(), Failure>>> = vec![
         Box::new(|| Step::cargo("formatting", ["fmt", "--all", "--", "--check"]).run()),
@@ -100,6 +137,7 @@ fn test() -> Result<(), Failure> {
         Box::new(|| Step::cargo("tests", ["test", "--workspace"]).run()),
         Box::new(|| conformance(&[]).run()),
         Box::new(oss2::run),
+        Box::new(|| chaos::run_with(&short_chaos())),
     ];
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {

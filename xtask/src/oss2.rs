@@ -63,7 +63,7 @@ pub fn run() -> Result<(), Failure> {
 }
 
 /// The venv's Python with oss2 at [`OSS2_VERSION`], creating and installing what is missing.
-fn ensure_venv() -> Result<PathBuf, Failure> {
+pub fn ensure_venv() -> Result<PathBuf, Failure> {
     let venv = target_dir().join("oss2-venv");
     let python = venv.join("bin").join("python");
     if python.exists() && !has_pip(&python) {

@@ -115,12 +115,14 @@ fn action() -> impl Strategy<Value = FaultAction> {
         (0u64..150_000).prop_map(|after_bytes| FaultAction::ResetMidBody { after_bytes }),
         Just(FaultAction::ResetAfterCommit),
         (0u64..300).prop_map(|bytes| FaultAction::TruncateResponse { bytes }),
-        (2_000_000u64..20_000_000).prop_map(|bytes_per_sec| FaultAction::Throttle { bytes_per_sec }),
+        (2_000_000u64..20_000_000)
+            .prop_map(|bytes_per_sec| FaultAction::Throttle { bytes_per_sec }),
         Just(FaultAction::Stall),
         Just(FaultAction::CorruptEtag),
         Just(FaultAction::CorruptCrc),
         Just(FaultAction::ExpireUpload),
-        prop_oneof![-7200i64..-900, 900i64..7200].prop_map(|seconds| FaultAction::SkewClock { seconds }),
+        prop_oneof![-7200i64..-900, 900i64..7200]
+            .prop_map(|seconds| FaultAction::SkewClock { seconds }),
     ]
 }
 
@@ -243,9 +245,13 @@ async fn run_once(uploader: &Uploader, bytes: &[u8], key: &str, interrupt: Inter
             }
         }
     };
-    let request = UploadRequest::new(BytesSource::new(bytes.to_vec(), key.to_owned()), BUCKET, key)
-        .cancel(cancel.clone())
-        .on_cancel(OnCancel::KeepCheckpoint);
+    let request = UploadRequest::new(
+        BytesSource::new(bytes.to_vec(), key.to_owned()),
+        BUCKET,
+        key,
+    )
+    .cancel(cancel.clone())
+    .on_cancel(OnCancel::KeepCheckpoint);
     let request = match interrupt {
         Interrupt::Never => request,
         Interrupt::Cancel(at) => request.progress(trigger(at, &cancel)),
@@ -315,7 +321,6 @@ async fn check_case(case: Case) {
         .filter(|u| u.key == key)
         .collect();
     assert!(open.is_empty(), "uploads left open: {open:?}");
-    eprintln!("DEBUG size {} par {} steps {:?} fired {:?}", case.size, case.parallel, case.steps.iter().map(|s| (s.faults.iter().map(|f| f.action.kind()).collect::<Vec<_>>(), s.interrupt)).collect::<Vec<_>>(), server.stats().snapshot().faults_fired.iter().filter(|f| f.1 > 0).collect::<Vec<_>>());
     let left = store.list().await.expect("checkpoints listed");
     assert!(left.is_empty(), "checkpoints left behind: {left:?}");
     server.shutdown().await;

@@ -216,10 +216,11 @@ fn skewed_clock(headers: &http::HeaderMap, seconds: i64) -> OssError {
     let now = SystemTime::now();
     let offset = Duration::from_secs(seconds.unsigned_abs());
     let server_time = if seconds >= 0 {
-        now + offset
+        now.checked_add(offset)
     } else {
-        now.checked_sub(offset).unwrap_or(SystemTime::UNIX_EPOCH)
-    };
+        now.checked_sub(offset)
+    }
+    .unwrap_or(now);
     let request_time = request_time(headers).unwrap_or(now);
     let mut err = OssError::new(ErrorCode::RequestTimeTooSkewed)
         .field("RequestTime", iso8601(request_time))

@@ -27,6 +27,10 @@ pub const FAULT_KINDS: [&str; 12] = [
     "skew_clock",
 ];
 
+/// The largest clock error `skew_clock` may pretend: a century, so that the skewed time is still a
+/// date an HTTP header can carry.
+const MAX_SKEW_SECS: u64 = 100 * 365 * 24 * 3600;
+
 /// One fault rule: which requests it matches, when it fires among them, and what it does then.
 ///
 /// Every matcher is optional; a rule without matchers matches every request. Of the requests a rule
@@ -278,6 +282,11 @@ impl FaultRule {
                     return Err("error code is empty (e.g. \"ServiceUnavailable\")".to_owned());
                 }
             }
+            FaultAction::SkewClock { seconds } if seconds.unsigned_abs() > MAX_SKEW_SECS => {
+                return Err(format!(
+                    "skew_clock seconds {seconds} is more than a century off (the limit is {MAX_SKEW_SECS})"
+                ));
+            }
             FaultAction::Throttle { bytes_per_sec: 0 } => {
                 return Err(
                     "throttle bytes_per_sec is 0, which would never read the body (use stall)"
@@ -448,6 +457,10 @@ mod tests {
             (
                 r#"{"action": {"kind": "throttle", "bytes_per_sec": 0}}"#,
                 "bytes_per_sec is 0",
+            ),
+            (
+                r#"{"action": {"kind": "skew_clock", "seconds": -9000000000}}"#,
+                "more than a century",
             ),
         ];
         for (rule, expected) in cases {

@@ -1,0 +1,201 @@
+//! The command line of `cargo xtask bench`: what to measure, how often, and where the JSON goes.
+
+use std::path::PathBuf;
+
+use crate::cmd::target_dir;
+
+/// The source file's size without `--size`: 1 GiB, the size the targets are stated for.
+pub const DEFAULT_SIZE: u64 = 1 << 30;
+/// The source file's size with `--quick` and no `--size`: enough for a few parts of every setting.
+pub const QUICK_SIZE: u64 = 32 << 20;
+/// The smallest source accepted: a multipart upload with a part to kill in the middle of.
+pub const MIN_SIZE: u64 = 1 << 20;
+/// Runs per figure without `--runs`; the medians need at least three.
+pub const DEFAULT_RUNS: usize = 3;
+/// Parts of the checkpoint-overhead upload (`--quick`: [`QUICK_CHECKPOINT_PARTS`]).
+pub const CHECKPOINT_PARTS: u64 = 10_000;
+/// Parts of the checkpoint-overhead upload with `--quick`.
+pub const QUICK_CHECKPOINT_PARTS: u64 = 200;
+
+/// What `cargo xtask bench` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchArgs {
+    /// Bytes of the source file.
+    pub size: u64,
+    /// Where the JSON results go.
+    pub json: PathBuf,
+    /// Runs per figure.
+    pub runs: usize,
+    /// A smoke test of the harness: a small file, one run, a small checkpoint upload.
+    pub quick: bool,
+    /// The directory the mock keeps its data under, when not `target/bench/`.
+    pub mock_dir: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// Reads the arguments after `bench`.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut size = None;
+        let mut json = None;
+        let mut runs = None;
+        let mut quick = false;
+        let mut mock_dir = None;
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+                _ => (arg.as_str(), None),
+            };
+            let mut value = |what: &str| {
+                inline
+                    .clone()
+                    .or_else(|| args.next().cloned())
+                    .ok_or_else(|| format!("{flag} needs a value: {what}"))
+            };
+            match flag {
+                "--size" => size = Some(parse_size(&value("a size such as 1GiB or 256MiB")?)?),
+                "--json" => json = Some(PathBuf::from(value("a file name")?)),
+                "--mock-dir" => mock_dir = Some(PathBuf::from(value("a directory")?)),
+                "--runs" => {
+                    let text = value("a number of runs, at least 1")?;
+                    let n: usize = text
+                        .parse()
+                        .map_err(|_| format!("--runs {text:?} is not a whole number"))?;
+                    if n == 0 {
+                        return Err("--runs must be at least 1".to_owned());
+                    }
+                    runs = Some(n);
+                }
+                "--quick" if inline.is_none() => quick = true,
+                _ => {
+                    return Err(format!(
+                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR and --quick"
+                    ));
+                }
+            }
+        }
+        let size = size.unwrap_or(if quick { QUICK_SIZE } else { DEFAULT_SIZE });
+        if size < MIN_SIZE {
+            return Err(format!(
+                "--size {size} is too small: the resume measurement needs a multipart upload, give at least 1MiB"
+            ));
+        }
+        Ok(Self {
+            size,
+            json: json.unwrap_or_else(|| target_dir().join("bench.json")),
+            runs: runs.unwrap_or(if quick { 1 } else { DEFAULT_RUNS }),
+            quick,
+            mock_dir,
+        })
+    }
+
+    /// Parts of the checkpoint-overhead upload.
+    pub fn checkpoint_parts(&self) -> u64 {
+        if self.quick {
+            QUICK_CHECKPOINT_PARTS
+        } else {
+            CHECKPOINT_PARTS
+        }
+    }
+}
+
+/// A byte count as typed: `1GiB`, `256MiB`, `100KiB`, `500MB`, or plain bytes. `K`, `M`, `G` alone
+/// are binary, as `dd` reads them; `KB`, `MB`, `GB` are decimal.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits_end);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("size {text:?} does not start with a whole number; write e.g. 1GiB, 256MiB or 4096")
+    })?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "size {text:?} has an unknown unit {other:?}; use B, KiB, MiB, GiB (or K, M, G), KB, MB, GB"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, String> {
+        BenchArgs::parse(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn sizes_read_binary_and_decimal_units() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("100KB"), Ok(100_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("1.5GiB").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("GiB").unwrap_err().contains("whole number"));
+        assert!(
+            parse_size("99999999999999GiB")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn defaults_are_a_gibibyte_and_three_runs() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.size, DEFAULT_SIZE);
+        assert_eq!(args.runs, DEFAULT_RUNS);
+        assert!(!args.quick);
+        assert_eq!(args.checkpoint_parts(), CHECKPOINT_PARTS);
+        assert!(args.json.ends_with("bench.json"));
+        assert_eq!(args.mock_dir, None);
+    }
+
+    #[test]
+    fn quick_shrinks_everything_but_explicit_flags_win() {
+        let quick = parse(&["--quick"]).unwrap();
+        assert_eq!((quick.size, quick.runs), (QUICK_SIZE, 1));
+        assert_eq!(quick.checkpoint_parts(), QUICK_CHECKPOINT_PARTS);
+        let explicit = parse(&[
+            "--quick",
+            "--size=8MiB",
+            "--runs",
+            "2",
+            "--json",
+            "out.json",
+        ])
+        .unwrap();
+        assert_eq!((explicit.size, explicit.runs), (8 << 20, 2));
+        assert_eq!(explicit.json, PathBuf::from("out.json"));
+    }
+
+    #[test]
+    fn bad_arguments_say_what_was_wrong() {
+        assert!(parse(&["--runs", "0"]).unwrap_err().contains("at least 1"));
+        assert!(parse(&["--size"]).unwrap_err().contains("needs a value"));
+        assert!(
+            parse(&["--size", "1KiB"])
+                .unwrap_err()
+                .contains("too small")
+        );
+        assert!(parse(&["--fast"]).unwrap_err().contains("unknown argument"));
+        assert!(
+            parse(&["--quick=yes"])
+                .unwrap_err()
+                .contains("unknown argument")
+        );
+    }
+}

@@ -1,0 +1,336 @@
+//! `cargo xtask chaos`: proves that an upload survives faults and `kill -9` and never produces a
+//! wrong object, by doing it many times from a seed.
+//!
+//! Each iteration draws from its seed a file (empty, one byte, around one part, or many small
+//! parts), a checkpoint store (files or SQLite), a scheduler (sequential or 2 to 8 in parallel), a
+//! few fault rules for the mock, and when to kill things. It starts `oss-mock --faults`, runs
+//! `ossup upload --progress json` as a child, kills it with SIGKILL at the planned moments (zero to
+//! three times), with `--kill-server` also kills the mock and restarts it on the same port and
+//! data directory, and runs the upload again until it succeeds. Then it checks that the object's
+//! bytes (GET: size, MD5, CRC-64) are the file's, that no multipart upload is left open for the
+//! key, that no checkpoint is left behind, and that no part acknowledged before a kill was sent
+//! again. `docs/chaos.md` describes the checks and how to reproduce a failure.
+
+mod iteration;
+mod mock;
+mod plan;
+mod report;
+mod run;
+mod verify;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::cmd::{Failure, Step, target_dir};
+
+use iteration::Binaries;
+use plan::Plan;
+use report::Totals;
+use verify::Net;
+
+/// Iterations when `--iterations` is not given.
+const DEFAULT_ITERATIONS: u64 = 100;
+/// The largest file when `--max-size` is not given.
+const DEFAULT_MAX_SIZE: u64 = 4 << 20;
+
+/// The command line of `cargo xtask chaos`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChaosArgs {
+    /// How many iterations.
+    pub iterations: u64,
+    /// The seed of the first iteration; iteration `i` has seed `seed + i`.
+    pub seed: u64,
+    /// The largest file.
+    pub max_size: u64,
+    /// Whether the server is killed and restarted too.
+    pub kill_server: bool,
+}
+
+impl ChaosArgs {
+    /// Parses the arguments after `chaos`; the seed defaults to one taken from the clock.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut parsed = ChaosArgs {
+            iterations: DEFAULT_ITERATIONS,
+            seed: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            max_size: DEFAULT_MAX_SIZE,
+            kill_server: false,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| {
+                args.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name} needs a value; see cargo xtask --help"))
+            };
+            match arg.as_str() {
+                "--iterations" => {
+                    parsed.iterations = number(&value("--iterations")?, "--iterations")?;
+                    if parsed.iterations == 0 {
+                        return Err("--iterations must be at least 1".to_owned());
+                    }
+                }
+                "--seed" => parsed.seed = number(&value("--seed")?, "--seed")?,
+                "--max-size" => {
+                    parsed.max_size = parse_size(&value("--max-size")?)?;
+                    if parsed.max_size < plan::MIN_PART * 2 + 1 {
+                        return Err(format!(
+                            "--max-size must be at least {} bytes (two parts of 100 KiB and a byte), so that multipart uploads are exercised",
+                            plan::MIN_PART * 2 + 1
+                        ));
+                    }
+                }
+                "--kill-server" => parsed.kill_server = true,
+                other => {
+                    return Err(format!(
+                        "unknown argument {other:?}; chaos takes --iterations N, --seed S, --max-size SIZE and --kill-server"
+                    ));
+                }
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// The command that runs the iteration of `seed` alone.
+    pub fn reproduce(&self, seed: u64) -> String {
+        format!(
+            "cargo xtask chaos --iterations 1 --seed {seed} --max-size {}{}",
+            self.max_size,
+            if self.kill_server {
+                " --kill-server"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+fn number(text: &str, name: &str) -> Result<u64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{name} {text:?} is not a whole number"))
+}
+
+/// A byte count: `4MiB`, `512KiB`, `1000000`; `K`, `M`, `G` alone are binary, `KB`, `MB`, `GB`
+/// decimal.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let value: u64 = digits.parse().map_err(|_| {
+        format!("size {text:?} does not start with a whole number; write e.g. 4MiB")
+    })?;
+    let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "size {text:?} has an unknown unit {other:?}; use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    value
+        .checked_mul(unit_bytes)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// `cargo xtask chaos ARGS`.
+pub fn run(args: &[String]) -> Result<(), Failure> {
+    let args = ChaosArgs::parse(args).map_err(Failure::new)?;
+    run_with(&args)
+}
+
+/// Runs the iterations `args` describes and prints the summary; fails if any iteration failed.
+pub fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
+    Step::cargo(
+        "build ossup and oss-mock",
+        ["build", "--package", "ossup-cli", "--package", "oss-mock"],
+    )
+    .run()?;
+    let debug = target_dir().join("debug");
+    let (ossup, mock) = (debug.join("ossup"), debug.join("oss-mock"));
+    let bins = Binaries {
+        ossup: &ossup,
+        mock: &mock,
+    };
+    let work = target_dir().join("chaos");
+    std::fs::create_dir_all(&work)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", work.display())))?;
+    let net = Net::new().map_err(Failure::new)?;
+    println!(
+        "==> chaos: {} iterations from seed {}, files up to {}{}",
+        args.iterations,
+        args.seed,
+        report::size(args.max_size),
+        if args.kill_server {
+            ", killing the server too"
+        } else {
+            ""
+        }
+    );
+    let started = Instant::now();
+    let mut totals = Totals::default();
+    for i in 0..args.iterations {
+        let seed = args.seed.wrapping_add(i);
+        let plan = Plan::generate(seed, args.max_size, args.kill_server);
+        let dir = work.join(format!("seed-{seed}"));
+        let outcome = iteration::run(&bins, &plan, &dir, &net);
+        let verdict = if outcome.failures.is_empty() {
+            let _ = std::fs::remove_dir_all(&dir);
+            "ok".to_owned()
+        } else {
+            format!("FAILED ({})", outcome.failures[0])
+        };
+        let fired: Vec<String> = outcome
+            .faults_fired
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(kind, n)| format!("{kind} x{n}"))
+            .collect();
+        println!(
+            "[{:>4}/{}] seed {seed} {verdict} in {:.1} s: {}; runs {}, kills {}, server restarts {}, fired [{}]",
+            i + 1,
+            args.iterations,
+            outcome.elapsed.as_secs_f64(),
+            plan.describe(),
+            outcome.runs,
+            outcome.kills + outcome.watchdog_kills,
+            outcome.server_restarts,
+            fired.join(", ")
+        );
+        totals.add(&plan, &outcome, &dir.display().to_string());
+    }
+    totals.elapsed = started.elapsed();
+    let title = format!(
+        "cargo xtask chaos --iterations {} --seed {} --max-size {}{}",
+        args.iterations,
+        args.seed,
+        args.max_size,
+        if args.kill_server {
+            " --kill-server"
+        } else {
+            ""
+        }
+    );
+    let table = totals.table(&title, |seed| args.reproduce(seed));
+    print!("{table}");
+    let summary = work.join("summary.md");
+    if let Err(e) = std::fs::write(&summary, &table) {
+        eprintln!("warning: cannot write {}: {e}", summary.display());
+    }
+    if totals.failed.is_empty() {
+        println!("\nchaos: all {} iterations passed", totals.iterations);
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "{} of {} chaos iterations failed (listed above, with the command that reproduces each; their files are kept under {})",
+            totals.failed.len(),
+            totals.iterations,
+            work.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ChaosArgs, String> {
+        ChaosArgs::parse(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn arguments_are_read_and_a_failure_names_the_command_that_reproduces_it() {
+        let args = parse(&[
+            "--iterations",
+            "500",
+            "--seed",
+            "42",
+            "--max-size",
+            "2MiB",
+            "--kill-server",
+        ])
+        .unwrap();
+        assert_eq!(
+            args,
+            ChaosArgs {
+                iterations: 500,
+                seed: 42,
+                max_size: 2 << 20,
+                kill_server: true
+            }
+        );
+        assert_eq!(
+            args.reproduce(57),
+            "cargo xtask chaos --iterations 1 --seed 57 --max-size 2097152 --kill-server"
+        );
+        let reproduced = parse(&[
+            "--iterations",
+            "1",
+            "--seed",
+            "57",
+            "--max-size",
+            "2097152",
+            "--kill-server",
+        ])
+        .unwrap();
+        assert_eq!(
+            Plan::generate(57, reproduced.max_size, reproduced.kill_server).describe(),
+            Plan::generate(57, args.max_size, args.kill_server).describe()
+        );
+    }
+
+    #[test]
+    fn defaults_are_a_hundred_iterations_of_up_to_four_mebibytes() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.iterations, 100);
+        assert_eq!(args.max_size, 4 << 20);
+        assert!(!args.kill_server);
+    }
+
+    #[test]
+    fn bad_arguments_say_what_was_wrong() {
+        assert!(
+            parse(&["--iterations"])
+                .unwrap_err()
+                .contains("needs a value")
+        );
+        assert!(
+            parse(&["--iterations", "0"])
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(
+            parse(&["--seed", "x"])
+                .unwrap_err()
+                .contains("not a whole number")
+        );
+        assert!(
+            parse(&["--max-size", "1KiB"])
+                .unwrap_err()
+                .contains("at least")
+        );
+        assert!(
+            parse(&["--max-size", "3parsecs"])
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse(&["--fast"]).unwrap_err().contains("unknown argument"));
+    }
+
+    #[test]
+    fn sizes_read_binary_and_decimal_units() {
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("300000"), Ok(300_000));
+    }
+}

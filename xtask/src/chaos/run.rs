@@ -1,0 +1,270 @@
+//! One run of `ossup upload --progress json` as a child process: its JSON lines read as they come,
+//! killed with SIGKILL at the planned moment (or the server killed and restarted under it), and a
+//! watchdog for runs a `stall` fault holds.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::mock::{BUCKET, Mock};
+use super::plan::{Interruption, Moment, Plan, Scheduler, Store};
+use super::verify::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, Net, REGION};
+
+/// How long a run may print nothing while the server holds one of its requests in a `stall`
+/// before it is killed, as a person would kill a hung upload. `ossup` waits up to 120 s for an
+/// answer before it gives up on a request; waiting that out would make a long chaos run mostly
+/// waiting.
+const STALL_PATIENCE: Duration = Duration::from_secs(3);
+/// How long a run may take in all before it is killed and counted as hung.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+/// How often the run is looked at.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Why a run was killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kill {
+    /// The plan said so.
+    Planned,
+    /// It printed nothing while one of its requests was stalled.
+    Watchdog,
+    /// It ran past [`RUN_LIMIT`].
+    Hung,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// It exited by itself with this status code.
+    Exited(i32),
+    /// It was killed.
+    Killed(Kill),
+    /// It died of a signal nobody sent on purpose.
+    Crashed(i32),
+}
+
+/// What one run did.
+#[derive(Debug)]
+pub struct Run {
+    /// Its JSON lines, in order.
+    pub events: Vec<Value>,
+    /// Lines on stdout that were not JSON objects.
+    pub stray_lines: Vec<String>,
+    /// How it ended.
+    pub end: End,
+    /// Server stats taken just before each server kill of this run.
+    pub stats_before_server_kills: Vec<Value>,
+    /// How many times the server was killed and restarted during it.
+    pub server_restarts: u32,
+    /// The end of its stderr.
+    pub stderr_tail: String,
+}
+
+/// What every run of one iteration shares.
+#[derive(Debug)]
+pub struct Upload<'a> {
+    /// The `ossup` binary.
+    pub ossup: &'a Path,
+    /// The file.
+    pub file: &'a Path,
+    /// The object key.
+    pub key: &'a str,
+    /// The plan (part size, store, scheduler).
+    pub plan: &'a Plan,
+    /// The checkpoint directory or database.
+    pub checkpoints: &'a Path,
+    /// Where each run's stderr goes.
+    pub stderr: &'a Path,
+}
+
+impl Upload<'_> {
+    /// The command line of a run, as a person would type it.
+    pub fn args(&self, endpoint: &str) -> Vec<String> {
+        let mut args = vec![
+            "upload".to_owned(),
+            self.file.display().to_string(),
+            format!("oss://{BUCKET}/{}", self.key),
+            "--endpoint".to_owned(),
+            endpoint.to_owned(),
+            "--region".to_owned(),
+            REGION.to_owned(),
+            "--part-size".to_owned(),
+            self.plan.part_size.to_string(),
+            match self.plan.store {
+                Store::Files => "--checkpoint-dir",
+                Store::Sqlite => "--checkpoint-db",
+            }
+            .to_owned(),
+            self.checkpoints.display().to_string(),
+            "--progress".to_owned(),
+            "json".to_owned(),
+        ];
+        match self.plan.scheduler {
+            Scheduler::Sequential => args.push("--sequential".to_owned()),
+            Scheduler::Parallel(n) => {
+                args.push("--parallel".to_owned());
+                args.push(n.to_string());
+            }
+        }
+        args
+    }
+
+    /// Runs `ossup` once, carrying out `interruption` if the run lasts long enough for it.
+    pub fn run(
+        &self,
+        mock: &mut Mock,
+        net: &Net,
+        interruption: Option<Interruption>,
+    ) -> Result<Run, String> {
+        let endpoint = mock.endpoint();
+        let stderr = File::create(self.stderr)
+            .map_err(|e| format!("cannot create {}: {e}", self.stderr.display()))?;
+        let mut child = Command::new(self.ossup)
+            .args(self.args(&endpoint))
+            .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+            .env("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+            .env_remove("OSS_SESSION_TOKEN")
+            .env_remove("OSS_ENDPOINT")
+            .env_remove("OSS_REGION")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.ossup.display()))?;
+        let lines = read_lines(&mut child);
+        let mut run = Run {
+            events: Vec::new(),
+            stray_lines: Vec::new(),
+            end: End::Exited(-1),
+            stats_before_server_kills: Vec::new(),
+            server_restarts: 0,
+            stderr_tail: String::new(),
+        };
+        let mut pending = interruption;
+        let started = Instant::now();
+        let mut last_line = started;
+        let mut last_watchdog_look = started;
+        let end = loop {
+            let mut stdout_closed = false;
+            match lines.recv_timeout(TICK) {
+                Ok(line) => {
+                    last_line = Instant::now();
+                    match serde_json::from_str::<Value>(&line) {
+                        Ok(value) if value.is_object() => run.events.push(value),
+                        _ => run.stray_lines.push(line),
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => stdout_closed = true,
+            }
+            if let Some(interruption) = pending
+                && due(interruption, started, run.events.len())
+            {
+                pending = None;
+                match interruption {
+                    Interruption::Client(_) => break kill(&mut child, Kill::Planned),
+                    Interruption::Server {
+                        client_too,
+                        down_ms,
+                        ..
+                    } => {
+                        run.stats_before_server_kills.push(net.stats(&endpoint)?);
+                        mock.kill();
+                        let end = client_too.then(|| kill(&mut child, Kill::Planned));
+                        thread::sleep(Duration::from_millis(down_ms));
+                        mock.restart()?;
+                        run.server_restarts += 1;
+                        if let Some(end) = end {
+                            break end;
+                        }
+                    }
+                }
+            }
+            if stdout_closed {
+                let status = child
+                    .wait()
+                    .map_err(|e| format!("waiting for ossup: {e}"))?;
+                break exit_end(status);
+            }
+            if last_line.elapsed() > STALL_PATIENCE
+                && last_watchdog_look.elapsed() > Duration::from_secs(1)
+            {
+                last_watchdog_look = Instant::now();
+                let stalled = net
+                    .stats(&endpoint)
+                    .ok()
+                    .and_then(|s| s["stalled_requests"].as_u64())
+                    .unwrap_or(0);
+                if stalled > 0 {
+                    break kill(&mut child, Kill::Watchdog);
+                }
+            }
+            if started.elapsed() > RUN_LIMIT {
+                break kill(&mut child, Kill::Hung);
+            }
+        };
+        // Lines printed before the process ended are part of the run.
+        while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+            match serde_json::from_str::<Value>(&line) {
+                Ok(value) if value.is_object() => run.events.push(value),
+                _ => run.stray_lines.push(line),
+            }
+        }
+        run.end = end;
+        run.stderr_tail = super::mock::tail(self.stderr, 8);
+        Ok(run)
+    }
+}
+
+/// Whether the interruption's moment has come.
+fn due(interruption: Interruption, started: Instant, lines: usize) -> bool {
+    let moment = match interruption {
+        Interruption::Client(at) | Interruption::Server { at, .. } => at,
+    };
+    match moment {
+        Moment::AfterMs(ms) => started.elapsed() >= Duration::from_millis(ms),
+        Moment::AfterLines(n) => lines >= n,
+    }
+}
+
+/// Kills the child with SIGKILL; a child that had already ended by itself keeps its own ending.
+fn kill(child: &mut Child, why: Kill) -> End {
+    let _ = child.kill();
+    match child.wait() {
+        Ok(status) if status.signal() == Some(SIGKILL) => End::Killed(why),
+        Ok(status) => exit_end(status),
+        Err(_) => End::Killed(why),
+    }
+}
+
+fn exit_end(status: ExitStatus) -> End {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => End::Exited(code),
+        (None, signal) => End::Crashed(signal.unwrap_or(0)),
+    }
+}
+
+/// The signal `Child::kill` sends on Unix.
+const SIGKILL: i32 = 9;
+
+/// The child's stdout, line by line, from a thread; the channel closes at end of file.
+fn read_lines(child: &mut Child) -> Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

@@ -1,0 +1,264 @@
+//! Talking to the mock from the harness: its unsigned control routes (`/_mock/stats`,
+//! `/_mock/faults`), and the final checks through the engine's own signed [`ossup::Client`]: the
+//! object's bytes, the uploads left open, the checkpoints left behind.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ossup::{CheckpointStore, Client, FileStore, RetryConfig, Transport};
+use ossup_hyper::HyperTransport;
+use ossup_proto::checksum::{Crc64, Md5};
+use ossup_sign::{Credentials, V4Signer};
+use ossup_sqlite::SqliteStore;
+use serde_json::Value;
+
+use super::mock::BUCKET;
+use super::plan::Store;
+
+/// The key pair the mock accepts by default.
+pub const ACCESS_KEY_ID: &str = "test-ak";
+/// The secret of [`ACCESS_KEY_ID`].
+pub const ACCESS_KEY_SECRET: &str = "test-sk";
+/// The region requests are signed for.
+pub const REGION: &str = "cn-hangzhou";
+
+/// What the source file is: its size and digests.
+#[derive(Debug, Clone, Copy)]
+pub struct Digest {
+    /// Bytes.
+    pub size: u64,
+    /// MD5.
+    pub md5: [u8; 16],
+    /// CRC-64/XZ, as OSS computes it.
+    pub crc64: u64,
+}
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut md5 = Md5::new();
+        let mut crc = Crc64::new();
+        md5.update(bytes);
+        crc.update(bytes);
+        Self {
+            size: bytes.len() as u64,
+            md5: md5.finish(),
+            crc64: crc.finish(),
+        }
+    }
+}
+
+/// The harness's side of the network: a runtime, a transport for control routes, signed clients.
+#[derive(Debug)]
+pub struct Net {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Net {
+    /// A small runtime of its own, driven from the harness's thread.
+    pub fn new() -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
+        Ok(Self { runtime })
+    }
+
+    /// `GET /_mock/stats` as JSON.
+    pub fn stats(&self, endpoint: &str) -> Result<Value, String> {
+        let body = self.control(endpoint, http::Method::GET, "/_mock/stats")?;
+        serde_json::from_slice(&body).map_err(|e| format!("/_mock/stats is not JSON: {e}"))
+    }
+
+    /// `DELETE /_mock/faults`.
+    pub fn clear_faults(&self, endpoint: &str) -> Result<(), String> {
+        self.control(endpoint, http::Method::DELETE, "/_mock/faults")
+            .map(|_| ())
+    }
+
+    fn control(&self, endpoint: &str, method: http::Method, path: &str) -> Result<Bytes, String> {
+        let what = format!("{method} {endpoint}{path}");
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{endpoint}{path}"))
+            .body(Bytes::new())
+            .map_err(|e| format!("{what}: {e}"))?;
+        self.runtime.block_on(async {
+            // A fresh transport each time: the server may have been killed since the last call,
+            // and a pooled connection to the dead process would only fail.
+            let call = async {
+                let response = HyperTransport::new()
+                    .send(request)
+                    .await
+                    .map_err(|e| format!("{what}: {e}"))?;
+                let status = response.status();
+                let body = response
+                    .into_body()
+                    .collect(1 << 20)
+                    .await
+                    .map_err(|e| format!("{what}: reading the answer: {e}"))?;
+                if status.is_success() {
+                    Ok(body)
+                } else {
+                    Err(format!(
+                        "{what}: {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    ))
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), call)
+                .await
+                .unwrap_or_else(|_| Err(format!("{what}: no answer within 10 s")))
+        })
+    }
+
+    /// A signed client for the mock at `endpoint`, with quick retries (faults are cleared before it
+    /// is used, so a failure is worth knowing fast).
+    fn client(&self, endpoint: &str) -> Result<Client, String> {
+        let _guard = self.runtime.enter();
+        Client::builder()
+            .endpoint(endpoint)
+            .and_then(|b| {
+                b.credentials(Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET))
+                    .signer(V4Signer::new(REGION))
+                    .transport(HyperTransport::new())
+                    .retry(
+                        RetryConfig::default()
+                            .max_attempts(4)
+                            .backoff(Duration::from_millis(50), Duration::from_millis(500))
+                            .response_timeout(Duration::from_secs(30)),
+                    )
+                    .build()
+            })
+            .map_err(|e| format!("cannot build a client for {endpoint}: {e}"))
+    }
+
+    /// Every final check of one upload.
+    pub fn verify(
+        &self,
+        endpoint: &str,
+        key: &str,
+        source: &Digest,
+        store: Store,
+        checkpoints: &Path,
+    ) -> Verification {
+        let mut found = Verification::default();
+        let client = match self.client(endpoint) {
+            Ok(client) => client,
+            Err(e) => {
+                found.failures.push(e);
+                return found;
+            }
+        };
+        self.runtime.block_on(async {
+            if let Err(e) = check_object(&client, key, source).await {
+                found.failures.push(e);
+            }
+            match client.list_multipart_uploads(BUCKET, Some(key)).await {
+                Ok(uploads) => {
+                    found.open_uploads = uploads
+                        .into_iter()
+                        .filter(|u| u.key == key)
+                        .map(|u| u.upload_id)
+                        .collect();
+                }
+                Err(e) => found
+                    .failures
+                    .push(format!("ListMultipartUploads failed: {e}")),
+            }
+            if let Err(e) = check_no_checkpoint(store, checkpoints).await {
+                found.failures.push(e);
+            }
+        });
+        found
+    }
+}
+
+/// What the final checks found.
+#[derive(Debug, Default)]
+pub struct Verification {
+    /// Each failed check, in words.
+    pub failures: Vec<String>,
+    /// The multipart uploads still open for the key (there should be none).
+    pub open_uploads: Vec<String>,
+}
+
+/// GETs the object and compares size, MD5 and CRC-64 with the source's.
+async fn check_object(client: &Client, key: &str, source: &Digest) -> Result<(), String> {
+    let mut object = client
+        .get_object(BUCKET, key, None)
+        .await
+        .map_err(|e| format!("GetObject failed: {e}"))?;
+    let mut md5 = Md5::new();
+    let mut crc = Crc64::new();
+    let mut size = 0u64;
+    while let Some(chunk) = object.body.chunk().await {
+        let chunk = chunk.map_err(|e| format!("reading the object failed: {e}"))?;
+        md5.update(&chunk);
+        crc.update(&chunk);
+        size += chunk.len() as u64;
+    }
+    let (md5, crc) = (md5.finish(), crc.finish());
+    if size != source.size || md5 != source.md5 || crc != source.crc64 {
+        return Err(format!(
+            "WRONG OBJECT: {size} bytes, MD5 {}, CRC-64 {crc}; the file has {} bytes, MD5 {}, CRC-64 {}",
+            hex(&md5),
+            source.size,
+            hex(&source.md5),
+            source.crc64
+        ));
+    }
+    Ok(())
+}
+
+/// The store lists no checkpoint, and a checkpoint directory holds no file at all (no journal, no
+/// lock, nothing set aside as corrupt).
+async fn check_no_checkpoint(store: Store, location: &Path) -> Result<(), String> {
+    let listed = match store {
+        Store::Files => {
+            let files: Vec<String> = std::fs::read_dir(location)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !files.is_empty() {
+                return Err(format!(
+                    "checkpoint files left in {}: {}",
+                    location.display(),
+                    files.join(", ")
+                ));
+            }
+            FileStore::open(location)
+                .map_err(|e| e.to_string())?
+                .list()
+                .await
+        }
+        Store::Sqlite => {
+            SqliteStore::open(location)
+                .await
+                .map_err(|e| e.to_string())?
+                .list()
+                .await
+        }
+    };
+    match listed {
+        Ok(left) if left.is_empty() => Ok(()),
+        Ok(left) => Err(format!(
+            "checkpoints left behind in {}: {left:?}",
+            location.display()
+        )),
+        Err(e) => Err(format!(
+            "cannot list the checkpoints in {}: {e}",
+            location.display()
+        )),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
