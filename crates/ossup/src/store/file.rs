@@ -122,11 +122,13 @@ impl Drop for OpenCount {
 impl FileStore {
     /// A store keeping its journals in `dir`, created if missing.
     ///
-    /// Opening reads nothing: each journal is validated when first loaded or recorded to.
+    /// Opening reads no journal: each is validated when first loaded or recorded to. It does remove
+    /// the temporary files that a process killed in the middle of a save left behind.
     pub fn open(dir: impl AsRef<Path>) -> Result<FileStore, StoreError> {
         let dir = dir.as_ref();
         fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
         let dir = std::path::absolute(dir).map_err(|source| io_error(dir, source))?;
+        remove_stale_temp_files(&dir);
         Ok(Self::with_inner(dir, Durability::default()))
     }
 
@@ -620,6 +622,42 @@ fn host_name() -> String {
         .unwrap_or_else(|| "an unknown host".into())
 }
 
+/// Removes `<name>.tmp-<pid>-<n>` files whose writer process is gone: a save killed before its rename
+/// leaves one, and nothing else would ever remove it. A file whose process id is alive is kept (it may
+/// be a save under way in another process), and so is everything when `/proc` cannot tell.
+fn remove_stale_temp_files(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(writer) = name.to_str().and_then(temp_file_writer) else {
+            continue;
+        };
+        if writer != std::process::id() && !Path::new(&format!("/proc/{writer}")).exists() {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::debug!(path = %entry.path().display(), "removed a checkpoint temp file left by a killed process")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %entry.path().display(), %err, "cannot remove a stale checkpoint temp file")
+                }
+            }
+        }
+    }
+}
+
+/// The process id in a temp file name written by [`write_atomically`], if `name` is one.
+fn temp_file_writer(name: &str) -> Option<u32> {
+    let (_, suffix) = name.rsplit_once(".tmp-")?;
+    let (pid, sequence) = suffix.split_once('-')?;
+    sequence.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the whole new one, and
 /// returns the new file opened for appending.
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<File> {
@@ -922,5 +960,34 @@ mod tests {
         fs::write(dir.path().join("notes.txt"), "hello").unwrap();
         fs::write(store.journal_path(&b.identity), "garbage").unwrap();
         assert_eq!(store.list().await.unwrap(), vec![a.identity]);
+    }
+
+    #[test]
+    fn temp_files_of_dead_writers_are_removed_at_open_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // Process ids above the kernel's pid_max (4194304 at most) are never alive.
+        let dead = dir.path().join("ab12.tmp-4194999-0");
+        let ours = dir
+            .path()
+            .join(format!("ab12.tmp-{}-7", std::process::id()));
+        let unrelated = dir.path().join("notes.tmp-x");
+        for path in [&dead, &ours, &unrelated] {
+            std::fs::write(path, b"partial").unwrap();
+        }
+        FileStore::open(dir.path()).unwrap();
+        assert!(!dead.exists(), "a dead writer's temp file must be removed");
+        assert!(ours.exists(), "a live writer's temp file must be kept");
+        assert!(
+            unrelated.exists(),
+            "files that are not journal temp files are not touched"
+        );
+    }
+
+    #[test]
+    fn temp_file_names_yield_their_writer() {
+        assert_eq!(temp_file_writer("0f3a.tmp-1234-5"), Some(1234));
+        assert_eq!(temp_file_writer("0f3a.tmp-1234"), None);
+        assert_eq!(temp_file_writer("0f3a.corrupt-1700000000"), None);
+        assert_eq!(temp_file_writer("0f3a.tmp-x-5"), None);
     }
 }
