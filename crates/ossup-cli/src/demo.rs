@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use oss_mock::{FaultAction, FaultRule};
 use ossup::{
     CheckpointStore, Client, FileSource, FileStore, Parallel, ProgressEvent, Source,
     UploadIdentity, UploadRequest, Uploader,
@@ -75,10 +76,15 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         1,
         "start the mock OSS server",
         step.elapsed(),
-        &[format!(
-            "listening at {endpoint}, bucket {BUCKET}, data in {}",
-            server.data_dir().display()
-        )],
+        &[
+            format!(
+                "listening at {endpoint}, bucket {BUCKET}, data in {}",
+                server.data_dir().display()
+            ),
+            "faults armed: 503s on about 15% of parts, a connection cut mid-part, a part whose \
+             answer is lost, a 500 on ListParts, and a lost answer to Complete"
+                .to_owned(),
+        ],
     );
 
     let step = Instant::now();
@@ -177,7 +183,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
             if unrecorded > 0 {
                 format!(
                     ", {unrecorded} of them acknowledged by the server but never recorded \
-                     (its answer died in the crash)"
+                     (its answer was lost)"
                 )
             } else {
                 String::new()
@@ -198,11 +204,15 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let received = stats.bytes_received();
     details.push(format!(
         "the server received {} of part data over both runs in {} UploadPart requests: the file's \
-         {} plus {} of parts cut off by the crash",
+         {} plus {} of parts cut off by the crash or sent again after an injected fault",
         HumanBytes(received),
         stats.requests(Api::UploadPart),
         HumanBytes(size),
         HumanBytes(received.saturating_sub(size))
+    ));
+    details.push(format!(
+        "faults fired so far: {}; each was retried or settled",
+        describe_faults(&server)
     ));
     report(4, "resume from the checkpoint", resume_time, &details);
 
@@ -313,9 +323,55 @@ async fn start_mock(scratch: &Path) -> Result<oss_mock::MockServer, Failure> {
         buckets: vec![BUCKET.to_owned()],
         ..Default::default()
     };
-    oss_mock::MockServer::start(config)
+    let server = oss_mock::MockServer::start(config)
         .await
-        .map_err(|e| Failure::failed(format!("cannot start the mock OSS server: {e}")))
+        .map_err(|e| Failure::failed(format!("cannot start the mock OSS server: {e}")))?;
+    server
+        .set_faults(demo_faults())
+        .map_err(|e| Failure::failed(format!("cannot arm the demo's fault rules: {e}")))?;
+    Ok(server)
+}
+
+/// The faults the demo's mock injects, seeded so every run meets the same ones: what a flaky network
+/// and a busy server do to an upload, each of which the engine must ride out without a wrong byte.
+fn demo_faults() -> Vec<FaultRule> {
+    vec![
+        FaultRule::new(FaultAction::error(503, "ServiceUnavailable"))
+            .api(Api::UploadPart)
+            .probability(0.15)
+            .seed(7)
+            .times(6),
+        FaultRule::new(FaultAction::ResetMidBody {
+            after_bytes: 64 * 1024,
+        })
+        .api(Api::UploadPart)
+        .nth(4),
+        FaultRule::new(FaultAction::ResetAfterCommit)
+            .api(Api::UploadPart)
+            .nth(7),
+        FaultRule::new(FaultAction::error(500, "InternalError"))
+            .api(Api::ListParts)
+            .nth(1),
+        FaultRule::new(FaultAction::ResetAfterCommit)
+            .api(Api::CompleteMultipartUpload)
+            .nth(1),
+    ]
+}
+
+/// One line per fault rule: what it does and how often it fired.
+fn describe_faults(server: &oss_mock::MockServer) -> String {
+    let fired: Vec<String> = server
+        .fault_report()
+        .iter()
+        .zip(demo_faults())
+        .map(|(report, rule)| {
+            let api = rule
+                .api
+                .map_or_else(|| "any".to_owned(), |api| api.to_string());
+            format!("{} on {api} x{}", report.kind, report.fired)
+        })
+        .collect();
+    fired.join(", ")
 }
 
 fn demo_client(endpoint: &str) -> Result<Client, Failure> {
