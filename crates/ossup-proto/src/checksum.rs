@@ -43,9 +43,80 @@ pub fn crc64_combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
 /// assert_eq!(crc64_of_parts(parts), crc64(b"123456789"));
 /// ```
 pub fn crc64_of_parts(parts: impl IntoIterator<Item = (u64, u64)>) -> u64 {
-    parts
-        .into_iter()
-        .fold(0, |acc, (crc, len)| crc64_combine(acc, crc, len))
+    // An upload's parts nearly all have one length, so the "append len zero bytes" operator is built
+    // once per distinct length and each combine is one 64-step matrix-vector product, instead of the
+    // ~20 matrix squarings a general combine repeats per call (about 60 us, 0.6 CPU-s for 10,000 parts).
+    let mut operator: Option<(u64, ZeroBytes)> = None;
+    parts.into_iter().fold(0, |acc, (crc, len)| {
+        if len == 0 {
+            return acc;
+        }
+        let zeros = match &operator {
+            Some((cached, zeros)) if *cached == len => zeros,
+            _ => &operator.insert((len, ZeroBytes::new(len))).1,
+        };
+        // With CRC-64/XZ's init equal to its xorout, crc(a ++ b) = zeros_len(b)(crc(a)) ^ crc(b).
+        zeros.apply(acc) ^ crc
+    })
+}
+
+/// The reflected ECMA-182 polynomial of CRC-64/XZ.
+const POLY_REFLECTED: u64 = 0xC96C_5795_D787_0F42;
+
+/// The linear map "append `len` zero bytes" on a CRC-64/XZ register, as a 64x64 matrix over GF(2)
+/// whose column `i` is the image of bit `i`.
+struct ZeroBytes([u64; 64]);
+
+impl ZeroBytes {
+    fn new(len: u64) -> Self {
+        let mut one_bit = [0u64; 64];
+        one_bit[0] = POLY_REFLECTED;
+        for (n, column) in one_bit.iter_mut().enumerate().skip(1) {
+            *column = 1 << (n - 1);
+        }
+        let one_byte = (0..3).fold(one_bit, |op, _| compose(&op, &op));
+        let mut identity = [0u64; 64];
+        for (n, column) in identity.iter_mut().enumerate() {
+            *column = 1 << n;
+        }
+        let (mut result, mut power, mut remaining) = (identity, one_byte, len);
+        while remaining > 0 {
+            if remaining & 1 == 1 {
+                result = compose(&power, &result);
+            }
+            remaining >>= 1;
+            if remaining > 0 {
+                power = compose(&power, &power);
+            }
+        }
+        Self(result)
+    }
+
+    fn apply(&self, register: u64) -> u64 {
+        times(&self.0, register)
+    }
+}
+
+fn times(matrix: &[u64; 64], mut vector: u64) -> u64 {
+    let mut sum = 0;
+    let mut column = 0;
+    while vector != 0 {
+        if vector & 1 == 1 {
+            sum ^= matrix[column];
+        }
+        vector >>= 1;
+        column += 1;
+    }
+    sum
+}
+
+/// `outer` after `inner`.
+fn compose(outer: &[u64; 64], inner: &[u64; 64]) -> [u64; 64] {
+    let mut out = [0u64; 64];
+    for (column, image) in out.iter_mut().zip(inner) {
+        *column = times(outer, *image);
+    }
+    out
 }
 
 /// An incremental CRC-64/XZ.
@@ -160,6 +231,18 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn crc_of_parts_agrees_with_the_general_combine_at_large_lengths() {
+        let crcs = [0x1234_5678_9abc_def0, u64::MAX, 1, 0x995d_c9bb_df19_39fa];
+        for len in [8 << 20, (8 << 20) + 1, 100 * 1024, 5 << 30, u64::from(u32::MAX) + 7] {
+            let parts: Vec<(u64, u64)> = crcs.iter().map(|&crc| (crc, len)).collect();
+            let general = parts
+                .iter()
+                .fold(0, |acc, &(crc, len)| crc64_combine(acc, crc, len));
+            assert_eq!(crc64_of_parts(parts), general, "part length {len}");
+        }
+    }
+
+    #[test]
     fn crc64_matches_the_xz_check_value() {
         assert_eq!(crc64(b"123456789"), 0x995d_c9bb_df19_39fa);
     }
@@ -170,6 +253,16 @@ mod tests {
             let cut = cut.min(data.len());
             let (a, b) = data.split_at(cut);
             prop_assert_eq!(crc64_combine(crc64(a), crc64(b), b.len() as u64), crc64(&data));
+        }
+
+        #[test]
+        fn crc_of_parts_equals_crc_of_the_whole(data in proptest::collection::vec(any::<u8>(), 0..8192), piece in 1usize..700) {
+            // Equal pieces and a shorter last one, as an upload's parts are, plus an empty piece.
+            let mut parts: Vec<(u64, u64)> = data.chunks(piece).map(|c| (crc64(c), c.len() as u64)).collect();
+            parts.insert(parts.len() / 2, (crc64(b""), 0));
+            prop_assert_eq!(crc64_of_parts(parts.iter().copied()), crc64(&data));
+            let general = parts.iter().fold(0, |acc, &(crc, len)| crc64_combine(acc, crc, len));
+            prop_assert_eq!(crc64_of_parts(parts), general);
         }
     }
 }
