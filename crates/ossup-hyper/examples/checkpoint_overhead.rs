@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ossup::store::Durability;
-use ossup::{CheckpointStore, FileSource, FileStore, MemoryStore, Parallel, UploadRequest, Uploader};
+use ossup::{
+    CheckpointStore, FileSource, FileStore, MemoryStore, Parallel, UploadRequest, Uploader,
+};
 use ossup_hyper::HyperTransport;
 use ossup_sign::{Credentials, V4Signer};
 use ossup_sqlite::{SqliteOptions, SqliteStore};
@@ -260,9 +262,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let min = runs.iter().min().expect("at least one run");
         let max = runs.iter().max().expect("at least one run");
         let overhead = baseline.map(|b| (med.as_secs_f64() / b.as_secs_f64() - 1.0) * 100.0);
-        let per_part_over = baseline.map(|b| {
-            (med.as_secs_f64() - b.as_secs_f64()) * 1e6 / args.parts as f64
-        });
+        let per_part_over =
+            baseline.map(|b| (med.as_secs_f64() - b.as_secs_f64()) * 1e6 / args.parts as f64);
         println!(
             "| {kind} | {:.3} s | {:.3}–{:.3} s | {:.0} µs | {} | {} | {} |",
             med.as_secs_f64(),

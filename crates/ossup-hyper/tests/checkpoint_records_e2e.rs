@@ -41,7 +41,9 @@ struct Hooked<H> {
 
 impl<H> fmt::Debug for Hooked<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hooked").field("inner", &self.inner).finish()
+        f.debug_struct("Hooked")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 
@@ -199,8 +201,12 @@ async fn parts_keep_flowing_while_their_records_are_pending() {
     let outcome = tokio::time::timeout(
         Duration::from_secs(60),
         uploader.upload(
-            UploadRequest::new(BytesSource::new(bytes.clone(), "flowing"), BUCKET, "flowing")
-                .progress(events.sink()),
+            UploadRequest::new(
+                BytesSource::new(bytes.clone(), "flowing"),
+                BUCKET,
+                "flowing",
+            )
+            .progress(events.sink()),
         ),
     )
     .await
@@ -222,7 +228,10 @@ async fn parts_keep_flowing_while_their_records_are_pending() {
     assert_eq!(outcome.parts_sent as usize, parts.len());
     let transferred = events.transferred();
     assert_eq!(transferred.len(), parts.len());
-    assert!(transferred.windows(2).all(|w| w[0] < w[1]), "{transferred:?}");
+    assert!(
+        transferred.windows(2).all(|w| w[0] < w[1]),
+        "{transferred:?}"
+    );
     assert_eq!(transferred.last(), Some(&(bytes.len() as u64)));
     assert_object_is(uploader.client(), "flowing", &bytes).await;
     server.shutdown().await;
@@ -332,8 +341,12 @@ async fn a_checkpoint_damaged_mid_upload_is_saved_again_and_the_upload_completes
     let events = Events::default();
     let outcome = uploader
         .upload(
-            UploadRequest::new(BytesSource::new(bytes.clone(), "damaged"), BUCKET, "damaged")
-                .progress(events.sink()),
+            UploadRequest::new(
+                BytesSource::new(bytes.clone(), "damaged"),
+                BUCKET,
+                "damaged",
+            )
+            .progress(events.sink()),
         )
         .await
         .unwrap();
@@ -359,7 +372,9 @@ async fn a_checkpoint_damaged_mid_upload_is_saved_again_and_the_upload_completes
     else {
         unreachable!()
     };
-    let set_aside_to = set_aside_to.as_ref().expect("the damaged journal was moved");
+    let set_aside_to = set_aside_to
+        .as_ref()
+        .expect("the damaged journal was moved");
     assert!(
         std::path::Path::new(set_aside_to).exists(),
         "{set_aside_to}"
@@ -410,8 +425,12 @@ async fn a_store_that_cannot_record_does_not_stop_the_upload_and_says_so() {
     let events = Events::default();
     let outcome = uploader
         .upload(
-            UploadRequest::new(BytesSource::new(bytes.clone(), "no-space"), BUCKET, "no-space")
-                .progress(events.sink()),
+            UploadRequest::new(
+                BytesSource::new(bytes.clone(), "no-space"),
+                BUCKET,
+                "no-space",
+            )
+            .progress(events.sink()),
         )
         .await
         .unwrap();
@@ -481,12 +500,7 @@ impl Source for CountingSource {
             }
         }
         let result = self.inner.read_exact_at(offset, buf);
-        *self
-            .read
-            .lock()
-            .unwrap()
-            .entry(offset / PART)
-            .or_default() += buf.len() as u64;
+        *self.read.lock().unwrap().entry(offset / PART).or_default() += buf.len() as u64;
         self.now.fetch_sub(1, Ordering::SeqCst);
         result
     }
@@ -528,10 +542,14 @@ async fn a_resume_hashes_unrecorded_parts_once_each_a_few_at_a_time() {
         .scheduler(Parallel::new(3))
         .build()
         .unwrap();
-    let outcome = second
-        .upload(UploadRequest::from_arc(counting.clone(), BUCKET, "rehash"))
-        .await
-        .unwrap();
+    // Spawned, as a program running uploads side by side does: the upload's future must be `Send`
+    // with resume hashing in it.
+    let upload = {
+        let second = second.clone();
+        let request = UploadRequest::from_arc(counting.clone(), BUCKET, "rehash");
+        tokio::spawn(async move { second.upload(request).await })
+    };
+    let outcome = upload.await.unwrap().unwrap();
 
     assert_eq!(outcome.parts_reused, 10);
     assert_eq!(outcome.bytes_sent, 0);

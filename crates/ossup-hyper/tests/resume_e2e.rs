@@ -406,8 +406,14 @@ async fn a_corrupt_checkpoint_is_reported_and_the_upload_still_completes() {
         )
         .await
         .unwrap();
+    // The first run's upload, whose checkpoint was set aside, was initiated moments before this
+    // run's intent: the sweep for uploads left open by an interrupted start may abort it too.
     assert!(
-        matches!(outcome.notices[..], [Notice::CheckpointCorrupt { .. }]),
+        matches!(
+            &outcome.notices[..],
+            [Notice::CheckpointCorrupt { .. }, rest @ ..]
+                if rest.iter().all(|n| matches!(n, Notice::OrphanAborted { .. }))
+        ),
         "{:?}",
         outcome.notices
     );

@@ -109,11 +109,14 @@ pub struct PartRecord {
 pub struct Checkpoint {
     /// Which upload this is.
     pub identity: UploadIdentity,
-    /// The multipart upload id InitiateMultipartUpload returned.
+    /// The multipart upload id InitiateMultipartUpload returned. Empty in an *intent*: the
+    /// checkpoint saved just before InitiateMultipartUpload, so that a run stopped before saving the
+    /// id leaves a trace, and the next run aborts the upload it may have left open.
     pub upload_id: String,
     /// The source as it was when the upload started.
     pub source: SourceStamp,
-    /// When the upload was initiated, in seconds since the Unix epoch.
+    /// When the upload was initiated (for an intent, when it was meant to be), in seconds since the
+    /// Unix epoch.
     pub created_unix: u64,
     /// A digest of the object options (content type, metadata, ACL, storage class, overwrite) the
     /// upload was initiated with, so a run with other options does not silently resume it. The upload

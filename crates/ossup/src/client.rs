@@ -21,7 +21,7 @@ use ossup_sign::{CredentialsProvider, Signer, V4Signer};
 use crate::body::ResponseBody;
 use crate::callback::{Callback, CallbackResult};
 use crate::error::ServiceError;
-use crate::retry::{ERROR_BODY_LIMIT, Retry, RetryConfig, RetryObserver};
+use crate::retry::{BodyCheck, ERROR_BODY_LIMIT, ReadBody, Retry, RetryConfig, RetryObserver};
 use crate::signing::{Clock, OssResource, Signing};
 use crate::{Endpoint, Error, ObjectOptions, Transport};
 
@@ -283,6 +283,8 @@ struct Op<'a> {
     body: Bytes,
     part: Option<u32>,
     upload_id: Option<&'a str>,
+    /// Makes reading the answer's body part of each attempt (see [`ReadBody`]).
+    read_body: Option<ReadBody>,
 }
 
 impl<'a> Op<'a> {
@@ -297,6 +299,7 @@ impl<'a> Op<'a> {
             body: Bytes::new(),
             part: None,
             upload_id: None,
+            read_body: None,
         }
     }
 
@@ -387,6 +390,66 @@ fn parse_doc<T: serde::de::DeserializeOwned>(
     from_xml(document, text).map_err(|e| Error::malformed_response(e.to_string()))
 }
 
+/// The retry layer's check of a `document` answer: it must parse; one that does not and lacks its
+/// end (cut short on the way, though the connection closed cleanly) is worth asking for again.
+fn document_check<T: serde::de::DeserializeOwned + 'static>(document: &'static str) -> BodyCheck {
+    std::sync::Arc::new(move |body: &[u8]| {
+        let err = match parse_doc::<T>(document, body) {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        if is_cut_short(body) {
+            Err(Error::malformed_response(format!(
+                "the {document} answer was cut short after {} bytes ({})",
+                body.len(),
+                err.message()
+            ))
+            .set_retryable(true))
+        } else {
+            Err(err)
+        }
+    })
+}
+
+/// Whether an XML document lacks its end: its root element is neither closed (`</Root>` last) nor
+/// empty (`<Root/>`). Every complete OSS document ends so; a body cut short almost never does.
+fn is_cut_short(body: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(body) else {
+        // Cut inside a multi-byte character, or not text at all; only the former ends mid-way.
+        return std::str::from_utf8(&body[..body.len().saturating_sub(3)]).is_ok();
+    };
+    let text = text.trim_end();
+    let mut rest = text;
+    // The root element: the first tag that is not a declaration, comment or processing instruction.
+    let root = loop {
+        let Some(start) = rest.find('<') else {
+            return true;
+        };
+        rest = &rest[start + 1..];
+        if !(rest.starts_with('?') || rest.starts_with('!')) {
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                .unwrap_or(rest.len());
+            break &rest[..end];
+        }
+    };
+    if root.is_empty() {
+        return true;
+    }
+    let closed = text
+        .strip_suffix('>')
+        .and_then(|t| t.strip_suffix(root))
+        .and_then(|t| t.trim_end().strip_suffix("</"))
+        .is_some();
+    let empty_root = {
+        let after_name = &rest[root.len()..];
+        after_name.find('>').is_some_and(|i| {
+            after_name[..i].ends_with('/') && after_name[i + 1..].trim().is_empty()
+        })
+    };
+    !(closed || empty_root)
+}
+
 impl Client {
     /// A builder; `endpoint`, `credentials` and `transport` are required.
     pub fn builder() -> ClientBuilder {
@@ -433,6 +496,9 @@ impl Client {
             query: op.query.clone(),
         });
         extensions.insert(op.api);
+        if let Some(read_body) = &op.read_body {
+            extensions.insert(read_body.clone());
+        }
         if let Some(observer) = &self.observer {
             extensions.insert(observer.clone());
         }
@@ -453,11 +519,19 @@ impl Client {
         Err(op.context(Error::service(service_error(&parts, document))))
     }
 
-    async fn execute_document<T: serde::de::DeserializeOwned>(
+    /// Sends `op` and parses its answer as the document `document` (also the name of its root
+    /// element). The whole exchange is one attempt of the retry layer: an answer cut short, or a
+    /// document without its end, is retried like a lost answer; a complete document that does not
+    /// parse is an error at once.
+    async fn execute_document<T: serde::de::DeserializeOwned + 'static>(
         &self,
-        op: &Op<'_>,
+        op: &mut Op<'_>,
         document: &'static str,
     ) -> Result<(HeaderMap, T), Error> {
+        op.read_body = Some(ReadBody {
+            limit: DOCUMENT_LIMIT,
+            check: Some(document_check::<T>(document)),
+        });
         let response = self.execute(op).await?;
         let (parts, body) = response.into_parts();
         let body = body
@@ -484,7 +558,10 @@ impl Client {
         .query("uploads", "");
         options.apply(&mut op.headers).map_err(|e| op.context(e))?;
         let (_, doc) = self
-            .execute_document::<InitiateMultipartUploadResult>(&op, "InitiateMultipartUploadResult")
+            .execute_document::<InitiateMultipartUploadResult>(
+                &mut op,
+                "InitiateMultipartUploadResult",
+            )
             .await?;
         if doc.upload_id.is_empty() {
             return Err(op.context(Error::malformed_response(
@@ -655,7 +732,7 @@ impl Client {
             op = op.query("part-number-marker", marker.to_string());
         }
         op.upload_id = Some(upload_id);
-        let (_, doc) = self.execute_document(&op, "ListPartsResult").await?;
+        let (_, doc) = self.execute_document(&mut op, "ListPartsResult").await?;
         Ok(doc)
     }
 
@@ -761,6 +838,12 @@ impl Client {
         }
         if let Some(callback) = callback {
             add_callback(&mut op, callback)?;
+            // The callback server's reply, read within the attempt: one cut short is asked for again
+            // (the retry then finds the upload completed, which the engine settles by HeadObject).
+            op.read_body = Some(ReadBody {
+                limit: CALLBACK_REPLY_LIMIT,
+                check: None,
+            });
             let response = self.execute(&op).await?;
             let headers = response.headers().clone();
             let result = callback_result(response).await.map_err(|e| op.context(e))?;
@@ -788,7 +871,10 @@ impl Client {
             });
         }
         let (headers, doc) = self
-            .execute_document::<CompleteMultipartUploadResult>(&op, "CompleteMultipartUploadResult")
+            .execute_document::<CompleteMultipartUploadResult>(
+                &mut op,
+                "CompleteMultipartUploadResult",
+            )
             .await?;
         let crc64 = crc_header(&headers).map_err(|e| op.context(e))?;
         let etag = header_str(&headers, "etag")
@@ -840,7 +926,10 @@ impl Client {
                 op = op.query("upload-id-marker", id_marker.clone());
             }
             let (_, page) = self
-                .execute_document::<ListMultipartUploadsResult>(&op, "ListMultipartUploadsResult")
+                .execute_document::<ListMultipartUploadsResult>(
+                    &mut op,
+                    "ListMultipartUploadsResult",
+                )
                 .await?;
             uploads.extend(page.uploads);
             if !page.is_truncated {
@@ -970,5 +1059,29 @@ mod tests {
             Some("us-west-1")
         );
         assert_eq!(region_of("127.0.0.1:9000"), None);
+    }
+
+    const INITIATED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>U1</UploadId></InitiateMultipartUploadResult>\n";
+
+    #[test]
+    fn a_document_is_cut_short_when_its_root_is_not_closed() {
+        assert!(!is_cut_short(INITIATED.as_bytes()));
+        assert!(!is_cut_short(b"<Empty/>"));
+        assert!(!is_cut_short(b"<Other><A>1</A></Other>"));
+        for len in 0..INITIATED.trim_end().len() {
+            assert!(is_cut_short(&INITIATED.as_bytes()[..len]), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn the_document_check_retries_a_cut_document_but_not_an_unexpected_one() {
+        let check =
+            document_check::<InitiateMultipartUploadResult>("InitiateMultipartUploadResult");
+        assert!(check(INITIATED.as_bytes()).is_ok());
+        let cut = check(&INITIATED.as_bytes()[..INITIATED.len() - 20]).unwrap_err();
+        assert!(cut.is_retryable(), "{cut}");
+        assert!(cut.to_string().contains("cut short"), "{cut}");
+        let other = check(b"<Other><A>1</A></Other>").unwrap_err();
+        assert!(!other.is_retryable(), "{other}");
     }
 }

@@ -73,6 +73,22 @@ pub enum Notice {
         /// Why.
         error: String,
     },
+    /// A multipart upload of this key that an interrupted start of this upload left open (an
+    /// InitiateMultipartUpload whose answer was lost and was sent again, or a run killed between
+    /// Initiate and saving its checkpoint) was aborted.
+    OrphanAborted {
+        /// The aborted upload.
+        upload_id: String,
+    },
+    /// Looking for uploads an interrupted start left open failed (ListMultipartUploads refused, say,
+    /// by an STS policy without `oss:ListMultipartUploads`); the upload went on. Any such upload
+    /// stays open until aborted (`ossup uploads abort`) or removed by a lifecycle rule.
+    OrphanSweepFailed {
+        /// The upload this run started.
+        upload_id: String,
+        /// Why.
+        error: String,
+    },
 }
 
 impl fmt::Display for Notice {
@@ -136,6 +152,14 @@ impl fmt::Display for Notice {
             Notice::CheckpointRecordFailed { part, error } => write!(
                 f,
                 "recording part {part} in the checkpoint failed ({error}); the upload goes on, but if it is interrupted, resuming reads the unrecorded parts again to verify them"
+            ),
+            Notice::OrphanAborted { upload_id } => write!(
+                f,
+                "aborted upload {upload_id} of this key, left open by an interrupted start of this upload"
+            ),
+            Notice::OrphanSweepFailed { upload_id, error } => write!(
+                f,
+                "could not look for uploads an interrupted start left open ({error}); upload {upload_id} goes on, but such uploads stay open until aborted"
             ),
         }
     }

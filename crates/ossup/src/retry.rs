@@ -8,6 +8,11 @@
 //! OSS `RequestTimeout`, connection refused/reset/closed, timeouts and stalls, and
 //! `RequestTimeTooSkewed` once the [`Clock`] has been corrected from the server's `Date`. Other 4xx
 //! answers are final.
+//!
+//! A request may ask for its whole exchange to be one attempt ([`ReadBody`] in its extensions): the
+//! success answer's body is then read, and judged, within the attempt, so an answer cut short is
+//! retried like a lost one. The client asks this of the APIs that answer with a document
+//! (InitiateMultipartUpload, ListParts, CompleteMultipartUpload, ListMultipartUploads).
 
 use std::fmt;
 use std::sync::Arc;
@@ -174,6 +179,31 @@ impl fmt::Debug for RetryObserver {
     }
 }
 
+/// Judges a success answer's whole body: `Ok` to accept it, a retryable error to try the request
+/// again (a document cut short), any other error to hand the body on for the caller to report.
+pub(crate) type BodyCheck = Arc<dyn Fn(&[u8]) -> Result<(), Error> + Send + Sync>;
+
+/// Put in a request's extensions, asks the retry layer to read a success answer's body (at most
+/// `limit` bytes) within the attempt, and to judge it with `check`: a body cut short (the connection
+/// closed before its length was reached, or a document without its end) is retried with the same
+/// classification and backoff as a lost answer. The response then carries the whole body.
+#[derive(Clone)]
+pub(crate) struct ReadBody {
+    /// The most bytes of the body read into memory.
+    pub(crate) limit: usize,
+    /// What a complete body must pass.
+    pub(crate) check: Option<BodyCheck>,
+}
+
+impl fmt::Debug for ReadBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadBody")
+            .field("limit", &self.limit)
+            .field("check", &self.check.is_some())
+            .finish()
+    }
+}
+
 /// A transport that retries, times out and watches for stalls around an inner transport.
 ///
 /// An HTTP error answer that is not worth retrying, or the last one when attempts run out, is
@@ -214,6 +244,7 @@ enum Attempt {
 impl<T: Transport> Retry<T> {
     async fn attempt(&self, request: http::Request<Bytes>) -> Attempt {
         let body_len = request.body().len() as u64;
+        let read_body = request.extensions().get::<ReadBody>().cloned();
         let progress = TransferProgress::new();
         let mut request = request;
         request.extensions_mut().insert(progress.clone());
@@ -275,7 +306,12 @@ impl<T: Transport> Retry<T> {
         if status.is_success() || status.is_redirection() || status.is_informational() {
             let (parts, body) = response.into_parts();
             let body = body.with_idle_timeout(self.config.stall_timeout);
-            return Attempt::Done(http::Response::from_parts(parts, body));
+            return match read_body {
+                Some(read) if status.is_success() => {
+                    self.read_whole(parts, body, &read, attempt_deadline).await
+                }
+                _ => Attempt::Done(http::Response::from_parts(parts, body)),
+            };
         }
 
         // An error answer: buffer its (small) body so the code can be read here and by the caller.
@@ -317,6 +353,41 @@ impl<T: Transport> Retry<T> {
             return Attempt::Retry(Error::service(service), Some(response));
         }
         Attempt::Done(response)
+    }
+}
+
+impl<T> Retry<T> {
+    /// Reads a success answer's whole body within the attempt, as [`ReadBody`] asks: a body cut
+    /// short, or failing its check with a retryable error, makes the attempt one to retry.
+    async fn read_whole(
+        &self,
+        parts: http::response::Parts,
+        body: ResponseBody,
+        read: &ReadBody,
+        deadline: Instant,
+    ) -> Attempt {
+        let collected = match tokio::time::timeout_at(deadline, body.collect(read.limit)).await {
+            Ok(collected) => collected,
+            Err(_) => Err(Error::timeout(format!(
+                "the answer's body did not arrive within the attempt timeout of {:?}",
+                self.config.attempt_timeout
+            ))),
+        };
+        let body = match collected {
+            Ok(body) => body,
+            Err(e) if e.is_retryable() => return Attempt::Retry(e, None),
+            Err(e) => return Attempt::Fail(e),
+        };
+        if let Some(check) = &read.check
+            && let Err(e) = check(&body)
+            && e.is_retryable()
+        {
+            return Attempt::Retry(e, None);
+        }
+        Attempt::Done(http::Response::from_parts(
+            parts,
+            ResponseBody::from_bytes(body),
+        ))
     }
 }
 
@@ -588,6 +659,106 @@ mod tests {
             .unwrap_err();
         assert!(err.is_retryable());
         assert!(err.to_string().contains("stalled"), "{err}");
+    }
+
+    /// Answers 200 with a body that sends `sent` and then fails as a connection closed too early
+    /// would, the first `cut` times; then the whole `full` body.
+    #[derive(Debug)]
+    struct CutShort {
+        full: &'static str,
+        sent: &'static str,
+        cut: u32,
+        calls: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for CutShort {
+        async fn send(
+            &self,
+            _request: http::Request<Bytes>,
+        ) -> Result<http::Response<ResponseBody>, Error> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            if call >= self.cut {
+                return Ok(http::Response::new(ResponseBody::from_bytes(self.full)));
+            }
+            let frames: Vec<Result<http_body::Frame<Bytes>, Error>> = vec![
+                Ok(http_body::Frame::data(Bytes::from_static(
+                    self.sent.as_bytes(),
+                ))),
+                Err(Error::connection(
+                    "response body interrupted",
+                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                )),
+            ];
+            let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+            Ok(http::Response::new(ResponseBody::new(body)))
+        }
+    }
+
+    fn reading(check: Option<BodyCheck>) -> http::Request<Bytes> {
+        let mut req = request();
+        req.extensions_mut().insert(ReadBody {
+            limit: 1 << 16,
+            check,
+        });
+        req
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_retried_when_the_request_asks_for_the_whole_body() {
+        let transport = CutShort {
+            full: "<Doc>whole</Doc>",
+            sent: "<Doc>wh",
+            cut: 2,
+            calls: AtomicU32::new(0),
+        };
+        let retry = Retry::new(transport, fast());
+        let response = retry.send(reading(None)).await.unwrap();
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 3);
+        let body = response.into_body().collect(1 << 16).await.unwrap();
+        assert_eq!(&body[..], b"<Doc>whole</Doc>");
+
+        // Without the extension the body is the caller's to read: one attempt, and the cut shows.
+        let transport = CutShort {
+            full: "<Doc>whole</Doc>",
+            sent: "<Doc>wh",
+            cut: 1,
+            calls: AtomicU32::new(0),
+        };
+        let retry = Retry::new(transport, fast());
+        let response = retry.send(request()).await.unwrap();
+        assert!(response.into_body().collect(1 << 16).await.is_err());
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_check_retries_only_what_it_calls_retryable() {
+        let check: BodyCheck = Arc::new(|body: &[u8]| match body {
+            b"complete" => Ok(()),
+            b"cut" => Err(Error::malformed_response("cut short").set_retryable(true)),
+            _ => Err(Error::malformed_response("unexpected document")),
+        });
+        let scripted = Scripted::new(vec![
+            Ok((200, "cut", None)),
+            Ok((200, "cut", None)),
+            Ok((200, "complete", None)),
+        ]);
+        let retry = Retry::new(scripted, fast());
+        let response = retry.send(reading(Some(check.clone()))).await.unwrap();
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            &response.into_body().collect(1 << 16).await.unwrap()[..],
+            b"complete"
+        );
+
+        // A complete but unexpected body is handed on after one attempt, for the caller to report.
+        let retry = Retry::new(Scripted::new(vec![Ok((200, "other", None))]), fast());
+        let response = retry.send(reading(Some(check))).await.unwrap();
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            &response.into_body().collect(1 << 16).await.unwrap()[..],
+            b"other"
+        );
     }
 
     #[test]

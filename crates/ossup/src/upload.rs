@@ -10,6 +10,7 @@
 //!   HeadObject);
 //! - clean up: remove the checkpoint once the object is verified.
 
+mod orphans;
 mod recorder;
 
 use std::collections::BTreeMap;
@@ -18,12 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use ossup_proto::checksum::{Crc64, Md5, crc64_of_parts};
 use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
 use ossup_proto::xml::{CompletePart, ListedPart};
 use ossup_sign::{CredentialsProvider, Signer};
 use serde::Serialize;
-use futures::{StreamExt as _, TryStreamExt as _};
 use tokio_util::sync::CancellationToken;
 
 use crate::buffer::{BufferPool, PartBuffer};
@@ -32,13 +33,13 @@ use crate::plan::{DEFAULT_PART_SIZE, part_size_for, plan_parts};
 use crate::reconcile::{Known, Verdict, judge};
 use crate::retry::RetryObserver;
 use crate::store::{MemoryStore, StoreError};
-use recorder::Recorder;
 use crate::{
     Callback, CallbackResult, Checkpoint, CheckpointStore, Client, Error, Notice, ObjectOptions,
-    Parallel, PartRecord,
-    PartRunner, PartScheduler, PartSpec, ProgressEvent, ProgressSink, RetryConfig, Source,
-    SourceStamp, Transport, UploadIdentity,
+    Parallel, PartRecord, PartRunner, PartScheduler, PartSpec, ProgressEvent, ProgressSink,
+    RetryConfig, Source, SourceStamp, Transport, UploadIdentity,
 };
+use orphans::Intent;
+use recorder::Recorder;
 
 /// How much of each part is read and hashed at a time: small enough to stay in the CPU cache between
 /// the read, the MD5 and the CRC-64, so the three share one pass over memory.
@@ -464,6 +465,16 @@ impl Uploader {
     ///
     /// On error the checkpoint is kept (unless the error is a cancellation with
     /// [`OnCancel::AbortUpload`]), so running the same request again resumes.
+    ///
+    /// ossup assumes it is the only writer of the key while an upload starts: once a fresh multipart
+    /// upload is initiated, the other open uploads of exactly this key initiated since this upload
+    /// (or an interrupted earlier run of it) meant to initiate are aborted, as uploads an Initiate
+    /// whose answer was lost, or a run killed before saving its checkpoint, left open
+    /// ([`Notice::OrphanAborted`]). Listing them needs `oss:ListMultipartUploads`; without it the
+    /// upload goes on with a [`Notice::OrphanSweepFailed`].
+    ///
+    /// The future is `Send`: `tokio::spawn(async move { uploader.upload(request).await })` runs an
+    /// upload as a task of its own.
     pub async fn upload(&self, request: UploadRequest) -> Result<UploadOutcome, Error> {
         let cancel = request.cancel.clone();
         let on_cancel = request.on_cancel;
@@ -597,8 +608,10 @@ struct Transfer {
 
 /// What reconciling found.
 enum Resumable {
-    /// Nothing to resume: start a fresh upload.
-    Fresh,
+    /// Nothing to resume: start a fresh upload. With the time (`created_unix`) of the intent a run
+    /// saved before its Initiate and never replaced with an upload id: that run was interrupted, and
+    /// the uploads it may have left open are looked for from then on.
+    Fresh(Option<u64>),
     /// The checkpointed upload, holding the parts verified on the server (and only those).
     Parts(Checkpoint),
     /// This upload id already completed into the right object, with this ETag and these parts.
@@ -688,11 +701,10 @@ fn read_error(part: &PartSpec, e: std::io::Error) -> Error {
 /// Hashes `part`'s range of the source on a blocking thread (to judge a listed part the checkpoint
 /// has no record of).
 async fn hash_part(
-    source: &Arc<dyn Source>,
+    source: Arc<dyn Source>,
     part: PartSpec,
     mode: ChecksumMode,
 ) -> Result<Hashed, Error> {
-    let source = source.clone();
     tokio::task::spawn_blocking(move || hash_range(source.as_ref(), &part, mode))
         .await
         .map_err(|e| Error::source_changed(format!("hashing part {} panicked: {e}", part.number)))?
@@ -937,12 +949,31 @@ impl Run<'_> {
                 checkpoint.parts = done;
                 (checkpoint, Some(etag), true)
             }
-            Resumable::Fresh => {
+            Resumable::Fresh(carried) => {
+                let intent = match carried {
+                    Some(created_unix) => Intent::carried_over(created_unix),
+                    None => Intent::now(),
+                };
+                // The intent goes to the store before Initiate: a run stopped before the upload id
+                // is saved leaves it behind, and the next run aborts what this one left open.
+                let pending = Checkpoint::new(
+                    identity.clone(),
+                    String::new(),
+                    stamp,
+                    intent.unix(),
+                    options_digest.clone(),
+                );
+                store.save(&pending).await.map_err(Error::checkpoint)?;
                 let upload_id = client
                     .initiate_multipart_upload(&req.bucket, &req.key, &options)
                     .await?;
                 *self.started.lock().expect("started lock") =
                     Some((identity.clone(), upload_id.clone()));
+                // Swept before the upload id replaces the intent: a run stopped while sweeping
+                // leaves the intent, and the next run sweeps again (this upload, still without a
+                // part, included).
+                self.sweep_orphans(&client, &upload_id, intent, &progress, &mut notices)
+                    .await;
                 let checkpoint = Checkpoint::new(
                     identity.clone(),
                     upload_id.clone(),
@@ -1092,6 +1123,11 @@ impl Run<'_> {
         let store = &self.uploader.store;
         match store.load(identity).await {
             Ok(None) => {}
+            Ok(Some(cp)) if cp.upload_id.is_empty() && &cp.identity == identity => {
+                // An intent without an upload id: the run that saved it stopped before saving the
+                // upload its Initiate created (if it created one). Start fresh from its time.
+                return Ok(Resumable::Fresh(Some(cp.created_unix)));
+            }
             Ok(Some(cp)) if &cp.identity != identity => {
                 progress.notice(
                     notices,
@@ -1194,7 +1230,39 @@ impl Run<'_> {
             ),
             Err(e) => return Err(Error::checkpoint(e)),
         }
-        Ok(Resumable::Fresh)
+        Ok(Resumable::Fresh(None))
+    }
+
+    /// Aborts the uploads of the key that an interrupted start of this upload left open (see
+    /// [`orphans`]), one notice each. A failure is a notice too, never the upload's: an STS policy may
+    /// well not allow ListMultipartUploads.
+    async fn sweep_orphans(
+        &self,
+        client: &Client,
+        upload_id: &str,
+        intent: Intent,
+        progress: &Progress,
+        notices: &mut Vec<Notice>,
+    ) {
+        let req = &self.request;
+        let swept =
+            orphans::sweep(client, &req.bucket, &req.key, upload_id, intent.elapsed()).await;
+        let (aborted, failed) = match swept {
+            Ok(swept) => (swept.aborted, swept.failed),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        for orphan in aborted {
+            progress.notice(notices, Notice::OrphanAborted { upload_id: orphan });
+        }
+        if let Some(e) = failed {
+            progress.notice(
+                notices,
+                Notice::OrphanSweepFailed {
+                    upload_id: upload_id.to_owned(),
+                    error: e.to_string(),
+                },
+            );
+        }
     }
 
     /// When an earlier run recorded every part and its upload is gone, it may have completed (its
@@ -1247,19 +1315,27 @@ impl Run<'_> {
                 Verdict::Done(record) => {
                     done.insert(spec.number, record);
                 }
-                Verdict::NeedSource => unknown.push((*spec, listed)),
+                Verdict::NeedSource => unknown.push(*spec),
                 Verdict::Send => {}
             }
         }
-        let hashed: Vec<_> = futures::stream::iter(unknown)
-            .map(|(spec, listed)| async move {
-                let hashed = hash_part(&req.source, spec, ChecksumMode::Md5).await?;
-                Ok::<_, Error>((spec, listed, hashed))
+        // The hashing futures own what they use (a clone of the source's Arc, the part): futures
+        // borrowing into a buffered stream make the upload's future lose `Send` (a rustc limitation
+        // with higher-ranked lifetimes), and then it could not be spawned.
+        let source = req.source.clone();
+        let hashed: Vec<(PartSpec, Hashed)> = futures::stream::iter(unknown)
+            .map(move |spec| {
+                let source = source.clone();
+                async move {
+                    let hashed = hash_part(source, spec, ChecksumMode::Md5).await?;
+                    Ok::<_, Error>((spec, hashed))
+                }
             })
             .buffer_unordered(concurrency.max(1))
             .try_collect()
             .await?;
-        for (spec, listed, hashed) in hashed {
+        for (spec, hashed) in hashed {
+            let listed = by_number.get(&spec.number).copied();
             let from_source = Known {
                 md5: hashed.md5,
                 crc64: Some(hashed.crc64),

@@ -206,9 +206,7 @@ impl Shared {
             // The checkpoint was saved again while this record was on its way, so the loss it saw
             // may be the one already repaired: record it in the new checkpoint.
             match self.store.record_part(&self.header.identity, record).await {
-                Err(again @ (StoreError::Corrupt { .. } | StoreError::NotFound(_))) => {
-                    lost = again
-                }
+                Err(again @ (StoreError::Corrupt { .. } | StoreError::NotFound(_))) => lost = again,
                 other => return other,
             }
         }
@@ -234,11 +232,7 @@ impl Shared {
                 reason,
                 set_aside_to,
             } => (location, reason, set_aside_to),
-            other => (
-                self.header.identity.to_string(),
-                other.to_string(),
-                None,
-            ),
+            other => (self.header.identity.to_string(), other.to_string(), None),
         };
         self.notice(Notice::CheckpointRebuilt {
             location,
@@ -266,5 +260,156 @@ impl Shared {
     fn notice(&self, notice: Notice) {
         let mut notices = self.notices.lock().expect("notices lock");
         self.progress.notice(&mut notices, notice);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryStore, SourceStamp, StoreLock, UploadIdentity};
+    use futures::FutureExt as _;
+    use std::sync::atomic::AtomicUsize;
+
+    fn identity() -> UploadIdentity {
+        UploadIdentity::new("source", "bucket", "key", 100 << 10)
+    }
+
+    fn part(number: u32) -> PartRecord {
+        PartRecord {
+            number,
+            size: 100 << 10,
+            etag: format!("\"etag-{number}\""),
+            md5: None,
+            crc64: u64::from(number),
+        }
+    }
+
+    fn progress() -> Arc<Progress> {
+        Arc::new(Progress {
+            sink: None,
+            transferred: Mutex::new(0),
+        })
+    }
+
+    async fn saved(store: &dyn CheckpointStore) -> Checkpoint {
+        let checkpoint = Checkpoint::new(
+            identity(),
+            "upload",
+            SourceStamp {
+                size: 1,
+                modified_nanos: None,
+            },
+            1,
+            "",
+        );
+        store.save(&checkpoint).await.unwrap();
+        checkpoint
+    }
+
+    /// A memory store that, when part `lose_at` is recorded, loses the checkpoint (as a store
+    /// setting a damaged one aside does) and says so; counts saves and blocks records on request.
+    #[derive(Debug, Default)]
+    struct Losing {
+        inner: MemoryStore,
+        lose_at: u32,
+        lost: AtomicBool,
+        saves: AtomicUsize,
+        hold: Option<Arc<Semaphore>>,
+        held: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl CheckpointStore for Losing {
+        async fn load(&self, identity: &UploadIdentity) -> Result<Option<Checkpoint>, StoreError> {
+            self.inner.load(identity).await
+        }
+        async fn save(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+            self.saves.fetch_add(1, Ordering::SeqCst);
+            self.inner.save(checkpoint).await
+        }
+        async fn record_part(
+            &self,
+            identity: &UploadIdentity,
+            part: &PartRecord,
+        ) -> Result<(), StoreError> {
+            if let Some(hold) = &self.hold {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                hold.acquire().await.expect("hold open").forget();
+            }
+            if part.number == self.lose_at && !self.lost.swap(true, Ordering::SeqCst) {
+                self.inner.remove(identity).await?;
+                return Err(StoreError::Corrupt {
+                    location: "memory".into(),
+                    reason: "damaged".into(),
+                    set_aside_to: Some("elsewhere".into()),
+                });
+            }
+            self.inner.record_part(identity, part).await
+        }
+        async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError> {
+            self.inner.remove(identity).await
+        }
+        async fn list(&self) -> Result<Vec<UploadIdentity>, StoreError> {
+            self.inner.list().await
+        }
+        async fn lock(&self, _: &UploadIdentity) -> Result<StoreLock, StoreError> {
+            Ok(StoreLock::none())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_checkpoint_lost_under_many_records_is_saved_again_once_with_every_part() {
+        let store = Arc::new(Losing {
+            lose_at: 10,
+            ..Default::default()
+        });
+        let checkpoint = saved(store.as_ref()).await;
+        let saves_before = store.saves.load(Ordering::SeqCst);
+        let recorder = Recorder::new(store.clone(), checkpoint, progress());
+        futures::future::join_all((1..=200).map(|n| recorder.record(part(n)))).await;
+        let recorded = recorder.finish().await;
+
+        assert_eq!(store.saves.load(Ordering::SeqCst) - saves_before, 1);
+        assert!(
+            matches!(&recorded.notices[..], [Notice::CheckpointRebuilt { set_aside_to: Some(to), .. }] if to == "elsewhere"),
+            "{:?}",
+            recorded.notices
+        );
+        let stored = store.load(&identity()).await.unwrap().unwrap();
+        assert_eq!(stored.parts.len(), 200);
+        assert_eq!(stored.parts, recorded.parts);
+    }
+
+    #[tokio::test]
+    async fn no_more_than_the_limit_of_records_is_pending() {
+        let hold = Arc::new(Semaphore::new(0));
+        let store = Arc::new(Losing {
+            hold: Some(hold.clone()),
+            ..Default::default()
+        });
+        let checkpoint = saved(store.as_ref()).await;
+        let recorder = Recorder::new(store.clone(), checkpoint, progress());
+        for n in 1..=RECORDS_IN_FLIGHT as u32 {
+            recorder
+                .record(part(n))
+                .now_or_never()
+                .expect("a record under the limit starts at once");
+        }
+        let mut next = Box::pin(recorder.record(part(RECORDS_IN_FLIGHT as u32 + 1)));
+        assert!(
+            (&mut next).now_or_never().is_none(),
+            "a record over the limit waits"
+        );
+        // One held record finishing frees the place the waiting one needs.
+        while store.held.load(Ordering::SeqCst) < RECORDS_IN_FLIGHT {
+            tokio::task::yield_now().await;
+        }
+        hold.add_permits(1);
+        next.await;
+        hold.add_permits(RECORDS_IN_FLIGHT);
+        let recorded = recorder.finish().await;
+        assert!(recorded.notices.is_empty(), "{:?}", recorded.notices);
+        let stored = store.load(&identity()).await.unwrap().unwrap();
+        assert_eq!(stored.parts.len(), RECORDS_IN_FLIGHT + 1);
     }
 }
