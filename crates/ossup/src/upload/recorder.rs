@@ -61,6 +61,20 @@ struct Shared {
     saves: AtomicU64,
     failure_reported: AtomicBool,
     notices: Mutex<Vec<Notice>>,
+    /// The first damage a record found (`Corrupt`: where the checkpoint was and where the store moved
+    /// it). Records racing it find the checkpoint merely gone (`NotFound`), and whichever of them
+    /// rebuilds first must still say where the damaged one went.
+    damage: Mutex<Option<LostCheckpoint>>,
+    /// A rebuild after `NotFound` whose cause was not known yet; reported when the records settle.
+    unexplained_rebuild: Mutex<Option<(LostCheckpoint, u32)>>,
+}
+
+/// Where a lost checkpoint was, why it was lost, and where it was set aside.
+#[derive(Clone)]
+struct LostCheckpoint {
+    location: String,
+    reason: String,
+    set_aside_to: Option<String>,
 }
 
 /// The parts verified on the server: reused ones, and every acknowledged one, recorded or not.
@@ -108,6 +122,8 @@ impl Recorder {
                 saves: AtomicU64::new(0),
                 failure_reported: AtomicBool::new(false),
                 notices: Mutex::new(Vec::new()),
+                damage: Mutex::new(None),
+                unexplained_rebuild: Mutex::new(None),
             }),
             places: Arc::new(Semaphore::new(RECORDS_IN_FLIGHT)),
             tasks: Mutex::new(JoinSet::new()),
@@ -150,6 +166,16 @@ impl Recorder {
         while let Some(finished) = tasks.join_next().await {
             rethrow_panic(finished);
         }
+        let unexplained = self
+            .shared
+            .unexplained_rebuild
+            .lock()
+            .expect("rebuild lock")
+            .take();
+        if let Some((fallback, parts)) = unexplained {
+            let lost = self.shared.damage().unwrap_or(fallback);
+            self.shared.rebuilt(lost, parts);
+        }
         let parts = std::mem::take(&mut self.shared.known().parts);
         let notices = std::mem::take(&mut *self.shared.notices.lock().expect("notices lock"));
         Recorded { parts, notices }
@@ -177,6 +203,7 @@ impl Shared {
         let identity = &self.header.identity;
         let result = match self.store.record_part(identity, &record).await {
             Err(lost @ (StoreError::Corrupt { .. } | StoreError::NotFound(_))) => {
+                self.note_damage(&lost);
                 self.rebuild(&record, snapshot, saves_before, lost).await
             }
             other => other,
@@ -226,21 +253,54 @@ impl Shared {
         self.store.save(&checkpoint).await?;
         rebuilds.saved_snapshot = number;
         self.saves.fetch_add(1, Ordering::SeqCst);
-        let (location, reason, set_aside_to) = match lost {
-            StoreError::Corrupt {
-                location,
-                reason,
-                set_aside_to,
-            } => (location, reason, set_aside_to),
-            other => (self.header.identity.to_string(), other.to_string(), None),
-        };
-        self.notice(Notice::CheckpointRebuilt {
+        let parts = checkpoint.parts.len() as u32;
+        self.note_damage(&lost);
+        match (self.damage(), lost) {
+            (Some(damage), _) => self.rebuilt(damage, parts),
+            (None, other) => {
+                // Gone without a known cause yet: a record that found the damage may still be on its
+                // way; report once every record has settled.
+                let fallback = LostCheckpoint {
+                    location: self.header.identity.to_string(),
+                    reason: other.to_string(),
+                    set_aside_to: None,
+                };
+                *self.unexplained_rebuild.lock().expect("rebuild lock") = Some((fallback, parts));
+            }
+        }
+        Ok(())
+    }
+
+    /// Remembers the first `Corrupt` a record met.
+    fn note_damage(&self, error: &StoreError) {
+        if let StoreError::Corrupt {
             location,
             reason,
             set_aside_to,
-            parts: checkpoint.parts.len() as u32,
+        } = error
+        {
+            self.damage
+                .lock()
+                .expect("damage lock")
+                .get_or_insert_with(|| LostCheckpoint {
+                    location: location.clone(),
+                    reason: reason.clone(),
+                    set_aside_to: set_aside_to.clone(),
+                });
+        }
+    }
+
+    fn damage(&self) -> Option<LostCheckpoint> {
+        self.damage.lock().expect("damage lock").clone()
+    }
+
+    fn rebuilt(&self, lost: LostCheckpoint, parts: u32) {
+        self.notice(Notice::CheckpointRebuilt {
+            location: lost.location,
+            reason: lost.reason,
+            set_aside_to: lost.set_aside_to,
+            parts,
         });
-        Ok(())
     }
 
     fn failed(&self, part: u32, error: StoreError) {
