@@ -233,7 +233,13 @@ mod tests {
     #[test]
     fn crc_of_parts_agrees_with_the_general_combine_at_large_lengths() {
         let crcs = [0x1234_5678_9abc_def0, u64::MAX, 1, 0x995d_c9bb_df19_39fa];
-        for len in [8 << 20, (8 << 20) + 1, 100 * 1024, 5 << 30, u64::from(u32::MAX) + 7] {
+        for len in [
+            8 << 20,
+            (8 << 20) + 1,
+            100 * 1024,
+            5 << 30,
+            u64::from(u32::MAX) + 7,
+        ] {
             let parts: Vec<(u64, u64)> = crcs.iter().map(|&crc| (crc, len)).collect();
             let general = parts
                 .iter()
