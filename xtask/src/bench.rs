@@ -30,8 +30,8 @@ use args::BenchArgs;
 use child::{Finished, Running, u64_field};
 use mock::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, Mock, REGION, remove_dir};
 use report::{
-    CheckpointResult, Checksum, Machine, Oss2Result, Results, ResumeResult, ResumeRun, Store,
-    UploadResult, UploadSetting,
+    CheckpointResult, Checksum, Machine, Oss2Result, Results, ResumeResult, ResumeRun, Run, Runs,
+    Store, UploadResult, UploadSetting,
 };
 
 /// Parallelism of the upload matrix.
@@ -292,8 +292,8 @@ impl Bench {
         })
     }
 
-    fn measure_md5sum(&self) -> Result<Vec<f64>, Failure> {
-        let mut walls = Vec::new();
+    fn measure_md5sum(&self) -> Result<Runs, Failure> {
+        let mut runs = Runs::default();
         for run in 1..=self.args.runs {
             let log = self.logs.join(format!("md5sum-{run}.log"));
             let mut command = Command::new("md5sum");
@@ -310,9 +310,14 @@ impl Bench {
                 &format!("md5sum, run {run} of {}", self.args.runs),
                 &finished,
             );
-            walls.push(finished.wall_secs);
+            runs.push(Run {
+                wall: finished.wall_secs,
+                client_cpu: finished.cpu_secs,
+                client_peak: finished.peak_rss,
+                ..Run::default()
+            });
         }
-        Ok(walls)
+        Ok(runs)
     }
 
     fn matrix() -> Vec<UploadSetting> {
@@ -336,9 +341,7 @@ impl Bench {
             .into_iter()
             .map(|setting| UploadResult {
                 setting,
-                walls: Vec::new(),
-                client_peaks: Vec::new(),
-                mock_peaks: Vec::new(),
+                runs: Runs::default(),
             })
             .collect();
         let count = results.len();
@@ -362,7 +365,7 @@ impl Bench {
                     &CheckpointArg::Dir(checkpoints.clone()),
                 );
                 let finished = Running::spawn("ossup upload", &mut command, &log)?.wait()?;
-                let mock_peak = mock.peak_rss();
+                let on_mock = (mock.cpu_secs(), mock.peak_rss());
                 let completed = completed_upload(&finished, self.args.size, &log, &mock)?;
                 crc.check(&format!("ossup {}", setting.label()), &completed["crc64"])?;
                 drop(mock);
@@ -376,9 +379,7 @@ impl Bench {
                     ),
                     &finished,
                 );
-                result.walls.push(finished.wall_secs);
-                result.client_peaks.push(finished.peak_rss);
-                result.mock_peaks.push(mock_peak);
+                result.runs.push(measured(&finished, on_mock));
             }
         }
         Ok(results)
@@ -388,10 +389,8 @@ impl Bench {
         let mut result = Oss2Result {
             threads: REFERENCE.parallel,
             part_size: REFERENCE.part_size,
-            walls: Vec::new(),
+            runs: Runs::default(),
             process_walls: Vec::new(),
-            client_peaks: Vec::new(),
-            mock_peaks: Vec::new(),
         };
         for run in 1..=self.args.runs {
             let name = format!("oss2-{run}");
@@ -415,7 +414,7 @@ impl Bench {
                 .env("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
                 .env("PYTHONUNBUFFERED", "1");
             let finished = Running::spawn("oss2.resumable_upload", &mut command, &log)?.wait()?;
-            let mock_peak = mock.peak_rss();
+            let on_mock = (mock.cpu_secs(), mock.peak_rss());
             let completed = finished
                 .event("completed")
                 .filter(|_| finished.status.success());
@@ -439,10 +438,11 @@ impl Bench {
                 ),
                 &finished,
             );
-            result.walls.push(elapsed);
+            result.runs.push(Run {
+                wall: elapsed,
+                ..measured(&finished, on_mock)
+            });
             result.process_walls.push(finished.wall_secs);
-            result.client_peaks.push(finished.peak_rss);
-            result.mock_peaks.push(mock_peak);
         }
         Ok(result)
     }
@@ -542,8 +542,8 @@ impl Bench {
     }
 
     fn measure_checkpoint(&self) -> Result<CheckpointResult, Failure> {
-        let mut walls: Vec<(Store, Vec<f64>)> =
-            Store::ALL.iter().map(|s| (*s, Vec::new())).collect();
+        let mut stores: Vec<(Store, Runs)> =
+            Store::ALL.iter().map(|s| (*s, Runs::default())).collect();
         let setting = UploadSetting {
             parallel: REFERENCE.parallel,
             part_size: CHECKPOINT_PART_SIZE,
@@ -551,7 +551,7 @@ impl Bench {
         };
         let size = self.checkpoint_size();
         for run in 1..=self.args.runs {
-            for (store, samples) in &mut walls {
+            for (store, runs) in &mut stores {
                 let place = self.dir.join("checkpoint-store");
                 remove_dir(&place)?;
                 let arg = match store {
@@ -569,6 +569,7 @@ impl Bench {
                 let log = self.logs.join(format!("{name}.log"));
                 let mut command = self.ossup_command(&mock, &self.checkpoint_source, setting, &arg);
                 let finished = Running::spawn("ossup upload", &mut command, &log)?.wait()?;
+                let on_mock = (mock.cpu_secs(), mock.peak_rss());
                 completed_upload(&finished, size, &log, &mock)?;
                 drop(mock);
                 remove_dir(&place)?;
@@ -581,14 +582,14 @@ impl Bench {
                     ),
                     &finished,
                 );
-                samples.push(finished.wall_secs);
+                runs.push(measured(&finished, on_mock));
             }
         }
         Ok(CheckpointResult {
             parts: self.args.checkpoint_parts(),
             part_size: CHECKPOINT_PART_SIZE,
             parallel: setting.parallel,
-            walls,
+            stores,
         })
     }
 
@@ -727,16 +728,32 @@ fn completed_upload<'a>(
     Ok(completed)
 }
 
+/// The figures of one run: the client's from `finished`, the mock's CPU seconds and peak RSS as
+/// read after the upload.
+fn measured(finished: &Finished, (mock_cpu, mock_peak): (Option<f64>, Option<u64>)) -> Run {
+    Run {
+        wall: finished.wall_secs,
+        client_cpu: finished.cpu_secs,
+        mock_cpu,
+        client_peak: finished.peak_rss,
+        mock_peak,
+    }
+}
+
 fn failure(what: &str, why: &str, log: &Path) -> Failure {
     Failure::new(format!("{what}: {why}\n{}", mock::log_tail(log, 20)))
 }
 
 fn announce(what: &str, finished: &Finished) {
+    let cpu = finished
+        .cpu_secs
+        .map(|c| format!(", {c:.2} s CPU"))
+        .unwrap_or_default();
     let peak = finished
         .peak_rss
         .map(|p| format!(", peak RSS {} MiB", p >> 20))
         .unwrap_or_default();
-    println!("==> {what}: {:.2} s{peak}", finished.wall_secs);
+    println!("==> {what}: {:.2} s{cpu}{peak}", finished.wall_secs);
 }
 
 /// Writes `size` bytes of ChaCha8 output seeded with `seed` to `path`, synced, so the page cache

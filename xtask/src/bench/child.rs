@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::cmd::Failure;
 
-use super::process::{PeakWatcher, bytes_written, send_signal};
+use super::process::{PeakWatcher, bytes_written, send_signal, waited_children_cpu_secs};
 
 /// A process being measured.
 #[derive(Debug)]
@@ -21,6 +21,7 @@ pub struct Running {
     what: String,
     child: Child,
     started: Instant,
+    children_cpu_before: Option<f64>,
     lines: Receiver<Value>,
     watcher: PeakWatcher,
 }
@@ -32,6 +33,9 @@ pub struct Finished {
     pub wall_secs: f64,
     /// Its peak resident set, in bytes.
     pub peak_rss: Option<u64>,
+    /// CPU seconds (user + system) it used, from this process's waited-for children's times:
+    /// exact for a process waited for here, as long as no other child is reaped meanwhile.
+    pub cpu_secs: Option<f64>,
     /// Its stdout lines: parsed JSON objects, or the line as a JSON string when it is not JSON.
     pub lines: Vec<Value>,
     /// How it ended.
@@ -48,6 +52,7 @@ impl Running {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
+        let children_cpu_before = waited_children_cpu_secs();
         let started = Instant::now();
         let mut child = command
             .spawn()
@@ -68,6 +73,7 @@ impl Running {
             what: what.to_owned(),
             child,
             started,
+            children_cpu_before,
             lines,
             watcher,
         })
@@ -106,12 +112,17 @@ impl Running {
     }
 
     fn finish(self, wall_secs: f64, status: ExitStatus) -> Finished {
+        let cpu_secs = match (self.children_cpu_before, waited_children_cpu_secs()) {
+            (Some(before), Some(after)) => Some(after - before),
+            _ => None,
+        };
         let peak_rss = self.watcher.finish();
         // The reader thread ends at EOF, which the exit brought: everything printed is here.
         let lines = self.lines.iter().collect();
         Finished {
             wall_secs,
             peak_rss,
+            cpu_secs,
             lines,
             status,
         }
@@ -145,6 +156,7 @@ mod tests {
         let finished = Finished {
             wall_secs: 1.0,
             peak_rss: None,
+            cpu_secs: None,
             lines: vec![
                 Value::String("not json".to_owned()),
                 json!({"event": "started", "bytes_reused": 0}),
@@ -179,6 +191,7 @@ mod tests {
             .unwrap();
         assert!(finished.status.success());
         assert!(finished.wall_secs > 0.0);
+        assert!(finished.cpu_secs.is_some_and(|s| s >= 0.0));
         assert_eq!(finished.event("done").unwrap()["n"], 3);
         assert_eq!(finished.lines[1], Value::String("plain".to_owned()));
         assert!(std::fs::read_to_string(&log).unwrap().contains("oops"));

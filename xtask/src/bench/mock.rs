@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::cmd::Failure;
 
-use super::process::peak_rss;
+use super::process::{cpu_secs, peak_rss};
 
 /// The bucket the benchmarks upload to.
 pub const BUCKET: &str = "bench";
@@ -102,6 +102,11 @@ impl Mock {
     /// The mock's peak resident set since it started, in bytes.
     pub fn peak_rss(&self) -> Option<u64> {
         peak_rss(self.child.id())
+    }
+
+    /// CPU seconds (user + system) the mock has used since it started.
+    pub fn cpu_secs(&self) -> Option<f64> {
+        cpu_secs(self.child.id())
     }
 
     /// The last lines of the mock's stderr, for a failure message.

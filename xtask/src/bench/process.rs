@@ -30,6 +30,35 @@ pub fn io_field(io: &str, field: &str) -> Option<u64> {
     })
 }
 
+/// Clock ticks per second of the CPU times in `/proc/PID/stat` (`getconf CLK_TCK`; 100 on every
+/// Linux this runs on).
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU seconds from `/proc/PID/stat` text: user + system time of the process itself, or with
+/// `children`, of its children that have been waited for (`cutime` + `cstime`).
+pub fn stat_cpu_secs(stat: &str, children: bool) -> Option<f64> {
+    // The command name, in parentheses, may hold spaces: count fields after its closing one.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14..=17 of proc(5) (utime, stime, cutime, cstime); `rest` starts at field 3.
+    let (first, second) = if children { (13, 14) } else { (11, 12) };
+    let ticks: u64 =
+        fields.get(first)?.parse::<u64>().ok()? + fields.get(second)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / CLOCK_TICKS_PER_SEC)
+}
+
+/// CPU seconds a live process has used so far.
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(proc_path(pid, "stat")).ok()?;
+    stat_cpu_secs(&stat, false)
+}
+
+/// CPU seconds used by the children of this process that have been waited for.
+pub fn waited_children_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_cpu_secs(&stat, true)
+}
+
 /// The peak resident set of a live process so far (`VmHWM`), in bytes; `None` once it has exited.
 pub fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(proc_path(pid, "status")).ok()?;
@@ -118,6 +147,18 @@ mod tests {
         assert_eq!(status_field_bytes(STATUS, "VmSwap"), None);
         // A field whose name is a prefix of another is not confused with it.
         assert_eq!(status_field_bytes(STATUS, "Vm"), None);
+    }
+
+    #[test]
+    fn cpu_times_are_read_after_the_command_name() {
+        // Fields: pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        // utime stime cutime cstime ...
+        let stat = "42 (tokio runtime) S 1 42 42 0 -1 4194304 10 0 0 0 250 50 7 3 20 0 1 0";
+        assert_eq!(stat_cpu_secs(stat, false), Some(3.0));
+        assert_eq!(stat_cpu_secs(stat, true), Some(0.1));
+        assert_eq!(stat_cpu_secs("42 (x) S 1", false), None);
+        assert!(waited_children_cpu_secs().is_some());
+        assert!(cpu_secs(std::process::id()).is_some());
     }
 
     #[test]

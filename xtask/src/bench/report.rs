@@ -8,6 +8,9 @@ use crate::oss2::OSS2_VERSION;
 use super::stats::{Summary, display_or_na, json_or_null};
 
 const MIB: f64 = (1u64 << 20) as f64;
+/// The widest spread of the checkpoint runs (max − min over the median, in percent) that still
+/// lets a 5% overhead be judged.
+const MAX_SPREAD_PERCENT: f64 = 10.0;
 
 /// How each part is checked, as `ossup upload --checksum` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,17 +59,80 @@ impl UploadSetting {
     }
 }
 
+/// What each run of one measurement took: time, CPU and memory of the client and the mock.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Runs {
+    /// Wall seconds.
+    pub walls: Vec<f64>,
+    /// CPU seconds (user + system) of the client.
+    pub client_cpu: Vec<Option<f64>>,
+    /// CPU seconds (user + system) of the mock.
+    pub mock_cpu: Vec<Option<f64>>,
+    /// Peak RSS of the client, in bytes.
+    pub client_peaks: Vec<Option<u64>>,
+    /// Peak RSS of the mock, in bytes.
+    pub mock_peaks: Vec<Option<u64>>,
+}
+
+/// One run's figures, as [`Runs::push`] takes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Run {
+    /// Wall seconds.
+    pub wall: f64,
+    /// CPU seconds of the client.
+    pub client_cpu: Option<f64>,
+    /// CPU seconds of the mock.
+    pub mock_cpu: Option<f64>,
+    /// Peak RSS of the client, in bytes.
+    pub client_peak: Option<u64>,
+    /// Peak RSS of the mock, in bytes.
+    pub mock_peak: Option<u64>,
+}
+
+impl Runs {
+    /// Adds one run.
+    pub fn push(&mut self, run: Run) {
+        self.walls.push(run.wall);
+        self.client_cpu.push(run.client_cpu);
+        self.mock_cpu.push(run.mock_cpu);
+        self.client_peaks.push(run.client_peak);
+        self.mock_peaks.push(run.mock_peak);
+    }
+
+    fn cells(&self) -> [String; 4] {
+        [
+            display_or_na(Summary::of_some(&self.client_cpu), 2),
+            display_or_na(Summary::of_some(&self.mock_cpu), 2),
+            display_or_na(mib_summary(&self.client_peaks), 0),
+            display_or_na(mib_summary(&self.mock_peaks), 0),
+        ]
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "wall_secs": json_or_null(Summary::of(&self.walls)),
+            "client_cpu_secs": json_or_null(Summary::of_some(&self.client_cpu)),
+            "mock_cpu_secs": json_or_null(Summary::of_some(&self.mock_cpu)),
+            "client_peak_rss_bytes": json_or_null(bytes_summary(&self.client_peaks)),
+            "mock_peak_rss_bytes": json_or_null(bytes_summary(&self.mock_peaks)),
+            "samples": {
+                "wall_secs": self.walls,
+                "client_cpu_secs": self.client_cpu,
+                "mock_cpu_secs": self.mock_cpu,
+                "client_peak_rss_bytes": self.client_peaks,
+                "mock_peak_rss_bytes": self.mock_peaks,
+            },
+        })
+    }
+}
+
 /// Measurements of one upload setting.
 #[derive(Debug, Clone)]
 pub struct UploadResult {
     /// What was run.
     pub setting: UploadSetting,
-    /// Wall seconds of each run.
-    pub walls: Vec<f64>,
-    /// Client peak RSS of each run, in bytes.
-    pub client_peaks: Vec<Option<u64>>,
-    /// Mock peak RSS of each run, in bytes.
-    pub mock_peaks: Vec<Option<u64>>,
+    /// Each run.
+    pub runs: Runs,
 }
 
 /// Measurements of `oss2.resumable_upload`.
@@ -76,14 +142,11 @@ pub struct Oss2Result {
     pub threads: u16,
     /// Part size, in bytes.
     pub part_size: u64,
-    /// Seconds `resumable_upload` took, timed inside Python (interpreter start and imports left out).
-    pub walls: Vec<f64>,
+    /// Each run. The wall time is what `resumable_upload` took, timed inside Python (interpreter
+    /// start and imports left out); the CPU time is the whole Python process's.
+    pub runs: Runs,
     /// Seconds from spawning Python to its exit.
     pub process_walls: Vec<f64>,
-    /// Python's peak RSS of each run, in bytes.
-    pub client_peaks: Vec<Option<u64>>,
-    /// Mock peak RSS of each run, in bytes.
-    pub mock_peaks: Vec<Option<u64>>,
 }
 
 /// One kill-and-resume.
@@ -184,14 +247,21 @@ pub struct CheckpointResult {
     pub part_size: u64,
     /// `--parallel`.
     pub parallel: u16,
-    /// Wall seconds of each run, per store, in [`Store::ALL`] order.
-    pub walls: Vec<(Store, Vec<f64>)>,
+    /// The runs of each store, in [`Store::ALL`] order.
+    pub stores: Vec<(Store, Runs)>,
 }
 
 impl CheckpointResult {
     fn median(&self, store: Store) -> Option<f64> {
-        let (_, walls) = self.walls.iter().find(|(s, _)| *s == store)?;
-        Summary::of(walls).map(|s| s.median)
+        let (_, runs) = self.stores.iter().find(|(s, _)| *s == store)?;
+        Summary::of(&runs.walls).map(|s| s.median)
+    }
+
+    /// How far apart the runs of `store` are: (max − min) over the median, in percent.
+    pub fn spread_percent(&self, store: Store) -> Option<f64> {
+        let (_, runs) = self.stores.iter().find(|(s, _)| *s == store)?;
+        let summary = Summary::of(&runs.walls)?;
+        (summary.median > 0.0).then(|| (summary.max - summary.min) / summary.median * 100.0)
     }
 
     /// How much slower `store` is than the memory store, in percent of the memory store's median.
@@ -238,8 +308,8 @@ pub struct Results {
     pub mock_data: String,
     /// The commit measured, and whether the work tree had changes.
     pub revision: String,
-    /// Wall seconds of each `md5sum FILE`.
-    pub md5sum: Vec<f64>,
+    /// Each `md5sum FILE` (it is the client; there is no mock).
+    pub md5sum: Runs,
     /// The upload matrix.
     pub uploads: Vec<UploadResult>,
     /// The official SDK.
@@ -257,13 +327,16 @@ pub struct Verdict {
     pub target: String,
     /// What was measured, in words.
     pub measured: String,
-    /// `Some(true)` met, `Some(false)` missed, `None` not measured.
+    /// `Some(true)` met, `Some(false)` missed, `None` not measured or inconclusive.
     pub met: Option<bool>,
+    /// Measured, but the runs spread wider than the difference the target is about.
+    pub inconclusive: bool,
 }
 
 impl Verdict {
     fn word(&self) -> &'static str {
         match self.met {
+            None if self.inconclusive => "inconclusive",
             Some(true) => "met",
             Some(false) => "missed",
             None => "not measured",
@@ -273,7 +346,7 @@ impl Verdict {
 
 impl Results {
     fn md5sum_summary(&self) -> Option<Summary> {
-        Summary::of(&self.md5sum)
+        Summary::of(&self.md5sum.walls)
     }
 
     fn throughput(&self, walls: &[f64]) -> Option<Summary> {
@@ -296,8 +369,8 @@ impl Results {
 
     /// ossup's median wall time over oss2's, at the same parallelism and part size.
     pub fn ossup_over_oss2(&self) -> Option<f64> {
-        let ossup = Summary::of(&self.reference()?.walls)?.median;
-        let oss2 = Summary::of(&self.oss2.walls)?.median;
+        let ossup = Summary::of(&self.reference()?.runs.walls)?.median;
+        let oss2 = Summary::of(&self.oss2.runs.walls)?.median;
         (oss2 > 0.0).then(|| ossup / oss2)
     }
 
@@ -305,73 +378,100 @@ impl Results {
     pub fn best_upload(&self) -> Option<(&UploadResult, Summary)> {
         self.uploads
             .iter()
-            .filter_map(|u| Summary::of(&u.walls).map(|s| (u, s)))
+            .filter_map(|u| Summary::of(&u.runs.walls).map(|s| (u, s)))
             .min_by(|a, b| a.1.median.total_cmp(&b.1.median))
+    }
+
+    /// One row of the table: `runs` moved `bytes` each; `versus_md5sum` when they moved the file
+    /// `md5sum` read.
+    fn row(
+        &self,
+        what: &str,
+        setting: &str,
+        runs: &Runs,
+        bytes: u64,
+        versus_md5sum: bool,
+        note: &str,
+    ) -> String {
+        let ratio = if versus_md5sum {
+            display_or_na(self.ratio_to_md5sum(&runs.walls), 2)
+        } else {
+            String::new()
+        };
+        let [client_cpu, mock_cpu, client_peak, mock_peak] = runs.cells();
+        format!(
+            "| {what} | {setting} | {} | {} | {ratio} | {client_cpu} | {mock_cpu} | {client_peak} | {mock_peak} | {note} |",
+            display_or_na(Summary::of(&runs.walls), 2),
+            display_or_na(throughput(bytes, &runs.walls), 0),
+        )
     }
 
     /// The markdown table of every measurement.
     pub fn table(&self) -> String {
         let mut rows = vec![
-            "| measurement | setting | wall s, median (min..max) | MB/s | ÷ md5sum | client peak RSS, MiB | mock peak RSS, MiB | notes |".to_owned(),
-            "|---|---|---|---|---|---|---|---|".to_owned(),
+            "| measurement | setting | wall s, median (min..max) | MB/s | ÷ md5sum | client CPU s | mock CPU s | client peak RSS, MiB | mock peak RSS, MiB | notes |".to_owned(),
+            "|---|---|---|---|---|---|---|---|---|---|".to_owned(),
         ];
-        let md5sum = self.md5sum_summary();
-        rows.push(format!(
-            "| `md5sum FILE` (the limit) | one MD5 pass, file in page cache | {} | {} | 1.00 | | | |",
-            display_or_na(md5sum, 2),
-            display_or_na(self.throughput(&self.md5sum), 0),
+        rows.push(self.row(
+            "`md5sum FILE` (the limit)",
+            "one MD5 pass, file in page cache",
+            &self.md5sum,
+            self.size,
+            true,
+            "",
         ));
         for upload in &self.uploads {
             let budget = upload.setting.client_rss_budget() as f64 / MIB;
-            rows.push(format!(
-                "| `ossup upload` | {} | {} | {} | {} | {} | {} | client budget {budget:.0} MiB |",
-                upload.setting.label(),
-                display_or_na(Summary::of(&upload.walls), 2),
-                display_or_na(self.throughput(&upload.walls), 0),
-                display_or_na(self.ratio_to_md5sum(&upload.walls), 2),
-                display_or_na(mib_summary(&upload.client_peaks), 0),
-                display_or_na(mib_summary(&upload.mock_peaks), 0),
+            rows.push(self.row(
+                "`ossup upload`",
+                &upload.setting.label(),
+                &upload.runs,
+                self.size,
+                true,
+                &format!("client budget {budget:.0} MiB"),
             ));
         }
         let oss2 = &self.oss2;
         let oss2_note = match self.ossup_over_oss2() {
             Some(ratio) => format!(
-                "ossup ({}) ÷ oss2 = {ratio:.2}; Python process wall {}",
+                "ossup ({}) ÷ oss2 = {ratio:.2}; wall timed inside Python, the whole process took {} s; CPU includes Python's start",
                 self.resume.setting.label(),
                 display_or_na(Summary::of(&oss2.process_walls), 2)
             ),
             None => "no comparison".to_owned(),
         };
-        rows.push(format!(
-            "| `oss2.resumable_upload` (oss2 {}) | num_threads {}, {} | {} | {} | {} | {} | {} | {oss2_note} |",
-            OSS2_VERSION,
-            oss2.threads,
-            mib_label(oss2.part_size),
-            display_or_na(Summary::of(&oss2.walls), 2),
-            display_or_na(self.throughput(&oss2.walls), 0),
-            display_or_na(self.ratio_to_md5sum(&oss2.walls), 2),
-            display_or_na(mib_summary(&oss2.client_peaks), 0),
-            display_or_na(mib_summary(&oss2.mock_peaks), 0),
+        rows.push(self.row(
+            &format!("`oss2.resumable_upload` (oss2 {OSS2_VERSION})"),
+            &format!(
+                "num_threads {}, {}",
+                oss2.threads,
+                mib_label(oss2.part_size)
+            ),
+            &oss2.runs,
+            self.size,
+            true,
+            &oss2_note,
         ));
         rows.push(self.resume_row());
         let checkpoint = &self.checkpoint;
-        for (store, walls) in &checkpoint.walls {
+        for (store, runs) in &checkpoint.stores {
             let note = match (store, checkpoint.overhead_percent(*store)) {
                 (Store::Memory, _) => "the baseline".to_owned(),
                 (_, Some(percent)) => format!("{percent:+.1}% over memory"),
                 (_, None) => "n/a".to_owned(),
             };
-            rows.push(format!(
-                "| checkpoint store: {} | {} parts of {}, parallel {}, md5 | {} | {} | | | | {note} |",
-                store.name(),
-                checkpoint.parts,
-                kib_label(checkpoint.part_size),
-                checkpoint.parallel,
-                display_or_na(Summary::of(walls), 2),
-                display_or_na(
-                    throughput(checkpoint.parts * checkpoint.part_size, walls),
-                    0
+            rows.push(self.row(
+                &format!("checkpoint store: {}", store.name()),
+                &format!(
+                    "{} parts of {}, parallel {}, md5",
+                    checkpoint.parts,
+                    kib_label(checkpoint.part_size),
+                    checkpoint.parallel
                 ),
+                runs,
+                checkpoint.parts * checkpoint.part_size,
+                false,
+                &note,
             ));
         }
         rows.join("\n")
@@ -381,7 +481,7 @@ impl Results {
         let resume = &self.resume;
         if resume.runs.is_empty() {
             return format!(
-                "| resume after `kill -9` at half | {} | n/a | | | | | every run finished before half was acknowledged; use a larger --size |",
+                "| resume after `kill -9` at half | {} | n/a | | | | | | | every run finished before half was acknowledged; use a larger --size |",
                 resume.setting.label()
             );
         }
@@ -416,7 +516,7 @@ impl Results {
             .unwrap_or(0);
         let ratio = self
             .reference()
-            .and_then(|r| Summary::of(&r.walls))
+            .and_then(|r| Summary::of(&r.runs.walls))
             .and_then(|reference| {
                 Summary::of_some(
                     &resume
@@ -427,7 +527,7 @@ impl Results {
                 )
             });
         format!(
-            "| resume after `kill -9` at half | {} | {} | | | | | reused {} MiB, sent {} MiB, sent twice ≤ {} MiB, acknowledged but not reused {} MiB; resumed run ÷ the same bytes in an uninterrupted run = {} |",
+            "| resume after `kill -9` at half | {} | {} | | | | | | | reused {} MiB, sent {} MiB, sent twice ≤ {} MiB, acknowledged but not reused {} MiB; resumed run ÷ the same bytes in an uninterrupted run = {} |",
             resume.setting.label(),
             display_or_na(Summary::of(&resumed), 2),
             display_or_na(reused, 0),
@@ -457,7 +557,7 @@ impl Results {
                     .uploads
                     .iter()
                     .filter(|u| u.setting.checksum == Checksum::Md5)
-                    .filter_map(|u| Summary::of(&u.walls).map(|s| (u, s.median)))
+                    .filter_map(|u| Summary::of(&u.runs.walls).map(|s| (u, s.median)))
                     .min_by(|a, b| a.1.total_cmp(&b.1));
                 let md5_note = best_md5
                     .map(|(u, w)| {
@@ -478,6 +578,7 @@ impl Results {
                         wall.median
                     ),
                     met: Some(ratio <= 1.5),
+                    inconclusive: false,
                 }
             }
             _ => not_measured("1 GiB upload at its best setting: at most 1.5 × the md5sum time"),
@@ -493,6 +594,7 @@ impl Results {
                     mib_label(self.oss2.part_size)
                 ),
                 met: Some(ratio <= 0.25),
+                inconclusive: false,
             },
             None => not_measured(oss2_target),
         });
@@ -508,7 +610,7 @@ impl Results {
         let mut over = Vec::new();
         let mut tightest: Option<(f64, &UploadResult)> = None;
         for upload in &self.uploads {
-            let Some(peak) = upload.client_peaks.iter().flatten().max() else {
+            let Some(peak) = upload.runs.client_peaks.iter().flatten().max() else {
                 continue;
             };
             let share = *peak as f64 / upload.setting.client_rss_budget() as f64;
@@ -530,6 +632,7 @@ impl Results {
                 target: target.to_owned(),
                 measured: format!("over the budget: {}", over.join("; ")),
                 met: Some(false),
+                inconclusive: false,
             },
             Some((share, upload)) => Verdict {
                 target: target.to_owned(),
@@ -540,6 +643,7 @@ impl Results {
                     upload.setting.client_rss_budget() as f64 / MIB
                 ),
                 met: Some(true),
+                inconclusive: false,
             },
         }
     }
@@ -549,7 +653,7 @@ impl Results {
         let worst = self
             .uploads
             .iter()
-            .filter_map(|u| u.mock_peaks.iter().flatten().max().map(|p| (*p, u)))
+            .filter_map(|u| u.runs.mock_peaks.iter().flatten().max().map(|p| (*p, u)))
             .max_by_key(|(p, _)| *p);
         match worst {
             None => not_measured(target),
@@ -561,6 +665,7 @@ impl Results {
                     upload.setting.label()
                 ),
                 met: Some(peak < 64 << 20),
+                inconclusive: false,
             },
         }
     }
@@ -593,6 +698,7 @@ impl Results {
                     lost as f64 / MIB
                 ),
                 met: Some(*worst <= budget && lost == 0),
+                inconclusive: false,
             },
             _ => not_measured(target),
         }
@@ -610,13 +716,30 @@ impl Results {
         if overheads.len() < 2 {
             return not_measured(&target);
         }
+        let mut measured = overheads
+            .iter()
+            .map(|(s, p)| format!("{} {p:+.1}%", s.key()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A 5% verdict needs runs that agree to within twice that.
+        let noisy: Vec<String> = Store::ALL
+            .into_iter()
+            .filter_map(|s| self.checkpoint.spread_percent(s).map(|p| (s, p)))
+            .filter(|(_, p)| *p > MAX_SPREAD_PERCENT)
+            .map(|(s, p)| format!("{} {p:.0}%", s.key()))
+            .collect();
+        if !noisy.is_empty() {
+            measured.push_str(&format!(
+                "; too noisy to judge: runs spread (max − min over the median) {}, more than {MAX_SPREAD_PERCENT:.0}%; run it on a quiet machine or with more --runs",
+                noisy.join(", ")
+            ));
+        }
         Verdict {
-            measured: overheads
-                .iter()
-                .map(|(s, p)| format!("{} {p:+.1}%", s.key()))
-                .collect::<Vec<_>>()
-                .join(", "),
-            met: Some(overheads.iter().all(|(_, p)| *p <= 5.0)),
+            measured,
+            met: noisy
+                .is_empty()
+                .then(|| overheads.iter().all(|(_, p)| *p <= 5.0)),
+            inconclusive: !noisy.is_empty(),
             target,
         }
     }
@@ -646,27 +769,22 @@ impl Results {
             .uploads
             .iter()
             .map(|u| {
-                json!({
-                    "parallel": u.setting.parallel,
-                    "part_size": u.setting.part_size,
-                    "checksum": u.setting.checksum.flag(),
-                    "wall_secs": json_or_null(Summary::of(&u.walls)),
-                    "mb_per_sec": json_or_null(self.throughput(&u.walls)),
-                    "ratio_to_md5sum": json_or_null(self.ratio_to_md5sum(&u.walls)),
-                    "client_peak_rss_bytes": json_or_null(bytes_summary(&u.client_peaks)),
-                    "client_rss_budget_bytes": u.setting.client_rss_budget(),
-                    "mock_peak_rss_bytes": json_or_null(bytes_summary(&u.mock_peaks)),
-                    "samples": {
-                        "wall_secs": u.walls,
-                        "client_peak_rss_bytes": u.client_peaks,
-                        "mock_peak_rss_bytes": u.mock_peaks,
-                    },
-                })
+                merged(
+                    u.runs.to_json(),
+                    json!({
+                        "parallel": u.setting.parallel,
+                        "part_size": u.setting.part_size,
+                        "checksum": u.setting.checksum.flag(),
+                        "mb_per_sec": json_or_null(self.throughput(&u.runs.walls)),
+                        "ratio_to_md5sum": json_or_null(self.ratio_to_md5sum(&u.runs.walls)),
+                        "client_rss_budget_bytes": u.setting.client_rss_budget(),
+                    }),
+                )
             })
             .collect();
         let reference = self
             .reference()
-            .and_then(|r| Summary::of(&r.walls))
+            .and_then(|r| Summary::of(&r.runs.walls))
             .map(|s| s.median);
         let resume_runs: Vec<Value> = self
             .resume
@@ -688,21 +806,30 @@ impl Results {
             .collect();
         let checkpoint: Vec<Value> = self
             .checkpoint
-            .walls
+            .stores
             .iter()
-            .map(|(store, walls)| {
-                json!({
-                    "store": store.key(),
-                    "wall_secs": json_or_null(Summary::of(walls)),
-                    "overhead_percent": if *store == Store::Memory { None } else { self.checkpoint.overhead_percent(*store) },
-                    "samples": walls,
-                })
+            .map(|(store, runs)| {
+                let overhead = match store {
+                    Store::Memory => None,
+                    _ => self.checkpoint.overhead_percent(*store),
+                };
+                merged(
+                    runs.to_json(),
+                    json!({"store": store.key(), "overhead_percent": overhead}),
+                )
             })
             .collect();
         let verdicts: Vec<Value> = self
             .verdicts()
             .into_iter()
-            .map(|v| json!({"target": v.target, "measured": v.measured, "met": v.met}))
+            .map(|v| {
+                json!({
+                    "target": v.target,
+                    "measured": v.measured,
+                    "met": v.met,
+                    "inconclusive": v.inconclusive,
+                })
+            })
             .collect();
         json!({
             "date": self.date,
@@ -720,23 +847,24 @@ impl Results {
             "quick": self.quick,
             "mock_data": self.mock_data,
             "revision": self.revision,
-            "md5sum": {
-                "wall_secs": json_or_null(self.md5sum_summary()),
-                "samples": self.md5sum,
-            },
+            "md5sum": merged(
+                self.md5sum.to_json(),
+                json!({"mb_per_sec": json_or_null(self.throughput(&self.md5sum.walls))}),
+            ),
             "uploads": uploads,
-            "oss2": {
-                "version": OSS2_VERSION,
-                "num_threads": self.oss2.threads,
-                "part_size": self.oss2.part_size,
-                "wall_secs": json_or_null(Summary::of(&self.oss2.walls)),
-                "process_wall_secs": json_or_null(Summary::of(&self.oss2.process_walls)),
-                "ratio_to_md5sum": json_or_null(self.ratio_to_md5sum(&self.oss2.walls)),
-                "client_peak_rss_bytes": json_or_null(bytes_summary(&self.oss2.client_peaks)),
-                "mock_peak_rss_bytes": json_or_null(bytes_summary(&self.oss2.mock_peaks)),
-                "ossup_over_oss2": self.ossup_over_oss2(),
-                "samples": {"wall_secs": self.oss2.walls, "process_wall_secs": self.oss2.process_walls},
-            },
+            "oss2": merged(
+                self.oss2.runs.to_json(),
+                json!({
+                    "version": OSS2_VERSION,
+                    "num_threads": self.oss2.threads,
+                    "part_size": self.oss2.part_size,
+                    "process_wall_secs": json_or_null(Summary::of(&self.oss2.process_walls)),
+                    "process_wall_secs_samples": self.oss2.process_walls,
+                    "mb_per_sec": json_or_null(self.throughput(&self.oss2.runs.walls)),
+                    "ratio_to_md5sum": json_or_null(self.ratio_to_md5sum(&self.oss2.runs.walls)),
+                    "ossup_over_oss2": self.ossup_over_oss2(),
+                }),
+            ),
             "resume": {
                 "parallel": self.resume.setting.parallel,
                 "part_size": self.resume.setting.part_size,
@@ -759,6 +887,14 @@ impl Results {
     }
 }
 
+/// `base` (an object) with the fields of `extra` (an object) added.
+fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
+        base.extend(extra);
+    }
+    base
+}
+
 /// MB/s (10^6 bytes per second) of moving `bytes` in each of `walls` seconds. Each run's rate is
 /// summarised, so the fastest run is the maximum.
 fn throughput(bytes: u64, walls: &[f64]) -> Option<Summary> {
@@ -771,6 +907,7 @@ fn not_measured(target: &str) -> Verdict {
         target: target.to_owned(),
         measured: "not measured".to_owned(),
         met: None,
+        inconclusive: false,
     }
 }
 
@@ -819,6 +956,21 @@ mod tests {
         }
     }
 
+    /// Runs of these wall times, each using half its wall time of CPU on each side.
+    fn runs(walls: &[f64], client_mib: u64, mock_mib: u64) -> Runs {
+        let mut runs = Runs::default();
+        for wall in walls {
+            runs.push(Run {
+                wall: *wall,
+                client_cpu: Some(wall / 2.0),
+                mock_cpu: Some(wall / 2.0),
+                client_peak: Some(client_mib * MIB_U),
+                mock_peak: Some(mock_mib * MIB_U),
+            });
+        }
+        runs
+    }
+
     fn upload(
         setting: UploadSetting,
         walls: &[f64],
@@ -827,9 +979,7 @@ mod tests {
     ) -> UploadResult {
         UploadResult {
             setting,
-            walls: walls.to_vec(),
-            client_peaks: walls.iter().map(|_| Some(client_mib * MIB_U)).collect(),
-            mock_peaks: walls.iter().map(|_| Some(mock_mib * MIB_U)).collect(),
+            runs: runs(walls, client_mib, mock_mib),
         }
     }
 
@@ -843,7 +993,13 @@ mod tests {
             quick: false,
             mock_data: "target/bench/mock-data (ext2/ext3)".to_owned(),
             revision: "0123abc".to_owned(),
-            md5sum: vec![2.0, 1.9, 2.1],
+            md5sum: Runs {
+                walls: vec![2.0, 1.9, 2.1],
+                client_cpu: vec![Some(1.9), Some(1.8), Some(2.0)],
+                mock_cpu: vec![None; 3],
+                client_peaks: vec![Some(MIB_U); 3],
+                mock_peaks: vec![None; 3],
+            },
             uploads: vec![
                 upload(setting(1, 8, Checksum::Md5), &[5.0, 5.2, 4.9], 20, 30),
                 upload(reference, &[2.8, 2.7, 3.0], 60, 40),
@@ -852,10 +1008,8 @@ mod tests {
             oss2: Oss2Result {
                 threads: 4,
                 part_size: 8 * MIB_U,
-                walls: vec![12.0, 11.0, 13.0],
+                runs: runs(&[12.0, 11.0, 13.0], 50, 40),
                 process_walls: vec![12.5, 11.5, 13.5],
-                client_peaks: vec![Some(50 * MIB_U); 3],
-                mock_peaks: vec![Some(40 * MIB_U); 3],
             },
             resume: ResumeResult {
                 setting: reference,
@@ -873,10 +1027,10 @@ mod tests {
                 parts: 10_000,
                 part_size: 100 * 1024,
                 parallel: 4,
-                walls: vec![
-                    (Store::Memory, vec![10.0, 10.0, 10.0]),
-                    (Store::File, vec![10.3, 10.2, 10.4]),
-                    (Store::Sqlite, vec![11.0, 10.9, 11.2]),
+                stores: vec![
+                    (Store::Memory, runs(&[10.0, 10.0, 10.0], 10, 10)),
+                    (Store::File, runs(&[10.3, 10.2, 10.4], 10, 10)),
+                    (Store::Sqlite, runs(&[11.0, 10.9, 11.2], 10, 10)),
                 ],
             },
         }
@@ -949,10 +1103,29 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_overhead_inside_the_noise_is_inconclusive() {
+        let mut results = results();
+        results.checkpoint.stores[0].1 = runs(&[9.0, 10.0, 12.0], 10, 10);
+        let verdict = &results.verdicts()[5];
+        assert_eq!((verdict.met, verdict.inconclusive), (None, true));
+        assert!(
+            verdict.measured.contains("too noisy to judge"),
+            "{}",
+            verdict.measured
+        );
+        assert!(
+            verdict.measured.contains("memory 30%"),
+            "{}",
+            verdict.measured
+        );
+        assert!(results.verdict_table().contains("**inconclusive**"));
+    }
+
+    #[test]
     fn unmeasured_targets_say_so() {
         let mut results = results();
         results.resume.runs.clear();
-        results.oss2.walls.clear();
+        results.oss2.runs.walls.clear();
         let verdicts = results.verdicts();
         assert_eq!(verdicts[1].met, None);
         assert_eq!(verdicts[4].met, None);
@@ -976,10 +1149,14 @@ mod tests {
         assert!(lines[2].contains("| 2.00 (1.90..2.10) |"), "{}", lines[2]);
         // 1 GiB in 2.8 s.
         assert!(
-            lines[4].contains("| 2.80 (2.70..3.00) | 383 (358..398) | 1.40 (1.35..1.50) |"),
+            lines[4].contains(
+                "| 2.80 (2.70..3.00) | 383 (358..398) | 1.40 (1.35..1.50) | 1.40 (1.35..1.50) | 1.40 (1.35..1.50) | 60 | 40 |"
+            ),
             "{}",
             lines[4]
         );
+        // The checkpoint upload is another file: no ratio to md5sum.
+        assert!(lines[8].contains("| 102 |  | 5.00 |"), "{}", lines[8]);
         assert!(
             lines[6].contains("ossup (parallel 4, 8 MiB, md5) ÷ oss2 = 0.23"),
             "{}",
@@ -997,6 +1174,11 @@ mod tests {
         assert_eq!(json["md5sum"]["wall_secs"]["median"], 2.0);
         assert_eq!(json["uploads"].as_array().unwrap().len(), 3);
         assert_eq!(json["uploads"][1]["samples"]["wall_secs"][2], 3.0);
+        assert_eq!(json["uploads"][1]["parallel"], 4);
+        assert_eq!(json["uploads"][1]["client_cpu_secs"]["median"], 1.4);
+        assert_eq!(json["oss2"]["version"], OSS2_VERSION);
+        assert_eq!(json["oss2"]["wall_secs"]["median"], 12.0);
+        assert_eq!(json["checkpoint"]["stores"][1]["store"], "file");
         assert_eq!(
             json["resume"]["runs"][0]["sent_twice_bytes_at_most"],
             12 * MIB_U
