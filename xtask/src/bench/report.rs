@@ -721,7 +721,43 @@ impl Results {
             .map(|(s, p)| format!("{} {p:+.1}%", s.key()))
             .collect::<Vec<_>>()
             .join(", ");
-        // A 5% verdict needs runs that agree to within twice that.
+        // Whatever the noise, ranges that do not overlap decide: every run of a store more than 5%
+        // slower than every memory run is a miss, and the reverse a pass.
+        let ranges = |store| {
+            let (_, runs) = self.checkpoint.stores.iter().find(|(s, _)| *s == store)?;
+            Summary::of(&runs.walls)
+        };
+        if let Some(memory) = ranges(Store::Memory) {
+            let apart: Vec<Option<bool>> = [Store::File, Store::Sqlite]
+                .into_iter()
+                .map(|s| {
+                    let store = ranges(s)?;
+                    if store.min > memory.max * 1.05 {
+                        Some(false)
+                    } else if store.max <= memory.min * 1.05 {
+                        Some(true)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let decided = if apart.contains(&Some(false)) {
+                Some(false)
+            } else if apart.iter().all(|a| *a == Some(true)) {
+                Some(true)
+            } else {
+                None
+            };
+            if decided.is_some() {
+                return Verdict {
+                    measured: format!("{measured} (every run apart from the memory store's)"),
+                    met: decided,
+                    inconclusive: false,
+                    target,
+                };
+            }
+        }
+        // Otherwise the medians decide, if the runs agree to within twice the 5% at stake.
         let noisy: Vec<String> = Store::ALL
             .into_iter()
             .filter_map(|s| self.checkpoint.spread_percent(s).map(|p| (s, p)))
@@ -1099,6 +1135,20 @@ mod tests {
             verdicts[5].measured.contains("sqlite +10.0%"),
             "{}",
             verdicts[5].measured
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_overhead_beyond_the_noise_is_missed_however_noisy() {
+        let mut results = results();
+        results.checkpoint.stores[0].1 = runs(&[9.0, 10.0, 10.5], 10, 10);
+        results.checkpoint.stores[1].1 = runs(&[11.1, 12.0, 14.0], 10, 10);
+        let verdict = &results.verdicts()[5];
+        assert_eq!((verdict.met, verdict.inconclusive), (Some(false), false));
+        assert!(
+            verdict.measured.contains("every run apart"),
+            "{}",
+            verdict.measured
         );
     }
 
