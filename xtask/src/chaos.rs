@@ -20,7 +20,7 @@ mod verify;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cmd::{Failure, Step, target_dir};
+use crate::cmd::{Failure, Step, parse_size, target_dir};
 
 use iteration::Binaries;
 use plan::Plan;
@@ -110,36 +110,6 @@ fn number(text: &str, name: &str) -> Result<u64, String> {
     text.trim()
         .parse()
         .map_err(|_| format!("{name} {text:?} is not a whole number"))
-}
-
-/// A byte count: `4MiB`, `512KiB`, `1000000`; `K`, `M`, `G` alone are binary, `KB`, `MB`, `GB`
-/// decimal.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    let value: u64 = digits.parse().map_err(|_| {
-        format!("size {text:?} does not start with a whole number; write e.g. 4MiB")
-    })?;
-    let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "size {text:?} has an unknown unit {other:?}; use B, KiB, MiB, GiB, KB, MB or GB"
-            ));
-        }
-    };
-    value
-        .checked_mul(unit_bytes)
-        .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
 /// `cargo xtask chaos ARGS`.
@@ -324,13 +294,5 @@ mod tests {
                 .contains("unknown unit")
         );
         assert!(parse(&["--fast"]).unwrap_err().contains("unknown argument"));
-    }
-
-    #[test]
-    fn sizes_read_binary_and_decimal_units() {
-        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("1MB"), Ok(1_000_000));
-        assert_eq!(parse_size("300000"), Ok(300_000));
     }
 }

@@ -211,6 +211,11 @@ impl Transport for HyperTransport {
         let body = body.map_err(|e| Error::connection("response body interrupted", e));
         Ok(http::Response::from_parts(parts, ResponseBody::new(body)))
     }
+
+    /// The request body's bytes are counted as hyper takes them for the connection.
+    fn reports_progress(&self) -> bool {
+        true
+    }
 }
 
 /// The engine's error for a request hyper could not complete.

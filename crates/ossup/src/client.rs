@@ -502,12 +502,19 @@ impl Client {
         if let Some(observer) = &self.observer {
             extensions.insert(observer.clone());
         }
-        let response = self
-            .inner
-            .transport
-            .send(request)
-            .await
-            .map_err(|e| op.context(e))?;
+        let sent_at = std::time::Instant::now();
+        let answer = self.inner.transport.send(request).await;
+        let elapsed_ms = sent_at.elapsed().as_millis() as u64;
+        let response = match answer {
+            Ok(response) => {
+                tracing::debug!(api = ?op.api, bucket = op.bucket, key = op.key, part = op.part, status = response.status().as_u16(), elapsed_ms, "answered");
+                response
+            }
+            Err(e) => {
+                tracing::debug!(api = ?op.api, bucket = op.bucket, key = op.key, part = op.part, elapsed_ms, error = %e, "failed");
+                return Err(op.context(e));
+            }
+        };
         if response.status().is_success() {
             return Ok(response);
         }

@@ -256,6 +256,7 @@ impl<T: Transport> Retry<T> {
         let mut last_sent = 0u64;
         let mut last_change = started;
         let mut body_done_at: Option<Instant> = (body_len == 0).then_some(started);
+        let reports_progress = self.inner.reports_progress();
         let mut ticker = tokio::time::interval(STALL_CHECK_PERIOD);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -278,8 +279,12 @@ impl<T: Transport> Retry<T> {
                         body_done_at = Some(now);
                     }
                     match body_done_at {
-                        // A transport that reports no progress is judged by the attempt timeout.
-                        None if sent > 0 && now - last_change >= self.config.stall_timeout => {
+                        // A transport that reports no progress is judged by the attempt timeout;
+                        // one that does and has not sent a byte is held before the body (a
+                        // connection that never came, a pool that never handed one out).
+                        None if (sent > 0 || reports_progress)
+                            && now - last_change >= self.config.stall_timeout =>
+                        {
                             break Err(Error::timeout(format!(
                                 "upload stalled: {sent} of {body_len} bytes sent, none for {:?}",
                                 self.config.stall_timeout
@@ -408,6 +413,7 @@ impl<T: Transport> Transport for Retry<T> {
         let mut attempt = 1u32;
         loop {
             let copy = clone_request(&request);
+            tracing::trace!(?api, attempt, "attempt");
             let (error, last_response) = match self.attempt(copy).await {
                 Attempt::Done(response) => return Ok(response),
                 Attempt::Fail(error) => return Err(error),
@@ -435,6 +441,10 @@ impl<T: Transport> Transport for Retry<T> {
             attempt += 1;
         }
     }
+
+    fn reports_progress(&self) -> bool {
+        self.inner.reports_progress()
+    }
 }
 
 /// A copy of a request for one attempt; the body is a cheap `Bytes` clone.
@@ -454,6 +464,7 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
 
     /// One scripted answer: status, body, `Date` header; or a transport error.
     type Answer = Result<(u16, &'static str, Option<String>), Error>;
@@ -659,6 +670,74 @@ mod tests {
             .unwrap_err();
         assert!(err.is_retryable());
         assert!(err.to_string().contains("stalled"), "{err}");
+    }
+
+    /// A transport that never takes a byte of the body (a pool that never hands out a connection);
+    /// whether it says it reports progress is up to the test.
+    #[derive(Debug)]
+    struct NeverStarts {
+        reports_progress: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for NeverStarts {
+        async fn send(
+            &self,
+            _request: http::Request<Bytes>,
+        ) -> Result<http::Response<ResponseBody>, Error> {
+            std::future::pending().await
+        }
+
+        fn reports_progress(&self) -> bool {
+            self.reports_progress
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_starts_moving_is_a_stall_when_the_transport_reports_progress() {
+        let config = fast()
+            .max_attempts(1)
+            .stall_timeout(Duration::from_secs(5))
+            .attempt_timeout(Duration::from_secs(600));
+        let started = Instant::now();
+        let err = Retry::new(
+            NeverStarts {
+                reports_progress: true,
+            },
+            config.clone(),
+        )
+        .send(http::Request::new(Bytes::from(vec![0u8; 100])))
+        .await
+        .unwrap_err();
+        assert!(err.is_retryable());
+        assert!(err.to_string().contains("0 of 100 bytes sent"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+
+        // A transport that cannot tell is given the whole attempt.
+        let started = Instant::now();
+        let err = Retry::new(
+            NeverStarts {
+                reports_progress: false,
+            },
+            config,
+        )
+        .send(http::Request::new(Bytes::from(vec![0u8; 100])))
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("attempt timeout"), "{err}");
+        assert!(started.elapsed() >= Duration::from_secs(600));
+    }
+
+    #[test]
+    fn layers_forward_whether_their_transport_reports_progress() {
+        let reporting = Retry::new(
+            Arc::new(NeverStarts {
+                reports_progress: true,
+            }),
+            fast(),
+        );
+        assert!(reporting.reports_progress());
+        assert!(!Retry::new(Box::new(Stalls), fast()).reports_progress());
     }
 
     /// Answers 200 with a body that sends `sent` and then fails as a connection closed too early

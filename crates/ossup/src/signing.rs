@@ -190,6 +190,10 @@ impl<T: Transport> Transport for Signing<T> {
         );
         self.send_signed(unsigned, resource, &fresh).await
     }
+
+    fn reports_progress(&self) -> bool {
+        self.inner.reports_progress()
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,15 @@ pub trait Transport: Send + Sync + Debug {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<ResponseBody>, Error>;
+
+    /// Whether this transport adds to a request's [`TransferProgress`] as the body goes out.
+    ///
+    /// When it does, the retry layer treats a request body that has not started moving within the
+    /// stall timeout as stalled (a connection pool or a proxy holding the request), instead of
+    /// waiting for the whole attempt's timeout. Layers forward the answer of the transport they wrap.
+    fn reports_progress(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -55,6 +64,10 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     ) -> Result<http::Response<ResponseBody>, Error> {
         (**self).send(request).await
     }
+
+    fn reports_progress(&self) -> bool {
+        (**self).reports_progress()
+    }
 }
 
 #[async_trait::async_trait]
@@ -64,6 +77,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
         request: http::Request<Bytes>,
     ) -> Result<http::Response<ResponseBody>, Error> {
         (**self).send(request).await
+    }
+
+    fn reports_progress(&self) -> bool {
+        (**self).reports_progress()
     }
 }
 

@@ -916,6 +916,7 @@ impl Run<'_> {
             part_size,
         );
         let _lock = store.lock(&identity).await.map_err(Error::checkpoint)?;
+        tracing::debug!(%identity, "checkpoint lock held");
         let options_digest = options.digest();
         let plan = plan_parts(stamp.size, part_size);
         let concurrency = self.uploader.scheduler.concurrency();
@@ -1024,7 +1025,9 @@ impl Run<'_> {
             recorder: Recorder::new(store.clone(), checkpoint, progress.clone()),
             bytes_sent: AtomicU64::new(0),
         };
+        tracing::debug!(%upload_id, parts = plan.len(), reused = parts_reused, "sending parts");
         let sent = self.uploader.scheduler.run(pending, &transfer).await;
+        tracing::debug!(%upload_id, ok = sent.is_ok(), "parts sent; waiting for their records");
         // Every record settles before anything else happens: Complete goes out only once the
         // checkpoint holds every part it can, and a failed upload keeps every acknowledged part
         // recorded for the next run.
@@ -1033,6 +1036,7 @@ impl Run<'_> {
         sent.map_err(|e| e.with_upload_id(&upload_id))?;
 
         let done = recorded.parts;
+        tracing::debug!(%upload_id, recorded = done.len(), "records settled");
         let missing: Vec<u32> = plan
             .iter()
             .filter(|p| !done.contains_key(&p.number))
@@ -1057,6 +1061,7 @@ impl Run<'_> {
             })
             .collect();
         let crc64 = crc64_of_parts(done.values().map(|r| (r.crc64, r.size)));
+        tracing::debug!(%upload_id, parts = complete_parts.len(), "completing");
         let (etag, callback) = match completed_etag {
             Some(etag) => (etag, None),
             None => {
@@ -1121,7 +1126,17 @@ impl Run<'_> {
     ) -> Result<Resumable, Error> {
         let req = &self.request;
         let store = &self.uploader.store;
-        match store.load(identity).await {
+        let loaded = store.load(identity).await;
+        tracing::debug!(
+            found = matches!(&loaded, Ok(Some(_))),
+            parts = loaded
+                .as_ref()
+                .ok()
+                .and_then(|cp| cp.as_ref())
+                .map(|cp| cp.parts.len()),
+            "checkpoint loaded"
+        );
+        match loaded {
             Ok(None) => {}
             Ok(Some(cp)) if cp.upload_id.is_empty() && &cp.identity == identity => {
                 // An intent without an upload id: the run that saved it stopped before saving the

@@ -166,8 +166,10 @@ fn run_in(
             End::Killed(Kill::Planned) => outcome.kills += 1,
             End::Killed(Kill::Watchdog) => outcome.watchdog_kills += 1,
             End::Killed(Kill::Hung) => outcome.failures.push(format!(
-                "run {index} hung: no end after 300 s; stderr: {}",
-                run.stderr_tail
+                "run {index} hung: no end after {} s; stderr: {}; its log ended with:\n{}",
+                super::run::RUN_LIMIT.as_secs(),
+                run.stderr_tail,
+                run.log_tail
             )),
             End::Crashed(signal) => outcome.failures.push(format!(
                 "run {index} died of signal {signal}: {}",

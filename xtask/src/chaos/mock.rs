@@ -140,7 +140,7 @@ impl Drop for Mock {
 }
 
 /// The last `lines` lines of a text file (empty when it cannot be read).
-pub fn tail(path: &Path, lines: usize) -> String {
+fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

@@ -23,7 +23,11 @@ use super::verify::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, Net, REGION};
 /// waiting.
 const STALL_PATIENCE: Duration = Duration::from_secs(3);
 /// How long a run may take in all before it is killed and counted as hung.
-const RUN_LIMIT: Duration = Duration::from_secs(300);
+pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+/// What the child logs to its stderr file, beside its own messages.
+const CHILD_LOG: &str = "ossup=debug";
+/// How many of its last log lines a hung run reports.
+const HUNG_LOG_LINES: usize = 30;
 /// How often the run is looked at.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -62,8 +66,10 @@ pub struct Run {
     pub stats_before_server_kills: Vec<Value>,
     /// How many times the server was killed and restarted during it.
     pub server_restarts: u32,
-    /// The end of its stderr.
+    /// The end of its stderr, without log lines: its own messages.
     pub stderr_tail: String,
+    /// The end of its log, when it hung.
+    pub log_tail: String,
 }
 
 /// What every run of one iteration shares.
@@ -132,7 +138,8 @@ impl Upload<'_> {
             .env_remove("OSS_SESSION_TOKEN")
             .env_remove("OSS_ENDPOINT")
             .env_remove("OSS_REGION")
-            .env_remove("RUST_LOG")
+            // The engine's step-by-step log: what a hung or failed run was doing when it ended.
+            .env("RUST_LOG", CHILD_LOG)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -146,6 +153,7 @@ impl Upload<'_> {
             stats_before_server_kills: Vec::new(),
             server_restarts: 0,
             stderr_tail: String::new(),
+            log_tail: String::new(),
         };
         let mut pending = interruption;
         let started = Instant::now();
@@ -218,9 +226,27 @@ impl Upload<'_> {
             }
         }
         run.end = end;
-        run.stderr_tail = super::mock::tail(self.stderr, 8);
+        let stderr = std::fs::read_to_string(self.stderr).unwrap_or_default();
+        let (log, messages): (Vec<&str>, Vec<&str>) = stderr.lines().partition(|l| is_log_line(l));
+        run.stderr_tail = last_lines(&messages, 8);
+        if run.end == End::Killed(Kill::Hung) {
+            run.log_tail = last_lines(&log, HUNG_LOG_LINES);
+        }
         Ok(run)
     }
+}
+
+/// Whether `line` is one of the log's (`2026-01-01T00:00:00.000000Z DEBUG ...`), not a message.
+fn is_log_line(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    bytes.len() > 20
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[10] == b'T'
+}
+
+fn last_lines(lines: &[&str], n: usize) -> String {
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Whether the interruption's moment has come.
