@@ -462,9 +462,9 @@ pub(crate) fn clone_request(request: &http::Request<Bytes>) -> http::Request<Byt
 mod tests {
     use super::*;
     use std::collections::VecDeque;
+    use std::sync::Arc;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Arc;
 
     /// One scripted answer: status, body, `Date` header; or a transport error.
     type Answer = Result<(u16, &'static str, Option<String>), Error>;
