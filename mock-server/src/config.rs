@@ -55,6 +55,43 @@ pub struct MockConfig {
     /// Fault rules in force from the start (see `docs/fault-injection.md`); replaceable while the
     /// server runs with [`MockServer::set_faults`](crate::MockServer::set_faults). Default none.
     pub faults: Vec<FaultRule>,
+    /// What an acknowledged change survives, and so whether it is fsynced first. Default
+    /// [`Durability::PowerLoss`] (fsynced); `oss-mock --no-fsync` is [`Durability::ProcessCrash`].
+    pub durability: Durability,
+}
+
+/// How far an acknowledged change is guaranteed to survive: the same two levels as the checkpoint
+/// stores' durability in the `ossup` engine.
+///
+/// Either way a change is published by an atomic rename of its record after the bytes it names are
+/// written, so a restart never finds half an operation, and data acknowledged to a client survives the
+/// server process being killed (`kill -9` included): written data lives in the operating system's page
+/// cache, which outlives the process. The two differ only on a power loss or an operating-system crash.
+///
+/// ```
+/// use oss_mock::{Durability, MockConfig};
+/// let config = MockConfig::default().with_durability(Durability::ProcessCrash);
+/// assert!(!config.durability.fsyncs());
+/// assert_eq!(MockConfig::default().durability, Durability::PowerLoss);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Blobs, records and the directories that hold them are fsynced before a change is
+    /// acknowledged: it survives a power loss too. The default.
+    #[default]
+    PowerLoss,
+    /// No fsync at all (`oss-mock --no-fsync`): a change survives the server being killed, but a
+    /// power loss or an operating-system crash may lose recent changes, or leave a record the next
+    /// start refuses as damaged. For benchmarks on a slow disk, where the fsyncs cost more than the
+    /// rest of the server's work.
+    ProcessCrash,
+}
+
+impl Durability {
+    /// Whether changes are fsynced before they are acknowledged.
+    pub fn fsyncs(self) -> bool {
+        self == Durability::PowerLoss
+    }
 }
 
 impl Default for MockConfig {
@@ -70,6 +107,7 @@ impl Default for MockConfig {
             callback_allow: Vec::new(),
             callback_timeout: DEFAULT_CALLBACK_TIMEOUT,
             faults: Vec::new(),
+            durability: Durability::PowerLoss,
         }
     }
 }
@@ -108,6 +146,12 @@ impl MockConfig {
     /// Starts with these fault rules in force.
     pub fn with_faults(mut self, rules: Vec<FaultRule>) -> Self {
         self.faults = rules;
+        self
+    }
+
+    /// Sets how far an acknowledged change is guaranteed to survive (see [`Durability`]).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 

@@ -47,7 +47,7 @@ mod storage;
 pub use auth::StsCredential;
 pub use config::{
     DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_CALLBACK_TIMEOUT, DEFAULT_DOMAIN,
-    DEFAULT_REGION, MockConfig,
+    DEFAULT_REGION, Durability, MockConfig,
 };
 pub use faults::{
     FAULT_KINDS, FaultAction, FaultRule, FaultRuleError, RuleReport, parse_fault_rules,

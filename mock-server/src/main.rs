@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use oss_mock::{
-    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_DOMAIN, DEFAULT_REGION, MockConfig,
-    MockServer, StsCredential,
+    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_DOMAIN, DEFAULT_REGION, Durability,
+    MockConfig, MockServer, StsCredential,
 };
 
 /// A mock Alibaba Cloud OSS server: multipart upload, objects and buckets, V1/V4 signatures,
@@ -55,6 +55,11 @@ struct Args {
     /// replaced while the server runs with PUT /_mock/faults.
     #[arg(long, value_name = "FILE")]
     faults: Option<PathBuf>,
+    /// Never fsync blobs, records or directories. A killed mock loses nothing, since written data
+    /// stays in the page cache when a process dies; only a power loss or an OS crash could lose
+    /// recent changes. For benchmarks on a slow disk.
+    #[arg(long)]
+    no_fsync: bool,
 }
 
 fn main() -> ExitCode {
@@ -102,6 +107,11 @@ async fn run(args: Args) -> Result<(), String> {
         domain: args.domain.clone(),
         sts: args.sts.clone(),
         callback_allow: args.callback_allow.clone(),
+        durability: if args.no_fsync {
+            Durability::ProcessCrash
+        } else {
+            Durability::PowerLoss
+        },
         ..MockConfig::default()
     };
     if let Some(path) = &args.faults {
@@ -137,6 +147,11 @@ async fn run(args: Args) -> Result<(), String> {
             "oss-mock: data in temporary directory {} (removed on exit)",
             server.data_dir().display()
         ),
+    }
+    if args.no_fsync {
+        eprintln!(
+            "oss-mock: --no-fsync: nothing is fsynced; data survives this process being killed, not a power loss"
+        );
     }
     wait_for_signal().await?;
     eprintln!("oss-mock: stopping");

@@ -99,8 +99,9 @@ impl MockServer {
         let ids = Arc::new(Ids::new());
         let store = {
             let (dir, ids, buckets) = (data_dir.clone(), Arc::clone(&ids), config.buckets.clone());
+            let durability = config.durability;
             tokio::task::spawn_blocking(move || -> io::Result<Store> {
-                let store = Store::open(&dir, ids)?;
+                let store = Store::open(&dir, ids, durability)?;
                 for bucket in &buckets {
                     store
                         .ensure_bucket(bucket)

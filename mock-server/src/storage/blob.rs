@@ -1,30 +1,42 @@
 //! Blob files: the bytes of parts and objects, streamed to disk as they arrive and streamed back out.
 //!
-//! A request body is written chunk by chunk to a new blob file while its MD5 and CRC-64 are computed in
-//! the same pass, so no body is ever held in memory. A blob nobody has committed is removed when its
-//! [`ReceivedBlob`] is dropped; one a crash left behind is removed at the next start, since no record
-//! names it.
+//! A request body is hashed (MD5 and CRC-64) frame by frame as it arrives and written to a new blob
+//! file in batches of about [`WRITE_BATCH`] bytes: the frames themselves (hyper's `Bytes`, never
+//! copied) go to one `write_vectored` on the blocking pool while the next batch is received and
+//! hashed. One batch is written while one is gathered, so a body costs at most two batches of memory
+//! and one hand-off to the blocking pool per batch, whatever its size. A blob nobody has committed is
+//! removed when its [`ReceivedBlob`] is dropped; one a crash left behind is removed at the next start,
+//! since no record names it.
 //!
 //! Readers pin the blobs they stream from ([`BlobPins`]); a blob released while pinned (its object was
 //! overwritten or deleted) is removed when the last reader lets go.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
-use std::io::{self, SeekFrom};
+use std::fs::File;
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::Stream;
 use http_body::Body;
 use http_body_util::BodyExt;
 use ossup_proto::checksum::{Crc64, Md5};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::task::{JoinHandle, spawn_blocking};
 
+use crate::config::Durability;
 use crate::stats::Stats;
 
-/// How many bytes a read of an object hands to the connection at a time.
-const READ_CHUNK: usize = 64 * 1024;
+/// How many bytes a read of an object hands to the connection at a time (one blocking read each).
+const READ_CHUNK: usize = 256 * 1024;
+
+/// How many bytes of a body are gathered before they are written to the blob in one go.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// At most this many frames per batch: `writev` takes at most 1024 buffers at once, and a batch of
+/// many tiny frames would gain nothing by waiting for more.
+const WRITE_BATCH_FRAMES: usize = 256;
 
 /// A body fully written to a blob file and synced, not yet named by any record.
 #[derive(Debug)]
@@ -51,6 +63,7 @@ impl ReceivedBlob {
 impl Drop for ReceivedBlob {
     fn drop(&mut self) {
         if !self.committed {
+            // A batch write still in flight goes on into the unlinked file, which vanishes with it.
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -67,23 +80,26 @@ pub(crate) enum ReceiveError {
     Io(io::Error),
 }
 
-/// Streams `body` into a new blob file `dir/id`, hashing as it goes, then syncs it.
+/// Streams `body` into a new blob file `dir/id`, hashing as it goes, then syncs it unless
+/// `durability` says not to.
 ///
 /// Nothing is left on disk unless this returns `Ok` (and then only until the blob is dropped
-/// uncommitted).
+/// uncommitted). Every frame counts toward `stats` and `limit` as it arrives: a body over the limit
+/// fails at the frame that crosses it.
 pub(crate) async fn receive<B>(
     dir: &Path,
     id: String,
     body: &mut B,
     limit: u64,
     stats: &Stats,
+    durability: Durability,
 ) -> Result<ReceivedBlob, ReceiveError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Display,
 {
     let path = dir.join(&id);
-    let std_file = std::fs::File::create_new(&path).map_err(ReceiveError::Io)?;
+    let file = File::create_new(&path).map_err(ReceiveError::Io)?;
     let mut blob = ReceivedBlob {
         id,
         path,
@@ -92,8 +108,8 @@ where
         crc64: 0,
         committed: false,
     };
-    let mut file = tokio::fs::File::from_std(std_file);
-    file.set_max_buf_size(READ_CHUNK * 4);
+    let mut writer = BatchWriter::Idle(file);
+    let mut batch = Batch::default();
     let mut md5 = Md5::new();
     let mut crc = Crc64::new();
     while let Some(frame) = body.frame().await {
@@ -106,15 +122,124 @@ where
         if blob.size > limit {
             return Err(ReceiveError::TooLarge { limit });
         }
+        if data.is_empty() {
+            continue;
+        }
         md5.update(&data);
         crc.update(&data);
-        file.write_all(&data).await.map_err(ReceiveError::Io)?;
+        batch.push(data);
+        if batch.is_full() {
+            writer.write(batch.take()).await.map_err(ReceiveError::Io)?;
+        }
     }
-    file.flush().await.map_err(ReceiveError::Io)?;
-    file.sync_all().await.map_err(ReceiveError::Io)?;
+    writer
+        .finish(batch.take(), durability)
+        .await
+        .map_err(ReceiveError::Io)?;
     blob.md5 = md5.finish();
     blob.crc64 = crc.finish();
     Ok(blob)
+}
+
+/// Frames of a body waiting to be written together.
+#[derive(Debug, Default)]
+struct Batch {
+    frames: Vec<Bytes>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn push(&mut self, frame: Bytes) {
+        self.bytes += frame.len();
+        self.frames.push(frame);
+    }
+
+    fn is_full(&self) -> bool {
+        self.bytes >= WRITE_BATCH || self.frames.len() >= WRITE_BATCH_FRAMES
+    }
+
+    fn take(&mut self) -> Vec<Bytes> {
+        self.bytes = 0;
+        std::mem::take(&mut self.frames)
+    }
+}
+
+/// Writes batches to a blob file on the blocking pool, one at a time, in order.
+#[derive(Debug)]
+enum BatchWriter {
+    /// No write in flight: the file is here.
+    Idle(File),
+    /// A batch is being written; the task hands the file back with the outcome.
+    Busy(JoinHandle<(File, io::Result<()>)>),
+    /// A write failed: the error was returned, nothing more is written.
+    Failed,
+}
+
+impl BatchWriter {
+    /// Waits for the batch in flight, if any, and takes the file back.
+    async fn settle(&mut self) -> io::Result<File> {
+        match std::mem::replace(self, BatchWriter::Failed) {
+            BatchWriter::Idle(file) => Ok(file),
+            BatchWriter::Busy(task) => {
+                let (file, written) = task.await.map_err(|e| {
+                    io::Error::other(format!("writing the blob stopped short: {e}"))
+                })?;
+                written.map(|()| file)
+            }
+            BatchWriter::Failed => Err(io::Error::other(
+                "an earlier write of this blob failed; nothing more is written to it",
+            )),
+        }
+    }
+
+    /// Starts writing `batch` once the previous batch is written; returns without waiting for it.
+    async fn write(&mut self, batch: Vec<Bytes>) -> io::Result<()> {
+        let mut file = self.settle().await?;
+        *self = BatchWriter::Busy(spawn_blocking(move || {
+            let written = write_frames(&mut file, &batch);
+            (file, written)
+        }));
+        Ok(())
+    }
+
+    /// Writes the last batch (possibly empty) after the others and syncs the file if `durability`
+    /// asks for it; returns once all of it is done.
+    async fn finish(mut self, last: Vec<Bytes>, durability: Durability) -> io::Result<()> {
+        let mut file = self.settle().await?;
+        if last.is_empty() && !durability.fsyncs() {
+            return Ok(());
+        }
+        spawn_blocking(move || {
+            write_frames(&mut file, &last)?;
+            if durability.fsyncs() {
+                file.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("writing the blob stopped short: {e}")))?
+    }
+}
+
+/// Writes every byte of `frames`, in order, with as few system calls as the kernel allows.
+fn write_frames(file: &mut File, frames: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
+    let mut rest = &mut slices[..];
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the file system accepted no more bytes of the blob",
+                ));
+            }
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Counts readers per blob and defers removing a blob until nobody reads it.
@@ -209,54 +334,15 @@ impl Drop for BlobPins {
 }
 
 /// Streams `len` bytes starting at `start` of the concatenation of `segments` (blob path, size).
+///
+/// Each chunk is one read on the blocking pool, straight into the buffer handed to the connection.
 pub(crate) fn read_range(
     segments: Vec<(PathBuf, u64)>,
     start: u64,
     len: u64,
     pins: BlobPins,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
-    struct Cursor {
-        segments: Vec<(PathBuf, u64)>,
-        index: usize,
-        offset: u64,
-        remaining: u64,
-        file: Option<tokio::fs::File>,
-        _pins: BlobPins,
-    }
-
-    async fn next_chunk(c: &mut Cursor) -> io::Result<Bytes> {
-        if c.file.is_none() {
-            while c.index < c.segments.len() && c.offset >= c.segments[c.index].1 {
-                c.offset -= c.segments[c.index].1;
-                c.index += 1;
-            }
-            let Some((path, _)) = c.segments.get(c.index) else {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "object is shorter than its record says",
-                ));
-            };
-            let mut file = tokio::fs::File::open(path).await?;
-            file.seek(SeekFrom::Start(c.offset)).await?;
-            c.file = Some(file);
-        }
-        let segment_left = c.segments[c.index].1 - c.offset;
-        let want = (READ_CHUNK as u64).min(c.remaining).min(segment_left) as usize;
-        let mut buf = BytesMut::zeroed(want);
-        if let Some(file) = c.file.as_mut() {
-            file.read_exact(&mut buf).await?;
-        }
-        c.offset += want as u64;
-        c.remaining -= want as u64;
-        if c.offset == c.segments[c.index].1 {
-            c.file = None;
-            c.index += 1;
-            c.offset = 0;
-        }
-        Ok(buf.freeze())
-    }
-
-    let cursor = Cursor {
+    let cursor = RangeCursor {
         segments,
         index: 0,
         offset: start,
@@ -264,44 +350,308 @@ pub(crate) fn read_range(
         file: None,
         _pins: pins,
     };
-    futures::stream::unfold(cursor, |mut c| async move {
-        if c.remaining == 0 {
-            return None;
-        }
-        match next_chunk(&mut c).await {
-            Ok(bytes) => Some((Ok(bytes), c)),
-            Err(e) => {
+    futures::stream::unfold(Some(cursor), |cursor| async move {
+        let mut cursor = cursor.filter(|c| c.remaining > 0)?;
+        let read = spawn_blocking(move || {
+            let chunk = cursor.next_chunk();
+            (cursor, chunk)
+        })
+        .await;
+        match read {
+            Ok((cursor, Ok(chunk))) => Some((Ok(chunk), Some(cursor))),
+            Ok((_, Err(e))) => {
                 tracing::error!("reading an object failed: {e}");
-                c.remaining = 0;
-                Some((Err(e), c))
+                Some((Err(e), None))
+            }
+            Err(e) => {
+                tracing::error!("reading an object stopped short: {e}");
+                Some((Err(io::Error::other(e)), None))
             }
         }
     })
 }
 
+/// Where a range read is: the segment, the offset in it, the bytes still to send.
+struct RangeCursor {
+    segments: Vec<(PathBuf, u64)>,
+    index: usize,
+    offset: u64,
+    remaining: u64,
+    file: Option<File>,
+    _pins: BlobPins,
+}
+
+impl RangeCursor {
+    /// Reads the next chunk (blocking): at most [`READ_CHUNK`] bytes, never across segments.
+    fn next_chunk(&mut self) -> io::Result<Bytes> {
+        while self.index < self.segments.len() && self.offset >= self.segments[self.index].1 {
+            self.offset -= self.segments[self.index].1;
+            self.index += 1;
+        }
+        let Some((path, size)) = self.segments.get(self.index) else {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "object is shorter than its record says",
+            ));
+        };
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let mut file = File::open(path)?;
+                file.seek(SeekFrom::Start(self.offset))?;
+                self.file.insert(file)
+            }
+        };
+        let want = (READ_CHUNK as u64)
+            .min(self.remaining)
+            .min(size - self.offset) as usize;
+        // `read_to_end` fills the spare capacity without zeroing it first.
+        let mut buf = Vec::with_capacity(want);
+        Read::by_ref(file).take(want as u64).read_to_end(&mut buf)?;
+        if buf.len() < want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "blob {} holds fewer bytes than its record says",
+                    path.display()
+                ),
+            ));
+        }
+        self.offset += want as u64;
+        self.remaining -= want as u64;
+        if self.offset == *size {
+            self.file = None;
+            self.index += 1;
+            self.offset = 0;
+        }
+        Ok(Bytes::from(buf))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use futures::StreamExt;
-    use http_body_util::Full;
+    use http_body::Frame;
+    use http_body_util::{Full, StreamBody};
+    use ossup_proto::checksum::{crc64, md5};
+    use rand::{Rng, RngCore, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A body that yields `frames` in order (an `Err` is a client gone mid-body) and counts how many
+    /// the receiver pulled.
+    fn framed_body(
+        frames: Vec<Result<Bytes, String>>,
+        pulled: Arc<AtomicUsize>,
+    ) -> impl Body<Data = Bytes, Error = String> + Unpin {
+        StreamBody::new(futures::stream::iter(frames.into_iter().map(move |f| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+            f.map(Frame::data)
+        })))
+    }
+
+    fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+        let mut data = vec![0u8; len];
+        ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut data);
+        data
+    }
+
+    /// `data` cut into frames of `frame` bytes (the last one shorter).
+    fn frames_of(data: &[u8], frame: usize) -> Vec<Result<Bytes, String>> {
+        data.chunks(frame)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect()
+    }
+
+    async fn receive_frames(
+        dir: &Path,
+        frames: Vec<Result<Bytes, String>>,
+        limit: u64,
+        stats: &Stats,
+        durability: Durability,
+    ) -> Result<ReceivedBlob, ReceiveError> {
+        let mut body = framed_body(frames, Arc::new(AtomicUsize::new(0)));
+        receive(dir, "blob".into(), &mut body, limit, stats, durability).await
+    }
+
+    fn assert_stored(dir: &Path, blob: &ReceivedBlob, data: &[u8]) {
+        assert_eq!(blob.size, data.len() as u64);
+        assert_eq!(blob.md5, md5(data));
+        assert_eq!(blob.crc64, crc64(data));
+        assert!(std::fs::read(dir.join(&blob.id)).unwrap() == data);
+    }
+
+    #[tokio::test]
+    async fn bodies_of_exactly_n_batches_and_one_byte_more_store_every_byte() {
+        let frame = 64 * 1024;
+        for (seed, len) in [
+            (1, WRITE_BATCH),
+            (2, 3 * WRITE_BATCH),
+            (3, 3 * WRITE_BATCH + 1),
+            (4, WRITE_BATCH - 1),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let stats = Stats::default();
+            let data = random_bytes(seed, len);
+            let blob = receive_frames(
+                dir.path(),
+                frames_of(&data, frame),
+                u64::MAX,
+                &stats,
+                Durability::PowerLoss,
+            )
+            .await
+            .unwrap();
+            assert_stored(dir.path(), &blob, &data);
+            assert_eq!(stats.bytes_received(), len as u64, "{len} bytes");
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_of_any_size_and_empty_ones_are_stored_in_order() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let data = random_bytes(8, 2 * WRITE_BATCH + 12_345);
+        let mut frames = Vec::new();
+        let mut at = 0;
+        while at < data.len() {
+            // Mostly tiny frames, so batches fill by frame count, with some large ones between.
+            let len = match rng.gen_range(0..200) {
+                0..10 => 0,
+                10 => rng.gen_range(100_000..300_000),
+                _ => rng.gen_range(1..2_000),
+            }
+            .min(data.len() - at);
+            frames.push(Ok(Bytes::copy_from_slice(&data[at..at + len])));
+            at += len;
+        }
+        assert!(
+            frames.len() > 3 * WRITE_BATCH_FRAMES,
+            "{} frames",
+            frames.len()
+        );
+        for durability in [Durability::PowerLoss, Durability::ProcessCrash] {
+            let dir = tempfile::tempdir().unwrap();
+            let blob = receive_frames(
+                dir.path(),
+                frames.clone(),
+                data.len() as u64,
+                &Stats::default(),
+                durability,
+            )
+            .await
+            .unwrap();
+            assert_stored(dir.path(), &blob, &data);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_is_an_empty_blob_with_or_without_fsync() {
+        for durability in [Durability::PowerLoss, Durability::ProcessCrash] {
+            let dir = tempfile::tempdir().unwrap();
+            let blob = receive_frames(dir.path(), Vec::new(), 0, &Stats::default(), durability)
+                .await
+                .unwrap();
+            assert_stored(dir.path(), &blob, b"");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_crossing_the_limit_mid_batch_stops_at_that_frame_and_leaves_nothing() {
+        let frame = 64 * 1024;
+        let data = random_bytes(9, 3 * WRITE_BATCH);
+        // One whole batch is written, then the limit falls inside the fourth frame of the next.
+        let limit = (WRITE_BATCH + 3 * frame + 10) as u64;
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mut body = framed_body(frames_of(&data, frame), Arc::clone(&pulled));
+        let dir = tempfile::tempdir().unwrap();
+        let stats = Stats::default();
+        let err = receive(
+            dir.path(),
+            "blob".into(),
+            &mut body,
+            limit,
+            &stats,
+            Durability::PowerLoss,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ReceiveError::TooLarge { limit: l } if l == limit));
+        let crossing = WRITE_BATCH / frame + 4;
+        assert_eq!(pulled.load(Ordering::SeqCst), crossing);
+        assert_eq!(stats.bytes_received(), (crossing * frame) as u64);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_off_after_several_batches_is_incomplete_and_leaves_nothing() {
+        let data = random_bytes(10, 2 * WRITE_BATCH + 5_000);
+        let mut frames = frames_of(&data, 50_000);
+        frames.push(Err("connection reset".to_owned()));
+        frames.push(Ok(Bytes::from_static(b"never read")));
+        let dir = tempfile::tempdir().unwrap();
+        let err = receive_frames(
+            dir.path(),
+            frames,
+            u64::MAX,
+            &Stats::default(),
+            Durability::ProcessCrash,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ReceiveError::Incomplete(ref m) if m == "connection reset"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_blob_that_cannot_be_created_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("blob"), b"taken").unwrap();
+        let err = receive_frames(
+            dir.path(),
+            frames_of(b"data", 2),
+            100,
+            &Stats::default(),
+            Durability::PowerLoss,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ReceiveError::Io(ref e) if e.kind() == io::ErrorKind::AlreadyExists));
+        assert_eq!(std::fs::read(dir.path().join("blob")).unwrap(), b"taken");
+    }
 
     #[tokio::test]
     async fn received_blob_is_removed_unless_committed() {
         let dir = tempfile::tempdir().unwrap();
         let stats = Stats::default();
         let mut body = Full::new(Bytes::from_static(b"123456789"));
-        let blob = receive(dir.path(), "a".into(), &mut body, 100, &stats)
-            .await
-            .unwrap();
+        let blob = receive(
+            dir.path(),
+            "a".into(),
+            &mut body,
+            100,
+            &stats,
+            Durability::PowerLoss,
+        )
+        .await
+        .unwrap();
         assert_eq!(blob.crc64, 0x995d_c9bb_df19_39fa);
         assert_eq!(blob.size, 9);
         drop(blob);
         assert!(!dir.path().join("a").exists());
 
         let mut body = Full::new(Bytes::from_static(b"x"));
-        let blob = receive(dir.path(), "b".into(), &mut body, 100, &stats)
-            .await
-            .unwrap();
+        let blob = receive(
+            dir.path(),
+            "b".into(),
+            &mut body,
+            100,
+            &stats,
+            Durability::PowerLoss,
+        )
+        .await
+        .unwrap();
         blob.commit();
         assert!(dir.path().join("b").exists());
     }
@@ -311,9 +661,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stats = Stats::default();
         let mut body = Full::new(Bytes::from_static(b"0123456789"));
-        let err = receive(dir.path(), "a".into(), &mut body, 5, &stats)
-            .await
-            .unwrap_err();
+        let err = receive(
+            dir.path(),
+            "a".into(),
+            &mut body,
+            5,
+            &stats,
+            Durability::PowerLoss,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ReceiveError::TooLarge { limit: 5 }));
         assert!(!dir.path().join("a").exists());
     }
@@ -334,6 +691,58 @@ mod tests {
             .flat_map(|c| c.unwrap().to_vec())
             .collect();
         assert_eq!(bytes, b"o big wor");
+    }
+
+    #[tokio::test]
+    async fn long_ranges_read_in_chunks_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Arc::new(PinTable::new(dir.path().to_owned()));
+        let sizes = [READ_CHUNK * 2 + 17, 0, 10, READ_CHUNK - 1, READ_CHUNK * 3];
+        let mut segments = Vec::new();
+        let mut whole = Vec::new();
+        for (i, size) in sizes.into_iter().enumerate() {
+            let data = random_bytes(20 + i as u64, size);
+            let path = dir.path().join(format!("s{i}"));
+            std::fs::write(&path, &data).unwrap();
+            segments.push((path, size as u64));
+            whole.extend_from_slice(&data);
+        }
+        let total = whole.len();
+        for (start, len) in [
+            (0, total),
+            (READ_CHUNK + 5, total - READ_CHUNK - 5),
+            (READ_CHUNK * 2 + 10, 40),
+            (total - 1, 1),
+        ] {
+            let pins = table.pin(Vec::new());
+            let chunks: Vec<Bytes> = read_range(segments.clone(), start as u64, len as u64, pins)
+                .map(|c| c.unwrap())
+                .collect()
+                .await;
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| !c.is_empty() && c.len() <= READ_CHUNK)
+            );
+            let bytes: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
+            assert!(bytes == whole[start..start + len], "range {start}+{len}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_blob_shorter_than_its_record_ends_the_read_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Arc::new(PinTable::new(dir.path().to_owned()));
+        let path = dir.path().join("short");
+        std::fs::write(&path, random_bytes(30, 1000)).unwrap();
+        let items: Vec<io::Result<Bytes>> =
+            read_range(vec![(path, 5000)], 0, 5000, table.pin(Vec::new()))
+                .collect()
+                .await;
+        assert_eq!(items.len(), 1);
+        let err = items.into_iter().next().unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("short"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! are made by the server.
 //!
 //! Every change is published by one atomic rename of a record (see [`files`]); blobs are written and
-//! synced before the record that names them. A completed upload keeps its part blobs as the segments of
+//! synced before the record that names them (with [`Durability::ProcessCrash`] nothing is synced;
+//! the order stays). A completed upload keeps its part blobs as the segments of
 //! the object (no copy). At start, [`Store::open`] finishes or discards whatever a crash interrupted:
 //! temp files are removed, an upload whose object records it as completed is removed, and blobs no
 //! record names are removed.
@@ -41,6 +42,7 @@ use ossup_proto::etag::{multipart_etag, part_etag, same};
 use ossup_proto::limits::MIN_PART_SIZE;
 use sha2::{Digest, Sha256};
 
+use crate::config::Durability;
 use crate::error::OssError;
 use crate::ids::Ids;
 pub(crate) use blob::{BlobPins, ReceiveError, ReceivedBlob};
@@ -58,6 +60,7 @@ pub(crate) struct Store {
     state: Mutex<State>,
     pins: Arc<blob::PinTable>,
     ids: Arc<Ids>,
+    durability: Durability,
 }
 
 #[derive(Debug, Default)]
@@ -124,8 +127,9 @@ fn io_error(what: &str) -> impl FnOnce(io::Error) -> OssError + '_ {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `root`, recovering from any crash.
-    pub fn open(root: &Path, ids: Arc<Ids>) -> io::Result<Store> {
+    /// Opens (creating if needed) the store in `root`, recovering from any crash; `durability` says
+    /// whether its changes are fsynced.
+    pub fn open(root: &Path, ids: Arc<Ids>, durability: Durability) -> io::Result<Store> {
         let root = root.to_path_buf();
         let blobs_dir = root.join("blobs");
         let tmp_dir = root.join("tmp");
@@ -168,6 +172,7 @@ impl Store {
             tmp_dir,
             state: Mutex::new(state),
             ids,
+            durability,
         })
     }
 
@@ -196,6 +201,7 @@ impl Store {
             &format!("{}.tmp", self.ids.file_name()),
             dest,
             value,
+            self.durability,
         )
     }
 
@@ -210,12 +216,21 @@ impl Store {
         B: http_body::Body<Data = bytes::Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        blob::receive(&self.blobs_dir, self.ids.file_name(), body, limit, stats).await
+        blob::receive(
+            &self.blobs_dir,
+            self.ids.file_name(),
+            body,
+            limit,
+            stats,
+            self.durability,
+        )
+        .await
     }
 
     /// Makes the directory entries of newly received blobs durable before a record names them.
     fn sync_blob_entries(&self) -> Result<(), OssError> {
-        files::sync_dir(&self.blobs_dir).map_err(io_error("syncing the blobs directory"))
+        files::sync_dir(&self.blobs_dir, self.durability)
+            .map_err(io_error("syncing the blobs directory"))
     }
 
     // ----- buckets -----
@@ -241,8 +256,8 @@ impl Store {
         (|| {
             std::fs::create_dir_all(dir.join("objects"))?;
             std::fs::create_dir_all(dir.join("uploads"))?;
-            files::sync_dir(&dir)?;
-            files::sync_parent(&dir)?;
+            files::sync_dir(&dir, self.durability)?;
+            files::sync_parent(&dir, self.durability)?;
             self.write_record(&dir.join("bucket.json"), &record)
         })()
         .map_err(io_error("creating the bucket directory"))?;
@@ -282,7 +297,7 @@ impl Store {
                 )));
         }
         let dir = self.bucket_dir(name);
-        files::remove_file_durably(&dir.join("bucket.json"))
+        files::remove_file_durably(&dir.join("bucket.json"), self.durability)
             .map_err(io_error("removing the bucket record"))?;
         state.buckets.remove(name);
         if let Err(e) = files::remove_dir_all_quietly(&dir) {
@@ -402,7 +417,7 @@ impl Store {
         if !b.objects.contains_key(key) {
             return Ok(());
         }
-        files::remove_file_durably(&self.object_path(bucket, key))
+        files::remove_file_durably(&self.object_path(bucket, key), self.durability)
             .map_err(io_error("removing the object record"))?;
         if let Some(old) = b.objects.remove(key) {
             self.pins.release(old.segments.into_iter().map(|s| s.blob));
@@ -509,8 +524,8 @@ impl Store {
         let dir = self.upload_dir(bucket, &record.upload_id);
         (|| {
             std::fs::create_dir_all(dir.join("parts"))?;
-            files::sync_dir(&dir)?;
-            files::sync_parent(&dir)?;
+            files::sync_dir(&dir, self.durability)?;
+            files::sync_parent(&dir, self.durability)?;
             self.write_record(&dir.join("upload.json"), &record)
         })()
         .map_err(io_error("writing the upload record"))?;
@@ -710,7 +725,7 @@ impl Store {
     /// directory recovery recognises as removed.
     fn remove_upload_files(&self, bucket: &str, upload_id: &str) {
         let dir = self.upload_dir(bucket, upload_id);
-        if let Err(e) = files::remove_file_durably(&dir.join("upload.json")) {
+        if let Err(e) = files::remove_file_durably(&dir.join("upload.json"), self.durability) {
             tracing::warn!("could not remove the record of upload {upload_id}: {e}");
         }
         if let Err(e) = files::remove_dir_all_quietly(&dir) {
@@ -723,7 +738,7 @@ impl Store {
         let mut state = self.lock();
         Self::upload_mut(&mut state, bucket, key, upload_id)?;
         let dir = self.upload_dir(bucket, upload_id);
-        files::remove_file_durably(&dir.join("upload.json"))
+        files::remove_file_durably(&dir.join("upload.json"), self.durability)
             .map_err(io_error("removing the upload record"))?;
         let Some(upload) = state
             .buckets

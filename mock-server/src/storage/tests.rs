@@ -17,7 +17,7 @@ async fn blob(store: &Store, data: &'static [u8]) -> ReceivedBlob {
 }
 
 fn open_store(dir: &Path) -> Store {
-    let store = Store::open(dir, Arc::new(Ids::new())).unwrap();
+    let store = Store::open(dir, Arc::new(Ids::new()), Durability::PowerLoss).unwrap();
     store.ensure_bucket("bucket").unwrap();
     store
 }
