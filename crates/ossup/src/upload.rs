@@ -39,7 +39,7 @@ use crate::{
     RetryConfig, Source, SourceStamp, Transport, UploadIdentity,
 };
 use orphans::Intent;
-use recorder::Recorder;
+use recorder::{Lingering, Recorder};
 
 /// How much of each part is read and hashed at a time: small enough to stay in the CPU cache between
 /// the read, the MD5 and the CRC-64, so the three share one pass over memory.
@@ -481,10 +481,12 @@ impl Uploader {
         let bucket = request.bucket.clone();
         let key = request.key.clone();
         let started = Arc::new(Mutex::new(None::<(UploadIdentity, String)>));
+        let lingering = Arc::new(Mutex::new(None::<Lingering>));
         let run = Run {
             uploader: self,
             request,
             started: started.clone(),
+            lingering: lingering.clone(),
         };
         tokio::select! {
             biased;
@@ -492,6 +494,12 @@ impl Uploader {
             result = run.run() => return result,
         }
         // Cancelled: the run (and every part in flight) has been dropped.
+        let lingering = lingering.lock().expect("lingering lock").take();
+        if let (OnCancel::KeepCheckpoint, Some(lingering)) = (on_cancel, lingering) {
+            // Acknowledged parts whose records were waiting for their batch: the checkpoint kept
+            // for the next run should hold them.
+            lingering.commit().await;
+        }
         let started = started.lock().expect("started lock").clone();
         let cancelled = |what: String| Err(Error::cancelled(what).with_object(&bucket, &key));
         match (on_cancel, started) {
@@ -587,6 +595,8 @@ struct Run<'a> {
     request: UploadRequest,
     /// The identity and upload id once the multipart upload exists, for cancellation.
     started: Arc<Mutex<Option<(UploadIdentity, String)>>>,
+    /// The records waiting for their batch commit while parts are sent, for cancellation.
+    lingering: Arc<Mutex<Option<Lingering>>>,
 }
 
 /// What the transfer stage shares between part tasks.
@@ -1026,6 +1036,7 @@ impl Run<'_> {
             bytes_sent: AtomicU64::new(0),
         };
         tracing::debug!(%upload_id, parts = plan.len(), reused = parts_reused, "sending parts");
+        *self.lingering.lock().expect("lingering lock") = Some(transfer.recorder.lingering());
         let sent = self.uploader.scheduler.run(pending, &transfer).await;
         tracing::debug!(%upload_id, ok = sent.is_ok(), "parts sent; waiting for their records");
         // Every record settles before anything else happens: Complete goes out only once the
