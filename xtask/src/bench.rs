@@ -274,9 +274,14 @@ impl Bench {
         let checkpoint = self.measure_checkpoint()?;
         Ok(Results {
             mock_data: format!(
-                "{} ({})",
+                "{} ({}, {})",
                 self.mock_data.display(),
-                command_line_output("stat", &["-f", "-c", "%T", &self.mock_data_parent()])
+                command_line_output("stat", &["-f", "-c", "%T", &self.mock_data_parent()]),
+                if self.args.mock_fsync {
+                    "fsynced"
+                } else {
+                    "--no-fsync"
+                }
             ),
             date,
             revision: revision(),
@@ -605,6 +610,7 @@ impl Bench {
         Mock::start(
             &self.mock_binary,
             &self.mock_data,
+            self.args.mock_fsync,
             &self.logs.join(format!("{name}-mock.log")),
         )
     }

@@ -37,14 +37,14 @@ commands:
                        OSS_ACCESS_KEY_SECRET are set
   oss2                 the official Python SDK oss2 (in a venv under target/) against the
                        oss-mock binary: conformance/peers/oss2_peer.py
-  bench [--size SIZE] [--json FILE] [--runs N] [--mock-dir DIR] [--quick]
+  bench [--size SIZE] [--json FILE] [--runs N] [--mock-dir DIR] [--mock-fsync] [--quick]
                        release ossup against md5sum and oss2 on the release mock:
                        throughput, peak memory, resume cost, checkpoint overhead, as a
                        markdown table with the targets met or missed, and JSON (default
                        target/bench.json); SIZE defaults to 1GiB, N to 3; the mock's data
-                       goes under target/bench/ unless DIR is given (/dev/shm leaves its
-                       fsyncs out); --quick is a smoke test of the harness (32MiB, 1 run);
-                       see docs/benchmarks.md
+                       goes under target/bench/ unless DIR is given; the mock runs with
+                       --no-fsync unless --mock-fsync; --quick is a smoke test of the
+                       harness (32MiB, 1 run); see docs/benchmarks.md
   chaos [--iterations N] [--seed S] [--max-size SIZE] [--kill-server]
                        N seeded iterations (default 100) of ossup upload against oss-mock
                        with fault rules, SIGKILLed at random moments and run again until it

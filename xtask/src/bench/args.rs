@@ -30,6 +30,9 @@ pub struct BenchArgs {
     pub quick: bool,
     /// The directory the mock keeps its data under, when not `target/bench/`.
     pub mock_dir: Option<PathBuf>,
+    /// Whether the mock fsyncs what it stores (`--mock-fsync`). Off by default: the mock's flushes
+    /// time the disk, not the uploader, and a mock killed mid-run loses nothing without them.
+    pub mock_fsync: bool,
 }
 
 impl BenchArgs {
@@ -40,6 +43,7 @@ impl BenchArgs {
         let mut runs = None;
         let mut quick = false;
         let mut mock_dir = None;
+        let mut mock_fsync = false;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -67,9 +71,10 @@ impl BenchArgs {
                     runs = Some(n);
                 }
                 "--quick" if inline.is_none() => quick = true,
+                "--mock-fsync" if inline.is_none() => mock_fsync = true,
                 _ => {
                     return Err(format!(
-                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR and --quick"
+                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync and --quick"
                     ));
                 }
             }
@@ -86,6 +91,7 @@ impl BenchArgs {
             runs: runs.unwrap_or(if quick { 1 } else { DEFAULT_RUNS }),
             quick,
             mock_dir,
+            mock_fsync,
         })
     }
 
@@ -116,6 +122,9 @@ mod tests {
         assert_eq!(args.checkpoint_parts(), CHECKPOINT_PARTS);
         assert!(args.json.ends_with("bench.json"));
         assert_eq!(args.mock_dir, None);
+        assert!(!args.mock_fsync);
+        assert!(parse(&["--mock-fsync"]).unwrap().mock_fsync);
+        assert!(parse(&["--mock-fsync=yes"]).is_err());
     }
 
     #[test]

@@ -37,8 +37,9 @@ pub struct Mock {
 }
 
 impl Mock {
-    /// Starts `binary` with an empty `data_dir` (removed first if it exists) and its stderr in `log`.
-    pub fn start(binary: &Path, data_dir: &Path, log: &Path) -> Result<Self, Failure> {
+    /// Starts `binary` with an empty `data_dir` (removed first if it exists) and its stderr in `log`;
+    /// without `fsync`, as `oss-mock --no-fsync`.
+    pub fn start(binary: &Path, data_dir: &Path, fsync: bool, log: &Path) -> Result<Self, Failure> {
         remove_dir(data_dir)?;
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Failure::new(format!(
@@ -55,6 +56,7 @@ impl Mock {
             .arg(data_dir)
             .arg("--bucket")
             .arg(BUCKET)
+            .args(if fsync { None } else { Some("--no-fsync") })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
