@@ -65,6 +65,17 @@ impl<H: OnRecord> CheckpointStore for Hooked<H> {
     ) -> Result<(), StoreError> {
         self.hook.record(self.inner.as_ref(), identity, part).await
     }
+    /// A batch's records at once, as a store grouping them into one flush takes them.
+    async fn record_parts(
+        &self,
+        identity: &UploadIdentity,
+        parts: &[PartRecord],
+    ) -> Result<(), StoreError> {
+        futures::future::join_all(parts.iter().map(|part| self.record_part(identity, part)))
+            .await
+            .into_iter()
+            .collect()
+    }
     async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError> {
         self.inner.remove(identity).await
     }

@@ -204,6 +204,27 @@ impl CheckpointStore for SqliteStore {
             .await
     }
 
+    async fn record_parts(
+        &self,
+        identity: &UploadIdentity,
+        parts: &[PartRecord],
+    ) -> Result<(), StoreError> {
+        let fingerprint = identity.fingerprint();
+        let name = identity.to_string();
+        self.records
+            .submit_all(
+                parts
+                    .iter()
+                    .map(|part| PendingPart {
+                        fingerprint: fingerprint.clone(),
+                        identity: name.clone(),
+                        part: part.clone(),
+                    })
+                    .collect(),
+            )
+            .await
+    }
+
     async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError> {
         let fingerprint = identity.fingerprint();
         self.run(move |db| {

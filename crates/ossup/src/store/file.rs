@@ -464,6 +464,15 @@ impl CheckpointStore for FileStore {
         journal.commits.submit(part.clone()).await
     }
 
+    async fn record_parts(
+        &self,
+        identity: &UploadIdentity,
+        parts: &[PartRecord],
+    ) -> Result<(), StoreError> {
+        let journal = self.journal(identity);
+        journal.commits.submit_all(parts.to_vec()).await
+    }
+
     async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError> {
         let journal = self.journal(identity);
         let result = blocking({

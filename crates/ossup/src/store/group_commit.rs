@@ -107,10 +107,42 @@ impl<T: Send + 'static> GroupCommit<T> {
     /// Dropping the returned future does not withdraw the item: it is committed all the same, as long
     /// as a handle on this queue is alive.
     pub async fn submit(&self, item: T) -> Result<(), StoreError> {
-        let (sender, receiver) = oneshot::channel();
+        self.submit_all(vec![item]).await
+    }
+
+    /// Queues every item of `items` at once, so they go into the same batch (up to the batch
+    /// limit), and waits until all of them have been committed; returns the first error, if any.
+    ///
+    /// Dropping the returned future does not withdraw the items, as with [`submit`](Self::submit).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use ossup::store::GroupCommit;
+    ///
+    /// # #[tokio::main] async fn main() {
+    /// let batches = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = batches.clone();
+    /// let commits = GroupCommit::new(move |batch: Vec<u32>| {
+    ///     let n = batch.len();
+    ///     sink.lock().unwrap().push(batch);
+    ///     (0..n).map(|_| Ok(())).collect()
+    /// });
+    /// commits.submit_all(vec![1, 2, 3]).await.unwrap();
+    /// assert_eq!(*batches.lock().unwrap(), vec![vec![1, 2, 3]]);
+    /// # }
+    /// ```
+    pub async fn submit_all(&self, items: Vec<T>) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut receivers = Vec::with_capacity(items.len());
         let start_writer = {
             let mut state = self.queue.lock();
-            state.waiting.push((item, sender));
+            for item in items {
+                let (sender, receiver) = oneshot::channel();
+                state.waiting.push((item, sender));
+                receivers.push(receiver);
+            }
             !std::mem::replace(&mut state.writer_running, true)
         };
         if start_writer {
@@ -120,11 +152,18 @@ impl<T: Send + 'static> GroupCommit<T> {
         } else {
             self.queue.arrived.notify_one();
         }
-        receiver.await.unwrap_or_else(|_| {
-            Err(StoreError::Other(
-                "the checkpoint writer stopped before committing this record".into(),
-            ))
-        })
+        let mut first_error = None;
+        for receiver in receivers {
+            let result = receiver.await.unwrap_or_else(|_| {
+                Err(StoreError::Other(
+                    "the checkpoint writer stopped before committing this record".into(),
+                ))
+            });
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }
 

@@ -30,7 +30,8 @@ pub use memory::MemoryStore;
 ///   [`load`](Self::load) sees either the old or the new one, never a mix, even after a crash.
 /// - [`record_part`](Self::record_part) adds or replaces one part of a saved checkpoint; once it
 ///   returns, the part survives a crash (for durable stores). Recording the same part twice is the same
-///   as once. Calls from many tasks at once lose nothing.
+///   as once. Calls from many tasks at once lose nothing. [`record_parts`](Self::record_parts) does
+///   the same for several parts, in order.
 /// - [`load`](Self::load) never returns data it cannot vouch for: a torn, corrupt, foreign or
 ///   future-version record gives [`StoreError::Corrupt`], and the store sets that record aside (so the
 ///   next load returns `Ok(None)`) and says in the error where it put it.
@@ -56,6 +57,24 @@ pub trait CheckpointStore: Send + Sync + Debug {
         identity: &UploadIdentity,
         part: &PartRecord,
     ) -> Result<(), StoreError>;
+
+    /// Records several acknowledged parts of the saved checkpoint of `identity`, as
+    /// [`record_part`](Self::record_part) would one after another: once it returns `Ok`, each of them
+    /// survives as a recorded part does. After an error, any of them may or may not be recorded.
+    ///
+    /// The engine records parts in batches through this method. The default records them one by
+    /// one; a store whose record costs a flush should commit a batch in one (the shipped durable
+    /// stores do, with [`GroupCommit::submit_all`]).
+    async fn record_parts(
+        &self,
+        identity: &UploadIdentity,
+        parts: &[PartRecord],
+    ) -> Result<(), StoreError> {
+        for part in parts {
+            self.record_part(identity, part).await?;
+        }
+        Ok(())
+    }
 
     /// Removes the checkpoint of `identity`; removing one that is not there is not an error.
     async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError>;

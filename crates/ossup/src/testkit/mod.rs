@@ -39,7 +39,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::checkpoint::{Checkpoint, UploadIdentity};
+use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 use crate::store::{CheckpointStore, StoreError};
 
 pub use model::matches_the_model;
@@ -234,6 +234,11 @@ pub async fn run_store_contract_with(
     report.record("recording_a_part_twice_is_the_same_as_once", Ok(()));
     recording_replaces_a_part_with_the_same_number(&*factory.create().await).await;
     report.record("recording_replaces_a_part_with_the_same_number", Ok(()));
+    recording_many_parts_at_once_is_the_same_as_one_by_one(&*factory.create().await).await;
+    report.record(
+        "recording_many_parts_at_once_is_the_same_as_one_by_one",
+        Ok(()),
+    );
     saving_replaces_the_whole_checkpoint(&*factory.create().await).await;
     report.record("saving_replaces_the_whole_checkpoint", Ok(()));
     remove_and_list_track_saved_checkpoints(&*factory.create().await).await;
@@ -355,6 +360,46 @@ pub async fn recording_a_part_twice_is_the_same_as_once(store: &dyn CheckpointSt
         must(CASE, "load", store.load(&checkpoint.identity).await),
         Some(checkpoint)
     );
+}
+
+/// `record_parts` records a batch as `record_part` would one after another: new parts added, a part
+/// with a number already there replaced, a part given twice the same as once, an empty batch
+/// nothing; for an identity with no saved checkpoint it is [`StoreError::NotFound`].
+pub async fn recording_many_parts_at_once_is_the_same_as_one_by_one(store: &dyn CheckpointStore) {
+    const CASE: &str = "recording_many_parts_at_once_is_the_same_as_one_by_one";
+    let mut checkpoint = sample::plain_checkpoint("batch", 2);
+    must(CASE, "save", store.save(&checkpoint).await);
+    must(
+        CASE,
+        "record_parts of nothing",
+        store.record_parts(&checkpoint.identity, &[]).await,
+    );
+    let batch: Vec<PartRecord> = vec![
+        sample::part(5, 0),
+        sample::part(2, 7),
+        sample::part(3, 0),
+        sample::part(5, 0),
+        sample::part(10_000, 1),
+    ];
+    must(
+        CASE,
+        "record_parts",
+        store.record_parts(&checkpoint.identity, &batch).await,
+    );
+    for part in batch {
+        checkpoint.parts.insert(part.number, part);
+    }
+    assert_eq!(
+        must(CASE, "load", store.load(&checkpoint.identity).await),
+        Some(checkpoint),
+        "contract case {CASE}: a batch of records loads differently from the same records one by one"
+    );
+    let unsaved = sample::identity("batch-unsaved");
+    match store.record_parts(&unsaved, &[sample::part(1, 0)]).await {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!("contract case {CASE}: expected NotFound, got {other:?}"),
+    }
+    assert_eq!(must(CASE, "load", store.load(&unsaved).await), None);
 }
 
 /// Recording a part whose number is already there replaces it.

@@ -297,53 +297,83 @@ impl Shared {
         self.known.lock().expect("known parts lock")
     }
 
-    /// Commits a batch: its records go to the store together, so a store that groups concurrent
-    /// records (as the file and SQLite stores do) commits them in one flush. Each record's place is
-    /// freed as it settles.
-    async fn commit_all(&self, records: Vec<Pending>) {
-        futures::future::join_all(records.into_iter().map(|pending| async move {
-            self.commit(pending.record, pending.snapshot).await;
-            drop(pending.place);
-        }))
-        .await;
-    }
-
-    /// Commits one record, rebuilding a lost checkpoint, then reports the part done.
-    async fn commit(&self, record: PartRecord, snapshot: u64) {
+    /// Commits a batch of records in one call of the store (one flush for the shipped durable
+    /// stores), rebuilding a lost checkpoint, then reports their parts done and frees their places.
+    async fn commit_all(&self, batch: Vec<Pending>) {
+        let Some(snapshot) = batch.iter().map(|pending| pending.snapshot).max() else {
+            return;
+        };
+        let records: Vec<PartRecord> = batch.iter().map(|p| p.record.clone()).collect();
         let saves_before = self.saves.load(Ordering::SeqCst);
-        let identity = &self.header.identity;
-        let result = match self.store.record_part(identity, &record).await {
+        match self
+            .store
+            .record_parts(&self.header.identity, &records)
+            .await
+        {
+            Ok(()) => {}
             Err(lost @ (StoreError::Corrupt { .. } | StoreError::NotFound(_))) => {
                 self.note_damage(&lost);
-                self.rebuild(&record, snapshot, saves_before, lost).await
+                if let Err(error) = self.rebuild(&records, snapshot, saves_before, lost).await {
+                    for record in &records {
+                        self.failed(record.number, &error);
+                    }
+                }
+            }
+            Err(_) => {
+                // Which of the batch's records failed is not known: record them one by one, so
+                // that each record's outcome (and any notice) is its own.
+                for pending in &batch {
+                    self.commit_one(&pending.record, pending.snapshot).await;
+                }
+            }
+        }
+        for pending in batch {
+            self.progress
+                .part_done(pending.record.number, pending.record.size);
+            drop(pending.place);
+        }
+    }
+
+    /// Commits one record, rebuilding a lost checkpoint.
+    async fn commit_one(&self, record: &PartRecord, snapshot: u64) {
+        let saves_before = self.saves.load(Ordering::SeqCst);
+        let identity = &self.header.identity;
+        let result = match self.store.record_part(identity, record).await {
+            Err(lost @ (StoreError::Corrupt { .. } | StoreError::NotFound(_))) => {
+                self.note_damage(&lost);
+                self.rebuild(std::slice::from_ref(record), snapshot, saves_before, lost)
+                    .await
             }
             other => other,
         };
         if let Err(error) = result {
-            self.failed(record.number, error);
+            self.failed(record.number, &error);
         }
-        self.progress.part_done(record.number, record.size);
     }
 
-    /// Saves the checkpoint again with every known part, after recording `record` found it `lost`;
-    /// `snapshot` is the snapshot count when the part became known, `saves_before` the saves when its
-    /// record was sent.
+    /// Saves the checkpoint again with every known part, after recording `records` found it `lost`;
+    /// `snapshot` is the snapshot count when the last of their parts became known, `saves_before`
+    /// the saves when they were sent.
     async fn rebuild(
         &self,
-        record: &PartRecord,
+        records: &[PartRecord],
         snapshot: u64,
         saves_before: u64,
         mut lost: StoreError,
     ) -> Result<(), StoreError> {
         let mut rebuilds = self.rebuilds.lock().await;
         if rebuilds.saved_snapshot > snapshot {
-            // A checkpoint saved since this part became known already holds it.
+            // A checkpoint saved since these parts became known already holds them.
             return Ok(());
         }
         if self.saves.load(Ordering::SeqCst) != saves_before {
-            // The checkpoint was saved again while this record was on its way, so the loss it saw
-            // may be the one already repaired: record it in the new checkpoint.
-            match self.store.record_part(&self.header.identity, record).await {
+            // The checkpoint was saved again while these records were on their way, so the loss
+            // they saw may be the one already repaired: record them in the new checkpoint.
+            match self
+                .store
+                .record_parts(&self.header.identity, records)
+                .await
+            {
                 Err(again @ (StoreError::Corrupt { .. } | StoreError::NotFound(_))) => lost = again,
                 other => return other,
             }
@@ -414,7 +444,7 @@ impl Shared {
         });
     }
 
-    fn failed(&self, part: u32, error: StoreError) {
+    fn failed(&self, part: u32, error: &StoreError) {
         if self.failure_reported.swap(true, Ordering::SeqCst) {
             tracing::warn!(
                 part,
@@ -516,6 +546,17 @@ mod tests {
                 });
             }
             self.inner.record_part(identity, part).await
+        }
+        /// All of a batch at once, as a store grouping them into one flush takes them.
+        async fn record_parts(
+            &self,
+            identity: &UploadIdentity,
+            parts: &[PartRecord],
+        ) -> Result<(), StoreError> {
+            futures::future::join_all(parts.iter().map(|part| self.record_part(identity, part)))
+                .await
+                .into_iter()
+                .collect()
         }
         async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError> {
             self.inner.remove(identity).await
@@ -628,11 +669,12 @@ mod tests {
             (&mut next).now_or_never().is_none(),
             "a record over the limit waits"
         );
-        // One held record finishing frees the place the waiting one needs.
+        // A batch settles as a whole: one held batch finishing frees the places the waiting record
+        // needs.
         while store.held.load(Ordering::SeqCst) < RECORDS_IN_FLIGHT {
             tokio::task::yield_now().await;
         }
-        hold.add_permits(1);
+        hold.add_permits(BATCH);
         next.await;
         hold.add_permits(RECORDS_IN_FLIGHT);
         let recorded = recorder.finish().await;
