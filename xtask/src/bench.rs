@@ -747,7 +747,10 @@ fn measured(finished: &Finished, (mock_cpu, mock_peak): (Option<f64>, Option<u64
 }
 
 fn failure(what: &str, why: &str, log: &Path) -> Failure {
-    Failure::new(format!("{what}: {why}\n{}", mock::log_tail(log, 20)))
+    Failure::new(format!(
+        "{what}: {why}\n{}",
+        crate::mock_process::log_tail(log, 20)
+    ))
 }
 
 fn announce(what: &str, finished: &Finished) {

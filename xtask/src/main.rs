@@ -16,6 +16,7 @@
 mod bench;
 mod chaos;
 mod cmd;
+mod mock_process;
 mod oss2;
 
 use std::process::ExitCode;

@@ -5,14 +5,13 @@
 //! against it, and stops the mock whatever happened.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cmd::{Failure, Step, target_dir, workspace_root};
+use crate::mock_process;
 
 /// The oss2 release the peer check runs (verified against the mock).
 pub const OSS2_VERSION: &str = "2.19.1";
@@ -24,8 +23,6 @@ const PEER_SCRIPT: &str = "conformance/peers/oss2_peer.py";
 const ACCESS_KEY_ID: &str = "test-ak";
 const ACCESS_KEY_SECRET: &str = "test-sk";
 const REGION: &str = "cn-hangzhou";
-/// How long the mock may take to print its listening line.
-const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the peer script may run.
 const PEER_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -194,67 +191,26 @@ impl MockProcess {
             binary.display(),
             args.join(" ")
         );
-        let mut child = std::process::Command::new(&binary)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| Failure::new(format!("could not start {}: {e}", binary.display())))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (first_line, lines) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let read = reader.read_line(&mut line).map(|_| line);
-            let _ = first_line.send(read);
-            // Keep reading so the mock never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let mut mock = Self {
-            child,
-            endpoint: String::new(),
-            log,
-        };
-        let line = match lines.recv_timeout(LISTEN_TIMEOUT) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(mock.failed(format!("reading its stdout failed: {e}"))),
-            Err(_) => {
-                return Err(mock.failed(format!("it printed no line within {LISTEN_TIMEOUT:?}")));
+        match mock_process::start(&binary, args, stderr) {
+            Ok(started) => {
+                println!("==> mock server listening on {}", started.endpoint);
+                Ok(Self {
+                    child: started.child,
+                    endpoint: started.endpoint,
+                    log,
+                })
             }
-        };
-        match line.trim().strip_prefix("listening on ") {
-            Some(endpoint) if endpoint.starts_with("http://") => {
-                println!("==> mock server listening on {endpoint}");
-                mock.endpoint = endpoint.to_owned();
-                Ok(mock)
+            Err(what) => {
+                eprintln!("{}", mock_process::log_tail(&log, 40));
+                Err(Failure::new(format!(
+                    "the mock server did not start: {what}"
+                )))
             }
-            _ => Err(mock.failed(format!(
-                "its first line is {line:?}, expected `listening on http://HOST:PORT`"
-            ))),
         }
-    }
-
-    fn failed(&mut self, what: String) -> Failure {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.show_log();
-        Failure::new(format!("the mock server did not start: {what}"))
     }
 
     fn show_log(&self) {
-        if let Ok(log) = std::fs::read_to_string(&self.log) {
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(40)..];
-            eprintln!(
-                "--- last {} lines of the mock's stderr ({}) ---",
-                tail.len(),
-                self.log.display()
-            );
-            for line in tail {
-                eprintln!("{line}");
-            }
-        }
+        eprintln!("{}", mock_process::log_tail(&self.log, 40));
     }
 }
 

@@ -4,15 +4,13 @@
 //! A fresh server per run makes its `VmHWM` the peak of that run alone, and dropping it (kill, then
 //! remove the data directory) keeps the disk from filling up over dozens of 1 GiB uploads.
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::process::Child;
 
 use crate::cmd::Failure;
+use crate::mock_process::{self, log_tail};
 
 use super::process::{cpu_secs, peak_rss};
 
@@ -24,8 +22,6 @@ pub const ACCESS_KEY_ID: &str = "test-ak";
 pub const ACCESS_KEY_SECRET: &str = "test-sk";
 /// The mock's region.
 pub const REGION: &str = "cn-hangzhou";
-/// How long the mock may take to print its listening line.
-const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `oss-mock`, killed and its data removed when dropped.
 #[derive(Debug)]
@@ -49,51 +45,29 @@ impl Mock {
         })?;
         let stderr = File::create(log)
             .map_err(|e| Failure::new(format!("could not create {}: {e}", log.display())))?;
-        let mut child = Command::new(binary)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--bucket")
-            .arg(BUCKET)
-            .args(if fsync { None } else { Some("--no-fsync") })
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| Failure::new(format!("could not start {}: {e}", binary.display())))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (first_line, lines) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let read = reader.read_line(&mut line).map(|_| line);
-            let _ = first_line.send(read);
-            // Keep reading so the mock never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let mut mock = Self {
-            child,
-            endpoint: String::new(),
+        let mut args: Vec<&OsStr> = vec![
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data-dir".as_ref(),
+            data_dir.as_os_str(),
+            "--bucket".as_ref(),
+            BUCKET.as_ref(),
+        ];
+        if !fsync {
+            args.push("--no-fsync".as_ref());
+        }
+        let started = mock_process::start(binary, args, stderr).map_err(|what| {
+            Failure::new(format!(
+                "the mock server did not start: {what}\n{}",
+                log_tail(log, 20)
+            ))
+        })?;
+        Ok(Self {
+            child: started.child,
+            endpoint: started.endpoint,
             data_dir: data_dir.to_owned(),
             log: log.to_owned(),
-        };
-        let line = match lines.recv_timeout(LISTEN_TIMEOUT) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(mock.failed(&format!("reading its stdout failed: {e}"))),
-            Err(_) => {
-                return Err(mock.failed(&format!("it printed no line within {LISTEN_TIMEOUT:?}")));
-            }
-        };
-        match line.trim().strip_prefix("listening on ") {
-            Some(endpoint) if endpoint.starts_with("http://") => {
-                mock.endpoint = endpoint.to_owned();
-                Ok(mock)
-            }
-            _ => Err(mock.failed(&format!(
-                "its first line is {line:?}, expected `listening on http://HOST:PORT`"
-            ))),
-        }
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -114,15 +88,6 @@ impl Mock {
     /// The last lines of the mock's stderr, for a failure message.
     pub fn log_tail(&self) -> String {
         log_tail(&self.log, 20)
-    }
-
-    fn failed(&mut self, what: &str) -> Failure {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        Failure::new(format!(
-            "the mock server did not start: {what}\n{}",
-            self.log_tail()
-        ))
     }
 }
 
@@ -146,22 +111,4 @@ pub fn remove_dir(dir: &Path) -> Result<(), Failure> {
             dir.display()
         ))),
     }
-}
-
-/// The last `lines` lines of the text file `path`, headed by its name; empty when it cannot be read.
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return String::new();
-    };
-    let all: Vec<&str> = text.lines().collect();
-    let tail = &all[all.len().saturating_sub(lines)..];
-    if tail.is_empty() {
-        return String::new();
-    }
-    format!(
-        "--- last {} lines of {} ---\n{}",
-        tail.len(),
-        path.display(),
-        tail.join("\n")
-    )
 }

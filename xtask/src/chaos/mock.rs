@@ -1,18 +1,15 @@
 //! The `oss-mock` process of one iteration: started with the plan's fault rules, killed with
 //! SIGKILL, and restarted on the same port and data directory (its rules applied again).
 
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::process::Child;
+
+use crate::mock_process;
 
 /// The bucket every iteration uploads to.
 pub const BUCKET: &str = "chaos";
-/// How long the mock may take to print its listening line.
-const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A mock server process that can be killed and started again.
 #[derive(Debug)]
@@ -67,7 +64,7 @@ impl Mock {
 
     /// The last lines of the server's log.
     pub fn log_tail(&self) -> String {
-        tail(&self.log, 15)
+        mock_process::log_tail(&self.log, 15)
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -76,57 +73,36 @@ impl Mock {
             .append(true)
             .open(&self.log)
             .map_err(|e| format!("cannot open {}: {e}", self.log.display()))?;
-        let mut child = Command::new(&self.binary)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--bucket")
-            .arg(BUCKET)
-            .arg("--faults")
-            .arg(&self.faults)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = tx.send(reader.read_line(&mut line).map(|_| line));
-            // Keep reading so the server never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = match rx.recv_timeout(LISTEN_TIMEOUT) {
-            Ok(Ok(line)) => line,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "oss-mock did not say where it listens ({other:?}); its log:\n{}",
-                    self.log_tail()
-                ));
-            }
-        };
-        let port = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|authority| authority.rsplit(':').next())
+        let listen = format!("127.0.0.1:{}", self.port);
+        let args: [&OsStr; 8] = [
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--data-dir".as_ref(),
+            self.data_dir.as_os_str(),
+            "--bucket".as_ref(),
+            BUCKET.as_ref(),
+            "--faults".as_ref(),
+            self.faults.as_os_str(),
+        ];
+        let mut started = mock_process::start(&self.binary, args, stderr)
+            .map_err(|what| format!("oss-mock did not start: {what}\n{}", self.log_tail()))?;
+        let port = started
+            .endpoint
+            .rsplit(':')
+            .next()
             .and_then(|port| port.parse::<u16>().ok());
         match port {
             Some(port) if self.port == 0 || self.port == port => {
                 self.port = port;
-                self.child = Some(child);
+                self.child = Some(started.child);
                 Ok(())
             }
             _ => {
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = started.child.kill();
+                let _ = started.child.wait();
                 Err(format!(
-                    "oss-mock's first line is {line:?}, expected `listening on http://127.0.0.1:{}`",
-                    self.port
+                    "oss-mock listens on {}, expected 127.0.0.1:{}",
+                    started.endpoint, self.port
                 ))
             }
         }
@@ -137,11 +113,4 @@ impl Drop for Mock {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// The last `lines` lines of a text file (empty when it cannot be read).
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
