@@ -171,9 +171,9 @@ pub fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
             args.iterations,
             outcome.elapsed.as_secs_f64(),
             plan.describe(),
-            outcome.runs,
-            outcome.kills + outcome.watchdog_kills,
-            outcome.server_restarts,
+            outcome.counts.runs,
+            outcome.counts.kills + outcome.counts.watchdog_kills,
+            outcome.counts.server_restarts,
             fired.join(", ")
         );
         totals.add(&plan, &outcome, &dir.display().to_string());

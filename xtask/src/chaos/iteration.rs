@@ -36,6 +36,21 @@ pub struct Binaries<'a> {
 /// What one iteration did and found.
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// What the runs came to.
+    pub counts: RunCounts,
+    /// Faults the server fired, per kind.
+    pub faults_fired: BTreeMap<String, u64>,
+    /// The `error` lines of the runs that ended with an error, each once per run.
+    pub run_errors: Vec<String>,
+    /// Every check that failed.
+    pub failures: Vec<String>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// What the runs of `ossup` came to: counted per iteration, summed over the whole chaos run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunCounts {
     /// Runs of `ossup`.
     pub runs: u32,
     /// Runs that ended with an error (exit status 1) and were resumed.
@@ -48,20 +63,27 @@ pub struct Outcome {
     pub server_restarts: u32,
     /// Runs that began a fresh upload (the server forgot the old one, and so on).
     pub fresh_starts: u32,
-    /// Faults the server fired, per kind.
-    pub faults_fired: BTreeMap<String, u64>,
     /// Bytes of parts acknowledged in an earlier run and sent again: must stay 0.
     pub resent_acked_bytes: u64,
     /// As above, where a fault made a listing lie about those parts, so sending them again was right.
     pub resent_excused_bytes: u64,
     /// Request body bytes the server read beyond the file's size (retries, parts cut off in flight).
     pub received_beyond_size: u64,
-    /// The `error` lines of the runs that ended with an error, each once per run.
-    pub run_errors: Vec<String>,
-    /// Every check that failed.
-    pub failures: Vec<String>,
-    /// Wall time.
-    pub elapsed: Duration,
+}
+
+impl RunCounts {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &RunCounts) {
+        self.runs += other.runs;
+        self.error_exits += other.error_exits;
+        self.kills += other.kills;
+        self.watchdog_kills += other.watchdog_kills;
+        self.server_restarts += other.server_restarts;
+        self.fresh_starts += other.fresh_starts;
+        self.resent_acked_bytes += other.resent_acked_bytes;
+        self.resent_excused_bytes += other.resent_excused_bytes;
+        self.received_beyond_size += other.received_beyond_size;
+    }
 }
 
 /// What is known of the upload across runs: its id and the parts acknowledged for it.
@@ -124,8 +146,8 @@ fn run_in(
         let interruption = plan.interruptions.get(index).copied();
         let run = upload.run(&mut mock, net, interruption)?;
         log_run(&dir.join("runs.log"), index, interruption, &run);
-        outcome.runs += 1;
-        outcome.server_restarts += run.server_restarts;
+        outcome.counts.runs += 1;
+        outcome.counts.server_restarts += run.server_restarts;
         for stats in &run.stats_before_server_kills {
             received += add_stats(outcome, stats);
         }
@@ -141,7 +163,7 @@ fn run_in(
                     .push(format!("run {index} exited 0 without a `completed` line"));
             }
             End::Exited(1) => {
-                outcome.error_exits += 1;
+                outcome.counts.error_exits += 1;
                 last_error = run.stderr_tail.clone();
                 if let Some(message) = run
                     .events
@@ -163,8 +185,8 @@ fn run_in(
                     break;
                 }
             }
-            End::Killed(Kill::Planned) => outcome.kills += 1,
-            End::Killed(Kill::Watchdog) => outcome.watchdog_kills += 1,
+            End::Killed(Kill::Planned) => outcome.counts.kills += 1,
+            End::Killed(Kill::Watchdog) => outcome.counts.watchdog_kills += 1,
             End::Killed(Kill::Hung) => outcome.failures.push(format!(
                 "run {index} hung: no end after {} s; stderr: {}; its log ended with:\n{}",
                 super::run::RUN_LIMIT.as_secs(),
@@ -179,11 +201,11 @@ fn run_in(
     }
     let stats = net.stats(&mock.endpoint())?;
     received += add_stats(outcome, &stats);
-    outcome.received_beyond_size = received.saturating_sub(source.size);
+    outcome.counts.received_beyond_size = received.saturating_sub(source.size);
     if !done {
         outcome.failures.push(format!(
             "the upload did not complete in {} runs; the last error: {last_error}",
-            outcome.runs
+            outcome.counts.runs
         ));
         return Ok(());
     }
@@ -277,7 +299,7 @@ fn check_run(
             "notice" => {
                 let kind = event["notice"].as_str().unwrap_or_default();
                 if FRESH_START_NOTICES.contains(&kind) {
-                    outcome.fresh_starts += 1;
+                    outcome.counts.fresh_starts += 1;
                     continuing = false;
                 }
             }
@@ -293,9 +315,9 @@ fn check_run(
                 last_transferred = transferred;
                 if continuing && plan.multipart() && before.contains(&part) {
                     if plan.rules.iter().any(|r| r.corrupts_listing()) {
-                        outcome.resent_excused_bytes += bytes;
+                        outcome.counts.resent_excused_bytes += bytes;
                     } else {
-                        outcome.resent_acked_bytes += bytes;
+                        outcome.counts.resent_acked_bytes += bytes;
                         outcome.failures.push(format!(
                             "run {index} sent part {part} again, although an earlier run had it acknowledged for upload {}",
                             acked.upload_id.as_deref().unwrap_or("?")

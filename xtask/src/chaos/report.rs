@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::iteration::Outcome;
+use super::iteration::{Outcome, RunCounts};
 use super::plan::Plan;
 
 /// One failed iteration.
@@ -30,28 +30,12 @@ pub struct Totals {
     pub bytes: u64,
     /// Parts in all.
     pub parts: u64,
-    /// `ossup` runs.
-    pub runs: u32,
-    /// Runs that ended with an error and were resumed.
-    pub error_exits: u32,
-    /// Planned kills of `ossup`.
-    pub kills: u32,
-    /// Kills of runs a stall held.
-    pub watchdog_kills: u32,
-    /// Server kills and restarts.
-    pub server_restarts: u32,
-    /// Runs that began a fresh upload.
-    pub fresh_starts: u32,
+    /// What the runs came to.
+    pub counts: RunCounts,
     /// Fault rules planned, per kind.
     pub rules: BTreeMap<String, u64>,
     /// Faults fired, per kind.
     pub fired: BTreeMap<String, u64>,
-    /// Acknowledged parts sent again (must be 0).
-    pub resent_acked_bytes: u64,
-    /// Acknowledged parts sent again because a listing lied about them.
-    pub resent_excused_bytes: u64,
-    /// Body bytes the server read beyond the files' sizes.
-    pub received_beyond_size: u64,
     /// Why runs ended with an error (and were resumed), by message with numbers and ids masked.
     pub run_errors: BTreeMap<String, u64>,
     /// The failed iterations.
@@ -66,12 +50,7 @@ impl Totals {
         self.iterations += 1;
         self.bytes += plan.size;
         self.parts += plan.parts();
-        self.runs += outcome.runs;
-        self.error_exits += outcome.error_exits;
-        self.kills += outcome.kills;
-        self.watchdog_kills += outcome.watchdog_kills;
-        self.server_restarts += outcome.server_restarts;
-        self.fresh_starts += outcome.fresh_starts;
+        self.counts.add(&outcome.counts);
         for rule in &plan.rules {
             *self.rules.entry(rule.kind.to_owned()).or_default() += 1;
         }
@@ -81,9 +60,6 @@ impl Totals {
         for message in &outcome.run_errors {
             *self.run_errors.entry(mask(message)).or_default() += 1;
         }
-        self.resent_acked_bytes += outcome.resent_acked_bytes;
-        self.resent_excused_bytes += outcome.resent_excused_bytes;
-        self.received_beyond_size += outcome.received_beyond_size;
         if !outcome.failures.is_empty() {
             self.failed.push(FailedIteration {
                 seed: plan.seed,
@@ -118,33 +94,33 @@ impl Totals {
                 "ossup runs",
                 format!(
                     "{} ({} ended with an error and were resumed; {} began a fresh upload)",
-                    self.runs, self.error_exits, self.fresh_starts
+                    self.counts.runs, self.counts.error_exits, self.counts.fresh_starts
                 ),
             ),
             (
                 "ossup killed (SIGKILL)",
                 format!(
                     "{} planned, {} while a stalled request held them",
-                    self.kills, self.watchdog_kills
+                    self.counts.kills, self.counts.watchdog_kills
                 ),
             ),
             (
                 "server killed (SIGKILL) and restarted",
-                self.server_restarts.to_string(),
+                self.counts.server_restarts.to_string(),
             ),
             (
                 "acknowledged parts sent again",
                 format!(
                     "{} (plus {} where a corrupted listing made it right)",
-                    size(self.resent_acked_bytes),
-                    size(self.resent_excused_bytes)
+                    size(self.counts.resent_acked_bytes),
+                    size(self.counts.resent_excused_bytes)
                 ),
             ),
             (
                 "bytes re-sent: body bytes the server read beyond the file sizes",
                 format!(
                     "{} (retries after faults, parts in flight at a kill)",
-                    size(self.received_beyond_size)
+                    size(self.counts.received_beyond_size)
                 ),
             ),
             ("time", format!("{:.0} s", self.elapsed.as_secs_f64())),
