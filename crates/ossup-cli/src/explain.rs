@@ -45,6 +45,16 @@ pub fn explain(error: &Error, situation: &Situation) -> Failure {
         ErrorKind::Source => explain_source(error, situation),
         ErrorKind::Cancelled => Failure::cancelled("interrupted"),
         ErrorKind::Config => Failure::usage(error.message()),
+        ErrorKind::UnsupportedSource => Failure::usage(error.message()),
+        ErrorKind::MalformedResponse => Failure::failed(format!(
+            "the server at {} answered something that is not OSS's protocol: {}",
+            situation.endpoint,
+            error.message()
+        ))
+        .hint("check that --endpoint names an OSS endpoint and that no proxy rewrites its answers"),
+        ErrorKind::Internal => Failure::failed(format!("internal error: {}", error.message()))
+            .hint("this is a bug; the checkpoint and the parts on the server are kept, so running \
+                   the same command again resumes; please report it with the message above"),
         ErrorKind::CallbackFailed => Failure::failed(format!(
             "{} was uploaded, but its upload callback failed: {}",
             match (error.bucket(), error.key()) {
@@ -73,7 +83,11 @@ pub fn explain(error: &Error, situation: &Situation) -> Failure {
 fn is_resumable(error: &Error) -> bool {
     matches!(
         error.kind(),
-        ErrorKind::Network | ErrorKind::Service | ErrorKind::Integrity
+        ErrorKind::Network
+            | ErrorKind::Service
+            | ErrorKind::Integrity
+            | ErrorKind::MalformedResponse
+            | ErrorKind::Internal
     )
 }
 

@@ -147,7 +147,7 @@ pub async fn abort(args: UploadsAbortArgs) -> Result<(), Failure> {
                 let _ = writeln!(out, "aborted {what}");
             }
             // Completed or aborted by someone else since the listing: the goal is met.
-            Err(e) if e.is_service_code("NoSuchUpload") => {
+            Err(e) if e.is_service_code(ossup::ErrorCode::NoSuchUpload) => {
                 let _ = writeln!(out, "already gone: {what}");
             }
             Err(e) => {

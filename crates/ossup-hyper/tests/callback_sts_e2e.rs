@@ -222,7 +222,10 @@ async fn a_refused_callback_url_fails_the_upload_which_then_resumes_with_another
         )))
         .await
         .unwrap_err();
-    assert!(err.is_service_code("InvalidArgument"), "{err}");
+    assert!(
+        err.is_service_code(ossup::ErrorCode::InvalidArgument),
+        "{err}"
+    );
     assert_eq!(err.api(), Some(Api::CompleteMultipartUpload));
     assert!(err.to_string().contains("callback"), "{err}");
 
@@ -367,7 +370,7 @@ async fn an_action_the_sts_policy_denies_is_access_denied_and_not_retried() {
         ))
         .await
         .unwrap_err();
-    assert!(err.is_service_code("AccessDenied"), "{err}");
+    assert!(err.is_service_code(ossup::ErrorCode::AccessDenied), "{err}");
     assert!(err.to_string().contains("oss:PutObject"), "{err}");
     assert_eq!(server.stats().requests(Api::InitiateMultipartUpload), 1);
 }
@@ -389,7 +392,10 @@ async fn an_expired_token_fails_with_security_token_expired() {
         ))
         .await
         .unwrap_err();
-    assert!(err.is_service_code("SecurityTokenExpired"), "{err}");
+    assert!(
+        err.is_service_code(ossup::ErrorCode::SecurityTokenExpired),
+        "{err}"
+    );
     // The static credentials have nothing fresher: one request, no loop.
     assert_eq!(server.stats().requests(Api::PutObject), 1);
 }

@@ -76,7 +76,10 @@ async fn forbid_overwrite_refuses_an_existing_object() {
             )
             .await
             .unwrap_err();
-        assert!(err.is_service_code("FileAlreadyExists"), "{err}");
+        assert!(
+            err.is_service_code(ossup::ErrorCode::FileAlreadyExists),
+            "{err}"
+        );
     }
     assert_object_is(uploader.client(), "kept", &first).await;
     server.shutdown().await;

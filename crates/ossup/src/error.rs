@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use ossup_proto::Api;
+use ossup_proto::{Api, ErrorCode};
 use serde::Serialize;
 
 use crate::UploadOutcome;
@@ -34,6 +34,15 @@ pub enum ErrorKind {
     Cancelled,
     /// The configuration or the request is not valid (endpoint, part size, options).
     Config,
+    /// A success answer that does not parse (malformed XML, a missing or bad header): the server
+    /// (or something between it and us) spoke something other than the OSS protocol.
+    MalformedResponse,
+    /// The source cannot be uploaded as it is (a directory, a device, a FIFO where a regular file
+    /// is needed).
+    UnsupportedSource,
+    /// A task of the engine panicked or was lost: a bug in ossup or in a plugged-in piece (a
+    /// source, a store); the checkpoint and the parts on the server are kept.
+    Internal,
     /// The object IS stored and verified, but OSS could not deliver its upload callback (HTTP 203
     /// `CallbackFailed`). OSS does not retry callbacks, and uploading again would only store the
     /// object again: [`Error::outcome`] has what was stored.
@@ -50,6 +59,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Source => "source error",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Config => "configuration error",
+            ErrorKind::MalformedResponse => "malformed response",
+            ErrorKind::UnsupportedSource => "unsupported source",
+            ErrorKind::Internal => "internal error",
             ErrorKind::CallbackFailed => "callback failed",
         })
     }
@@ -93,9 +105,20 @@ impl ServiceError {
         }
     }
 
-    /// Whether the code is `code` (e.g. `"NoSuchUpload"`).
-    pub fn is(&self, code: &str) -> bool {
-        self.code == code
+    /// The code as a known [`ErrorCode`], or `None` for a code this crate does not know (or none).
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        ErrorCode::from_code(&self.code)
+    }
+
+    /// Whether the code is `code`.
+    ///
+    /// ```
+    /// use ossup::{ErrorCode, ServiceError};
+    /// let err = ServiceError::new(404, "NoSuchUpload", "", "REQ", "");
+    /// assert!(err.is(ErrorCode::NoSuchUpload));
+    /// ```
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.code == code.as_str()
     }
 }
 
@@ -204,7 +227,17 @@ impl Error {
 
     /// A success answer that does not parse (malformed XML, a bad header): not retryable.
     pub fn malformed_response(message: impl Into<String>) -> Self {
-        Self::make(ErrorKind::Service, false, message)
+        Self::make(ErrorKind::MalformedResponse, false, message)
+    }
+
+    /// The source cannot be uploaded as it is (not a regular file, say).
+    pub fn unsupported_source(message: impl Into<String>) -> Self {
+        Self::make(ErrorKind::UnsupportedSource, false, message)
+    }
+
+    /// A task of the engine panicked or was lost (a bug); not retryable.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::make(ErrorKind::Internal, false, message)
     }
 
     /// Checksums, ETags or sizes disagree.
@@ -329,8 +362,15 @@ impl Error {
         self.inner.service.as_ref()
     }
 
-    /// Whether OSS answered with the error code `code` (e.g. `"NoSuchUpload"`).
-    pub fn is_service_code(&self, code: &str) -> bool {
+    /// Whether OSS answered with the error code `code`.
+    ///
+    /// ```
+    /// use ossup::{Error, ErrorCode, ServiceError};
+    /// let err = Error::service(ServiceError::new(404, "NoSuchUpload", "", "REQ", ""));
+    /// assert!(err.is_service_code(ErrorCode::NoSuchUpload));
+    /// assert!(!err.is_service_code(ErrorCode::NoSuchKey));
+    /// ```
+    pub fn is_service_code(&self, code: ErrorCode) -> bool {
         self.service_error().is_some_and(|s| s.is(code))
     }
 

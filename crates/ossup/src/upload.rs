@@ -509,7 +509,7 @@ impl Uploader {
                     .abort_multipart_upload(&bucket, &key, &upload_id)
                     .await;
                 if let Err(e) = &aborted
-                    && !e.is_service_code("NoSuchUpload")
+                    && !e.is_service_code(ossup_proto::ErrorCode::NoSuchUpload)
                 {
                     return Err(Error::cancelled(format!(
                         "upload cancelled, but aborting multipart upload {upload_id} failed; the checkpoint is kept"
@@ -717,7 +717,7 @@ async fn hash_part(
 ) -> Result<Hashed, Error> {
     tokio::task::spawn_blocking(move || hash_range(source.as_ref(), &part, mode))
         .await
-        .map_err(|e| Error::source_changed(format!("hashing part {} panicked: {e}", part.number)))?
+        .map_err(|e| Error::internal(format!("hashing part {} panicked: {e}", part.number)))?
         .map_err(|e| read_error(&part, e))
 }
 
@@ -737,7 +737,7 @@ async fn read_part(
         (buffer, hashed)
     })
     .await
-    .map_err(|e| Error::source_changed(format!("reading part {} panicked: {e}", part.number)))
+    .map_err(|e| Error::internal(format!("reading part {} panicked: {e}", part.number)))
     .and_then(|(buffer, hashed)| {
         let hashed = hashed.map_err(|e| read_error(&part, e))?;
         Ok((buffer, hashed))
@@ -1188,7 +1188,9 @@ impl Run<'_> {
                             .await
                         {
                             Ok(()) => true,
-                            Err(e) if e.is_service_code("NoSuchUpload") => false,
+                            Err(e) if e.is_service_code(ossup_proto::ErrorCode::NoSuchUpload) => {
+                                false
+                            }
                             Err(e) => return Err(e),
                         };
                         match &mut notice {
@@ -1216,7 +1218,7 @@ impl Run<'_> {
                             }
                             return Ok(Resumable::Parts(verified));
                         }
-                        Err(e) if e.is_service_code("NoSuchUpload") => {
+                        Err(e) if e.is_service_code(ossup_proto::ErrorCode::NoSuchUpload) => {
                             if let Some(done) = self
                                 .completed_earlier(client, &cp, plan, stamp.size)
                                 .await?
@@ -1438,7 +1440,7 @@ impl Run<'_> {
                     )),
                 }
             }
-            Err(e) if e.is_service_code("NoSuchUpload") => {
+            Err(e) if e.is_service_code(ossup_proto::ErrorCode::NoSuchUpload) => {
                 // The upload is gone: completed by an attempt whose answer was lost, or aborted.
                 match client.head_object(&req.bucket, &req.key).await? {
                     Some(head) if head.size == size && head.crc64 == Some(crc64) => {
@@ -1472,7 +1474,7 @@ async fn stamp_of(source: &Arc<dyn Source>) -> Result<SourceStamp, Error> {
     let source = source.clone();
     tokio::task::spawn_blocking(move || source.stamp())
         .await
-        .map_err(|e| Error::source_changed(format!("reading the source's stamp panicked: {e}")))?
+        .map_err(|e| Error::internal(format!("reading the source's stamp panicked: {e}")))?
         .map_err(|e| Error::source_io("cannot read the source's size and modification time", e))
 }
 

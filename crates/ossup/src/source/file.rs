@@ -30,8 +30,8 @@ impl FileSource {
             .metadata()
             .map_err(|e| Error::source_io(format!("cannot stat {}", path.display()), e))?;
         if !meta.is_file() {
-            return Err(Error::source_changed(format!(
-                "{} is not a regular file",
+            return Err(Error::unsupported_source(format!(
+                "{} is not a regular file (a directory, device or pipe has no fixed size and cannot be read by position); upload a regular file",
                 path.display()
             )));
         }

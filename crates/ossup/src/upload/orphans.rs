@@ -135,7 +135,7 @@ pub(super) async fn sweep(
         {
             Ok(()) => swept.aborted.push(upload.upload_id.clone()),
             // Gone meanwhile: nothing left to do.
-            Err(e) if e.is_service_code("NoSuchUpload") => {}
+            Err(e) if e.is_service_code(ossup_proto::ErrorCode::NoSuchUpload) => {}
             Err(e) => {
                 tracing::warn!(upload_id = %upload.upload_id, error = %e,
                     "aborting an upload left open by an interrupted start failed");
