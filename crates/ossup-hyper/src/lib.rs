@@ -35,7 +35,7 @@ use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use ossup::{Error, ResponseBody, TransferProgress, Transport};
+use ossup_transport::{Error, ResponseBody, TransferProgress, Transport};
 
 use crate::connect::{ConnectTimedOut, Connector, find_cause};
 pub use crate::tls::Certificate;
@@ -137,7 +137,7 @@ impl HyperTransportBuilder {
     ///     .add_root_certificate(Certificate::from_der(&der)?)
     ///     .build();
     /// # drop(transport);
-    /// # Ok::<(), ossup::Error>(())
+    /// # Ok::<(), ossup_transport::Error>(())
     /// ```
     pub fn add_root_certificate(mut self, certificate: Certificate) -> Self {
         self.root_certificates.push(certificate);

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ossup::Error;
+use ossup_transport::Error;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, TrustAnchor};
 use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
@@ -33,7 +33,7 @@ use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 ///     .add_root_certificates(Certificate::from_pem(&pem)?)
 ///     .build();
 /// # drop(transport);
-/// # Ok::<(), ossup::Error>(())
+/// # Ok::<(), ossup_transport::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Certificate {
@@ -273,7 +273,7 @@ mod tests {
     fn from_pem_without_a_certificate_is_a_config_error() {
         let key = rcgen::KeyPair::generate().unwrap();
         let err = Certificate::from_pem(key.serialize_pem().as_bytes()).unwrap_err();
-        assert_eq!(err.kind(), ossup::ErrorKind::Config);
+        assert_eq!(err.kind(), ossup_transport::ErrorKind::Config);
         assert!(err.message().contains("no certificate"), "{err}");
     }
 
@@ -282,7 +282,7 @@ mod tests {
         let bad = "-----BEGIN CERTIFICATE-----\nAAECAwQ=\n-----END CERTIFICATE-----\n";
         let bundle = format!("{}{bad}", ca().pem());
         let err = Certificate::from_pem(bundle.as_bytes()).unwrap_err();
-        assert_eq!(err.kind(), ossup::ErrorKind::Config);
+        assert_eq!(err.kind(), ossup_transport::ErrorKind::Config);
         assert!(err.message().contains("number 2: not a usable CA certificate: the bytes are not a DER-encoded X.509 certificate"), "{err}");
         assert!(Certificate::from_der(b"not a certificate").is_err());
     }
@@ -294,7 +294,7 @@ mod tests {
         found.certs.push(CertificateDer::from(b"garbage".to_vec()));
         assert_eq!(native_roots_from(found).unwrap().len(), 1);
         let err = native_roots_from(rustls_native_certs::CertificateResult::default()).unwrap_err();
-        assert_eq!(err.kind(), ossup::ErrorKind::Config);
+        assert_eq!(err.kind(), ossup_transport::ErrorKind::Config);
         assert!(err.message().contains("SSL_CERT_FILE"), "{err}");
     }
 

@@ -190,7 +190,8 @@ async fn a_failed_callback_is_its_own_error_with_the_object_stored_and_is_not_re
     let message = err.to_string();
     assert!(message.contains("the object is stored"), "{message}");
     assert!(message.contains("Error status : 500."), "{message}");
-    let outcome = err.outcome().expect("the stored object's outcome");
+    let outcome =
+        ossup::UploadOutcome::of_failed_callback(&err).expect("the stored object's outcome");
     assert_eq!(outcome.size, 250_000);
     assert_eq!(outcome.crc64, crc64(&bytes));
     assert_eq!(app.bodies().len(), 1, "one callback, not retried");

@@ -132,6 +132,10 @@ impl Transport for WatchComplete {
         }
         self.inner.send(request).await
     }
+
+    fn reports_progress(&self) -> bool {
+        self.inner.reports_progress()
+    }
 }
 
 fn all_parts(len: usize) -> BTreeSet<u32> {

@@ -18,7 +18,7 @@ use ossup_proto::xml::{
 use ossup_proto::{Api, ErrorResponse, checksum, etag, headers, limits};
 use ossup_sign::{CredentialsProvider, Signer, V4Signer};
 
-use crate::body::ResponseBody;
+use crate::ResponseBody;
 use crate::callback::{Callback, CallbackResult};
 use crate::error::ServiceError;
 use crate::retry::{BodyCheck, ERROR_BODY_LIMIT, ReadBody, Retry, RetryConfig, RetryObserver};
@@ -36,16 +36,11 @@ const CALLBACK_REPLY_LIMIT: usize = 4 << 20;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), ossup::Error> {
-/// use ossup::Client;
-/// use ossup_sign::{Credentials, V4Signer};
-/// # #[derive(Debug)] struct MyTransport;
-/// # #[async_trait::async_trait] impl ossup::Transport for MyTransport {
-/// #   async fn send(&self, _: http::Request<bytes::Bytes>) -> Result<http::Response<ossup::ResponseBody>, ossup::Error> { unimplemented!() } }
+/// use ossup::{Client, Credentials};
 /// let client = Client::builder()
 ///     .endpoint("http://127.0.0.1:9000")?
 ///     .credentials(Credentials::new("test-ak", "test-sk"))
-///     .signer(V4Signer::new("cn-hangzhou"))
-///     .transport(MyTransport)
+///     .region("cn-hangzhou")
 ///     .build()?;
 /// for upload in client.list_multipart_uploads("bucket", None).await? {
 ///     client.abort_multipart_upload("bucket", &upload.key, &upload.upload_id).await?;
@@ -128,7 +123,16 @@ impl ClientBuilder {
         self
     }
 
-    /// The transport that sends requests (required), e.g. `ossup_hyper::HyperTransport::new()`.
+    /// Signs with V4 for `region` (e.g. `"cn-hangzhou"`): a shorthand for
+    /// `.signer(V4Signer::new(region))`, needed when the endpoint's name does not say the region
+    /// (an IP address, a custom domain, a mock server). The last of `.region` and `.signer` wins.
+    pub fn region(self, region: &str) -> Self {
+        self.signer(V4Signer::new(region))
+    }
+
+    /// The transport that sends requests. With the default feature `hyper`, an
+    /// [`HyperTransport`](crate::HyperTransport) with its default settings when not set; without
+    /// it, required.
     pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
         self.transport = Some(Arc::new(transport));
         self
@@ -151,9 +155,10 @@ impl ClientBuilder {
         let credentials = self.credentials.ok_or_else(|| {
             Error::config("no credentials set; call .credentials(Credentials::new(id, secret)) or Credentials::from_env()")
         })?;
-        let transport = self.transport.ok_or_else(|| {
-            Error::config("no transport set; call .transport(ossup_hyper::HyperTransport::new())")
-        })?;
+        let transport = match self.transport {
+            Some(transport) => transport,
+            None => default_transport()?,
+        };
         let signer = match self.signer {
             Some(signer) => signer,
             None => {
@@ -178,6 +183,21 @@ impl ClientBuilder {
             observer: None,
         })
     }
+}
+
+/// The transport of a builder that was given none: the stock one, when this build has it.
+#[cfg(feature = "hyper")]
+fn default_transport() -> Result<Arc<dyn Transport>, Error> {
+    Ok(Arc::new(crate::HyperTransport::new()))
+}
+
+/// The transport of a builder that was given none: the stock one, when this build has it.
+#[cfg(not(feature = "hyper"))]
+fn default_transport() -> Result<Arc<dyn Transport>, Error> {
+    Err(Error::config(
+        "no transport set, and this build of ossup has no default one (the `hyper` feature is off); \
+         call .transport(..) with a Transport, or enable the `hyper` feature",
+    ))
 }
 
 /// The region of `oss-REGION[-internal].aliyuncs.com`.
@@ -338,30 +358,23 @@ pub(crate) fn service_error(
     };
     let status = parts.status.as_u16();
     match document {
-        Some(doc) => ServiceError {
-            status,
-            code: doc.code,
-            message: doc.message,
-            request_id: if doc.request_id.is_empty() {
+        Some(doc) => {
+            let request_id = if doc.request_id.is_empty() {
                 header(headers::REQUEST_ID).unwrap_or_default()
             } else {
                 doc.request_id
-            },
-            host_id: doc.host_id,
-            ec: doc.ec.or_else(|| header(headers::ERROR_EC)),
-        },
-        None => ServiceError {
+            };
+            let ec = doc.ec.or_else(|| header(headers::ERROR_EC));
+            ServiceError::new(status, doc.code, doc.message, request_id, doc.host_id).with_ec(ec)
+        }
+        None => ServiceError::new(
             status,
-            code: String::new(),
-            message: parts
-                .status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_owned(),
-            request_id: header(headers::REQUEST_ID).unwrap_or_default(),
-            host_id: String::new(),
-            ec: header(headers::ERROR_EC),
-        },
+            "",
+            parts.status.canonical_reason().unwrap_or("error"),
+            header(headers::REQUEST_ID).unwrap_or_default(),
+            "",
+        )
+        .with_ec(header(headers::ERROR_EC)),
     }
 }
 

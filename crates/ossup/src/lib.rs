@@ -7,7 +7,7 @@
 //!
 //! # The pieces
 //! Each piece is a small trait with the stock implementations beside it; swap any of them.
-//! - [`Transport`]: sends one HTTP request (`ossup-hyper` ships `HyperTransport`). The
+//! - [`Transport`]: sends one HTTP request ([`HyperTransport`] by default, feature `hyper`). The
 //!   [`retry`] layer (classified retries, backoff, timeouts, stall detection) and the
 //!   [`signing`] layer wrap it.
 //! - [`CheckpointStore`]: remembers an upload between runs ([`FileStore`], [`MemoryStore`]).
@@ -19,20 +19,16 @@
 //!   objects back.
 //!
 //! # Example
+//! One dependency is enough: `ossup` re-exports the credentials, the signers and (with the default
+//! feature `hyper`) the stock transport, which the builder uses when given none.
 //! ```no_run
 //! # async fn run() -> Result<(), ossup::Error> {
-//! use ossup::{FileSource, FileStore, ObjectOptions, Parallel, UploadRequest, Uploader};
-//! use ossup_sign::{Credentials, V4Signer};
-//! # #[derive(Debug)] struct HyperTransport;
-//! # impl HyperTransport { fn new() -> Self { HyperTransport } }
-//! # #[async_trait::async_trait] impl ossup::Transport for HyperTransport {
-//! #   async fn send(&self, _: http::Request<bytes::Bytes>) -> Result<http::Response<ossup::ResponseBody>, ossup::Error> { unimplemented!() } }
+//! use ossup::{Credentials, FileSource, FileStore, ObjectOptions, Parallel, UploadRequest, Uploader, V4Signer};
 //!
 //! let uploader = Uploader::builder()
 //!     .endpoint("http://127.0.0.1:9000")?      // path-style for IP/localhost endpoints
 //!     .credentials(Credentials::new("test-ak", "test-sk"))
-//!     .signer(V4Signer::new("cn-hangzhou"))
-//!     .transport(HyperTransport::new())          // ossup_hyper::HyperTransport
+//!     .signer(V4Signer::new("cn-hangzhou"))    // an IP endpoint does not name its region
 //!     .store(FileStore::open("/var/lib/ossup/checkpoints")?)
 //!     .scheduler(Parallel::new(4))
 //!     .build()?;
@@ -45,7 +41,7 @@
 //!             .progress(|event: &ossup::ProgressEvent| eprintln!("{event:?}")),
 //!     )
 //!     .await?;
-//! assert_eq!(outcome.size, std::fs::metadata("/data/big.iso").unwrap().len());
+//! println!("{} bytes sent, {} reused, CRC-64 {}", outcome.bytes_sent, outcome.bytes_reused, outcome.crc64);
 //! # Ok(()) }
 //! ```
 //!
@@ -55,7 +51,6 @@
 pub mod checkpoint;
 pub mod store;
 
-mod body;
 mod buffer;
 mod callback;
 mod client;
@@ -69,14 +64,12 @@ pub mod retry;
 mod scheduler;
 pub mod signing;
 mod source;
-mod transport;
 mod upload;
 
 pub use checkpoint::{Checkpoint, PartRecord, SourceStamp, UploadIdentity};
 pub use store::{CheckpointStore, StoreError, StoreLock};
 pub use store::{Durability, FileStore, MemoryStore};
 
-pub use body::ResponseBody;
 pub use callback::{Callback, CallbackBodyType, CallbackResult, MAX_CALLBACK_URLS};
 pub use client::{
     Client, ClientBuilder, CompletedUpload, ObjectBody, ObjectHead, PartBody, StoredBody,
@@ -85,11 +78,21 @@ pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind, ServiceError};
 pub use options::{ObjectAcl, ObjectOptions, StorageClass};
 pub use ossup_proto::{Api, ErrorCode};
+pub use ossup_transport::{ResponseBody, TransferProgress, Transport};
 pub use progress::{Notice, ProgressEvent, ProgressSink};
 pub use retry::{RetryConfig, RetryObserver};
 pub use scheduler::{Parallel, PartRunner, PartScheduler, PartSpec, Sequential};
 pub use source::{BytesSource, FileSource, Source};
-pub use transport::{TransferProgress, Transport};
+
+/// The stock HTTP transport (feature `hyper`, on by default).
+#[cfg(feature = "hyper")]
+pub use ossup_hyper::HyperTransport;
+/// Credentials, their providers and the signers, re-exported so that one dependency is enough.
+pub use ossup_sign::{
+    Credentials, CredentialsProvider, EnvCredentialsProvider, Signer, V1Signer, V4Signer,
+};
+/// The HTTP and byte-buffer crates of the [`Transport`] trait, for custom transports.
+pub use ossup_transport::{bytes, http};
 pub use upload::{
     ChecksumMode, OnCancel, UploadMethod, UploadOutcome, UploadRequest, Uploader, UploaderBuilder,
 };

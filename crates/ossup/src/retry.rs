@@ -23,7 +23,7 @@ use ossup_proto::{Api, ErrorResponse};
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::body::ResponseBody;
+use crate::ResponseBody;
 use crate::signing::Clock;
 use crate::{Error, TransferProgress, Transport};
 
@@ -126,23 +126,7 @@ impl RetryConfig {
     }
 }
 
-/// Whether an OSS error answer is worth retrying: 5xx, 408, 429, `RequestTimeout`, and
-/// `RequestTimeTooSkewed` (which the retry layer retries only after correcting its clock).
-///
-/// ```
-/// use ossup::retry::is_retryable_service_error;
-/// assert!(is_retryable_service_error(503, "ServiceUnavailable"));
-/// assert!(is_retryable_service_error(400, "RequestTimeout"));
-/// assert!(!is_retryable_service_error(404, "NoSuchUpload"));
-/// assert!(!is_retryable_service_error(403, "AccessDenied"));
-/// ```
-pub fn is_retryable_service_error(status: u16, code: &str) -> bool {
-    status >= 500
-        || status == 408
-        || status == 429
-        || code == "RequestTimeout"
-        || code == "RequestTimeTooSkewed"
-}
+pub use ossup_transport::is_retryable_service_error;
 
 /// What the retry layer tells an observer before it waits to try again.
 #[derive(Debug)]
@@ -502,6 +486,10 @@ mod tests {
             }
             Ok(response)
         }
+
+        fn reports_progress(&self) -> bool {
+            false
+        }
     }
 
     fn error_xml(code: &str) -> &'static str {
@@ -658,6 +646,10 @@ mod tests {
             }
             std::future::pending().await
         }
+
+        fn reports_progress(&self) -> bool {
+            false
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -771,6 +763,10 @@ mod tests {
             ];
             let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
             Ok(http::Response::new(ResponseBody::new(body)))
+        }
+
+        fn reports_progress(&self) -> bool {
+            false
         }
     }
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use ossup_proto::ErrorResponse;
 use ossup_sign::{Credentials, CredentialsProvider, RequestParts, Signer};
 
-use crate::body::ResponseBody;
+use crate::ResponseBody;
 use crate::retry::{ERROR_BODY_LIMIT, clone_request};
 use crate::{Error, Transport};
 

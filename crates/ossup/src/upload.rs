@@ -83,18 +83,12 @@ pub enum UploadMethod {
 ///
 /// ```no_run
 /// # async fn run(dir: std::path::PathBuf, path: std::path::PathBuf) -> Result<(), ossup::Error> {
-/// use ossup::{FileSource, ObjectOptions, Parallel, UploadRequest, Uploader};
-/// use ossup_sign::{Credentials, V4Signer};
-/// # #[derive(Debug)] struct HyperTransport;
-/// # impl HyperTransport { fn new() -> Self { HyperTransport } }
-/// # #[async_trait::async_trait] impl ossup::Transport for HyperTransport {
-/// #   async fn send(&self, _: http::Request<bytes::Bytes>) -> Result<http::Response<ossup::ResponseBody>, ossup::Error> { unimplemented!() } }
+/// use ossup::{Credentials, FileSource, ObjectOptions, Parallel, UploadRequest, Uploader, V4Signer};
 ///
 /// let uploader = Uploader::builder()
 ///     .endpoint("http://127.0.0.1:9000")?
 ///     .credentials(Credentials::new("test-ak", "test-sk"))
 ///     .signer(V4Signer::new("cn-hangzhou"))
-///     .transport(HyperTransport::new())   // ossup_hyper::HyperTransport
 ///     .scheduler(Parallel::new(4))
 ///     .build()?;
 ///
@@ -432,13 +426,19 @@ pub struct UploadOutcome {
 }
 
 impl UploadOutcome {
+    /// What was stored, for an [`ErrorKind::CallbackFailed`](crate::ErrorKind::CallbackFailed)
+    /// error: the object is in the bucket and verified, only its callback failed.
+    pub fn of_failed_callback(error: &Error) -> Option<&UploadOutcome> {
+        error.attachment::<UploadOutcome>()
+    }
+
     /// The outcome, or the [`ErrorKind::CallbackFailed`](crate::ErrorKind::CallbackFailed) error
     /// carrying it when OSS stored the object but could not deliver the callback.
     fn into_result(self) -> Result<UploadOutcome, Error> {
         match &self.callback {
             Some(CallbackResult::Failed { error }) => {
                 let error = error.clone();
-                Err(Error::callback_failed(self, error))
+                Err(crate::error::callback_failed(self, error))
             }
             _ => Ok(self),
         }

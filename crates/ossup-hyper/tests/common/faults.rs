@@ -217,4 +217,10 @@ impl Transport for Faulty {
             }
         }
     }
+
+    /// Forwarded: the requests it passes on are counted by the hyper transport below; a `Hang`
+    /// then looks like a request that never started moving, as a held connection would.
+    fn reports_progress(&self) -> bool {
+        self.inner.reports_progress()
+    }
 }

@@ -1,8 +1,8 @@
 //! The [`Transport`] trait: send one request, get the response with a streaming body.
 //!
-//! A transport knows HTTP and nothing of OSS: the [`Client`](crate::Client) builds, addresses and
-//! signs requests; the [retry layer](crate::retry) retries them. `ossup-hyper` ships the stock
-//! implementation; a test, a proxy or a TLS stack can bring its own.
+//! A transport knows HTTP and nothing of OSS: the engine's client builds, addresses and signs
+//! requests; its retry layer retries them. `ossup-hyper` ships the stock implementation; a test, a
+//! proxy or a TLS stack can bring its own.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use crate::body::ResponseBody;
 /// layer uses it to tell a stalled upload from a slow one.
 ///
 /// ```
-/// use ossup::{Error, ResponseBody, Transport};
+/// use ossup_transport::{Error, ResponseBody, Transport};
 /// use bytes::Bytes;
 ///
 /// /// Answers every request with an empty 200.
@@ -35,6 +35,10 @@ use crate::body::ResponseBody;
 /// impl Transport for AlwaysOk {
 ///     async fn send(&self, _request: http::Request<Bytes>) -> Result<http::Response<ResponseBody>, Error> {
 ///         Ok(http::Response::new(ResponseBody::empty()))
+///     }
+///
+///     fn reports_progress(&self) -> bool {
+///         false // it sends no body, so it counts none
 ///     }
 /// }
 /// ```
@@ -50,10 +54,9 @@ pub trait Transport: Send + Sync + Debug {
     ///
     /// When it does, the retry layer treats a request body that has not started moving within the
     /// stall timeout as stalled (a connection pool or a proxy holding the request), instead of
-    /// waiting for the whole attempt's timeout. Layers forward the answer of the transport they wrap.
-    fn reports_progress(&self) -> bool {
-        false
-    }
+    /// waiting for the whole attempt's timeout. A layer forwards the answer of the transport it
+    /// wraps: there is no default, so a wrapper cannot weaken stall detection by forgetting it.
+    fn reports_progress(&self) -> bool;
 }
 
 #[async_trait::async_trait]
