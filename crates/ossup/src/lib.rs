@@ -54,6 +54,7 @@ pub mod store;
 mod buffer;
 mod callback;
 mod client;
+mod default_transport;
 mod endpoint;
 mod error;
 mod options;

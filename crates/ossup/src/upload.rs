@@ -358,7 +358,7 @@ impl UploadRequest {
     /// The callback server's reply is the outcome's [`callback`](UploadOutcome::callback). When OSS
     /// stores the object but cannot deliver the callback (`203 CallbackFailed`) the upload ends with an
     /// [`ErrorKind::CallbackFailed`](crate::ErrorKind::CallbackFailed) error that carries the outcome
-    /// ([`Error::outcome`]); it is never retried as a failed upload. The callback is not part of the
+    /// ([`UploadOutcome::of_failed_callback`]); it is never retried as a failed upload. The callback is not part of the
     /// upload's identity: a resumed run sends the callback of its own request.
     pub fn callback(mut self, callback: Callback) -> Self {
         self.callback = Some(callback);
