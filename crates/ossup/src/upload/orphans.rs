@@ -146,7 +146,8 @@ pub(super) async fn sweep(
     Ok(swept)
 }
 
-fn now_unix() -> u64 {
+/// Seconds since the Unix epoch on the client's clock (0 if it is set before 1970).
+pub(super) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

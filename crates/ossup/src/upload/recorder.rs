@@ -486,10 +486,7 @@ mod tests {
     }
 
     fn progress() -> Arc<Progress> {
-        Arc::new(Progress {
-            sink: None,
-            transferred: Mutex::new(0),
-        })
+        Arc::new(Progress::new(None))
     }
 
     async fn saved(store: &dyn CheckpointStore) -> Checkpoint {

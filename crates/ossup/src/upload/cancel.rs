@@ -1,0 +1,91 @@
+//! Cancellation: what the caller's token leaves behind once the run is dropped, settled as the
+//! request's [`OnCancel`] says.
+
+use std::sync::Mutex;
+
+use ossup_proto::ErrorCode;
+
+use super::recorder::Lingering;
+use super::{OnCancel, UploadRequest, Uploader};
+use crate::{Error, UploadIdentity};
+
+/// What cancelling needs to know of a run it drops: the object, what to do, and how far the run got.
+pub(super) struct CancelState {
+    bucket: String,
+    key: String,
+    on_cancel: OnCancel,
+    /// The identity and upload id once the multipart upload exists.
+    started: Mutex<Option<(UploadIdentity, String)>>,
+    /// The records waiting for their batch commit while parts are sent.
+    lingering: Mutex<Option<Lingering>>,
+}
+
+impl CancelState {
+    /// Nothing started yet for `request`.
+    pub(super) fn new(request: &UploadRequest) -> Self {
+        Self {
+            bucket: request.bucket.clone(),
+            key: request.key.clone(),
+            on_cancel: request.on_cancel,
+            started: Mutex::new(None),
+            lingering: Mutex::new(None),
+        }
+    }
+
+    /// The multipart upload `upload_id` of `identity` exists: a cancellation aborts or keeps it.
+    pub(super) fn started(&self, identity: &UploadIdentity, upload_id: &str) {
+        *self.started.lock().expect("started lock") =
+            Some((identity.clone(), upload_id.to_owned()));
+    }
+
+    /// Parts are being sent: a cancellation keeping the checkpoint commits `lingering` first.
+    pub(super) fn sending(&self, lingering: Lingering) {
+        *self.lingering.lock().expect("lingering lock") = Some(lingering);
+    }
+
+    /// Settles a cancellation after the run has been dropped (with every part in flight), and
+    /// returns the error the upload ends with.
+    pub(super) async fn settle(&self, uploader: &Uploader) -> Error {
+        let lingering = self.lingering.lock().expect("lingering lock").take();
+        if let (OnCancel::KeepCheckpoint, Some(lingering)) = (self.on_cancel, lingering) {
+            // Acknowledged parts whose records were waiting for their batch: the checkpoint kept
+            // for the next run should hold them.
+            lingering.commit().await;
+        }
+        let started = self.started.lock().expect("started lock").clone();
+        let object = format!("oss://{}/{}", self.bucket, self.key);
+        // The object is named in the message rather than as context, so the error reads as one
+        // sentence.
+        let cancelled = |what: String| Error::cancelled(format!("the upload of {object} {what}"));
+        match (self.on_cancel, started) {
+            (OnCancel::AbortUpload, Some((identity, upload_id))) => {
+                let aborted = uploader
+                    .client
+                    .abort_multipart_upload(&self.bucket, &self.key, &upload_id)
+                    .await;
+                match aborted {
+                    Err(e) if !e.is_service_code(ErrorCode::NoSuchUpload) => {
+                        return cancelled(format!(
+                            "was cancelled, but aborting its multipart upload {upload_id} failed; the checkpoint is kept, so running the same upload again resumes it"
+                        ))
+                        .with_source(e);
+                    }
+                    _ => {}
+                }
+                if let Err(e) = uploader.store.remove(&identity).await {
+                    return Error::checkpoint(e);
+                }
+                cancelled(format!(
+                    "was cancelled; its multipart upload {upload_id} was aborted and its checkpoint removed"
+                ))
+            }
+            (OnCancel::AbortUpload, None) => cancelled("was cancelled before it started".into()),
+            (OnCancel::KeepCheckpoint, Some((_, upload_id))) => cancelled(format!(
+                "was cancelled; its multipart upload {upload_id} and its checkpoint are kept: run the same upload again to resume"
+            )),
+            (OnCancel::KeepCheckpoint, None) => {
+                cancelled("was cancelled before any part was sent".into())
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The plan phase: checks the request, stamps the source, and decides how it goes up (one PutObject
+//! or a multipart upload in parts of which size), building the [`UploadContext`] the other phases
+//! share.
+
+use std::sync::{Arc, Mutex};
+
+use super::builder::check_threshold;
+use super::cancel::CancelState;
+use super::context::UploadContext;
+use super::hashing::stamp_of;
+use super::progress::Progress;
+use super::{ChecksumMode, UploadMethod, UploadRequest, Uploader};
+use crate::buffer::BufferPool;
+use crate::plan::{part_size_for, plan_parts};
+use crate::{Error, PartSpec, SourceStamp};
+
+/// How one source goes up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Plan {
+    /// The source's size and modification time when the upload began.
+    pub(super) stamp: SourceStamp,
+    /// The part size (grown to fit 10,000 parts); part of the upload's identity.
+    pub(super) part_size: u64,
+    /// Which checksums protect the parts.
+    pub(super) mode: ChecksumMode,
+    /// PutObject or multipart.
+    pub(super) method: UploadMethod,
+    /// The parts of a multipart upload, ascending; none for a PutObject.
+    pub(super) parts: Vec<PartSpec>,
+}
+
+/// A source of `size` bytes goes in one PutObject when it is at most `threshold` bytes (an empty
+/// source always does), and in parts otherwise.
+pub(super) fn method_for(size: u64, threshold: u64) -> UploadMethod {
+    if size <= threshold {
+        UploadMethod::PutObject
+    } else {
+        UploadMethod::Multipart
+    }
+}
+
+/// Checks `request` and plans it with `uploader`'s defaults; errors carry no object context yet.
+pub(super) async fn plan(
+    uploader: &Uploader,
+    request: UploadRequest,
+    cancel: Arc<CancelState>,
+) -> Result<UploadContext, Error> {
+    if request.bucket.is_empty() || request.key.is_empty() {
+        return Err(Error::config("bucket and key must not be empty"));
+    }
+    request.options.validate()?;
+    if let Some(callback) = &request.callback {
+        callback.validate()?;
+    }
+    let stamp = stamp_of(&request.source).await?;
+    let mode = request.checksum_mode.unwrap_or(uploader.checksum_mode);
+    let requested = request.part_size.unwrap_or(uploader.part_size);
+    let part_size = part_size_for(stamp.size, requested)?;
+    let threshold = request
+        .multipart_threshold
+        .or(uploader.multipart_threshold)
+        .unwrap_or(part_size);
+    check_threshold(threshold)?;
+    let options = request
+        .options
+        .clone()
+        .with_guessed_content_type(request.source.name_hint().as_deref());
+    let progress = Arc::new(Progress::new(request.progress.clone()));
+    let client = match progress.observer(None) {
+        Some(observer) => uploader.client.with_retry_observer(observer),
+        None => uploader.client.clone(),
+    };
+    let method = method_for(stamp.size, threshold);
+    let (parts, pool) = match method {
+        UploadMethod::PutObject => (Vec::new(), BufferPool::new(1)),
+        UploadMethod::Multipart => (
+            plan_parts(stamp.size, part_size),
+            BufferPool::new(uploader.scheduler.concurrency() + 1),
+        ),
+    };
+    let identity = crate::UploadIdentity::new(
+        request.source.identity(),
+        request.bucket.clone(),
+        request.key.clone(),
+        part_size,
+    );
+    Ok(UploadContext {
+        client,
+        store: uploader.store.clone(),
+        scheduler: uploader.scheduler.clone(),
+        identity,
+        options_digest: options.digest(),
+        options,
+        request,
+        plan: Plan {
+            stamp,
+            part_size,
+            mode,
+            method,
+            parts,
+        },
+        progress,
+        pool,
+        cancel,
+        notices: Mutex::new(Vec::new()),
+    })
+}
