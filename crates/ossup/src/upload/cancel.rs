@@ -89,3 +89,80 @@ impl CancelState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::scripted::{Reply, Scripted, data, request, uploader};
+    use crate::{Checkpoint, CheckpointStore as _, ErrorKind, MemoryStore, SourceStamp};
+    use std::sync::Arc;
+
+    fn identity() -> UploadIdentity {
+        UploadIdentity::new("scripted-source", "bucket", "key", 100 << 10)
+    }
+
+    #[tokio::test]
+    async fn a_kept_upload_reads_as_one_sentence_naming_the_object_and_the_upload() {
+        let server = Scripted::new(Vec::new());
+        let store = Arc::new(MemoryStore::new());
+        let state = CancelState::new(&request(&data(10, 1)));
+        state.started(&identity(), "U1");
+
+        let err = state.settle(&uploader(&server, &store)).await;
+
+        assert_eq!(err.kind(), ErrorKind::Cancelled);
+        assert_eq!(
+            err.to_string(),
+            "cancelled failed: the upload of oss://bucket/key was cancelled; its multipart upload U1 and its checkpoint are kept: run the same upload again to resume"
+        );
+        assert!(server.lines().is_empty());
+    }
+
+    #[tokio::test]
+    async fn aborting_on_cancel_aborts_the_upload_and_removes_its_checkpoint() {
+        let server = Scripted::new(vec![Reply::status(204)]);
+        let store = Arc::new(MemoryStore::new());
+        let checkpoint = Checkpoint::new(
+            identity(),
+            "U1",
+            SourceStamp {
+                size: 10,
+                modified_nanos: None,
+            },
+            1,
+            "",
+        );
+        store.save(&checkpoint).await.unwrap();
+        let state = CancelState::new(&request(&data(10, 1)).on_cancel(OnCancel::AbortUpload));
+        state.started(&identity(), "U1");
+
+        let err = state.settle(&uploader(&server, &store)).await;
+
+        assert_eq!(server.lines(), ["DELETE /bucket/key?uploadId=U1"]);
+        assert_eq!(
+            err.to_string(),
+            "cancelled failed: the upload of oss://bucket/key was cancelled; its multipart upload U1 was aborted and its checkpoint removed"
+        );
+        assert_eq!(store.load(&identity()).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_failed_abort_keeps_the_checkpoint_and_says_why() {
+        let server = Scripted::new(vec![Reply::error(
+            403,
+            ossup_proto::ErrorCode::AccessDenied,
+        )]);
+        let store = Arc::new(MemoryStore::new());
+        let state = CancelState::new(&request(&data(10, 1)).on_cancel(OnCancel::AbortUpload));
+        state.started(&identity(), "U1");
+
+        let err = state.settle(&uploader(&server, &store)).await;
+
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cancelled failed: the upload of oss://bucket/key was cancelled, but aborting its multipart upload U1 failed"),
+            "{text}"
+        );
+        assert!(text.contains("AccessDenied"), "{text}");
+    }
+}

@@ -167,3 +167,135 @@ async fn settle_by_head(
         .with_source(gone)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::scripted::{
+        PART, Reply, Scripted, checkpoint, data, planned, request, uploader,
+    };
+    use crate::{CheckpointStore as _, ErrorKind, MemoryStore};
+    use ossup_proto::checksum::crc64;
+    use std::sync::Arc;
+
+    /// An upload of two parts whose checkpoint records both, ready to complete.
+    async fn ready(
+        script: Vec<Reply>,
+    ) -> (Arc<Scripted>, Arc<MemoryStore>, UploadContext, Vec<u8>) {
+        let data = data(PART as usize + 500, 11);
+        let server = Scripted::new(script);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        store
+            .save(&checkpoint(&ctx, "U1", &data, &[1, 2]))
+            .await
+            .unwrap();
+        (server, store, ctx, data)
+    }
+
+    fn completion(parts: &BTreeMap<u32, PartRecord>) -> Completion<'_> {
+        Completion {
+            upload_id: "U1",
+            parts,
+            completed_etag: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn complete_verifies_the_objects_crc_and_removes_the_checkpoint() {
+        let source_crc = crc64(&data(PART as usize + 500, 11));
+        let (server, store, ctx, data) = ready(vec![Reply::completed("\"E-2\"", source_crc)]).await;
+        let parts = checkpoint(&ctx, "U1", &data, &[1, 2]).parts;
+
+        let completed = complete(&ctx, completion(&parts)).await.unwrap();
+
+        assert_eq!(server.lines(), ["POST /bucket/key?uploadId=U1"]);
+        assert_eq!(
+            completed,
+            Completed {
+                etag: "\"E-2\"".into(),
+                crc64: source_crc,
+                callback: None
+            }
+        );
+        assert_eq!(store.load(&ctx.identity).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_object_with_another_crc_fails_and_keeps_the_checkpoint() {
+        let source_crc = crc64(&data(PART as usize + 500, 11));
+        let (_, store, ctx, data) = ready(vec![Reply::completed("\"E-2\"", source_crc ^ 1)]).await;
+        let parts = checkpoint(&ctx, "U1", &data, &[1, 2]).parts;
+
+        let err = complete(&ctx, completion(&parts)).await.unwrap_err();
+
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+        assert_eq!(err.upload_id(), Some("U1"));
+        assert!(err.to_string().contains("must not be trusted"), "{err}");
+        assert!(store.load(&ctx.identity).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_lost_complete_answer_is_settled_by_head_object() {
+        let data = data(PART as usize + 500, 11);
+        let (server, store, ctx, data) = ready(vec![
+            Reply::no_such_upload(),
+            Reply::head(data.len() as u64, "\"E-2\"", crc64(&data)),
+        ])
+        .await;
+        let parts = checkpoint(&ctx, "U1", &data, &[1, 2]).parts;
+
+        let completed = complete(&ctx, completion(&parts)).await.unwrap();
+
+        assert_eq!(
+            server.lines(),
+            ["POST /bucket/key?uploadId=U1", "HEAD /bucket/key"]
+        );
+        assert_eq!(completed.etag, "\"E-2\"");
+        assert_eq!(
+            ctx.take_notices(),
+            [Notice::CompleteSettledByHead {
+                upload_id: "U1".into()
+            }]
+        );
+        assert_eq!(store.load(&ctx.identity).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_gone_upload_without_its_object_is_an_integrity_error() {
+        let (server, store, ctx, data) =
+            ready(vec![Reply::no_such_upload(), Reply::status(404)]).await;
+        let parts = checkpoint(&ctx, "U1", &data, &[1, 2]).parts;
+
+        let err = complete(&ctx, completion(&parts)).await.unwrap_err();
+
+        assert_eq!(server.unused(), 0);
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+        assert!(err.to_string().contains("the object is absent"), "{err}");
+        let gone = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<Error>())
+            .expect("the NoSuchUpload answer is the source");
+        assert!(gone.is_service_code(ErrorCode::NoSuchUpload));
+        assert!(store.load(&ctx.identity).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn an_upload_an_earlier_run_completed_is_not_completed_again() {
+        let (server, store, ctx, data) = ready(Vec::new()).await;
+        let parts = checkpoint(&ctx, "U1", &data, &[1, 2]).parts;
+
+        let completed = complete(
+            &ctx,
+            Completion {
+                completed_etag: Some("\"E-2\"".into()),
+                ..completion(&parts)
+            },
+        )
+        .await
+        .unwrap();
+
+        assert!(server.lines().is_empty());
+        assert_eq!(completed.crc64, crc64(&data));
+        assert_eq!(store.load(&ctx.identity).await.unwrap(), None);
+    }
+}

@@ -30,6 +30,8 @@ mod reconcile;
 mod recorder;
 mod request;
 mod resume;
+#[cfg(test)]
+mod scripted;
 mod transfer;
 
 use std::fmt;
@@ -206,4 +208,102 @@ async fn multipart(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
         callback: completed.callback,
     }
     .into_result()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::scripted::{PART, Reply, Scripted, data, part_of, request, uploader};
+    use crate::{CancellationToken, ErrorKind, MemoryStore, ProgressEvent};
+    use ossup_proto::checksum::crc64;
+
+    #[tokio::test]
+    async fn a_multipart_upload_goes_through_the_phases_in_order() {
+        let data = data(PART as usize + 100, 21);
+        let server = Scripted::new(vec![
+            Reply::initiated("U1"),
+            Reply::uploads(&[("U1", "2024-01-01T00:00:00.000Z")]),
+            Reply::stored(part_of(&data, 1)),
+            Reply::stored(part_of(&data, 2)),
+            Reply::completed("\"E-2\"", crc64(&data)),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let request = request(&data).progress(move |event: &ProgressEvent| {
+            sink.lock().unwrap().push(event.clone());
+        });
+
+        let outcome = uploader(&server, &store).upload(request).await.unwrap();
+
+        assert_eq!(
+            server.lines(),
+            [
+                "POST /bucket/key?uploads",
+                "GET /bucket/?uploads&prefix=key",
+                "PUT /bucket/key?partNumber=1&uploadId=U1",
+                "PUT /bucket/key?partNumber=2&uploadId=U1",
+                "POST /bucket/key?uploadId=U1",
+            ]
+        );
+        assert_eq!(outcome.method, UploadMethod::Multipart);
+        assert_eq!(outcome.upload_id.as_deref(), Some("U1"));
+        assert_eq!(
+            (outcome.parts, outcome.parts_sent, outcome.parts_reused),
+            (2, 2, 0)
+        );
+        assert_eq!(outcome.bytes_sent, data.len() as u64);
+        assert_eq!(outcome.crc64, crc64(&data));
+        assert!(!outcome.resumed);
+        assert!(store.list().await.unwrap().is_empty());
+        let events = events.lock().unwrap();
+        assert!(
+            matches!(
+                events.first(),
+                Some(ProgressEvent::Started { parts: 2, .. })
+            ),
+            "{events:?}"
+        );
+        assert!(
+            matches!(events.last(), Some(ProgressEvent::Completed { .. })),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upload_cancelled_before_it_starts_sends_nothing_and_says_so() {
+        let server = Scripted::new(Vec::new());
+        let store = Arc::new(MemoryStore::new());
+        let token = CancellationToken::new();
+        token.cancel();
+
+        let err = uploader(&server, &store)
+            .upload(request(&data(10, 1)).cancel(token))
+            .await
+            .unwrap_err();
+
+        assert_eq!(err.kind(), ErrorKind::Cancelled);
+        assert_eq!(
+            err.to_string(),
+            "cancelled failed: the upload of oss://bucket/key was cancelled before any part was sent"
+        );
+        assert!(server.lines().is_empty());
+    }
+
+    #[tokio::test]
+    async fn errors_of_every_phase_name_the_object() {
+        let server = Scripted::new(vec![Reply::error(
+            403,
+            ossup_proto::ErrorCode::AccessDenied,
+        )]);
+        let store = Arc::new(MemoryStore::new());
+
+        let err = uploader(&server, &store)
+            .upload(request(&data(10, 1)))
+            .await
+            .unwrap_err();
+
+        assert_eq!((err.bucket(), err.key()), (Some("bucket"), Some("key")));
+        assert!(err.is_service_code(crate::ErrorCode::AccessDenied), "{err}");
+    }
 }

@@ -105,3 +105,60 @@ pub(super) async fn plan(
         notices: Mutex::new(Vec::new()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+    use crate::upload::scripted::{PART, Scripted, data, planned, request, uploader};
+
+    #[test]
+    fn sources_up_to_the_threshold_are_put_and_larger_ones_go_in_parts() {
+        assert_eq!(method_for(0, 0), UploadMethod::PutObject);
+        assert_eq!(method_for(0, PART), UploadMethod::PutObject);
+        assert_eq!(method_for(PART, PART), UploadMethod::PutObject);
+        assert_eq!(method_for(PART + 1, PART), UploadMethod::Multipart);
+        assert_eq!(method_for(1, 0), UploadMethod::Multipart);
+    }
+
+    #[tokio::test]
+    async fn an_empty_source_is_put_even_with_a_zero_threshold() {
+        let server = Scripted::new(Vec::new());
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(
+            &uploader(&server, &store),
+            request(b"").multipart_threshold(0),
+        )
+        .await;
+        assert_eq!(ctx.plan.method, UploadMethod::PutObject);
+        assert!(ctx.plan.parts.is_empty());
+        assert!(server.lines().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_source_above_the_threshold_is_planned_in_parts() {
+        let server = Scripted::new(Vec::new());
+        let store = Arc::new(MemoryStore::new());
+        let data = data(2 * PART as usize + 1, 1);
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        assert_eq!(ctx.plan.method, UploadMethod::Multipart);
+        assert_eq!(ctx.plan.parts, plan_parts(data.len() as u64, PART));
+        assert_eq!(ctx.plan.stamp.size, data.len() as u64);
+        assert_eq!(ctx.identity.part_size, PART);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_key_is_refused_before_anything_is_sent() {
+        let server = Scripted::new(Vec::new());
+        let store = Arc::new(MemoryStore::new());
+        let uploader = uploader(&server, &store);
+        let request = UploadRequest::new(crate::BytesSource::new(vec![1], "s"), "bucket", "");
+        let cancel = Arc::new(CancelState::new(&request));
+        let err = plan(&uploader, request, cancel)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.kind(), crate::ErrorKind::Config, "{err}");
+        assert!(server.lines().is_empty());
+    }
+}

@@ -68,3 +68,66 @@ pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
     }
     .into_result()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::scripted::{Reply, Scripted, data, planned, request, uploader};
+    use crate::{ChecksumMode, ErrorKind, MemoryStore};
+    use ossup_proto::checksum::{content_md5, crc64, md5};
+    use ossup_proto::etag::part_etag;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_small_source_goes_in_one_put_object_with_its_checksums() {
+        let data = data(1000, 3);
+        let server = Scripted::new(vec![Reply::stored(&data)]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+
+        let outcome = put(&ctx).await.unwrap();
+
+        let sent = server.sent();
+        assert_eq!(server.lines(), ["PUT /bucket/key"]);
+        assert_eq!(
+            sent[0].headers["content-md5"].to_str().unwrap(),
+            content_md5(&md5(&data))
+        );
+        assert_eq!(outcome.method, UploadMethod::PutObject);
+        assert_eq!(outcome.etag, part_etag(&md5(&data)));
+        assert_eq!(outcome.crc64, crc64(&data));
+        assert_eq!((outcome.size, outcome.bytes_sent), (1000, 1000));
+        assert_eq!(outcome.upload_id, None);
+    }
+
+    #[tokio::test]
+    async fn a_crc64_only_put_sends_no_content_md5() {
+        let data = data(1000, 4);
+        let server = Scripted::new(vec![
+            Reply::status(200)
+                .header("etag", "\"not-an-md5\"")
+                .header("x-oss-hash-crc64ecma", crc64(&data).to_string()),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let request = request(&data).checksum_mode(ChecksumMode::Crc64Only);
+        let ctx = planned(&uploader(&server, &store), request).await;
+
+        let outcome = put(&ctx).await.unwrap();
+
+        assert!(!server.sent()[0].headers.contains_key("content-md5"));
+        assert_eq!(outcome.crc64, crc64(&data));
+    }
+
+    #[tokio::test]
+    async fn a_put_whose_etag_is_not_the_md5_of_the_bytes_fails() {
+        let data = data(1000, 5);
+        let server = Scripted::new(vec![Reply::stored(b"other bytes")]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+
+        let err = put(&ctx).await.unwrap_err();
+
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+        assert_eq!(server.lines(), ["PUT /bucket/key"]);
+    }
+}

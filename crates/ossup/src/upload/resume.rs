@@ -387,3 +387,231 @@ async fn reconcile(
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CheckpointStore as _;
+    use crate::MemoryStore;
+    use crate::upload::scripted::{
+        PART, Reply, Scripted, checkpoint, data, part_of, planned, request, uploader,
+    };
+    use std::sync::Arc;
+
+    /// Three parts, the last short.
+    fn three_parts() -> Vec<u8> {
+        data(2 * PART as usize + 1000, 7)
+    }
+
+    #[tokio::test]
+    async fn a_fresh_upload_saves_an_intent_initiates_sweeps_and_checkpoints() {
+        let server = Scripted::new(vec![
+            Reply::initiated("U1"),
+            Reply::uploads(&[("U1", "2024-01-01T00:00:00.000Z")]),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&three_parts())).await;
+        let before = now_unix();
+        let resumed = resume(&ctx).await.unwrap();
+        let after = now_unix();
+
+        assert_eq!(
+            server.lines(),
+            [
+                "POST /bucket/key?uploads",
+                "GET /bucket/?uploads&prefix=key"
+            ]
+        );
+        assert!(!resumed.resumed);
+        assert_eq!(resumed.completed_etag, None);
+        let saved = store.load(&ctx.identity).await.unwrap().unwrap();
+        assert_eq!(saved, resumed.checkpoint);
+        assert_eq!(saved.upload_id, "U1");
+        assert!(saved.parts.is_empty());
+        assert!((before..=after).contains(&saved.created_unix), "{saved:?}");
+        assert!(ctx.take_notices().is_empty());
+    }
+
+    #[tokio::test]
+    async fn resuming_keeps_only_the_listed_parts_whose_bytes_match_the_source() {
+        let data = three_parts();
+        let other = three_parts().iter().map(|b| !b).collect::<Vec<u8>>();
+        let server = Scripted::new(vec![Reply::parts(
+            "U1",
+            &[
+                (1, part_of(&data, 1)),
+                // Part 2 on the server holds other bytes; part 3 was never sent.
+                (2, part_of(&other, 2)),
+            ],
+        )]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        store
+            .save(&checkpoint(&ctx, "U1", &data, &[1, 2]))
+            .await
+            .unwrap();
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        assert_eq!(server.lines(), ["GET /bucket/key?uploadId=U1"]);
+        assert!(resumed.resumed);
+        assert_eq!(
+            resumed.checkpoint.parts.keys().copied().collect::<Vec<_>>(),
+            [1]
+        );
+        // The checkpoint is rewritten without the part the server does not hold.
+        let saved = store.load(&ctx.identity).await.unwrap().unwrap();
+        assert_eq!(saved, resumed.checkpoint);
+    }
+
+    #[tokio::test]
+    async fn a_listed_part_the_checkpoint_lost_is_judged_by_reading_the_source() {
+        let data = three_parts();
+        let server = Scripted::new(vec![Reply::parts(
+            "U1",
+            &[(1, part_of(&data, 1)), (2, part_of(&data, 2))],
+        )]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        store
+            .save(&checkpoint(&ctx, "U1", &data, &[1]))
+            .await
+            .unwrap();
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        let expected = checkpoint(&ctx, "U1", &data, &[1, 2]);
+        assert_eq!(resumed.checkpoint.parts, expected.parts);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_of_a_changed_source_aborts_its_upload_and_starts_fresh() {
+        let data = three_parts();
+        let server = Scripted::new(vec![
+            Reply::status(204),
+            Reply::initiated("U2"),
+            Reply::uploads(&[("U2", "2024-01-01T00:00:00.000Z")]),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        let mut stale = checkpoint(&ctx, "U1", &data, &[1]);
+        stale.source.size += 1;
+        store.save(&stale).await.unwrap();
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        assert_eq!(
+            server.lines(),
+            [
+                "DELETE /bucket/key?uploadId=U1",
+                "POST /bucket/key?uploads",
+                "GET /bucket/?uploads&prefix=key"
+            ]
+        );
+        assert_eq!(
+            ctx.take_notices(),
+            [Notice::SourceChanged {
+                upload_id: "U1".into(),
+                aborted: true
+            }]
+        );
+        assert!(!resumed.resumed);
+        assert_eq!(resumed.checkpoint.upload_id, "U2");
+    }
+
+    #[tokio::test]
+    async fn a_gone_upload_whose_object_has_the_sources_crc_was_completed_earlier() {
+        let data = three_parts();
+        let crc = ossup_proto::checksum::crc64(&data);
+        let server = Scripted::new(vec![
+            Reply::no_such_upload(),
+            Reply::head(data.len() as u64, "\"E-3\"", crc),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        let recorded = checkpoint(&ctx, "U1", &data, &[1, 2, 3]);
+        store.save(&recorded).await.unwrap();
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        assert_eq!(
+            server.lines(),
+            ["GET /bucket/key?uploadId=U1", "HEAD /bucket/key"]
+        );
+        assert_eq!(resumed.completed_etag.as_deref(), Some("\"E-3\""));
+        assert_eq!(resumed.checkpoint.parts, recorded.parts);
+        assert_eq!(
+            ctx.take_notices(),
+            [Notice::CompleteSettledByHead {
+                upload_id: "U1".into()
+            }]
+        );
+        assert_eq!(store.load(&ctx.identity).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_gone_upload_with_parts_missing_is_replaced_by_a_fresh_one() {
+        let data = three_parts();
+        let server = Scripted::new(vec![
+            Reply::no_such_upload(),
+            Reply::initiated("U2"),
+            Reply::uploads(&[("U2", "2024-01-01T00:00:00.000Z")]),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        store
+            .save(&checkpoint(&ctx, "U1", &data, &[1]))
+            .await
+            .unwrap();
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        // Not every part was recorded: no HeadObject, the upload cannot have completed.
+        assert_eq!(
+            server.lines(),
+            [
+                "GET /bucket/key?uploadId=U1",
+                "POST /bucket/key?uploads",
+                "GET /bucket/?uploads&prefix=key"
+            ]
+        );
+        assert_eq!(
+            ctx.take_notices(),
+            [Notice::UploadGone {
+                upload_id: "U1".into()
+            }]
+        );
+        assert_eq!(resumed.checkpoint.upload_id, "U2");
+    }
+
+    #[tokio::test]
+    async fn uploads_an_interrupted_start_left_open_are_aborted() {
+        let data = three_parts();
+        let server = Scripted::new(vec![
+            Reply::initiated("U2"),
+            Reply::uploads(&[
+                ("U1", "2024-01-01T00:00:00.000Z"),
+                ("U2", "2024-01-01T00:00:01.000Z"),
+                // Opened long before this upload meant to start: not this upload's.
+                ("U0", "2023-01-01T00:00:00.000Z"),
+            ]),
+            Reply::status(204),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        assert_eq!(
+            server.lines()[2..],
+            ["DELETE /bucket/key?uploadId=U1".to_owned()]
+        );
+        assert_eq!(
+            ctx.take_notices(),
+            [Notice::OrphanAborted {
+                upload_id: "U1".into()
+            }]
+        );
+        assert_eq!(resumed.checkpoint.upload_id, "U2");
+    }
+}

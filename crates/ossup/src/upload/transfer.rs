@@ -150,3 +150,66 @@ impl PartRunner for Runner<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::scripted::{
+        PART, Reply, Scripted, checkpoint, data, part_of, planned, request, uploader,
+    };
+    use crate::{CheckpointStore as _, MemoryStore};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn only_the_parts_the_server_lacks_are_sent_and_every_part_is_recorded() {
+        let data = data(2 * PART as usize + 1000, 9);
+        let server = Scripted::new(vec![
+            Reply::stored(part_of(&data, 2)),
+            Reply::stored(part_of(&data, 3)),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        let resumed = checkpoint(&ctx, "U1", &data, &[1]);
+        store.save(&resumed).await.unwrap();
+
+        let transferred = transfer(&ctx, resumed).await.unwrap();
+
+        assert_eq!(
+            server.lines(),
+            [
+                "PUT /bucket/key?partNumber=2&uploadId=U1",
+                "PUT /bucket/key?partNumber=3&uploadId=U1"
+            ]
+        );
+        let everything = checkpoint(&ctx, "U1", &data, &[1, 2, 3]);
+        assert_eq!(transferred.parts, everything.parts);
+        assert_eq!(transferred.parts_reused, 1);
+        assert_eq!(transferred.bytes_reused, PART);
+        assert_eq!(transferred.bytes_sent, PART + 1000);
+        let saved = store.load(&ctx.identity).await.unwrap().unwrap();
+        assert_eq!(saved.parts, everything.parts);
+    }
+
+    #[tokio::test]
+    async fn a_failed_part_keeps_the_parts_acknowledged_before_it() {
+        let data = data(2 * PART as usize + 1000, 10);
+        let server = Scripted::new(vec![
+            Reply::stored(part_of(&data, 1)),
+            Reply::error(403, ossup_proto::ErrorCode::AccessDenied),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        let fresh = checkpoint(&ctx, "U1", &data, &[]);
+        store.save(&fresh).await.unwrap();
+
+        let err = transfer(&ctx, fresh).await.unwrap_err();
+
+        assert_eq!(err.upload_id(), Some("U1"), "{err}");
+        assert!(
+            err.is_service_code(ossup_proto::ErrorCode::AccessDenied),
+            "{err}"
+        );
+        let saved = store.load(&ctx.identity).await.unwrap().unwrap();
+        assert_eq!(saved.parts, checkpoint(&ctx, "U1", &data, &[1]).parts);
+    }
+}
