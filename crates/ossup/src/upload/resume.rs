@@ -290,14 +290,7 @@ async fn carry_on(ctx: &UploadContext, cp: Checkpoint) -> Result<Found, Error> {
 /// [`orphans`]), one notice each. A failure is a notice too, never the upload's: an STS policy may
 /// well not allow ListMultipartUploads.
 async fn sweep_orphans(ctx: &UploadContext, upload_id: &str, intent: Intent) {
-    let swept = orphans::sweep(
-        &ctx.client,
-        ctx.bucket(),
-        ctx.key(),
-        upload_id,
-        intent.elapsed(),
-    )
-    .await;
+    let swept = orphans::sweep(ctx, upload_id, intent.elapsed()).await;
     let (aborted, failed) = match swept {
         Ok(swept) => (swept.aborted, swept.failed),
         Err(e) => (Vec::new(), Some(e)),
