@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
 use ossup_sign::{CredentialsProvider, Signer};
 
+use super::plan::check_threshold;
 use super::{ChecksumMode, Uploader};
 use crate::client::ClientBuilder;
 use crate::plan::{DEFAULT_PART_SIZE, part_size_for};
@@ -139,13 +139,4 @@ impl UploaderBuilder {
             checksum_mode: self.checksum_mode,
         })
     }
-}
-
-pub(super) fn check_threshold(threshold: u64) -> Result<(), Error> {
-    if threshold > MAX_PUT_OBJECT_SIZE {
-        return Err(Error::config(format!(
-            "multipart threshold {threshold} is above the {MAX_PUT_OBJECT_SIZE} bytes a PutObject may carry"
-        )));
-    }
-    Ok(())
 }

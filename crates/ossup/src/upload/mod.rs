@@ -37,11 +37,10 @@ mod transfer;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{CheckpointStore, Client, Error, PartScheduler};
+use crate::{CheckpointStore, Client, Error, PartScheduler, ProgressEvent};
 use cancel::CancelState;
 use complete::Completion;
 use context::UploadContext;
-use progress::Progress;
 
 pub use builder::UploaderBuilder;
 pub use outcome::{UploadMethod, UploadOutcome};
@@ -124,8 +123,9 @@ impl Uploader {
     /// upload is initiated, the other open uploads of exactly this key initiated since this upload
     /// (or an interrupted earlier run of it) meant to initiate are aborted, as uploads an Initiate
     /// whose answer was lost, or a run killed before saving its checkpoint, left open
-    /// ([`Notice::OrphanAborted`](crate::Notice::OrphanAborted)). Listing them needs `oss:ListMultipartUploads`; without it the
-    /// upload goes on with a [`Notice::OrphanSweepFailed`](crate::Notice::OrphanSweepFailed).
+    /// ([`Notice::OrphanAborted`](crate::Notice::OrphanAborted)). Listing them needs
+    /// `oss:ListMultipartUploads`; without it the upload goes on with a
+    /// [`Notice::OrphanSweepFailed`](crate::Notice::OrphanSweepFailed).
     ///
     /// The future is `Send`: `tokio::spawn(async move { uploader.upload(request).await })` runs an
     /// upload as a task of its own.
@@ -181,7 +181,7 @@ async fn multipart(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
         },
     )
     .await?;
-    ctx.progress.emit(crate::ProgressEvent::Completed {
+    ctx.progress.emit(ProgressEvent::Completed {
         etag: completed.etag.clone(),
         crc64: completed.crc64,
         bytes_sent: transferred.bytes_sent,
@@ -214,7 +214,7 @@ async fn multipart(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
 mod tests {
     use super::*;
     use crate::upload::scripted::{PART, Reply, Scripted, data, part_of, request, uploader};
-    use crate::{CancellationToken, ErrorKind, MemoryStore, ProgressEvent};
+    use crate::{CancellationToken, ErrorKind, MemoryStore};
     use ossup_proto::checksum::crc64;
 
     #[tokio::test]
@@ -234,7 +234,12 @@ mod tests {
             sink.lock().unwrap().push(event.clone());
         });
 
-        let outcome = uploader(&server, &store).upload(request).await.unwrap();
+        let uploader = uploader(&server, &store);
+        // Spawned: the upload's future is `Send`.
+        let outcome = tokio::spawn(async move { uploader.upload(request).await })
+            .await
+            .unwrap()
+            .unwrap();
 
         assert_eq!(
             server.lines(),

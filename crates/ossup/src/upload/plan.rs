@@ -4,7 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::builder::check_threshold;
+use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
+
 use super::cancel::CancelState;
 use super::context::UploadContext;
 use super::hashing::stamp_of;
@@ -12,7 +13,7 @@ use super::progress::Progress;
 use super::{ChecksumMode, UploadMethod, UploadRequest, Uploader};
 use crate::buffer::BufferPool;
 use crate::plan::{part_size_for, plan_parts};
-use crate::{Error, PartSpec, SourceStamp};
+use crate::{Error, PartSpec, SourceStamp, UploadIdentity};
 
 /// How one source goes up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,16 @@ pub(super) fn method_for(size: u64, threshold: u64) -> UploadMethod {
     } else {
         UploadMethod::Multipart
     }
+}
+
+/// Refuses a multipart threshold above what one PutObject may carry.
+pub(super) fn check_threshold(threshold: u64) -> Result<(), Error> {
+    if threshold > MAX_PUT_OBJECT_SIZE {
+        return Err(Error::config(format!(
+            "multipart threshold {threshold} is above the {MAX_PUT_OBJECT_SIZE} bytes a PutObject may carry"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks `request` and plans it with `uploader`'s defaults; errors carry no object context yet.
@@ -78,7 +89,7 @@ pub(super) async fn plan(
             BufferPool::new(uploader.scheduler.concurrency() + 1),
         ),
     };
-    let identity = crate::UploadIdentity::new(
+    let identity = UploadIdentity::new(
         request.source.identity(),
         request.bucket.clone(),
         request.key.clone(),
@@ -119,6 +130,14 @@ mod tests {
         assert_eq!(method_for(PART, PART), UploadMethod::PutObject);
         assert_eq!(method_for(PART + 1, PART), UploadMethod::Multipart);
         assert_eq!(method_for(1, 0), UploadMethod::Multipart);
+    }
+
+    #[test]
+    fn a_threshold_above_what_one_put_object_carries_is_refused() {
+        assert!(check_threshold(MAX_PUT_OBJECT_SIZE).is_ok());
+        let err = check_threshold(MAX_PUT_OBJECT_SIZE + 1).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("multipart threshold"), "{err}");
     }
 
     #[tokio::test]
