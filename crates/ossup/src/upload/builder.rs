@@ -97,13 +97,13 @@ impl UploaderBuilder {
         self
     }
 
-    /// The default part size of uploads (8 MiB unless set); see [`UploadRequest::part_size`].
+    /// The default part size of uploads (8 MiB unless set); see [`UploadRequest::part_size`](crate::UploadRequest::part_size).
     pub fn part_size(mut self, part_size: u64) -> Self {
         self.part_size = Some(part_size);
         self
     }
 
-    /// The default multipart threshold; see [`UploadRequest::multipart_threshold`].
+    /// The default multipart threshold; see [`UploadRequest::multipart_threshold`](crate::UploadRequest::multipart_threshold).
     pub fn multipart_threshold(mut self, threshold: u64) -> Self {
         self.multipart_threshold = Some(threshold);
         self

@@ -1,7 +1,7 @@
 //! The upload engine: [`Uploader`], [`UploadRequest`] and [`UploadOutcome`].
 //!
 //! [`Uploader::upload`] runs one upload as a short sequence of phases over one
-//! [`UploadContext`](context::UploadContext), each phase in a file of its own:
+//! `UploadContext` (`context.rs`), each phase in a file of its own:
 //!
 //! | phase | file | what it guarantees when it returns |
 //! |---|---|---|

@@ -124,10 +124,10 @@ impl UploadRequest {
     /// Asks OSS to call `callback` once the object is stored: sent with CompleteMultipartUpload, or
     /// with PutObject for a small source, including when the upload resumes an earlier run.
     ///
-    /// The callback server's reply is the outcome's [`callback`](UploadOutcome::callback). When OSS
+    /// The callback server's reply is the outcome's [`callback`](crate::UploadOutcome::callback). When OSS
     /// stores the object but cannot deliver the callback (`203 CallbackFailed`) the upload ends with an
     /// [`ErrorKind::CallbackFailed`](crate::ErrorKind::CallbackFailed) error that carries the outcome
-    /// ([`Error::outcome`]); it is never retried as a failed upload. The callback is not part of the
+    /// ([`Error::outcome`](crate::Error::outcome)); it is never retried as a failed upload. The callback is not part of the
     /// upload's identity: a resumed run sends the callback of its own request.
     pub fn callback(mut self, callback: Callback) -> Self {
         self.callback = Some(callback);
