@@ -40,7 +40,7 @@ pub async fn run(args: UploadArgs) -> Result<(), Failure> {
 
     let store = open_store(&args).await?;
     let client = connection.client()?;
-    let mut builder = Uploader::builder().client(client).store_arc(store);
+    let mut builder = Uploader::builder().client(client).store(store);
     builder = match (args.sequential, args.parallel) {
         (true, _) => builder.scheduler(Sequential),
         (false, n) => builder.scheduler(Parallel::new(usize::from(n.unwrap_or(4)))),

@@ -60,7 +60,6 @@ mod error;
 mod options;
 pub mod plan;
 mod progress;
-mod reconcile;
 pub mod retry;
 mod scheduler;
 pub mod signing;
