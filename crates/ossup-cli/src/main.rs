@@ -12,6 +12,7 @@ mod explain;
 mod failure;
 mod interrupt;
 mod meta;
+mod object_args;
 mod oss_url;
 mod progress;
 mod size;
