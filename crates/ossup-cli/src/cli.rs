@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Upload a file to oss://BUCKET/KEY, resuming an interrupted upload of the same file.
-    Upload(UploadArgs),
+    Upload(Box<UploadArgs>),
     /// List or abort the multipart uploads still open in a bucket.
     #[command(subcommand)]
     Uploads(UploadsCommand),

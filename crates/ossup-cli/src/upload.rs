@@ -522,7 +522,7 @@ mod tests {
         let Command::Upload(args) = cli.command else {
             panic!("not an upload")
         };
-        args
+        *args
     }
 
     #[test]

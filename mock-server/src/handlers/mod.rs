@@ -183,7 +183,7 @@ pub(crate) fn object_attrs(headers: &HeaderMap) -> Result<ObjectAttrs, OssError>
             )
         })
         .collect();
-    let (server_side_encryption, sse_kms_key_id, sse_data_encryption) = encryption(headers)?;
+    let encryption = encryption(headers)?;
     let tags = match header_text(headers, TAGGING) {
         None => Vec::new(),
         Some(value) => tagging::parse(&value).map_err(|e| {
@@ -196,19 +196,23 @@ pub(crate) fn object_attrs(headers: &HeaderMap) -> Result<ObjectAttrs, OssError>
         user_meta,
         acl: object_acl(headers, OBJECT_ACL)?,
         storage_class: storage_class(header_text(headers, STORAGE_CLASS), STORAGE_CLASS)?,
-        server_side_encryption,
-        sse_kms_key_id,
-        sse_data_encryption,
+        server_side_encryption: encryption.algorithm,
+        sse_kms_key_id: encryption.kms_key_id,
+        sse_data_encryption: encryption.data_encryption,
         tags,
     })
 }
 
+/// What a request's server-side encryption headers ask for.
+struct Encryption {
+    algorithm: Option<String>,
+    kms_key_id: Option<String>,
+    data_encryption: Option<String>,
+}
+
 /// The server-side encryption headers, checked as OSS does: a known algorithm, and a key id or
 /// data encryption only with KMS.
-#[allow(clippy::type_complexity)]
-fn encryption(
-    headers: &HeaderMap,
-) -> Result<(Option<String>, Option<String>, Option<String>), OssError> {
+fn encryption(headers: &HeaderMap) -> Result<Encryption, OssError> {
     let sse = match header_text(headers, SERVER_SIDE_ENCRYPTION) {
         None => None,
         Some(value) if SSE_ALGORITHMS.contains(&value.trim()) => Some(value.trim().to_owned()),
@@ -246,7 +250,11 @@ fn encryption(
             ),
         ));
     }
-    Ok((sse, key_id, data.map(|d| d.trim().to_owned())))
+    Ok(Encryption {
+        algorithm: sse,
+        kms_key_id: key_id,
+        data_encryption: data.map(|d| d.trim().to_owned()),
+    })
 }
 
 /// The server-side encryption algorithms OSS knows.
