@@ -76,7 +76,7 @@ pub use client::{
 };
 pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind, ServiceError};
-pub use options::{ObjectAcl, ObjectOptions, StorageClass};
+pub use options::{DataEncryption, ObjectAcl, ObjectOptions, ServerSideEncryption, StorageClass};
 pub use ossup_proto::{Api, ErrorCode};
 pub use ossup_transport::{ResponseBody, TransferProgress, Transport};
 pub use progress::{Notice, ProgressEvent, ProgressSink};
