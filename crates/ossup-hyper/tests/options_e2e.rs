@@ -36,6 +36,10 @@ impl Transport for HeadHeaders {
         }
         Ok(response)
     }
+
+    fn reports_progress(&self) -> bool {
+        self.inner.reports_progress()
+    }
 }
 
 /// Every option added after the first checkpoint format, set.
