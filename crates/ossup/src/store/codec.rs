@@ -120,22 +120,27 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The next `N` bytes as an array.
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+
     pub(crate) fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
     }
 
     pub(crate) fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
+        Ok(u32::from_le_bytes(self.array(what)?))
     }
 
     pub(crate) fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
+        Ok(u64::from_le_bytes(self.array(what)?))
     }
 
     fn i128(&mut self, what: &str) -> Result<i128, DecodeError> {
-        Ok(i128::from_le_bytes(
-            self.take(16, what)?.try_into().unwrap(),
-        ))
+        Ok(i128::from_le_bytes(self.array(what)?))
     }
 
     fn string(&mut self, what: &str) -> Result<String, DecodeError> {
@@ -190,7 +195,7 @@ impl<'a> Reader<'a> {
         let size = self.u64("part size")?;
         let etag = self.string("part ETag")?;
         let md5 = if self.flag("part MD5")? {
-            Some(self.take(16, "part MD5")?.try_into().unwrap())
+            Some(self.array("part MD5")?)
         } else {
             None
         };

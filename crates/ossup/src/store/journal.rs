@@ -145,11 +145,18 @@ enum Frame<'a> {
     BadChecksum,
 }
 
+/// `bytes` as an array; the callers slice exactly `N` bytes.
+fn le_array<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0; N];
+    out.copy_from_slice(bytes);
+    out
+}
+
 fn read_frame(bytes: &[u8], at: usize, max_body: usize) -> Frame<'_> {
     let Some(len_bytes) = bytes.get(at..at + 4) else {
         return Frame::CutShort;
     };
-    let body_len = u32::from_le_bytes(len_bytes.try_into().unwrap());
+    let body_len = u32::from_le_bytes(le_array(len_bytes));
     if body_len == 0 || body_len as usize > max_body {
         return Frame::BadLength(body_len);
     }
@@ -158,7 +165,7 @@ fn read_frame(bytes: &[u8], at: usize, max_body: usize) -> Frame<'_> {
     if end > bytes.len() {
         return Frame::CutShort;
     }
-    let stored = u64::from_le_bytes(bytes[body_end..end].try_into().unwrap());
+    let stored = u64::from_le_bytes(le_array(&bytes[body_end..end]));
     if crc64(&bytes[at..body_end]) != stored {
         return Frame::BadChecksum;
     }
@@ -184,7 +191,7 @@ pub(crate) fn replay(bytes: &[u8]) -> Result<Replay, Invalid> {
             bytes.len()
         )));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    let version = u32::from_le_bytes(le_array(&bytes[8..12]));
     if version > VERSION {
         return Err(Invalid::Unsupported(version));
     }
@@ -362,7 +369,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Checkpoint, Invalid> {
     if bytes.len() < PREFIX_LEN || &bytes[..8] != MAGIC {
         return Err(Invalid::Corrupt("not an ossup checkpoint journal".into()));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    let version = u32::from_le_bytes(le_array(&bytes[8..12]));
     if version > VERSION {
         return Err(Invalid::Unsupported(version));
     }
