@@ -2,9 +2,9 @@
 //! each upload to the end on a small tokio runtime of its own and returns its outcome.
 //!
 //! Everything but the waiting is the async [`crate::Uploader`]'s: the same builder settings, the
-//! same [`UploadRequest`](crate::UploadRequest), the same checkpoints, errors and resume. Progress
-//! sinks are called from the runtime's threads; a [`CancellationToken`](crate::CancellationToken)
-//! cancelled from any thread stops the upload as it stops an async one.
+//! same [`UploadRequest`], the same checkpoints, errors and resume. Progress sinks are called from
+//! the runtime's threads; a [`CancellationToken`](crate::CancellationToken) cancelled from any
+//! thread stops the upload as it stops an async one.
 //!
 //! Inside an async runtime use [`crate::Uploader`]: blocking a runtime's thread on an upload would
 //! stall every other task scheduled there, so [`Uploader::upload`] refuses to.
