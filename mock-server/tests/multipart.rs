@@ -594,3 +594,58 @@ async fn deeply_nested_xml_is_refused_without_harm() {
     assert_eq!(r.status, 400, "{}", r.text());
     client.upload_part("k", &id, 1, b"alive").await.ok();
 }
+
+#[tokio::test]
+async fn headers_given_at_initiate_are_stored_with_the_completed_object() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let initiated = client
+        .req(Method::POST, "enc")
+        .query("uploads", "")
+        .header("cache-control", "no-store")
+        .header("content-disposition", "inline")
+        .header("content-encoding", "br")
+        .header("expires", "Thu, 01 Jan 2037 00:00:00 GMT")
+        .header("x-oss-server-side-encryption", "SM4")
+        .header("x-oss-tagging", "a=1&b=2&c")
+        .send()
+        .await
+        .ok();
+    assert_eq!(
+        initiated.header("x-oss-server-side-encryption"),
+        Some("SM4")
+    );
+    let doc: ossup_proto::xml::InitiateMultipartUploadResult =
+        from_xml("InitiateMultipartUploadResult", &initiated.text()).unwrap();
+    let part = data(5, 1000);
+    let etag = client
+        .upload_part("enc", &doc.upload_id, 1, &part)
+        .await
+        .ok()
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let completed = client
+        .complete("enc", &doc.upload_id, &[(1, etag)])
+        .await
+        .ok();
+    assert_eq!(
+        completed.header("x-oss-server-side-encryption"),
+        Some("SM4")
+    );
+    let head = client.req(Method::HEAD, "enc").send().await.ok();
+    let got = client.get("enc").await.ok();
+    assert_eq!(got.body.as_ref(), part.as_slice());
+    for answer in [&head, &got] {
+        assert_eq!(answer.header("cache-control"), Some("no-store"));
+        assert_eq!(answer.header("content-disposition"), Some("inline"));
+        assert_eq!(answer.header("content-encoding"), Some("br"));
+        assert_eq!(
+            answer.header("expires"),
+            Some("Thu, 01 Jan 2037 00:00:00 GMT")
+        );
+        assert_eq!(answer.header("x-oss-server-side-encryption"), Some("SM4"));
+        assert_eq!(answer.header("x-oss-server-side-encryption-key-id"), None);
+        assert_eq!(answer.header("x-oss-tagging-count"), Some("3"));
+    }
+}

@@ -433,3 +433,77 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The headers that set the content headers, encryption and tags of the object.
+const OPTION_HEADERS: [(&str, &str); 8] = [
+    ("cache-control", "max-age=60"),
+    ("content-disposition", "attachment; filename=\"r.json\""),
+    ("content-encoding", "gzip"),
+    ("expires", "Wed, 21 Oct 2026 07:28:00 GMT"),
+    ("x-oss-server-side-encryption", "KMS"),
+    ("x-oss-server-side-encryption-key-id", "key-1"),
+    ("x-oss-server-side-data-encryption", "SM4"),
+    ("x-oss-tagging", "team=data%20eng&tier=1"),
+];
+
+#[tokio::test]
+async fn put_object_stores_content_encryption_and_tag_headers_and_returns_them_on_head_and_get() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let mut put = client.req(Method::PUT, "opts").body(data(2, 1000));
+    for (name, value) in OPTION_HEADERS {
+        put = put.header(name, value);
+    }
+    let r = put.send().await.ok();
+    assert_eq!(r.header("x-oss-server-side-encryption"), Some("KMS"));
+    let head = client.req(Method::HEAD, "opts").send().await.ok();
+    let got = client.get("opts").await.ok();
+    for answer in [&head, &got] {
+        for (name, value) in &OPTION_HEADERS[..7] {
+            assert_eq!(answer.header(name), Some(*value), "{name}");
+        }
+        // OSS says how many tags an object has, not which.
+        assert_eq!(answer.header("x-oss-tagging"), None);
+        assert_eq!(answer.header("x-oss-tagging-count"), Some("2"));
+    }
+}
+
+#[tokio::test]
+async fn an_untagged_unencrypted_object_has_no_tag_count_or_encryption_headers() {
+    let server = server().await;
+    let client = Client::new(&server);
+    client
+        .req(Method::PUT, "plain")
+        .body(data(3, 10))
+        .send()
+        .await
+        .ok();
+    let head = client.req(Method::HEAD, "plain").send().await.ok();
+    assert_eq!(head.header("x-oss-tagging-count"), None);
+    assert_eq!(head.header("x-oss-server-side-encryption"), None);
+}
+
+#[tokio::test]
+async fn invalid_encryption_and_tagging_headers_are_refused_as_oss_refuses_them() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let cases: [&[(&str, &str)]; 5] = [
+        &[("x-oss-server-side-encryption", "DES")],
+        &[
+            ("x-oss-server-side-encryption", "AES256"),
+            ("x-oss-server-side-encryption-key-id", "key-1"),
+        ],
+        &[("x-oss-server-side-data-encryption", "SM4")],
+        &[("x-oss-tagging", "a=b=c")],
+        &[("x-oss-tagging", "k0&k1&k2&k3&k4&k5&k6&k7&k8&k9&k10")],
+    ];
+    for headers in cases {
+        let mut put = client.req(Method::PUT, "refused").body(data(4, 10));
+        for (name, value) in headers {
+            put = put.header(name, value);
+        }
+        let err = put.send().await.expect_error(400, "InvalidArgument");
+        assert!(!err.message.is_empty(), "{headers:?}");
+    }
+    client.get("refused").await.expect_error(404, "NoSuchKey");
+}

@@ -28,6 +28,7 @@ pub struct Step {
     name: String,
     program: OsString,
     args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
 }
 
 impl Step {
@@ -41,7 +42,14 @@ impl Step {
             name: name.to_owned(),
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
+            envs: Vec::new(),
         }
+    }
+
+    /// Sets an environment variable for the command, builder style.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
     }
 
     /// A step running cargo (the one that runs this xtask) with `args`.
@@ -74,7 +82,10 @@ impl Step {
     /// The command, to run it some other way than [`run`](Self::run).
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
-        command.args(&self.args).current_dir(workspace_root());
+        command
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .current_dir(workspace_root());
         command
     }
 

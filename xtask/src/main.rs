@@ -28,7 +28,9 @@ usage: cargo xtask <command>
 
 commands:
   test                 the one test command: cargo fmt --check, cargo clippy -D warnings,
-                       cargo test --workspace, the conformance suite, the oss2 check,
+                       cargo test --workspace, the engine's unit tests without its default
+                       transport (and no hyper in its tree then), cargo doc --no-deps with
+                       warnings denied, the conformance suite, the oss2 check,
                        20 chaos iterations (cargo xtask chaos --seed 6000 --max-size 1MiB
                        --kill-server);
                        stops at the first step that fails
@@ -118,6 +120,51 @@ fn short_chaos() -> chaos::ChaosArgs {
     }
 }
 
+/// Fails when `ossup` without default features still has hyper in its dependency tree: a user who
+/// brings their own transport must not compile a second HTTP stack.
+fn engine_without_hyper() -> Result<(), Failure> {
+    let step = Step::cargo(
+        "no hyper in the engine without its default transport",
+        [
+            "tree",
+            "-p",
+            "ossup",
+            "--no-default-features",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ],
+    );
+    step.announce();
+    let output = step
+        .command()
+        .output()
+        .map_err(|e| Failure::new(format!("{}: could not run cargo tree: {e}", step.name())))?;
+    if !output.status.success() {
+        return Err(Failure::new(format!(
+            "{}: `{}` failed: {}",
+            step.name(),
+            step.command_line(),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let hyper: Vec<&str> = tree
+        .lines()
+        .filter(|line| line.starts_with("hyper ") || line.starts_with("ossup-hyper "))
+        .collect();
+    if hyper.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "{}: the engine depends on {} with its `hyper` feature off; keep hyper behind the feature",
+            step.name(),
+            hyper.join(", ")
+        )))
+    }
+}
+
 fn test() -> Result<(), Failure> {
     let steps: Vec<Box<dyn Fn() -> Result<(), Failure>>> = vec![
         Box::new(|| Step::cargo("formatting", ["fmt", "--all", "--", "--check"]).run()),
@@ -136,6 +183,20 @@ fn test() -> Result<(), Failure> {
             .run()
         }),
         Box::new(|| Step::cargo("tests", ["test", "--workspace"]).run()),
+        Box::new(|| {
+            Step::cargo(
+                "the engine without its default transport",
+                ["test", "-p", "ossup", "--no-default-features", "--lib"],
+            )
+            .run()
+        }),
+        Box::new(engine_without_hyper),
+        Box::new(|| {
+            // Broken intra-doc links and every other rustdoc warning fail the step.
+            Step::cargo("docs", ["doc", "--workspace", "--no-deps", "--lib"])
+                .env("RUSTDOCFLAGS", "-D warnings")
+                .run()
+        }),
         Box::new(|| conformance(&[]).run()),
         Box::new(oss2::run),
         Box::new(|| chaos::run_with(&short_chaos())),

@@ -57,6 +57,11 @@ pub(crate) fn cases() -> Vec<Case> {
             "200, no body, Content-Length, ETag, CRC, Content-Type and x-oss-meta-* as put"
         ),
         case!(
+            put_object_keeps_content_headers_encryption_and_tags,
+            Api::HeadObject,
+            "Cache-Control, Content-Disposition, Expires, SSE AES256 and two tags on PutObject: HEAD returns them, the tags as x-oss-tagging-count 2"
+        ),
+        case!(
             head_object_of_a_missing_key_is_404_with_a_request_id,
             Api::HeadObject,
             "404, no body, x-oss-request-id"
@@ -221,6 +226,40 @@ async fn head_object_returns_metadata_and_no_body(ctx: &Ctx) -> CaseResult {
     head.expect_header_eq("content-type", "application/json")?;
     head.expect_header_eq("x-oss-meta-color", "blue")?;
     head.expect_header_eq("x-oss-meta-owner", "conformance")?;
+    Ok(())
+}
+
+async fn put_object_keeps_content_headers_encryption_and_tags(ctx: &Ctx) -> CaseResult {
+    let key = ctx.key("options.bin");
+    ctx.track_object(ctx.bucket(), &key);
+    let stored = [
+        ("cache-control", "max-age=60"),
+        (
+            "content-disposition",
+            "attachment; filename=\"options.bin\"",
+        ),
+        ("expires", "Wed, 21 Oct 2026 07:28:00 GMT"),
+        ("x-oss-server-side-encryption", "AES256"),
+    ];
+    let mut put = Request::put(Some(ctx.bucket()), Some(&key))
+        .header("x-oss-tagging", "team=conformance&tier=1")
+        .body(ctx.data(100));
+    for (name, value) in stored {
+        put = put.header(name, value);
+    }
+    ctx.send(put).await?.expect_status(200)?;
+    let head = ctx
+        .send(Request::head(Some(ctx.bucket()), Some(&key)))
+        .await?;
+    head.expect_status(200)?;
+    for (name, value) in stored {
+        head.expect_header_eq(name, value)?;
+    }
+    head.expect_header_eq("x-oss-tagging-count", "2")?;
+    ensure!(
+        head.header("x-oss-tagging").is_none(),
+        "HEAD returned the tags themselves in x-oss-tagging; OSS returns only their count"
+    );
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
 use crate::meta::{MetaEntry, parse_meta};
+use crate::object_args::{parse_header, parse_tag};
 use crate::oss_url::OssUrl;
 use crate::size::parse_size;
 
@@ -30,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Upload a file to oss://BUCKET/KEY, resuming an interrupted upload of the same file.
-    Upload(UploadArgs),
+    Upload(Box<UploadArgs>),
     /// List or abort the multipart uploads still open in a bucket.
     #[command(subcommand)]
     Uploads(UploadsCommand),
@@ -122,6 +123,48 @@ pub struct UploadArgs {
     /// Fail instead of replacing an object that already exists at the key.
     #[arg(long)]
     pub forbid_overwrite: bool,
+
+    /// The object's Cache-Control, returned when it is read.
+    #[arg(long, value_name = "VALUE")]
+    pub cache_control: Option<String>,
+
+    /// The object's Content-Disposition, e.g. 'attachment; filename="report.pdf"'.
+    #[arg(long, value_name = "VALUE")]
+    pub content_disposition: Option<String>,
+
+    /// The object's Content-Encoding, e.g. gzip for a file that is already gzipped (OSS stores
+    /// the bytes as they are).
+    #[arg(long, value_name = "VALUE")]
+    pub content_encoding: Option<String>,
+
+    /// The object's Expires, an HTTP date such as 'Wed, 21 Oct 2026 07:28:00 GMT'.
+    #[arg(long, value_name = "DATE")]
+    pub expires: Option<String>,
+
+    /// Server-side encryption of the object (default: the bucket's).
+    #[arg(long, value_enum, value_name = "ALGORITHM", ignore_case = true)]
+    pub sse: Option<SseArg>,
+
+    /// The KMS key that encrypts the object; needs --sse KMS.
+    #[arg(long, value_name = "KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
+
+    /// Encrypt with SM4 through KMS; needs --sse KMS.
+    #[arg(long, value_enum, value_name = "ALGORITHM", ignore_case = true)]
+    pub sse_data_encryption: Option<SseDataArg>,
+
+    /// Object tags as a URL-encoded query string, e.g. 'team=data&tier=1' (at most 10 tags).
+    #[arg(long, value_name = "K=V&K2=V2")]
+    pub tagging: Option<String>,
+
+    /// One object tag; repeat for more (combined with --tagging).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tag: Vec<(String, String)>,
+
+    /// An extra request header for the upload, e.g. 'x-oss-request-payer: requester'; repeat
+    /// for more. Headers ossup sets itself or that have a flag of their own are refused.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub header: Vec<(String, String)>,
 
     /// How each part is checked: md5 (Content-MD5 and the ETag, plus CRC-64) or crc64 (CRC-64
     /// only, faster on a slow CPU).
@@ -266,6 +309,28 @@ pub enum AclArg {
     Default,
 }
 
+/// `--sse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SseArg {
+    /// AES-256 with keys OSS manages.
+    #[value(name = "AES256")]
+    Aes256,
+    /// A KMS key: the account's default, or --sse-kms-key-id.
+    #[value(name = "KMS")]
+    Kms,
+    /// SM4 with keys OSS manages.
+    #[value(name = "SM4")]
+    Sm4,
+}
+
+/// `--sse-data-encryption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SseDataArg {
+    /// SM4.
+    #[value(name = "SM4")]
+    Sm4,
+}
+
 /// `--storage-class`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StorageClassArg {
@@ -370,6 +435,67 @@ mod tests {
         assert_eq!(args.progress, ProgressArg::Json);
         assert_eq!(args.connection.signature, SignatureVersionArg::V1);
         assert_eq!(args.destination.key, "k");
+    }
+
+    #[test]
+    fn upload_takes_the_content_encryption_tag_and_header_flags() {
+        let cli = parse(&[
+            "upload",
+            "f.bin",
+            "oss://bucket/k",
+            "--cache-control",
+            "no-cache",
+            "--content-disposition",
+            "attachment",
+            "--content-encoding",
+            "gzip",
+            "--expires",
+            "Wed, 21 Oct 2026 07:28:00 GMT",
+            "--sse",
+            "kms",
+            "--sse-kms-key-id",
+            "key-1",
+            "--sse-data-encryption",
+            "SM4",
+            "--tagging",
+            "a=1&b=2",
+            "--tag",
+            "c=3",
+            "--tag",
+            "d",
+            "--header",
+            "x-oss-request-payer: requester",
+        ])
+        .unwrap();
+        let Command::Upload(args) = cli.command else {
+            panic!("not an upload")
+        };
+        assert_eq!(args.cache_control.as_deref(), Some("no-cache"));
+        assert_eq!(args.content_disposition.as_deref(), Some("attachment"));
+        assert_eq!(args.content_encoding.as_deref(), Some("gzip"));
+        assert_eq!(
+            args.expires.as_deref(),
+            Some("Wed, 21 Oct 2026 07:28:00 GMT")
+        );
+        assert_eq!(args.sse, Some(SseArg::Kms));
+        assert_eq!(args.sse_kms_key_id.as_deref(), Some("key-1"));
+        assert_eq!(args.sse_data_encryption, Some(SseDataArg::Sm4));
+        assert_eq!(args.tagging.as_deref(), Some("a=1&b=2"));
+        assert_eq!(
+            args.tag,
+            [
+                ("c".to_owned(), "3".to_owned()),
+                ("d".to_owned(), String::new())
+            ]
+        );
+        assert_eq!(
+            args.header,
+            [("x-oss-request-payer".to_owned(), "requester".to_owned())]
+        );
+        let err = parse(&["upload", "f", "oss://bucket/k", "--sse", "DES"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        let err = parse(&["upload", "f", "oss://bucket/k", "--header", "x-a=1"]).unwrap_err();
+        assert!(err.to_string().contains("no ':'"), "{err}");
     }
 
     #[test]

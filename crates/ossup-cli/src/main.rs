@@ -12,6 +12,7 @@ mod explain;
 mod failure;
 mod interrupt;
 mod meta;
+mod object_args;
 mod oss_url;
 mod progress;
 mod size;
@@ -60,7 +61,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         // Upload handles interrupts itself: it stops the parts in flight and keeps the checkpoint.
-        Command::Upload(args) => upload::run(args).await,
+        Command::Upload(args) => upload::run(*args).await,
         Command::Uploads(UploadsCommand::Ls(args)) => until_interrupted(uploads::ls(args)).await,
         Command::Uploads(UploadsCommand::Abort(args)) => {
             until_interrupted(uploads::abort(args)).await

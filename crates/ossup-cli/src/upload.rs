@@ -7,14 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ossup::{
-    Callback, CallbackBodyType, CancellationToken, CheckpointStore, ChecksumMode, FileSource,
-    FileStore, MemoryStore, Notice, ObjectAcl, ObjectOptions, OnCancel, Parallel, ProgressEvent,
-    Sequential, StorageClass, UploadOutcome, UploadRequest, Uploader,
+    Callback, CallbackBodyType, CancellationToken, CheckpointStore, ChecksumMode, DataEncryption,
+    FileSource, FileStore, MemoryStore, Notice, ObjectAcl, ObjectOptions, OnCancel, Parallel,
+    ProgressEvent, Sequential, ServerSideEncryption, StorageClass, UploadOutcome, UploadRequest,
+    Uploader,
 };
 use ossup_proto::limits::{MAX_PART_SIZE, MIN_PART_SIZE};
+use ossup_proto::tagging;
 
 use crate::cli::{
-    AclArg, CallbackBodyTypeArg, ChecksumArg, ProgressArg, StorageClassArg, UploadArgs,
+    AclArg, CallbackBodyTypeArg, ChecksumArg, ProgressArg, SseArg, SseDataArg, StorageClassArg,
+    UploadArgs,
 };
 use crate::config::{Connection, default_checkpoint_dir};
 use crate::explain::explain;
@@ -40,7 +43,7 @@ pub async fn run(args: UploadArgs) -> Result<(), Failure> {
 
     let store = open_store(&args).await?;
     let client = connection.client()?;
-    let mut builder = Uploader::builder().client(client).store_arc(store);
+    let mut builder = Uploader::builder().client(client).store(store);
     builder = match (args.sequential, args.parallel) {
         (true, _) => builder.scheduler(Sequential),
         (false, n) => builder.scheduler(Parallel::new(usize::from(n.unwrap_or(4)))),
@@ -69,7 +72,7 @@ pub async fn run(args: UploadArgs) -> Result<(), Failure> {
 
     let cancel = CancellationToken::new();
     let mut request = UploadRequest::new(source, &destination.bucket, &destination.key)
-        .options(object_options(&args))
+        .options(object_options(&args)?)
         .checksum_mode(match args.checksum {
             ChecksumArg::Md5 => ChecksumMode::Md5,
             ChecksumArg::Crc64 => ChecksumMode::Crc64Only,
@@ -354,7 +357,8 @@ fn callback(args: &UploadArgs) -> Result<Option<Callback>, Failure> {
     Ok(Some(callback))
 }
 
-fn object_options(args: &UploadArgs) -> ObjectOptions {
+/// The object options the flags ask for; a combination OSS would refuse is a usage error.
+fn object_options(args: &UploadArgs) -> Result<ObjectOptions, Failure> {
     let mut options = ObjectOptions::default().forbid_overwrite(args.forbid_overwrite);
     if let Some(ct) = &args.content_type {
         options = options.content_type(ct.clone());
@@ -379,7 +383,61 @@ fn object_options(args: &UploadArgs) -> ObjectOptions {
             StorageClassArg::DeepColdArchive => StorageClass::DeepColdArchive,
         });
     }
-    options.with_guessed_content_type(args.file.file_name().and_then(|n| n.to_str()))
+    if let Some(value) = &args.cache_control {
+        options = options.cache_control(value.clone());
+    }
+    if let Some(value) = &args.content_disposition {
+        options = options.content_disposition(value.clone());
+    }
+    if let Some(value) = &args.content_encoding {
+        options = options.content_encoding(value.clone());
+    }
+    if let Some(value) = &args.expires {
+        options = options.expires(value.clone());
+    }
+    if let Some(sse) = args.sse {
+        options = options.server_side_encryption(match sse {
+            SseArg::Aes256 => ServerSideEncryption::Aes256,
+            SseArg::Kms => ServerSideEncryption::Kms,
+            SseArg::Sm4 => ServerSideEncryption::Sm4,
+        });
+    }
+    if let Some(key_id) = &args.sse_kms_key_id {
+        options = options.sse_kms_key_id(key_id.clone());
+    }
+    if let Some(SseDataArg::Sm4) = args.sse_data_encryption {
+        options = options.sse_data_encryption(DataEncryption::Sm4);
+    }
+    if let Some(query) = &args.tagging {
+        let tags = tagging::parse(query)
+            .map_err(|e| Failure::usage(format!("--tagging {query:?}: {e}")))?;
+        options = add_tags(options, tags)?;
+    }
+    options = add_tags(options, args.tag.clone())?;
+    for (name, value) in &args.header {
+        options = options.header(name.clone(), value.clone());
+    }
+    options
+        .validate()
+        .map_err(|e| Failure::usage(e.message()))?;
+    Ok(options.with_guessed_content_type(args.file.file_name().and_then(|n| n.to_str())))
+}
+
+/// Adds tags, refusing a key that is already there: `--tagging` and `--tag` add up, and a key
+/// given twice is most likely a mistake.
+fn add_tags(
+    mut options: ObjectOptions,
+    tags: Vec<(String, String)>,
+) -> Result<ObjectOptions, Failure> {
+    for (key, value) in tags {
+        if options.tags.iter().any(|(k, _)| *k == key) {
+            return Err(Failure::usage(format!(
+                "tag {key:?} is given twice; give each tag key once"
+            )));
+        }
+        options = options.tag(key, value);
+    }
+    Ok(options)
 }
 
 async fn open_store(args: &UploadArgs) -> Result<Arc<dyn CheckpointStore>, Failure> {
@@ -455,6 +513,94 @@ fn check_file(path: &Path) -> Result<String, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn upload_args(flags: &[&str]) -> UploadArgs {
+        let args = ["ossup", "upload", "report.json", "oss://bucket/k"];
+        let cli = Cli::try_parse_from(args.iter().chain(flags)).expect("flags parse");
+        let Command::Upload(args) = cli.command else {
+            panic!("not an upload")
+        };
+        *args
+    }
+
+    #[test]
+    fn object_flags_become_object_options() {
+        let options = object_options(&upload_args(&[
+            "--cache-control",
+            "no-cache",
+            "--content-disposition",
+            "attachment",
+            "--content-encoding",
+            "gzip",
+            "--expires",
+            "Wed, 21 Oct 2026 07:28:00 GMT",
+            "--sse",
+            "KMS",
+            "--sse-kms-key-id",
+            "key-1",
+            "--sse-data-encryption",
+            "sm4",
+            "--tagging",
+            "a=1&b=two+words",
+            "--tag",
+            "c=3",
+            "--header",
+            "X-Oss-Request-Payer: requester",
+        ]))
+        .unwrap();
+        assert_eq!(options.cache_control.as_deref(), Some("no-cache"));
+        assert_eq!(options.content_disposition.as_deref(), Some("attachment"));
+        assert_eq!(options.content_encoding.as_deref(), Some("gzip"));
+        assert_eq!(
+            options.expires.as_deref(),
+            Some("Wed, 21 Oct 2026 07:28:00 GMT")
+        );
+        assert_eq!(
+            options.server_side_encryption,
+            Some(ServerSideEncryption::Kms)
+        );
+        assert_eq!(options.sse_kms_key_id.as_deref(), Some("key-1"));
+        assert_eq!(options.sse_data_encryption, Some(DataEncryption::Sm4));
+        let tags: Vec<(&str, &str)> = options
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(tags, [("a", "1"), ("b", "two words"), ("c", "3")]);
+        assert_eq!(
+            options.extra_headers,
+            [("x-oss-request-payer".to_owned(), "requester".to_owned())]
+        );
+        assert_eq!(options.content_type.as_deref(), Some("application/json"));
+    }
+
+    #[test]
+    fn object_flags_oss_would_refuse_are_usage_errors_that_say_why() {
+        for (flags, says) in [
+            (
+                &["--sse-kms-key-id", "k"][..],
+                "needs server-side encryption KMS",
+            ),
+            (
+                &["--sse", "AES256", "--sse-data-encryption", "SM4"][..],
+                "KMS",
+            ),
+            (&["--tagging", "a=1", "--tag", "a=2"][..], "given twice"),
+            (&["--tagging", "a=b=c"][..], "--tagging"),
+            (&["--tag", &"k".repeat(129)][..], "at most 128"),
+            (
+                &["--header", "Content-MD5: x"][..],
+                "computes it from the body",
+            ),
+            (&["--header", "x-oss-tagging: a=1"][..], "--tag"),
+        ] {
+            let err = object_options(&upload_args(flags)).unwrap_err();
+            assert_eq!(err.exit_code, crate::failure::EXIT_USAGE, "{flags:?}");
+            assert!(err.message.contains(says), "{flags:?}: {}", err.message);
+        }
+    }
 
     #[test]
     fn part_sizes_outside_oss_limits_name_the_flag() {

@@ -197,7 +197,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .transport(HyperTransport::new())
                 .scheduler(Parallel::new(args.parallel))
                 .part_size(part_size)
-                .store_arc(store)
+                .store(store)
                 .build()?;
             let key = format!("checkpoint-overhead/{kind}-{run}");
             let cpu_before = cpu_time();

@@ -54,6 +54,19 @@ impl<S: CheckpointStore> CheckpointStore for AuditedStore<S> {
         self.inner.record_part(identity, part).await
     }
 
+    async fn record_parts(
+        &self,
+        identity: &UploadIdentity,
+        parts: &[PartRecord],
+    ) -> Result<(), StoreError> {
+        // The engine records parts in batches: forwarding the batch whole keeps the inner store's
+        // one flush per batch, where calling `record_part` for each would cost one per part.
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let numbers: Vec<u32> = parts.iter().map(|part| part.number).collect();
+        eprintln!("audit: parts {numbers:?}");
+        self.inner.record_parts(identity, parts).await
+    }
+
     async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         eprintln!("audit: remove {identity}");

@@ -213,7 +213,7 @@ async fn a_refused_callback_url_fails_the_upload_which_then_resumes_with_another
         .callback(callback)
     };
     let uploader = builder(&server.endpoint())
-        .store_arc(store.clone())
+        .store(store.clone())
         .build()
         .unwrap();
     let err = uploader
@@ -249,7 +249,7 @@ async fn a_resumed_upload_sends_the_same_callback() {
     let store = shared_store();
     let bytes = data(500_000, 84);
     let uploader = builder(&server.endpoint())
-        .store_arc(store.clone())
+        .store(store.clone())
         .scheduler(Sequential)
         .build()
         .unwrap();
@@ -434,7 +434,7 @@ async fn a_token_expiring_mid_upload_is_refreshed_by_the_provider_and_the_upload
         refreshes: AtomicU32::new(0),
     });
     let uploader = builder(&server.endpoint())
-        .credentials_provider(provider.clone())
+        .credentials(provider.clone())
         .scheduler(Sequential)
         .build()
         .unwrap();

@@ -218,7 +218,7 @@ fn uploader(server: &MockServer, store: Arc<dyn CheckpointStore>, parallel: usiz
         .transport(HyperTransport::new())
         .retry(retry())
         .part_size(PART)
-        .store_arc(store);
+        .store(store);
     let builder = if parallel == 1 {
         builder.scheduler(Sequential)
     } else {

@@ -206,7 +206,7 @@ async fn parts_keep_flowing_while_their_records_are_pending() {
         },
     });
     let uploader = builder(&server.endpoint())
-        .store_arc(gate.clone())
+        .store(gate.clone())
         .scheduler(Parallel::new(2))
         .build()
         .unwrap();
@@ -279,7 +279,7 @@ async fn complete_is_sent_only_once_every_part_is_recorded() {
     let identity = UploadIdentity::new("complete-waits", BUCKET, "complete-waits", PART);
     let watch = WatchComplete::new(store.clone(), identity.clone());
     let uploader = builder_with(&server.endpoint(), watch.clone())
-        .store_arc(store.clone())
+        .store(store.clone())
         .scheduler(Parallel::new(4))
         .build()
         .unwrap();
@@ -349,7 +349,7 @@ async fn a_checkpoint_damaged_mid_upload_is_saved_again_and_the_upload_completes
     });
     let watch = WatchComplete::new(Arc::new(files.clone()), identity.clone());
     let uploader = builder_with(&server.endpoint(), watch.clone())
-        .store_arc(store)
+        .store(store)
         .scheduler(Parallel::new(3))
         .build()
         .unwrap();
@@ -536,7 +536,7 @@ async fn a_resume_hashes_unrecorded_parts_once_each_a_few_at_a_time() {
         Action::Answer(ErrorCode::AccessDenied),
     ));
     let first = builder_with(&server.endpoint(), faulty)
-        .store_arc(store.clone())
+        .store(store.clone())
         .build()
         .unwrap();
     let err = first
@@ -553,7 +553,7 @@ async fn a_resume_hashes_unrecorded_parts_once_each_a_few_at_a_time() {
     let counting = Arc::new(CountingSource::new(source()));
     let watch = WatchComplete::new(store.clone(), identity.clone());
     let second = builder_with(&server.endpoint(), watch.clone())
-        .store_arc(store.clone())
+        .store(store.clone())
         .scheduler(Parallel::new(3))
         .build()
         .unwrap();

@@ -4,12 +4,151 @@ mod common;
 
 use common::faults::Faulty;
 use common::*;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 use ossup::{
-    BytesSource, ErrorKind, FileSource, ObjectAcl, ObjectOptions, StorageClass, UploadMethod,
-    UploadRequest,
+    BytesSource, DataEncryption, ErrorKind, FileSource, ObjectAcl, ObjectOptions, ResponseBody,
+    ServerSideEncryption, StorageClass, Transport, UploadMethod, UploadRequest,
 };
+use ossup_hyper::HyperTransport;
 use ossup_proto::Api;
 use ossup_sign::Credentials;
+
+/// A transport that keeps the headers of the last HeadObject answer, which carry more than
+/// [`ossup::ObjectHead`] reads.
+#[derive(Debug, Clone, Default)]
+struct HeadHeaders {
+    inner: HyperTransport,
+    last: Arc<Mutex<Option<http::HeaderMap>>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for HeadHeaders {
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<ResponseBody>, ossup::Error> {
+        let is_head = request.extensions().get::<Api>() == Some(&Api::HeadObject);
+        let response = self.inner.send(request).await?;
+        if is_head {
+            *self.last.lock().unwrap() = Some(response.headers().clone());
+        }
+        Ok(response)
+    }
+
+    fn reports_progress(&self) -> bool {
+        self.inner.reports_progress()
+    }
+}
+
+/// Every option added after the first checkpoint format, set.
+fn every_newer_option() -> ObjectOptions {
+    ObjectOptions::default()
+        .cache_control("max-age=60")
+        .content_disposition("attachment; filename=\"r.bin\"")
+        .content_encoding("identity")
+        .expires("Wed, 21 Oct 2026 07:28:00 GMT")
+        .server_side_encryption(ServerSideEncryption::Kms)
+        .sse_kms_key_id("key-1")
+        .sse_data_encryption(DataEncryption::Sm4)
+        .tag("team", "data eng")
+        .tag("tier", "1")
+        .header("x-oss-request-payer", "requester")
+}
+
+#[tokio::test]
+async fn every_newer_option_reaches_the_object_by_multipart_and_by_put_object() {
+    let server = mock().await;
+    let faulty = Faulty::new();
+    let uploader = builder_with(&server.endpoint(), faulty.clone())
+        .build()
+        .unwrap();
+    let heads = HeadHeaders::default();
+    let checker = ossup::Client::builder()
+        .endpoint(&server.endpoint())
+        .unwrap()
+        .credentials(Credentials::new("test-ak", "test-sk"))
+        .signer(ossup_sign::V4Signer::new("cn-hangzhou"))
+        .transport(heads.clone())
+        .build()
+        .unwrap();
+    for (key, len, threshold, api) in [
+        ("multi", 300_000, 0, Api::InitiateMultipartUpload),
+        ("single", 5_000, 1 << 20, Api::PutObject),
+    ] {
+        let bytes = data(len, 57);
+        uploader
+            .upload(
+                UploadRequest::new(BytesSource::new(bytes.clone(), key), BUCKET, key)
+                    .multipart_threshold(threshold)
+                    .options(every_newer_option()),
+            )
+            .await
+            .unwrap();
+        let sent = faulty
+            .take_seen()
+            .into_iter()
+            .find(|s| s.api == Some(api))
+            .unwrap();
+        assert_eq!(
+            sent.headers["x-oss-tagging"], "team=data%20eng&tier=1",
+            "{key}"
+        );
+        assert_eq!(sent.headers["x-oss-request-payer"], "requester", "{key}");
+        checker.head_object(BUCKET, key).await.unwrap().unwrap();
+        let head = heads.last.lock().unwrap().take().unwrap();
+        for (name, value) in [
+            ("cache-control", "max-age=60"),
+            ("content-disposition", "attachment; filename=\"r.bin\""),
+            ("content-encoding", "identity"),
+            ("expires", "Wed, 21 Oct 2026 07:28:00 GMT"),
+            ("x-oss-server-side-encryption", "KMS"),
+            ("x-oss-server-side-encryption-key-id", "key-1"),
+            ("x-oss-server-side-data-encryption", "SM4"),
+            ("x-oss-tagging-count", "2"),
+        ] {
+            assert_eq!(head[name], value, "{key}: {name}");
+        }
+        assert_object_is(uploader.client(), key, &bytes).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_newer_options_are_refused_before_any_request() {
+    let server = mock().await;
+    let faulty = Faulty::new();
+    let uploader = builder_with(&server.endpoint(), faulty.clone())
+        .build()
+        .unwrap();
+    for (options, says) in [
+        (
+            ObjectOptions::default().sse_kms_key_id("key-1"),
+            "needs server-side encryption KMS",
+        ),
+        (
+            ObjectOptions::default().header("x-oss-security-token", "t"),
+            "Credentials::with_security_token",
+        ),
+        (
+            (0..11).fold(ObjectOptions::default(), |o, i| o.tag(format!("k{i}"), "v")),
+            "at most 10",
+        ),
+    ] {
+        let err = uploader
+            .upload(
+                UploadRequest::new(BytesSource::new(data(1000, 58), "bad"), BUCKET, "bad")
+                    .options(options),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    assert!(faulty.seen().is_empty());
+    server.shutdown().await;
+}
 
 #[tokio::test]
 async fn object_options_reach_the_object() {

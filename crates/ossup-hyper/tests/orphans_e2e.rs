@@ -26,10 +26,7 @@ async fn upload(
     bytes: &[u8],
     events: &Events,
 ) -> Result<UploadOutcome, ossup::Error> {
-    let uploader = builder(&server.endpoint())
-        .store_arc(store)
-        .build()
-        .unwrap();
+    let uploader = builder(&server.endpoint()).store(store).build().unwrap();
     uploader
         .upload(UploadRequest::new(source(bytes), BUCKET, key).progress(events.sink()))
         .await

@@ -34,3 +34,13 @@ pub const OBJECT_TYPE: &str = "x-oss-object-type";
 pub const SERVER_TIME: &str = "x-oss-server-time";
 /// The V4 payload marker ossup sends in [`CONTENT_SHA256`].
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// Server-side encryption of an object: `AES256`, `KMS` or `SM4`.
+pub const SERVER_SIDE_ENCRYPTION: &str = "x-oss-server-side-encryption";
+/// The KMS key that encrypts an object; only with [`SERVER_SIDE_ENCRYPTION`] `KMS`.
+pub const SSE_KMS_KEY_ID: &str = "x-oss-server-side-encryption-key-id";
+/// The algorithm KMS encryption uses (`SM4`); only with [`SERVER_SIDE_ENCRYPTION`] `KMS`.
+pub const SERVER_SIDE_DATA_ENCRYPTION: &str = "x-oss-server-side-data-encryption";
+/// Object tags as a URL-encoded query string, `k1=v1&k2=v2`.
+pub const TAGGING: &str = "x-oss-tagging";
+/// How many tags an object has, on HeadObject and GetObject answers (the tags themselves are not).
+pub const TAGGING_COUNT: &str = "x-oss-tagging-count";

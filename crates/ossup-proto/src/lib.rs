@@ -10,6 +10,7 @@
 //! - [`error`]: OSS error codes, their HTTP statuses, and the `<Error>` document.
 //! - [`checksum`]: CRC-64/XZ as OSS computes it (`x-oss-hash-crc64ecma`), with combine, and MD5.
 //! - [`etag`]: part and multipart ETag formatting and comparison.
+//! - [`tagging`]: object tags in the `x-oss-tagging` header, their encoding and limits.
 //!
 //! ```
 //! use ossup_proto::checksum::crc64;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod etag;
 pub mod headers;
 pub mod limits;
+pub mod tagging;
 pub mod xml;
 
 pub use api::Api;

@@ -18,3 +18,9 @@ pub const MAX_LIST_UPLOADS: u32 = 1000;
 pub const MAX_CLOCK_SKEW_SECS: u64 = 15 * 60;
 /// The largest object key, in bytes.
 pub const MAX_KEY_LEN: usize = 1023;
+/// Most tags one object can have.
+pub const MAX_OBJECT_TAGS: usize = 10;
+/// Longest tag key, in characters.
+pub const MAX_TAG_KEY_CHARS: usize = 128;
+/// Longest tag value, in characters.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;

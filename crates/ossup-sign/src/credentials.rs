@@ -1,6 +1,7 @@
 //! Access keys, STS temporary credentials, and where they come from.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The environment variable holding the access key id, as the official SDKs name it.
@@ -186,6 +187,8 @@ pub enum CredentialsError {
 /// The engine asks before signing every request; a provider caches as it sees fit. When OSS refuses
 /// temporary credentials (`SecurityTokenExpired`, say) the engine calls
 /// [`refresh`](Self::refresh) and, given different credentials, signs the request again with them.
+/// A wrapper around another provider forwards `refresh` too, or its provider's refresh is never
+/// reached. `Arc<P>` and `Box<P>` are providers when `P` is, and forward both.
 ///
 /// ```
 /// # tokio_test_block_on(async {
@@ -209,6 +212,32 @@ pub trait CredentialsProvider: Send + Sync + fmt::Debug {
     /// every call.
     async fn refresh(&self) -> Result<Credentials, CredentialsError> {
         self.credentials().await
+    }
+}
+
+/// Asks the shared provider, `refresh` included (a provider of temporary credentials fetches new
+/// ones there), so `Arc::new(provider)` can be handed to a client and kept elsewhere.
+#[async_trait::async_trait]
+impl<P: CredentialsProvider + ?Sized> CredentialsProvider for Arc<P> {
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        (**self).credentials().await
+    }
+
+    async fn refresh(&self) -> Result<Credentials, CredentialsError> {
+        (**self).refresh().await
+    }
+}
+
+/// Asks the boxed provider, `refresh` included, so a `Box<dyn CredentialsProvider>` is a provider
+/// too.
+#[async_trait::async_trait]
+impl<P: CredentialsProvider + ?Sized> CredentialsProvider for Box<P> {
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        (**self).credentials().await
+    }
+
+    async fn refresh(&self) -> Result<Credentials, CredentialsError> {
+        (**self).refresh().await
     }
 }
 

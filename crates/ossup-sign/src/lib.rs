@@ -39,12 +39,14 @@ pub use v4::V4Signer;
 pub use verify::{SignatureVersion, Verified, VerifyError, verify};
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Signs a request: adds the date, the security token (for temporary credentials) and the
 /// `Authorization` header to [`RequestParts::headers`].
 ///
 /// Implementations are pure: the same request, credentials and time give the same headers.
+/// `Arc<S>` and `Box<S>` are signers when `S` is.
 pub trait Signer: Send + Sync + Debug {
     /// Signs `request` in place, as of `now`.
     fn sign(
@@ -56,6 +58,38 @@ pub trait Signer: Send + Sync + Debug {
 
     /// Which signature version this signer writes.
     fn version(&self) -> SignatureVersion;
+}
+
+/// Signs with the shared signer, so `Arc::new(signer)` can be handed to a client and kept elsewhere.
+impl<S: Signer + ?Sized> Signer for Arc<S> {
+    fn sign(
+        &self,
+        request: &mut RequestParts,
+        credentials: &Credentials,
+        now: SystemTime,
+    ) -> Result<(), SignError> {
+        (**self).sign(request, credentials, now)
+    }
+
+    fn version(&self) -> SignatureVersion {
+        (**self).version()
+    }
+}
+
+/// Signs with the boxed signer, so a `Box<dyn Signer>` is a signer too.
+impl<S: Signer + ?Sized> Signer for Box<S> {
+    fn sign(
+        &self,
+        request: &mut RequestParts,
+        credentials: &Credentials,
+        now: SystemTime,
+    ) -> Result<(), SignError> {
+        (**self).sign(request, credentials, now)
+    }
+
+    fn version(&self) -> SignatureVersion {
+        (**self).version()
+    }
 }
 
 /// Why a request could not be signed.

@@ -447,6 +447,12 @@ impl Error {
     fn describe(&self) -> String {
         let ctx = &self.inner.context;
         let mut out = String::new();
+        if self.inner.kind == ErrorKind::Cancelled && ctx.api.is_none() {
+            // The caller stopped it: nothing "failed", and the message says what became of it.
+            out.push_str(&self.message());
+            self.push_source(&mut out);
+            return out;
+        }
         if let Some(api) = ctx.api {
             out.push_str(api.name());
         } else {
@@ -465,13 +471,17 @@ impl Error {
         }
         out.push_str(" failed: ");
         out.push_str(&self.message());
+        self.push_source(&mut out);
+        out
+    }
+
+    fn push_source(&self, out: &mut String) {
         if let Some(source) = &self.inner.source {
             if !self.inner.message.is_empty() {
                 out.push_str(": ");
             }
             out.push_str(&source.to_string());
         }
-        out
     }
 }
 
@@ -540,6 +550,17 @@ mod tests {
         let source = std::error::Error::source(&err).expect("source kept");
         assert!(source.to_string().contains("reset by peer"));
         assert!(err.to_string().contains("connection lost: reset by peer"));
+    }
+
+    #[test]
+    fn a_cancellation_reads_as_its_message_and_keeps_its_object() {
+        let err = Error::cancelled("the upload of oss://b/k was cancelled; its checkpoint is kept")
+            .with_object("b", "k");
+        assert_eq!(
+            err.to_string(),
+            "the upload of oss://b/k was cancelled; its checkpoint is kept"
+        );
+        assert_eq!(err.key(), Some("k"));
     }
 
     #[test]

@@ -11,13 +11,13 @@
 //!
 //! ```no_run
 //! use ossup::blocking::Uploader;
-//! use ossup::{Credentials, FileSource, UploadRequest, V4Signer};
+//! use ossup::{Credentials, FileSource, UploadRequest};
 //!
 //! fn main() -> Result<(), ossup::Error> {
 //!     let uploader = Uploader::builder()
 //!         .endpoint("http://127.0.0.1:9000")?
 //!         .credentials(Credentials::new("test-ak", "test-sk"))
-//!         .signer(V4Signer::new("cn-hangzhou"))
+//!         .region("cn-hangzhou")
 //!         .build()?;
 //!
 //!     let outcome = uploader.upload(
@@ -50,13 +50,13 @@ const WORKER_THREADS: usize = 2;
 ///
 /// ```no_run
 /// use ossup::blocking::Uploader;
-/// use ossup::{Credentials, FileSource, Parallel, UploadRequest, V4Signer};
+/// use ossup::{Credentials, FileSource, Parallel, UploadRequest};
 ///
 /// fn main() -> Result<(), ossup::Error> {
 ///     let uploader = Uploader::builder()
 ///         .endpoint("http://127.0.0.1:9000")?
 ///         .credentials(Credentials::new("test-ak", "test-sk"))
-///         .signer(V4Signer::new("cn-hangzhou"))
+///         .region("cn-hangzhou")
 ///         .scheduler(Parallel::new(4))
 ///         .build()?;
 ///
@@ -193,14 +193,14 @@ impl UploaderBuilder {
         self.inner.credentials(credentials).into()
     }
 
-    /// As [`crate::UploaderBuilder::credentials_provider`].
-    pub fn credentials_provider(self, credentials: Arc<dyn CredentialsProvider>) -> Self {
-        self.inner.credentials_provider(credentials).into()
-    }
-
     /// As [`crate::UploaderBuilder::signer`].
     pub fn signer(self, signer: impl Signer + 'static) -> Self {
         self.inner.signer(signer).into()
+    }
+
+    /// As [`crate::UploaderBuilder::region`].
+    pub fn region(self, region: &str) -> Self {
+        self.inner.region(region).into()
     }
 
     /// As [`crate::UploaderBuilder::transport`]. The transport runs on the uploader's runtime.
@@ -223,19 +223,9 @@ impl UploaderBuilder {
         self.inner.store(store).into()
     }
 
-    /// As [`crate::UploaderBuilder::store_arc`].
-    pub fn store_arc(self, store: Arc<dyn CheckpointStore>) -> Self {
-        self.inner.store_arc(store).into()
-    }
-
     /// As [`crate::UploaderBuilder::scheduler`].
     pub fn scheduler(self, scheduler: impl PartScheduler + 'static) -> Self {
         self.inner.scheduler(scheduler).into()
-    }
-
-    /// As [`crate::UploaderBuilder::scheduler_arc`].
-    pub fn scheduler_arc(self, scheduler: Arc<dyn PartScheduler>) -> Self {
-        self.inner.scheduler_arc(scheduler).into()
     }
 
     /// As [`crate::UploaderBuilder::part_size`].

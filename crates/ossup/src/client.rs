@@ -157,7 +157,7 @@ impl ClientBuilder {
         })?;
         let transport = match self.transport {
             Some(transport) => transport,
-            None => default_transport()?,
+            None => crate::default_transport::default_transport()?,
         };
         let signer = match self.signer {
             Some(signer) => signer,
@@ -183,21 +183,6 @@ impl ClientBuilder {
             observer: None,
         })
     }
-}
-
-/// The transport of a builder that was given none: the stock one, when this build has it.
-#[cfg(feature = "hyper")]
-fn default_transport() -> Result<Arc<dyn Transport>, Error> {
-    Ok(Arc::new(crate::HyperTransport::new()))
-}
-
-/// The transport of a builder that was given none: the stock one, when this build has it.
-#[cfg(not(feature = "hyper"))]
-fn default_transport() -> Result<Arc<dyn Transport>, Error> {
-    Err(Error::config(
-        "no transport set, and this build of ossup has no default one (the `hyper` feature is off); \
-         call .transport(..) with a Transport, or enable the `hyper` feature",
-    ))
 }
 
 /// The region of `oss-REGION[-internal].aliyuncs.com`.

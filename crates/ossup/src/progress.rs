@@ -4,6 +4,7 @@
 //! JSON lines. A sink is a closure, a channel sender, or a type of your own.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -230,7 +231,7 @@ pub enum ProgressEvent {
 /// Receives progress events.
 ///
 /// Called from the engine's tasks, in order, one at a time; keep it quick (hand slow work to a
-/// channel). Closures and [`tokio::sync::mpsc::UnboundedSender`] are sinks:
+/// channel). Closures, [`tokio::sync::mpsc::UnboundedSender`] and `Arc<S>` of a sink `S` are sinks:
 ///
 /// ```
 /// use ossup::{ProgressEvent, ProgressSink};
@@ -256,6 +257,14 @@ impl ProgressSink for tokio::sync::mpsc::UnboundedSender<ProgressEvent> {
     fn on_event(&self, event: &ProgressEvent) {
         // A dropped receiver means nobody is listening; the upload goes on.
         let _ = self.send(event.clone());
+    }
+}
+
+/// Hands every event to the shared sink, so one sink can watch several uploads. (A boxed closure is
+/// already a sink through the closure impl, which is why there is no `Box` impl beside this one.)
+impl<S: ProgressSink + ?Sized> ProgressSink for Arc<S> {
+    fn on_event(&self, event: &ProgressEvent) {
+        (**self).on_event(event)
     }
 }
 

@@ -9,7 +9,7 @@
 //! `RequestTimeTooSkewed` once the [`Clock`] has been corrected from the server's `Date`. Other 4xx
 //! answers are final.
 //!
-//! A request may ask for its whole exchange to be one attempt ([`ReadBody`] in its extensions): the
+//! A request may ask for its whole exchange to be one attempt (`ReadBody` in its extensions): the
 //! success answer's body is then read, and judged, within the attempt, so an answer cut short is
 //! retried like a lost one. The client asks this of the APIs that answer with a document
 //! (InitiateMultipartUpload, ListParts, CompleteMultipartUpload, ListMultipartUploads).

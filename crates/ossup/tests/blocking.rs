@@ -11,7 +11,7 @@ use oss_mock::{MockConfig, MockServer};
 use ossup::blocking::{Uploader, UploaderBuilder};
 use ossup::{
     CancellationToken, Client, Credentials, ErrorKind, FileSource, ProgressEvent, RetryConfig,
-    Sequential, UploadMethod, UploadRequest, V4Signer,
+    Sequential, UploadMethod, UploadRequest,
 };
 use rand::{RngCore, SeedableRng};
 
@@ -45,7 +45,7 @@ impl Mock {
             .endpoint(&self.server.endpoint())
             .expect("the mock's endpoint parses")
             .credentials(Credentials::new("test-ak", "test-sk"))
-            .signer(V4Signer::new("cn-hangzhou"))
+            .region("cn-hangzhou")
             .retry(
                 RetryConfig::default()
                     .max_attempts(4)
@@ -60,7 +60,7 @@ impl Mock {
             .endpoint(&self.server.endpoint())
             .expect("the mock's endpoint parses")
             .credentials(Credentials::new("test-ak", "test-sk"))
-            .signer(V4Signer::new("cn-hangzhou"))
+            .region("cn-hangzhou")
             .build()
             .expect("the client builds");
         self.runtime.block_on(async {

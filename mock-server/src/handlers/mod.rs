@@ -12,12 +12,15 @@ use http::HeaderMap;
 use http::request::Parts;
 use http_body_util::BodyExt;
 use ossup_proto::checksum::parse_content_md5;
-use ossup_proto::headers::{FORBID_OVERWRITE, META_PREFIX, OBJECT_ACL, STORAGE_CLASS};
-use ossup_proto::{Api, ErrorCode};
+use ossup_proto::headers::{
+    FORBID_OVERWRITE, META_PREFIX, OBJECT_ACL, SERVER_SIDE_DATA_ENCRYPTION, SERVER_SIDE_ENCRYPTION,
+    SSE_KMS_KEY_ID, STORAGE_CLASS, TAGGING, TAGGING_COUNT,
+};
+use ossup_proto::{Api, ErrorCode, tagging};
 
 use crate::body::RequestBody;
 use crate::error::OssError;
-use crate::response::HttpResponse;
+use crate::response::{HttpResponse, set_header};
 use crate::route::RequestContext;
 use crate::service::App;
 use crate::storage::{ObjectAttrs, ReceiveError};
@@ -180,13 +183,101 @@ pub(crate) fn object_attrs(headers: &HeaderMap) -> Result<ObjectAttrs, OssError>
             )
         })
         .collect();
+    let encryption = encryption(headers)?;
+    let tags = match header_text(headers, TAGGING) {
+        None => Vec::new(),
+        Some(value) => tagging::parse(&value).map_err(|e| {
+            OssError::invalid_argument(TAGGING, &value, format!("The tagging is invalid: {e}."))
+        })?,
+    };
     Ok(ObjectAttrs {
         content_type: header_text(headers, "content-type"),
         content_headers,
         user_meta,
         acl: object_acl(headers, OBJECT_ACL)?,
         storage_class: storage_class(header_text(headers, STORAGE_CLASS), STORAGE_CLASS)?,
+        server_side_encryption: encryption.algorithm,
+        sse_kms_key_id: encryption.kms_key_id,
+        sse_data_encryption: encryption.data_encryption,
+        tags,
     })
+}
+
+/// What a request's server-side encryption headers ask for.
+struct Encryption {
+    algorithm: Option<String>,
+    kms_key_id: Option<String>,
+    data_encryption: Option<String>,
+}
+
+/// The server-side encryption headers, checked as OSS does: a known algorithm, and a key id or
+/// data encryption only with KMS.
+fn encryption(headers: &HeaderMap) -> Result<Encryption, OssError> {
+    let sse = match header_text(headers, SERVER_SIDE_ENCRYPTION) {
+        None => None,
+        Some(value) if SSE_ALGORITHMS.contains(&value.trim()) => Some(value.trim().to_owned()),
+        Some(value) => {
+            return Err(OssError::invalid_argument(
+                SERVER_SIDE_ENCRYPTION,
+                &value,
+                format!(
+                    "{SERVER_SIDE_ENCRYPTION} must be one of {}.",
+                    SSE_ALGORITHMS.join(", ")
+                ),
+            ));
+        }
+    };
+    let kms = sse.as_deref() == Some("KMS");
+    let key_id = header_text(headers, SSE_KMS_KEY_ID);
+    if let Some(key_id) = &key_id
+        && !kms
+    {
+        return Err(OssError::invalid_argument(
+            SSE_KMS_KEY_ID,
+            key_id,
+            format!("{SSE_KMS_KEY_ID} is only valid with {SERVER_SIDE_ENCRYPTION}: KMS."),
+        ));
+    }
+    let data = header_text(headers, SERVER_SIDE_DATA_ENCRYPTION);
+    if let Some(data) = &data
+        && (!kms || data.trim() != "SM4")
+    {
+        return Err(OssError::invalid_argument(
+            SERVER_SIDE_DATA_ENCRYPTION,
+            data,
+            format!(
+                "{SERVER_SIDE_DATA_ENCRYPTION} must be SM4, and is only valid with {SERVER_SIDE_ENCRYPTION}: KMS."
+            ),
+        ));
+    }
+    Ok(Encryption {
+        algorithm: sse,
+        kms_key_id: key_id,
+        data_encryption: data.map(|d| d.trim().to_owned()),
+    })
+}
+
+/// The server-side encryption algorithms OSS knows.
+const SSE_ALGORITHMS: [&str; 3] = ["AES256", "KMS", "SM4"];
+
+/// Adds the encryption headers OSS returns for an object stored encrypted.
+pub(crate) fn set_encryption_headers(response: &mut HttpResponse, attrs: &ObjectAttrs) {
+    for (name, value) in [
+        (SERVER_SIDE_ENCRYPTION, &attrs.server_side_encryption),
+        (SSE_KMS_KEY_ID, &attrs.sse_kms_key_id),
+        (SERVER_SIDE_DATA_ENCRYPTION, &attrs.sse_data_encryption),
+    ] {
+        if let Some(value) = value {
+            set_header(response, name, value);
+        }
+    }
+}
+
+/// Adds `x-oss-tagging-count` for a tagged object: OSS reports how many tags, not which.
+pub(crate) fn set_tagging_count(response: &mut HttpResponse, attrs: &ObjectAttrs) {
+    if !attrs.tags.is_empty() {
+        set_header(response, TAGGING_COUNT, &attrs.tags.len().to_string());
+    }
 }
 
 /// The OSS error for a body that could not be received.

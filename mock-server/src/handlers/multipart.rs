@@ -18,7 +18,8 @@ use ossup_proto::xml::{
 use super::object::digest_mismatch;
 use super::{
     blocking, check_declared_length, client_ip, content_md5, count_param, forbid_overwrite,
-    header_text, object_acl, object_attrs, read_small_body, receive_error, url_encoding,
+    header_text, object_acl, object_attrs, read_small_body, receive_error, set_encryption_headers,
+    url_encoding,
 };
 use crate::body::RequestBody;
 use crate::callback::{Callback, UploadFacts};
@@ -74,11 +75,13 @@ pub(super) async fn initiate(
     let store = Arc::clone(&app.store);
     let (bucket, key) = (ctx.bucket.clone(), ctx.key().to_owned());
     let record = blocking(move || store.initiate(&bucket, &key, attrs, forbid)).await?;
-    Ok(response::xml(to_xml(&InitiateMultipartUploadResult {
+    let mut response = response::xml(to_xml(&InitiateMultipartUploadResult {
         bucket: ctx.bucket.clone(),
         key: record.key,
         upload_id: record.upload_id,
-    })))
+    }));
+    set_encryption_headers(&mut response, &record.attrs);
+    Ok(response)
 }
 
 /// `PUT /KEY?partNumber=N&uploadId=ID`
@@ -298,6 +301,7 @@ pub(super) async fn complete(
         etag: record.etag.clone(),
     }));
     set_header(&mut response, "etag", &record.etag);
+    set_encryption_headers(&mut response, &record.attrs);
     set_header(&mut response, HASH_CRC64ECMA, &record.crc64.to_string());
     Ok(response)
 }

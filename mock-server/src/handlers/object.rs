@@ -11,7 +11,7 @@ use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
 
 use super::{
     blocking, check_declared_length, client_ip, content_md5, forbid_overwrite, header_text,
-    object_attrs, receive_error,
+    object_attrs, receive_error, set_encryption_headers, set_tagging_count,
 };
 use crate::body::RequestBody;
 use crate::callback::{Callback, UploadFacts};
@@ -95,6 +95,7 @@ pub(super) async fn put_object(
     set_header(&mut response, "etag", &record.etag);
     set_header(&mut response, HASH_CRC64ECMA, &record.crc64.to_string());
     set_header(&mut response, "content-md5", &encode_content_md5(&md5));
+    set_encryption_headers(&mut response, &record.attrs);
     Ok(response)
 }
 
@@ -162,6 +163,8 @@ pub(super) async fn get_object(
     set_header(&mut response, OBJECT_TYPE, record.object_type.as_str());
     set_header(&mut response, HASH_CRC64ECMA, &record.crc64.to_string());
     set_header(&mut response, STORAGE_CLASS, &attrs.storage_class);
+    set_encryption_headers(&mut response, attrs);
+    set_tagging_count(&mut response, attrs);
     if status == StatusCode::PARTIAL_CONTENT {
         set_header(
             &mut response,

@@ -26,6 +26,19 @@ pub(crate) struct ObjectAttrs {
     pub user_meta: Vec<(String, String)>,
     pub acl: Option<String>,
     pub storage_class: String,
+    /// `x-oss-server-side-encryption`: `AES256`, `KMS` or `SM4`. Records written before the
+    /// encryption and tag fields existed read as unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_side_encryption: Option<String>,
+    /// `x-oss-server-side-encryption-key-id`, only with KMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_kms_key_id: Option<String>,
+    /// `x-oss-server-side-data-encryption` (`SM4`), only with KMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_data_encryption: Option<String>,
+    /// The decoded `x-oss-tagging` tags, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
 }
 
 /// A run of bytes of an object, held by one blob file.
@@ -120,4 +133,21 @@ pub(crate) fn unix_now() -> u64 {
 /// A time stored as Unix seconds.
 pub(crate) fn system_time(unix_secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(unix_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attributes as stored before encryption and tags were kept.
+    const OLD_ATTRS: &str = r#"{"content_type":"text/plain","content_headers":[["cache-control","no-cache"]],"user_meta":[["x-oss-meta-a","1"]],"acl":null,"storage_class":"IA"}"#;
+
+    #[test]
+    fn attributes_stored_before_encryption_and_tags_still_read_and_write_the_same() {
+        let attrs: ObjectAttrs = serde_json::from_str(OLD_ATTRS).unwrap();
+        assert_eq!(attrs.storage_class, "IA");
+        assert_eq!(attrs.server_side_encryption, None);
+        assert!(attrs.tags.is_empty());
+        assert_eq!(serde_json::to_string(&attrs).unwrap(), OLD_ATTRS);
+    }
 }

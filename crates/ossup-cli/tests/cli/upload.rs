@@ -241,3 +241,49 @@ fn without_a_checkpoint_nothing_is_written_to_the_state_directory() {
     h.assert_object_is("data.bin", &file);
     assert!(!h.default_checkpoint_dir().exists());
 }
+
+#[test]
+fn content_encryption_tag_and_header_flags_upload_the_object() {
+    let h = Harness::start();
+    let file = h.file("report.json", 300 << 10, 15);
+    Run::of(&mut h.upload(
+        &file,
+        "report.json",
+        &[
+            "--cache-control",
+            "no-cache",
+            "--content-disposition",
+            "attachment",
+            "--expires",
+            "Wed, 21 Oct 2026 07:28:00 GMT",
+            "--sse",
+            "KMS",
+            "--sse-kms-key-id",
+            "key-1",
+            "--tagging",
+            "team=data&tier=1",
+            "--tag",
+            "owner=alice",
+            "--header",
+            "x-oss-request-payer: requester",
+        ],
+    ))
+    .expect_code(0);
+    h.assert_object_is("report.json", &file);
+}
+
+#[test]
+fn object_flags_oss_would_refuse_fail_as_usage_errors_before_any_upload() {
+    let h = Harness::start();
+    let file = h.file("f.bin", 200 << 10, 16);
+    let run = Run::of(&mut h.upload(&file, "f.bin", &["--sse-kms-key-id", "key-1"])).expect_code(2);
+    assert!(
+        run.stderr.contains("needs server-side encryption KMS"),
+        "{}",
+        run.stderr
+    );
+    let run =
+        Run::of(&mut h.upload(&file, "f.bin", &["--header", "Authorization: x"])).expect_code(2);
+    assert!(run.stderr.contains("signer"), "{}", run.stderr);
+    assert!(h.open_uploads().is_empty());
+}

@@ -17,6 +17,7 @@ pub use runner::PartRunner;
 pub use sequential::Sequential;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -38,7 +39,12 @@ pub struct PartSpec {
 /// [`run`](Self::run) must call [`PartRunner::run_part`] for every part it is given (once each; a
 /// part sent twice is harmless but wasted) and return the first error it sees, promptly: dropping
 /// the other in-flight calls is the right way to stop them. The engine checks that every part was
-/// sent before it completes the upload.
+/// sent before it completes the upload. The `testkit` feature's [scheduler
+/// suite](crate::testkit::run_scheduler_contract) checks all of this.
+///
+/// Both methods are required: a wrapper around another scheduler must decide its concurrency (the
+/// engine sizes its buffer pool from it) as well as its order. `Arc<S>` and `Box<S>` are schedulers
+/// when `S` is.
 ///
 /// ```
 /// use ossup::{Error, PartRunner, PartScheduler, PartSpec};
@@ -67,4 +73,29 @@ pub trait PartScheduler: Send + Sync + Debug {
 
     /// Sends every part of `parts` (ascending by number) through `runner`.
     async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error>;
+}
+
+/// Both methods go to the shared scheduler, so `Arc::new(scheduler)` can be handed to the engine and
+/// kept elsewhere.
+#[async_trait::async_trait]
+impl<S: PartScheduler + ?Sized> PartScheduler for Arc<S> {
+    fn concurrency(&self) -> usize {
+        (**self).concurrency()
+    }
+
+    async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {
+        (**self).run(parts, runner).await
+    }
+}
+
+/// Both methods go to the boxed scheduler, so a `Box<dyn PartScheduler>` is a scheduler too.
+#[async_trait::async_trait]
+impl<S: PartScheduler + ?Sized> PartScheduler for Box<S> {
+    fn concurrency(&self) -> usize {
+        (**self).concurrency()
+    }
+
+    async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {
+        (**self).run(parts, runner).await
+    }
 }

@@ -96,6 +96,23 @@ impl CheckpointStore for MemoryStore {
         }
     }
 
+    async fn record_parts(
+        &self,
+        identity: &UploadIdentity,
+        parts: &[PartRecord],
+    ) -> Result<(), StoreError> {
+        // One map lock for the batch: nothing else sees it half applied.
+        match self.checkpoints().get_mut(identity) {
+            Some(checkpoint) => {
+                for part in parts {
+                    checkpoint.parts.insert(part.number, part.clone());
+                }
+                Ok(())
+            }
+            None => Err(StoreError::NotFound(identity.to_string())),
+        }
+    }
+
     async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError> {
         self.checkpoints().remove(identity);
         Ok(())

@@ -10,6 +10,7 @@
 
 use std::any::Any;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 
@@ -41,6 +42,12 @@ pub use memory::MemoryStore;
 ///   corruption.
 /// - [`lock`](Self::lock) claims an identity for the caller; a second claim while the first is held,
 ///   from this or another process, gives [`StoreError::InUse`]. A crashed holder does not keep it.
+///   A store that cannot exclude returns [`StoreLock::none`] and so says it does not.
+///
+/// Every method is required, even those a store could build from others (`record_parts` from
+/// `record_part`, `lock` from nothing): they carry behaviour the engine relies on (batched records,
+/// exclusion), and a default would let a wrapper that forgot to forward them compile and quietly
+/// lose it. `Arc<S>` and `Box<S>` are stores when `S` is.
 ///
 /// How far "survives a crash" goes is the store's [`Durability`].
 #[async_trait::async_trait]
@@ -62,19 +69,17 @@ pub trait CheckpointStore: Send + Sync + Debug {
     /// [`record_part`](Self::record_part) would one after another: once it returns `Ok`, each of them
     /// survives as a recorded part does. After an error, any of them may or may not be recorded.
     ///
-    /// The engine records parts in batches through this method. The default records them one by
-    /// one; a store whose record costs a flush should commit a batch in one (the shipped durable
-    /// stores do, with [`GroupCommit::submit_all`]).
+    /// The engine records parts in batches through this method, so it has no default: a wrapper
+    /// that forgot it would silently fall back to one record (and, for a durable store, one flush)
+    /// per part, or record nothing at all. A store whose record costs a flush should commit a batch
+    /// in one (the shipped durable stores do, with [`GroupCommit::submit_all`]); a store with no
+    /// cheaper way may call [`record_part`](Self::record_part) for each part in order; a wrapper
+    /// forwards to the store it wraps.
     async fn record_parts(
         &self,
         identity: &UploadIdentity,
         parts: &[PartRecord],
-    ) -> Result<(), StoreError> {
-        for part in parts {
-            self.record_part(identity, part).await?;
-        }
-        Ok(())
-    }
+    ) -> Result<(), StoreError>;
 
     /// Removes the checkpoint of `identity`; removing one that is not there is not an error.
     async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError>;
@@ -82,11 +87,99 @@ pub trait CheckpointStore: Send + Sync + Debug {
     /// The identities that have a checkpoint.
     async fn list(&self) -> Result<Vec<UploadIdentity>, StoreError>;
 
-    /// Claims `identity` until the returned lock drops. Stores that cannot be shared between
-    /// processes may return [`StoreLock::none`].
+    /// Claims `identity` until the returned lock drops, so two runs (tasks or processes) never
+    /// send the same upload at once.
+    ///
+    /// A second claim on an identity while the first is held gives [`StoreError::InUse`] at once
+    /// (it does not wait); claims on other identities are unaffected; a holder that crashed does
+    /// not keep the claim. The engine claims the identity before it loads the checkpoint and holds
+    /// the lock until the upload ends.
+    ///
+    /// This method has no default, so a wrapper cannot forget to forward it. A store that cannot
+    /// exclude anyone (one private to a single task, say) returns [`StoreLock::none`], which
+    /// says so explicitly: [`StoreLock::holds_nothing`] is then true, and the contract suite
+    /// reports its lock case as not applicable instead of passing it.
+    async fn lock(&self, identity: &UploadIdentity) -> Result<StoreLock, StoreError>;
+}
+
+/// Every method goes to the shared store, so `Arc::new(store)` can be handed wherever a store is
+/// wanted and keep being used through other clones.
+#[async_trait::async_trait]
+impl<S: CheckpointStore + ?Sized> CheckpointStore for Arc<S> {
+    async fn load(&self, identity: &UploadIdentity) -> Result<Option<Checkpoint>, StoreError> {
+        (**self).load(identity).await
+    }
+
+    async fn save(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        (**self).save(checkpoint).await
+    }
+
+    async fn record_part(
+        &self,
+        identity: &UploadIdentity,
+        part: &PartRecord,
+    ) -> Result<(), StoreError> {
+        (**self).record_part(identity, part).await
+    }
+
+    async fn record_parts(
+        &self,
+        identity: &UploadIdentity,
+        parts: &[PartRecord],
+    ) -> Result<(), StoreError> {
+        (**self).record_parts(identity, parts).await
+    }
+
+    async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError> {
+        (**self).remove(identity).await
+    }
+
+    async fn list(&self) -> Result<Vec<UploadIdentity>, StoreError> {
+        (**self).list().await
+    }
+
     async fn lock(&self, identity: &UploadIdentity) -> Result<StoreLock, StoreError> {
-        let _ = identity;
-        Ok(StoreLock::none())
+        (**self).lock(identity).await
+    }
+}
+
+/// Every method goes to the boxed store, so a `Box<dyn CheckpointStore>` is a store too.
+#[async_trait::async_trait]
+impl<S: CheckpointStore + ?Sized> CheckpointStore for Box<S> {
+    async fn load(&self, identity: &UploadIdentity) -> Result<Option<Checkpoint>, StoreError> {
+        (**self).load(identity).await
+    }
+
+    async fn save(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        (**self).save(checkpoint).await
+    }
+
+    async fn record_part(
+        &self,
+        identity: &UploadIdentity,
+        part: &PartRecord,
+    ) -> Result<(), StoreError> {
+        (**self).record_part(identity, part).await
+    }
+
+    async fn record_parts(
+        &self,
+        identity: &UploadIdentity,
+        parts: &[PartRecord],
+    ) -> Result<(), StoreError> {
+        (**self).record_parts(identity, parts).await
+    }
+
+    async fn remove(&self, identity: &UploadIdentity) -> Result<(), StoreError> {
+        (**self).remove(identity).await
+    }
+
+    async fn list(&self) -> Result<Vec<UploadIdentity>, StoreError> {
+        (**self).list().await
+    }
+
+    async fn lock(&self, identity: &UploadIdentity) -> Result<StoreLock, StoreError> {
+        (**self).lock(identity).await
     }
 }
 
@@ -114,7 +207,9 @@ pub enum Durability {
 pub struct StoreLock(#[allow(dead_code)] Option<Box<dyn Any + Send + Sync>>);
 
 impl StoreLock {
-    /// A lock that holds nothing (for stores private to one process).
+    /// A lock that holds nothing: what a store that cannot keep other runs off an upload returns
+    /// from [`CheckpointStore::lock`], saying so explicitly. The engine goes on without exclusion;
+    /// the contract suite reports the store's lock case as not applicable.
     pub fn none() -> Self {
         Self(None)
     }

@@ -1,12 +1,14 @@
-//! The contract suite every [`CheckpointStore`] passes, public so a store written outside this crate
-//! can prove it behaves like the ones that ship.
+//! The contract suites every [`CheckpointStore`] and every
+//! [`PartScheduler`](crate::PartScheduler) pass, public so a store or scheduler written outside this
+//! crate can prove it behaves like the ones that ship.
 //!
 //! Implement [`StoreFactory`] for your store and call [`run_store_contract`] from a test: it runs
-//! every case (round trips, idempotent and concurrent recording, remove and list, reopening,
-//! corruption, locking, and a property test against a model) and panics with the case's name and
-//! what went wrong on the first violation. Each case is also a public function of its own, in the
+//! every case (round trips, idempotent, batched and concurrent recording, remove and list,
+//! reopening, corruption, locking, racing claims, and a property test against a model) and panics
+//! with the case's name and what went wrong on the first violation. Each case is also a public function of its own, in the
 //! manner of arrow-rs object_store's `integration` module. [`crash`] checks that a writer killed
-//! with SIGKILL leaves a consistent store.
+//! with SIGKILL leaves a consistent store. [`run_scheduler_contract`] does the same for a scheduler
+//! (see [`scheduler`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -34,6 +36,7 @@
 pub mod crash;
 mod model;
 mod sample;
+pub mod scheduler;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -43,6 +46,7 @@ use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 use crate::store::{CheckpointStore, StoreError};
 
 pub use model::matches_the_model;
+pub use scheduler::run_scheduler_contract;
 
 /// Makes the stores the contract suite runs against.
 ///
@@ -255,6 +259,10 @@ pub async fn run_store_contract_with(
         lock_is_exclusive_and_released_on_drop(factory).await,
     );
     report.record(
+        "racing_claims_on_one_upload_admit_one_holder",
+        racing_claims_on_one_upload_admit_one_holder(factory).await,
+    );
+    report.record(
         "reopened_store_sees_everything_recorded",
         reopened_store_sees_everything_recorded(factory).await,
     );
@@ -386,13 +394,31 @@ pub async fn recording_many_parts_at_once_is_the_same_as_one_by_one(store: &dyn 
         "record_parts",
         store.record_parts(&checkpoint.identity, &batch).await,
     );
+    // The same records one by one, on a twin of the checkpoint.
+    let twin = sample::plain_checkpoint("batch twin", 2);
+    must(CASE, "save", store.save(&twin).await);
+    for part in &batch {
+        must(
+            CASE,
+            "record_part",
+            store.record_part(&twin.identity, part).await,
+        );
+    }
+    let one_by_one = must(CASE, "load", store.load(&twin.identity).await)
+        .unwrap_or_else(|| panic!("contract case {CASE}: a saved checkpoint is gone"));
     for part in batch {
         checkpoint.parts.insert(part.number, part);
     }
+    let batched = must(CASE, "load", store.load(&checkpoint.identity).await);
     assert_eq!(
-        must(CASE, "load", store.load(&checkpoint.identity).await),
-        Some(checkpoint),
+        batched.as_ref().map(|loaded| &loaded.parts),
+        Some(&one_by_one.parts),
         "contract case {CASE}: a batch of records loads differently from the same records one by one"
+    );
+    assert_eq!(
+        batched,
+        Some(checkpoint),
+        "contract case {CASE}: a batch of records loads differently from what was saved and recorded"
     );
     let unsaved = sample::identity("batch-unsaved");
     match store.record_parts(&unsaved, &[sample::part(1, 0)]).await {
@@ -599,6 +625,63 @@ pub async fn lock_is_exclusive_and_released_on_drop(
     let again = must(CASE, "lock after release", store.lock(&identity).await);
     drop(again);
     drop(other);
+    Ok(())
+}
+
+/// Two holders claiming one upload at the same moment, from two tasks (through two handles on the
+/// same storage when the store reopens, else through one): exactly one gets the lock and the other
+/// is refused with [`StoreError::InUse`], round after round. A lock that checks and then claims in
+/// two steps lets both through.
+///
+/// Not applicable to stores whose `lock` claims nothing ([`StoreLock::none`](crate::StoreLock::none)).
+pub async fn racing_claims_on_one_upload_admit_one_holder(
+    factory: &dyn StoreFactory,
+) -> Result<(), String> {
+    const CASE: &str = "racing_claims_on_one_upload_admit_one_holder";
+    const ROUNDS: u32 = 16;
+    let store = factory.create().await;
+    let rival = match factory.reopen().await {
+        Some(second_handle) => second_handle,
+        None => store.clone(),
+    };
+    for round in 0..ROUNDS {
+        let identity = sample::identity(&format!("raced-{round}"));
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let claims = [store.clone(), rival.clone()].map(|holder| {
+            let start = start.clone();
+            let identity = identity.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                holder.lock(&identity).await
+            })
+        });
+        let mut outcomes = Vec::new();
+        for claim in claims {
+            outcomes.push(claim.await.unwrap_or_else(|err| {
+                panic!("contract case {CASE}: a claiming task failed: {err}")
+            }));
+        }
+        let held = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Ok(lock) if !lock.holds_nothing()))
+            .count();
+        if held == 0
+            && outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, Ok(lock) if lock.holds_nothing()))
+        {
+            return Err("the store's lock claims nothing".into());
+        }
+        let refused = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Err(StoreError::InUse { .. })))
+            .count();
+        assert!(
+            held == 1 && refused == 1,
+            "contract case {CASE}: round {round}: two claims on one upload at once gave {outcomes:?}; \
+             exactly one must hold the lock and the other be refused with InUse"
+        );
+    }
     Ok(())
 }
 
@@ -824,6 +907,187 @@ pub fn seeded_garbage(seed: u64, bytes: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{MemoryStore, StoreLock};
+    use futures::FutureExt as _;
+
+    /// A memory store whose behaviour-bearing methods can be broken one at a time.
+    #[derive(Debug, Default)]
+    struct Broken {
+        inner: MemoryStore,
+        /// `lock` hands out a lock that claims to hold something but excludes nobody.
+        lock_excludes_nobody: bool,
+        /// `lock` says, with [`StoreLock::none`], that it claims nothing.
+        lock_claims_nothing: bool,
+        /// `record_parts` records only the first part of a batch.
+        batch_keeps_only_the_first: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl CheckpointStore for Broken {
+        async fn load(&self, id: &UploadIdentity) -> Result<Option<Checkpoint>, StoreError> {
+            self.inner.load(id).await
+        }
+        async fn save(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+            self.inner.save(checkpoint).await
+        }
+        async fn record_part(
+            &self,
+            id: &UploadIdentity,
+            part: &PartRecord,
+        ) -> Result<(), StoreError> {
+            self.inner.record_part(id, part).await
+        }
+        async fn record_parts(
+            &self,
+            id: &UploadIdentity,
+            parts: &[PartRecord],
+        ) -> Result<(), StoreError> {
+            if self.batch_keeps_only_the_first {
+                return self
+                    .inner
+                    .record_parts(id, &parts[..parts.len().min(1)])
+                    .await;
+            }
+            self.inner.record_parts(id, parts).await
+        }
+        async fn remove(&self, id: &UploadIdentity) -> Result<(), StoreError> {
+            self.inner.remove(id).await
+        }
+        async fn list(&self) -> Result<Vec<UploadIdentity>, StoreError> {
+            self.inner.list().await
+        }
+        async fn lock(&self, id: &UploadIdentity) -> Result<StoreLock, StoreError> {
+            if self.lock_excludes_nobody {
+                return Ok(StoreLock::held_by(()));
+            }
+            if self.lock_claims_nothing {
+                return Ok(StoreLock::none());
+            }
+            self.inner.lock(id).await
+        }
+    }
+
+    /// Makes each store with the function it holds.
+    struct BrokenFactory(fn() -> Broken);
+
+    #[async_trait::async_trait]
+    impl StoreFactory for BrokenFactory {
+        async fn create(&self) -> Arc<dyn CheckpointStore> {
+            Arc::new((self.0)())
+        }
+    }
+
+    fn excludes_nobody() -> Broken {
+        Broken {
+            lock_excludes_nobody: true,
+            ..Broken::default()
+        }
+    }
+
+    /// The panic message of `case`, which must panic.
+    async fn violation<T>(case: impl std::future::Future<Output = T>) -> String {
+        let panic = std::panic::AssertUnwindSafe(case)
+            .catch_unwind()
+            .await
+            .err()
+            .expect("the broken store must fail the case");
+        panic
+            .downcast::<String>()
+            .map(|message| *message)
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn the_suite_catches_a_lock_that_excludes_nobody() {
+        let factory = BrokenFactory(excludes_nobody);
+        let message = violation(lock_is_exclusive_and_released_on_drop(&factory)).await;
+        assert!(message.contains("a second claim gave Ok"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_catches_racing_claims_that_both_get_the_lock() {
+        let factory = BrokenFactory(excludes_nobody);
+        let message = violation(racing_claims_on_one_upload_admit_one_holder(&factory)).await;
+        assert!(
+            message.contains("two claims on one upload at once gave"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_claims_on_a_memory_store_admit_one_holder() {
+        let factory = BrokenFactory(Broken::default);
+        assert_eq!(
+            racing_claims_on_one_upload_admit_one_holder(&factory).await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lock_that_claims_nothing_is_not_applicable_rather_than_passed() {
+        let factory = BrokenFactory(|| Broken {
+            lock_claims_nothing: true,
+            ..Broken::default()
+        });
+        let report = run_store_contract(&factory).await;
+        let skipped: Vec<&str> = report.not_applicable().map(|(case, _)| case).collect();
+        assert!(
+            skipped.contains(&"lock_is_exclusive_and_released_on_drop")
+                && skipped.contains(&"racing_claims_on_one_upload_admit_one_holder"),
+            "{report}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_suite_catches_a_batch_that_loses_records() {
+        let store = Broken {
+            batch_keeps_only_the_first: true,
+            ..Broken::default()
+        };
+        let message = violation(recording_many_parts_at_once_is_the_same_as_one_by_one(
+            &store,
+        ))
+        .await;
+        assert!(
+            message
+                .contains("a batch of records loads differently from the same records one by one"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shared_or_boxed_store_passes_the_contract_suite() {
+        struct Shared;
+
+        #[async_trait::async_trait]
+        impl StoreFactory for Shared {
+            async fn create(&self) -> Arc<dyn CheckpointStore> {
+                // An `Arc` of a store, itself behind the suite's `Arc<dyn CheckpointStore>`: every
+                // method must reach the memory store, locks included.
+                Arc::new(Arc::new(MemoryStore::new()))
+            }
+        }
+
+        struct Boxed;
+
+        #[async_trait::async_trait]
+        impl StoreFactory for Boxed {
+            async fn create(&self) -> Arc<dyn CheckpointStore> {
+                let boxed: Box<dyn CheckpointStore> = Box::new(MemoryStore::new());
+                Arc::new(boxed)
+            }
+        }
+
+        for factory in [&Shared as &dyn StoreFactory, &Boxed] {
+            let report = run_store_contract(factory).await;
+            let passed: Vec<&str> = report.passed().collect();
+            assert!(
+                passed.contains(&"lock_is_exclusive_and_released_on_drop")
+                    && passed.contains(&"racing_claims_on_one_upload_admit_one_holder"),
+                "{report}"
+            );
+        }
+    }
 
     #[test]
     fn seeded_garbage_repeats_for_a_seed_and_differs_across_seeds() {

@@ -237,7 +237,7 @@ pub async fn matches_the_model(factory: &dyn StoreFactory, cases: u32, seed: u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
+    use crate::{MemoryStore, StoreLock};
 
     struct Memory;
 
@@ -273,11 +273,24 @@ mod tests {
             }
             self.0.record_part(id, part).await
         }
+        async fn record_parts(
+            &self,
+            id: &UploadIdentity,
+            parts: &[PartRecord],
+        ) -> Result<(), StoreError> {
+            for part in parts {
+                self.record_part(id, part).await?;
+            }
+            Ok(())
+        }
         async fn remove(&self, id: &UploadIdentity) -> Result<(), StoreError> {
             self.0.remove(id).await
         }
         async fn list(&self) -> Result<Vec<UploadIdentity>, StoreError> {
             self.0.list().await
+        }
+        async fn lock(&self, id: &UploadIdentity) -> Result<StoreLock, StoreError> {
+            self.0.lock(id).await
         }
     }
 

@@ -22,7 +22,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::{Client, Error};
+use super::context::UploadContext;
+use crate::Error;
 
 /// Added to the window: `Initiated` has whole seconds, and the intent time of an earlier run too.
 pub(super) const SLACK: Duration = Duration::from_secs(2);
@@ -81,18 +82,17 @@ pub(super) struct Swept {
     pub(super) failed: Option<Error>,
 }
 
-/// Aborts the uploads of exactly `key` other than `upload_id` that the server initiated within
-/// `since_intent` (at most [`MAX_LOOKBACK`]) plus [`SLACK`] before `upload_id`.
+/// Aborts the uploads of exactly the context's key other than `upload_id` that the server initiated
+/// within `since_intent` (at most [`MAX_LOOKBACK`]) plus [`SLACK`] before `upload_id`.
 ///
 /// Fails when the uploads cannot be listed, or `upload_id` is not among them (its time is the
 /// window's end).
 pub(super) async fn sweep(
-    client: &Client,
-    bucket: &str,
-    key: &str,
+    ctx: &UploadContext,
     upload_id: &str,
     since_intent: Duration,
 ) -> Result<Swept, Error> {
+    let (client, bucket, key) = (&ctx.client, ctx.bucket(), ctx.key());
     let uploads: Vec<_> = client
         .list_multipart_uploads(bucket, Some(key))
         .await?
@@ -146,7 +146,8 @@ pub(super) async fn sweep(
     Ok(swept)
 }
 
-fn now_unix() -> u64 {
+/// Seconds since the Unix epoch on the client's clock (0 if it is set before 1970).
+pub(super) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -37,7 +37,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 
-use super::Progress;
+use super::progress::Progress;
 use crate::{Checkpoint, CheckpointStore, Notice, PartRecord, StoreError};
 
 /// The most part records committing at once. Enough for a durable store's group commit to batch
@@ -486,10 +486,7 @@ mod tests {
     }
 
     fn progress() -> Arc<Progress> {
-        Arc::new(Progress {
-            sink: None,
-            transferred: Mutex::new(0),
-        })
+        Arc::new(Progress::new(None))
     }
 
     async fn saved(store: &dyn CheckpointStore) -> Checkpoint {

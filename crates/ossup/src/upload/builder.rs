@@ -1,0 +1,133 @@
+//! Building an [`Uploader`]: the client's settings and the engine's defaults, checked once.
+
+use std::sync::Arc;
+
+use ossup_sign::{CredentialsProvider, Signer};
+
+use super::plan::check_threshold;
+use super::{ChecksumMode, Uploader};
+use crate::client::ClientBuilder;
+use crate::plan::{DEFAULT_PART_SIZE, part_size_for};
+use crate::store::MemoryStore;
+use crate::{CheckpointStore, Client, Error, Parallel, PartScheduler, RetryConfig, Transport};
+
+/// Builds an [`Uploader`]: the client's settings (endpoint, credentials, signer, transport, retry)
+/// and the engine's (store, scheduler, part size, threshold, checksums).
+#[derive(Debug, Default)]
+pub struct UploaderBuilder {
+    client: ClientBuilder,
+    prebuilt: Option<Client>,
+    store: Option<Arc<dyn CheckpointStore>>,
+    scheduler: Option<Arc<dyn PartScheduler>>,
+    part_size: Option<u64>,
+    multipart_threshold: Option<u64>,
+    checksum_mode: ChecksumMode,
+}
+
+impl UploaderBuilder {
+    /// The OSS endpoint; see [`ClientBuilder::endpoint`].
+    pub fn endpoint(mut self, endpoint: &str) -> Result<Self, Error> {
+        self.client = self.client.endpoint(endpoint)?;
+        Ok(self)
+    }
+
+    /// Forces the addressing style; see [`ClientBuilder::path_style`].
+    pub fn path_style(mut self, path_style: bool) -> Self {
+        self.client = self.client.path_style(path_style);
+        self
+    }
+
+    /// The credentials (static, STS, or any provider; an `Arc` of one shares it).
+    pub fn credentials(mut self, credentials: impl CredentialsProvider + 'static) -> Self {
+        self.client = self.client.credentials(credentials);
+        self
+    }
+
+    /// The signer; V4 with the endpoint's region by default.
+    pub fn signer(mut self, signer: impl Signer + 'static) -> Self {
+        self.client = self.client.signer(signer);
+        self
+    }
+
+    /// Signs with V4 for `region` (e.g. `"cn-hangzhou"`); see [`ClientBuilder::region`].
+    pub fn region(mut self, region: &str) -> Self {
+        self.client = self.client.region(region);
+        self
+    }
+
+    /// The transport; with the default feature `hyper`, an
+    /// [`HyperTransport`](crate::HyperTransport) when not set (see [`ClientBuilder::transport`]).
+    pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
+        self.client = self.client.transport(transport);
+        self
+    }
+
+    /// Retries, backoff and timeouts.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.client = self.client.retry(retry);
+        self
+    }
+
+    /// Uses an already built client instead of the settings above.
+    pub fn client(mut self, client: Client) -> Self {
+        self.prebuilt = Some(client);
+        self
+    }
+
+    /// Where checkpoints live; a [`MemoryStore`] (no resume across processes) by default. An
+    /// `Arc` of a store shares it.
+    pub fn store(mut self, store: impl CheckpointStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Which parts go when; [`Parallel::new(4)`](Parallel::new) by default. An `Arc` of a
+    /// scheduler shares it.
+    pub fn scheduler(mut self, scheduler: impl PartScheduler + 'static) -> Self {
+        self.scheduler = Some(Arc::new(scheduler));
+        self
+    }
+
+    /// The default part size of uploads (8 MiB unless set); see [`UploadRequest::part_size`](crate::UploadRequest::part_size).
+    pub fn part_size(mut self, part_size: u64) -> Self {
+        self.part_size = Some(part_size);
+        self
+    }
+
+    /// The default multipart threshold; see [`UploadRequest::multipart_threshold`](crate::UploadRequest::multipart_threshold).
+    pub fn multipart_threshold(mut self, threshold: u64) -> Self {
+        self.multipart_threshold = Some(threshold);
+        self
+    }
+
+    /// The default checksum mode ([`ChecksumMode::Md5`] unless set).
+    pub fn checksum_mode(mut self, mode: ChecksumMode) -> Self {
+        self.checksum_mode = mode;
+        self
+    }
+
+    /// The uploader.
+    pub fn build(self) -> Result<Uploader, Error> {
+        let client = match self.prebuilt {
+            Some(client) => client,
+            None => self.client.build()?,
+        };
+        let part_size = self.part_size.unwrap_or(DEFAULT_PART_SIZE);
+        part_size_for(0, part_size)?;
+        if let Some(threshold) = self.multipart_threshold {
+            check_threshold(threshold)?;
+        }
+        Ok(Uploader {
+            client,
+            store: self
+                .store
+                .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn CheckpointStore>),
+            scheduler: self
+                .scheduler
+                .unwrap_or_else(|| Arc::new(Parallel::new(4)) as Arc<dyn PartScheduler>),
+            part_size,
+            multipart_threshold: self.multipart_threshold,
+            checksum_mode: self.checksum_mode,
+        })
+    }
+}

@@ -1,0 +1,183 @@
+//! The plan phase: checks the request, stamps the source, and decides how it goes up (one PutObject
+//! or a multipart upload in parts of which size), building the [`UploadContext`] the other phases
+//! share.
+
+use std::sync::{Arc, Mutex};
+
+use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
+
+use super::cancel::CancelState;
+use super::context::UploadContext;
+use super::hashing::stamp_of;
+use super::progress::Progress;
+use super::{ChecksumMode, UploadMethod, UploadRequest, Uploader};
+use crate::buffer::BufferPool;
+use crate::plan::{part_size_for, plan_parts};
+use crate::{Error, PartSpec, SourceStamp, UploadIdentity};
+
+/// How one source goes up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Plan {
+    /// The source's size and modification time when the upload began.
+    pub(super) stamp: SourceStamp,
+    /// The part size (grown to fit 10,000 parts); part of the upload's identity.
+    pub(super) part_size: u64,
+    /// Which checksums protect the parts.
+    pub(super) mode: ChecksumMode,
+    /// PutObject or multipart.
+    pub(super) method: UploadMethod,
+    /// The parts of a multipart upload, ascending; none for a PutObject.
+    pub(super) parts: Vec<PartSpec>,
+}
+
+/// A source of `size` bytes goes in one PutObject when it is at most `threshold` bytes (an empty
+/// source always does), and in parts otherwise.
+pub(super) fn method_for(size: u64, threshold: u64) -> UploadMethod {
+    if size <= threshold {
+        UploadMethod::PutObject
+    } else {
+        UploadMethod::Multipart
+    }
+}
+
+/// Refuses a multipart threshold above what one PutObject may carry.
+pub(super) fn check_threshold(threshold: u64) -> Result<(), Error> {
+    if threshold > MAX_PUT_OBJECT_SIZE {
+        return Err(Error::config(format!(
+            "multipart threshold {threshold} is above the {MAX_PUT_OBJECT_SIZE} bytes a PutObject may carry"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks `request` and plans it with `uploader`'s defaults; errors carry no object context yet.
+pub(super) async fn plan(
+    uploader: &Uploader,
+    request: UploadRequest,
+    cancel: Arc<CancelState>,
+) -> Result<UploadContext, Error> {
+    if request.bucket.is_empty() || request.key.is_empty() {
+        return Err(Error::config("bucket and key must not be empty"));
+    }
+    request.options.validate()?;
+    if let Some(callback) = &request.callback {
+        callback.validate()?;
+    }
+    let stamp = stamp_of(&request.source).await?;
+    let mode = request.checksum_mode.unwrap_or(uploader.checksum_mode);
+    let requested = request.part_size.unwrap_or(uploader.part_size);
+    let part_size = part_size_for(stamp.size, requested)?;
+    let threshold = request
+        .multipart_threshold
+        .or(uploader.multipart_threshold)
+        .unwrap_or(part_size);
+    check_threshold(threshold)?;
+    let options = request
+        .options
+        .clone()
+        .with_guessed_content_type(request.source.name_hint().as_deref());
+    let progress = Arc::new(Progress::new(request.progress.clone()));
+    let client = match progress.observer(None) {
+        Some(observer) => uploader.client.with_retry_observer(observer),
+        None => uploader.client.clone(),
+    };
+    let method = method_for(stamp.size, threshold);
+    let (parts, pool) = match method {
+        UploadMethod::PutObject => (Vec::new(), BufferPool::new(1)),
+        UploadMethod::Multipart => (
+            plan_parts(stamp.size, part_size),
+            BufferPool::new(uploader.scheduler.concurrency() + 1),
+        ),
+    };
+    let identity = UploadIdentity::new(
+        request.source.identity(),
+        request.bucket.clone(),
+        request.key.clone(),
+        part_size,
+    );
+    Ok(UploadContext {
+        client,
+        store: uploader.store.clone(),
+        scheduler: uploader.scheduler.clone(),
+        identity,
+        options_digest: options.digest(),
+        options,
+        request,
+        plan: Plan {
+            stamp,
+            part_size,
+            mode,
+            method,
+            parts,
+        },
+        progress,
+        pool,
+        cancel,
+        notices: Mutex::new(Vec::new()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+    use crate::upload::scripted::{PART, Scripted, data, planned, request, uploader};
+
+    #[test]
+    fn sources_up_to_the_threshold_are_put_and_larger_ones_go_in_parts() {
+        assert_eq!(method_for(0, 0), UploadMethod::PutObject);
+        assert_eq!(method_for(0, PART), UploadMethod::PutObject);
+        assert_eq!(method_for(PART, PART), UploadMethod::PutObject);
+        assert_eq!(method_for(PART + 1, PART), UploadMethod::Multipart);
+        assert_eq!(method_for(1, 0), UploadMethod::Multipart);
+    }
+
+    #[test]
+    fn a_threshold_above_what_one_put_object_carries_is_refused() {
+        assert!(check_threshold(MAX_PUT_OBJECT_SIZE).is_ok());
+        let err = check_threshold(MAX_PUT_OBJECT_SIZE + 1).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("multipart threshold"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_source_is_put_even_with_a_zero_threshold() {
+        let server = Scripted::new(Vec::new());
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(
+            &uploader(&server, &store),
+            request(b"").multipart_threshold(0),
+        )
+        .await;
+        assert_eq!(ctx.plan.method, UploadMethod::PutObject);
+        assert!(ctx.plan.parts.is_empty());
+        assert!(server.lines().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_source_above_the_threshold_is_planned_in_parts() {
+        let server = Scripted::new(Vec::new());
+        let store = Arc::new(MemoryStore::new());
+        let data = data(2 * PART as usize + 1, 1);
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+        assert_eq!(ctx.plan.method, UploadMethod::Multipart);
+        assert_eq!(ctx.plan.parts, plan_parts(data.len() as u64, PART));
+        assert_eq!(ctx.plan.stamp.size, data.len() as u64);
+        assert_eq!(ctx.identity.part_size, PART);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_key_is_refused_before_anything_is_sent() {
+        let server = Scripted::new(Vec::new());
+        let store = Arc::new(MemoryStore::new());
+        let uploader = uploader(&server, &store);
+        let request = UploadRequest::new(crate::BytesSource::new(vec![1], "s"), "bucket", "");
+        let cancel = Arc::new(CancelState::new(&request));
+        let err = plan(&uploader, request, cancel)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.kind(), crate::ErrorKind::Config, "{err}");
+        assert!(server.lines().is_empty());
+    }
+}

@@ -1,0 +1,133 @@
+//! The put phase: a source at most the multipart threshold goes in one PutObject, read whole into
+//! one buffer and checked like a part (MD5 against the ETag unless CRC-64-only, CRC-64 against the
+//! server's). Nothing is checkpointed: a failed PutObject is simply sent again by the next run.
+
+use super::context::UploadContext;
+use super::hashing::{ensure_unchanged, read_part};
+use super::{UploadMethod, UploadOutcome};
+use crate::client::PartBody;
+use crate::{Error, PartSpec, ProgressEvent};
+
+/// Runs the phase: the whole source in one PutObject (with the request's callback).
+pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
+    let (bucket, key) = (ctx.bucket(), ctx.key());
+    let stamp = ctx.plan.stamp;
+    ctx.progress.emit(ProgressEvent::Started {
+        total: stamp.size,
+        already_on_server: 0,
+        parts: 0,
+        part_size: ctx.plan.part_size,
+        upload_id: None,
+    });
+    let whole = PartSpec {
+        number: 1,
+        offset: 0,
+        size: stamp.size,
+    };
+    let (mut buffer, hashed) = read_part(ctx.source(), &ctx.pool, whole, ctx.plan.mode).await?;
+    ensure_unchanged(ctx.source(), stamp).await?;
+    let bytes = buffer.freeze();
+    let body = PartBody::with_checksums(bytes, hashed.md5, Some(hashed.crc64));
+    let stored = match &ctx.request.callback {
+        Some(callback) => {
+            ctx.client
+                .put_object_with_callback(bucket, key, body, &ctx.options, callback)
+                .await?
+        }
+        None => {
+            ctx.client
+                .put_object(bucket, key, body, &ctx.options)
+                .await?
+        }
+    };
+    ctx.progress.part_done(1, stamp.size);
+    ctx.progress.emit(ProgressEvent::Completed {
+        etag: stored.etag.clone(),
+        crc64: hashed.crc64,
+        bytes_sent: stamp.size,
+        bytes_reused: 0,
+    });
+    UploadOutcome {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        size: stamp.size,
+        etag: stored.etag,
+        crc64: hashed.crc64,
+        method: UploadMethod::PutObject,
+        upload_id: None,
+        part_size: ctx.plan.part_size,
+        parts: 0,
+        parts_sent: 0,
+        parts_reused: 0,
+        bytes_sent: stamp.size,
+        bytes_reused: 0,
+        resumed: false,
+        notices: Vec::new(),
+        peak_part_buffers: ctx.pool.peak(),
+        callback: stored.callback,
+    }
+    .into_result()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::scripted::{Reply, Scripted, data, planned, request, uploader};
+    use crate::{ChecksumMode, ErrorKind, MemoryStore};
+    use ossup_proto::checksum::{content_md5, crc64, md5};
+    use ossup_proto::etag::part_etag;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_small_source_goes_in_one_put_object_with_its_checksums() {
+        let data = data(1000, 3);
+        let server = Scripted::new(vec![Reply::stored(&data)]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+
+        let outcome = put(&ctx).await.unwrap();
+
+        let sent = server.sent();
+        assert_eq!(server.lines(), ["PUT /bucket/key"]);
+        assert_eq!(
+            sent[0].headers["content-md5"].to_str().unwrap(),
+            content_md5(&md5(&data))
+        );
+        assert_eq!(outcome.method, UploadMethod::PutObject);
+        assert_eq!(outcome.etag, part_etag(&md5(&data)));
+        assert_eq!(outcome.crc64, crc64(&data));
+        assert_eq!((outcome.size, outcome.bytes_sent), (1000, 1000));
+        assert_eq!(outcome.upload_id, None);
+    }
+
+    #[tokio::test]
+    async fn a_crc64_only_put_sends_no_content_md5() {
+        let data = data(1000, 4);
+        let server = Scripted::new(vec![
+            Reply::status(200)
+                .header("etag", "\"not-an-md5\"")
+                .header("x-oss-hash-crc64ecma", crc64(&data).to_string()),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let request = request(&data).checksum_mode(ChecksumMode::Crc64Only);
+        let ctx = planned(&uploader(&server, &store), request).await;
+
+        let outcome = put(&ctx).await.unwrap();
+
+        assert!(!server.sent()[0].headers.contains_key("content-md5"));
+        assert_eq!(outcome.crc64, crc64(&data));
+    }
+
+    #[tokio::test]
+    async fn a_put_whose_etag_is_not_the_md5_of_the_bytes_fails() {
+        let data = data(1000, 5);
+        let server = Scripted::new(vec![Reply::stored(b"other bytes")]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(&uploader(&server, &store), request(&data)).await;
+
+        let err = put(&ctx).await.unwrap_err();
+
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+        assert_eq!(server.lines(), ["PUT /bucket/key"]);
+    }
+}

@@ -1,0 +1,154 @@
+//! What one upload asks for: [`UploadRequest`], and the choices it makes ([`ChecksumMode`],
+//! [`OnCancel`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Callback, ObjectOptions, ProgressSink, Source};
+
+/// Which checksums protect the parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumMode {
+    /// MD5 of every part, sent as `Content-MD5` and checked against the ETag, plus CRC-64 (the
+    /// official SDKs' default).
+    #[default]
+    Md5,
+    /// CRC-64 only: no `Content-MD5`; parts are checked by the CRC-64 the server returns, and on
+    /// resume by ListParts' `HashCrc64ecma`. Saves the client one MD5 pass over the data.
+    Crc64Only,
+}
+
+/// What to do with the multipart upload when the caller cancels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCancel {
+    /// Keep the checkpoint and the parts on the server, so running the same upload again resumes.
+    #[default]
+    KeepCheckpoint,
+    /// Abort the multipart upload (freeing its parts) and remove the checkpoint.
+    AbortUpload,
+}
+
+/// One upload: what to send, where, and how.
+pub struct UploadRequest {
+    pub(super) source: Arc<dyn Source>,
+    pub(super) bucket: String,
+    pub(super) key: String,
+    pub(super) part_size: Option<u64>,
+    pub(super) multipart_threshold: Option<u64>,
+    pub(super) checksum_mode: Option<ChecksumMode>,
+    pub(super) options: ObjectOptions,
+    pub(super) callback: Option<Callback>,
+    pub(super) progress: Option<Arc<dyn ProgressSink>>,
+    pub(super) cancel: CancellationToken,
+    pub(super) on_cancel: OnCancel,
+}
+
+impl fmt::Debug for UploadRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadRequest")
+            .field("source", &self.source)
+            .field("bucket", &self.bucket)
+            .field("key", &self.key)
+            .field("part_size", &self.part_size)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("checksum_mode", &self.checksum_mode)
+            .field("options", &self.options)
+            .field("callback", &self.callback)
+            .field("on_cancel", &self.on_cancel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadRequest {
+    /// Uploads `source` to `bucket`/`key`.
+    pub fn new(
+        source: impl Source + 'static,
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Self {
+        Self::from_arc(Arc::new(source), bucket, key)
+    }
+
+    /// Uploads a shared source.
+    pub fn from_arc(
+        source: Arc<dyn Source>,
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Self {
+        Self {
+            source,
+            bucket: bucket.into(),
+            key: key.into(),
+            part_size: None,
+            multipart_threshold: None,
+            checksum_mode: None,
+            options: ObjectOptions::default(),
+            callback: None,
+            progress: None,
+            cancel: CancellationToken::new(),
+            on_cancel: OnCancel::default(),
+        }
+    }
+
+    /// The part size: 100 KiB to 5 GiB, grown (doubled) when the source would need more than 10,000
+    /// parts. Part of the upload's identity: a different part size is a different upload.
+    pub fn part_size(mut self, part_size: u64) -> Self {
+        self.part_size = Some(part_size);
+        self
+    }
+
+    /// Sources of at most `threshold` bytes go in one PutObject (read whole into memory); larger
+    /// ones in parts. Defaults to the part size. Empty sources always use PutObject.
+    pub fn multipart_threshold(mut self, threshold: u64) -> Self {
+        self.multipart_threshold = Some(threshold);
+        self
+    }
+
+    /// The checksum mode of this upload.
+    pub fn checksum_mode(mut self, mode: ChecksumMode) -> Self {
+        self.checksum_mode = Some(mode);
+        self
+    }
+
+    /// The object's options (content type, metadata, ACL, storage class, overwrite).
+    pub fn options(mut self, options: ObjectOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Asks OSS to call `callback` once the object is stored: sent with CompleteMultipartUpload, or
+    /// with PutObject for a small source, including when the upload resumes an earlier run.
+    ///
+    /// The callback server's reply is the outcome's [`callback`](crate::UploadOutcome::callback). When OSS
+    /// stores the object but cannot deliver the callback (`203 CallbackFailed`) the upload ends with an
+    /// [`ErrorKind::CallbackFailed`](crate::ErrorKind::CallbackFailed) error that carries the outcome
+    /// ([`UploadOutcome::of_failed_callback`](crate::UploadOutcome::of_failed_callback)); it is never retried as a failed upload. The callback is not part of the
+    /// upload's identity: a resumed run sends the callback of its own request.
+    pub fn callback(mut self, callback: Callback) -> Self {
+        self.callback = Some(callback);
+        self
+    }
+
+    /// Where progress events go.
+    pub fn progress(mut self, sink: impl ProgressSink + 'static) -> Self {
+        self.progress = Some(Arc::new(sink));
+        self
+    }
+
+    /// Cancels the upload when `token` is cancelled.
+    pub fn cancel(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// What cancelling does to the multipart upload.
+    pub fn on_cancel(mut self, on_cancel: OnCancel) -> Self {
+        self.on_cancel = on_cancel;
+        self
+    }
+}
