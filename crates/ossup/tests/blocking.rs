@@ -261,3 +261,26 @@ fn upload_inside_an_async_runtime_is_refused_with_a_config_error() {
         .sum();
     assert_eq!(requests, 0, "the refused upload sent nothing");
 }
+
+#[test]
+fn a_clone_keeps_uploading_after_the_uploader_it_was_cloned_from_is_dropped() {
+    let mock = Mock::start();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (path, bytes) = seeded_file(dir.path(), "two-parts.bin", 2 * MIB, 3);
+    let original = mock
+        .builder()
+        .build()
+        .expect("the blocking uploader builds");
+    let clone = original.clone();
+    drop(original);
+
+    let outcome = clone
+        .upload(UploadRequest::new(
+            FileSource::open(&path).expect("source opens"),
+            BUCKET,
+            "two",
+        ))
+        .expect("the clone's upload succeeds on the shared runtime");
+    assert_eq!(outcome.parts, 2);
+    assert!(mock.object("two") == bytes, "the object is the source");
+}
