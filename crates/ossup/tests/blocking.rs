@@ -3,7 +3,6 @@
 //! to block inside an async runtime.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -152,8 +151,9 @@ fn a_multipart_upload_from_a_plain_thread_stores_the_source_and_reports_progress
 #[test]
 fn cancelling_from_another_thread_keeps_the_checkpoint_and_the_next_upload_resumes() {
     let mock = Mock::start();
-    // The third part is stalled (never answered, never stored), so the upload is surely mid-way
-    // when the cancelling thread acts on the second part's progress event.
+    // The third part is stalled (read, never answered, never stored): the upload is surely mid-way
+    // when the cancelling thread sees the server holding it, and the stall, spent, cannot catch the
+    // second run.
     let stall_third_part = oss_mock::parse_fault_rules(
         br#"[{"api": "UploadPart", "nth": 3, "action": {"kind": "stall"}}]"#,
     )
@@ -171,35 +171,31 @@ fn cancelling_from_another_thread_keeps_the_checkpoint_and_the_next_upload_resum
         .expect("the blocking uploader builds");
 
     let cancel = CancellationToken::new();
-    let (second_part_done, second_part_heard) = mpsc::channel();
-    let canceller = {
-        let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            second_part_heard
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the second part is acknowledged");
-            cancel.cancel();
-        })
-    };
-    let sink = move |event: &ProgressEvent| {
-        if let ProgressEvent::PartDone { number: 2, .. } = event {
-            // The canceller may be gone already if the test failed; nothing to tell then.
-            let _ = second_part_done.send(());
-        }
-    };
     let started = Instant::now();
-    let err = uploader
-        .upload(
-            UploadRequest::new(
-                FileSource::open(&path).expect("source opens"),
-                BUCKET,
-                "four",
+    let err = std::thread::scope(|scope| {
+        let canceller = scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while mock.server.stalled_requests() == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // Cancelled either way, so a failure here does not leave the upload hanging.
+            let stalled = mock.server.stalled_requests() > 0;
+            cancel.cancel();
+            assert!(stalled, "the third part never reached the stall");
+        });
+        let err = uploader
+            .upload(
+                UploadRequest::new(
+                    FileSource::open(&path).expect("source opens"),
+                    BUCKET,
+                    "four",
+                )
+                .cancel(cancel.clone()),
             )
-            .progress(sink)
-            .cancel(cancel),
-        )
-        .expect_err("the cancelled upload fails");
-    canceller.join().expect("the cancelling thread ends");
+            .expect_err("the cancelled upload fails");
+        canceller.join().expect("the cancelling thread ends");
+        err
+    });
     assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
     assert!(
         err.to_string()
