@@ -48,6 +48,7 @@
 //! `docs/architecture.md` in the repository shows how a request flows through these pieces and where
 //! each guarantee lives.
 
+pub mod blocking;
 pub mod checkpoint;
 pub mod store;
 
