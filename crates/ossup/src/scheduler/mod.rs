@@ -39,8 +39,8 @@ pub struct PartSpec {
 /// [`run`](Self::run) must call [`PartRunner::run_part`] for every part it is given (once each; a
 /// part sent twice is harmless but wasted) and return the first error it sees, promptly: dropping
 /// the other in-flight calls is the right way to stop them. The engine checks that every part was
-/// sent before it completes the upload. The `testkit` feature's [scheduler
-/// suite](crate::testkit::run_scheduler_contract) checks all of this.
+/// sent before it completes the upload. The `testkit` feature's scheduler suite,
+/// `testkit::run_scheduler_contract`, checks all of this.
 ///
 /// Both methods are required: a wrapper around another scheduler must decide its concurrency (the
 /// engine sizes its buffer pool from it) as well as its order. `Arc<S>` and `Box<S>` are schedulers
