@@ -1,15 +1,13 @@
 //! Object options, part sizes and the PutObject threshold, end to end.
 
-mod common;
-
-use common::faults::Faulty;
-use common::*;
+use crate::common::faults::Faulty;
+use crate::common::*;
+use ossup::Api;
+use ossup::Credentials;
 use ossup::{
     BytesSource, ErrorKind, FileSource, ObjectAcl, ObjectOptions, StorageClass, UploadMethod,
     UploadRequest,
 };
-use ossup_proto::Api;
-use ossup_sign::Credentials;
 
 #[tokio::test]
 async fn object_options_reach_the_object() {
