@@ -3,72 +3,25 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{BUCKET, Client, data};
+use common::{BUCKET, MockProcess, data};
 use http::Method;
 use tokio::io::AsyncWriteExt;
 
-/// A running `oss-mock` process and the endpoint it printed.
-struct Process {
-    child: Child,
-    endpoint: String,
-}
-
-fn spawn(args: &[&str]) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oss-mock"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("oss-mock starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let endpoint = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line is {first:?}"))
-        .trim()
-        .to_owned();
-    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
-    Process { child, endpoint }
-}
-
-/// A client for a process.
-fn client_for(process: &Process) -> Client {
-    Client::at(
-        process.endpoint.trim_start_matches("http://"),
-        "test-ak",
-        "test-sk",
-    )
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    for _ in 0..500 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    panic!("oss-mock did not exit within 5 s");
-}
-
 #[tokio::test]
 async fn sigterm_stops_cleanly_and_removes_the_temporary_data_dir() {
-    let mut process = spawn(&["--bucket", BUCKET]);
-    let client = client_for(&process);
+    let mut process = MockProcess::spawn(&["--bucket", BUCKET], Stdio::piped());
+    let client = process.client();
     client.req(Method::PUT, "k").body("x").send().await.ok();
     let status = Command::new("kill")
         .args(["-TERM", &process.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(wait_exit(&mut process.child).success());
+    assert!(process.wait_exit().success());
     let mut stderr = String::new();
     process
         .child
@@ -93,8 +46,9 @@ async fn sigterm_stops_cleanly_and_removes_the_temporary_data_dir() {
 async fn kill_9_mid_upload_keeps_every_acknowledged_part_and_nothing_half_written() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
-    let mut process = spawn(&["--data-dir", data_dir, "--bucket", BUCKET]);
-    let client = client_for(&process);
+    let mut process =
+        MockProcess::spawn(&["--data-dir", data_dir, "--bucket", BUCKET], Stdio::null());
+    let client = process.client();
     client
         .req(Method::PUT, "done")
         .body("kept")
@@ -123,19 +77,18 @@ async fn kill_9_mid_upload_keeps_every_acknowledged_part_and_nothing_half_writte
         head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
     }
     head.push_str("\r\n");
-    let mut stream = tokio::net::TcpStream::connect(process.endpoint.trim_start_matches("http://"))
+    let mut stream = tokio::net::TcpStream::connect(process.authority())
         .await
         .unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&data(4, 300_000)).await.unwrap();
     stream.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    process.child.kill().unwrap();
-    wait_exit(&mut process.child);
+    process.kill_9();
     drop(stream);
 
-    let process = spawn(&["--data-dir", data_dir]);
-    let client = client_for(&process);
+    let mut process = MockProcess::spawn(&["--data-dir", data_dir], Stdio::null());
+    let client = process.client();
     assert_eq!(client.get("done").await.ok().body.as_ref(), b"kept");
     let page = client.list_parts("big", &id, &[]).await;
     let listed: Vec<(u32, String)> = page
@@ -155,7 +108,5 @@ async fn kill_9_mid_upload_keeps_every_acknowledged_part_and_nothing_half_writte
         client.get("big").await.ok().body.as_ref(),
         expected.as_slice()
     );
-    let mut child = process.child;
-    child.kill().unwrap();
-    wait_exit(&mut child);
+    process.kill_9();
 }

@@ -4,20 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{BUCKET, Client, data, server};
+use common::{BOUND, BUCKET, Client, MockProcess, data, eventually, server};
 use http::Method;
 use oss_mock::{FaultAction, FaultRule, MockConfig, MockServer};
 use ossup_proto::Api;
 use ossup_proto::checksum::{crc64, md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// The most any exchange in these tests may take before the test fails instead of hanging.
-const BOUND: Duration = Duration::from_secs(20);
 
 fn etag_of(bytes: &[u8]) -> String {
     format!("\"{}\"", hex_upper(&md5(bytes)))
@@ -63,18 +59,6 @@ async fn raw_exchange(server: &MockServer, head: &str, body: &[u8]) -> Vec<u8> {
     tokio::time::timeout(BOUND, exchange)
         .await
         .expect("the server closes the connection")
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < BOUND,
-            "{what}: not reached within {BOUND:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn rule(action: FaultAction) -> FaultRule {
@@ -714,28 +698,21 @@ fn the_binary_reads_rules_from_faults_file_and_names_a_bad_one() {
         r#"[{"api": "GetObject", "action": {"kind": "error", "status": 503, "code": "ServiceUnavailable"}}]"#,
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oss-mock"))
-        .args(["--listen", "127.0.0.1:0", "--bucket", BUCKET, "--faults"])
-        .arg(&good)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let authority = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_owned();
+    let process = MockProcess::spawn(
+        &[
+            "--bucket",
+            BUCKET,
+            "--faults",
+            good.to_str().expect("a UTF-8 path"),
+        ],
+        Stdio::null(),
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let answer = runtime.block_on(Client::at(&authority, "test-ak", "test-sk").get("k"));
-    let _ = child.kill();
-    let _ = child.wait();
+    let answer = runtime.block_on(process.client().get("k"));
+    drop(process);
     answer.expect_error(503, "ServiceUnavailable");
 
     let bad = dir.path().join("bad.json");

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BUCKET, Client, data, server};
+use common::{BUCKET, Client, data, eventually, server};
 use http::Method;
 use oss_mock::MockServer;
 use ossup_proto::Api;
@@ -30,17 +30,6 @@ fn upload_part_head(client: &Client, upload_id: &str, content_length: usize) -> 
     head
 }
 
-/// Waits (bounded) until `check` holds.
-async fn eventually(mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached within 5 s");
-}
-
 fn blob_count(server: &MockServer) -> usize {
     std::fs::read_dir(server.data_dir().join("blobs"))
         .unwrap()
@@ -58,9 +47,12 @@ async fn a_client_disconnecting_mid_body_leaves_nothing_and_the_server_keeps_ser
         .await
         .unwrap();
     stream.write_all(&data(1, 200 * 1024)).await.unwrap();
-    eventually(|| server.stats().bytes_received() >= 200 * 1024).await;
+    eventually("the server has 200 KiB", || {
+        server.stats().bytes_received() >= 200 * 1024
+    })
+    .await;
     drop(stream);
-    eventually(|| blob_count(&server) == 0).await;
+    eventually("no blob is left", || blob_count(&server) == 0).await;
     assert!(client.list_parts("k", &id, &[]).await.parts.is_empty());
     assert_eq!(server.stats().bytes_stored(), 0);
     client.upload_part("k", &id, 1, b"still serving").await.ok();
@@ -86,7 +78,7 @@ async fn a_body_shorter_than_its_content_length_stores_nothing() {
         answer.is_empty() || answer.contains("IncompleteBody"),
         "{answer}"
     );
-    eventually(|| blob_count(&server) == 0).await;
+    eventually("no blob is left", || blob_count(&server) == 0).await;
     assert!(client.list_parts("k", &id, &[]).await.parts.is_empty());
 }
 

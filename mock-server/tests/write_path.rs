@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Stdio;
 
-use common::{BUCKET, Client, data};
+use common::{BUCKET, Client, MockProcess, data, eventually};
 use http::Method;
 use oss_mock::{Durability, MockConfig, MockServer};
 use ossup_proto::checksum::{crc64, md5};
@@ -32,17 +30,6 @@ async fn start(dir: &Path, durability: Durability) -> MockServer {
 
 fn blob_count(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("blobs")).unwrap().count()
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually(mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached within 5 s");
 }
 
 /// Uploads `parts` as one multipart object `key` and returns the `(number, etag)` list.
@@ -126,9 +113,12 @@ async fn a_client_gone_after_several_batches_leaves_no_blob() {
     let mut stream = TcpStream::connect(server.addr()).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&data(4, sent)).await.unwrap();
-    eventually(|| server.stats().bytes_received() >= sent as u64).await;
+    eventually("the server has the bytes sent", || {
+        server.stats().bytes_received() >= sent as u64
+    })
+    .await;
     drop(stream);
-    eventually(|| blob_count(dir.path()) == 0).await;
+    eventually("no blob is left", || blob_count(dir.path()) == 0).await;
     assert!(client.list_parts("k", &id, &[]).await.parts.is_empty());
     assert_eq!(server.stats().bytes_stored(), 0);
 }
@@ -180,56 +170,15 @@ async fn without_fsync_every_acknowledged_change_survives_a_restart() {
     }
 }
 
-/// A running `oss-mock` process and the endpoint it printed.
-struct Process {
-    child: Child,
-    endpoint: String,
-}
-
-impl Process {
-    fn spawn(args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oss-mock"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("oss-mock starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let endpoint = first
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("first line is {first:?}"))
-            .trim()
-            .to_owned();
-        Process { child, endpoint }
-    }
-
-    fn client(&self) -> Client {
-        Client::at(&self.endpoint, "test-ak", "test-sk")
-    }
-
-    /// SIGKILL, then waits (bounded) for the process to be gone.
-    fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        for _ in 0..500 {
-            if self.child.try_wait().unwrap().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("oss-mock did not die within 5 s");
-    }
-}
-
 #[tokio::test]
 async fn the_binary_with_no_fsync_keeps_acknowledged_data_through_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
     let (object, part) = (data(9, MIB + MIB / 2), data(10, 120_000));
-    let process = Process::spawn(&["--data-dir", data_dir, "--bucket", BUCKET, "--no-fsync"]);
+    let mut process = MockProcess::spawn(
+        &["--data-dir", data_dir, "--bucket", BUCKET, "--no-fsync"],
+        Stdio::null(),
+    );
     let client = process.client();
     client
         .req(Method::PUT, "object")
@@ -241,7 +190,7 @@ async fn the_binary_with_no_fsync_keeps_acknowledged_data_through_kill_9() {
     let etags = upload_parts(&client, "upload", &id, &[part]).await;
     process.kill_9();
 
-    let process = Process::spawn(&["--data-dir", data_dir, "--no-fsync"]);
+    let mut process = MockProcess::spawn(&["--data-dir", data_dir, "--no-fsync"], Stdio::null());
     let client = process.client();
     assert!(client.get("object").await.ok().body.as_ref() == object.as_slice());
     let listed = client.list_parts("upload", &id, &[]).await;

@@ -28,6 +28,8 @@
 
 mod body;
 mod error;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod transport;
 
 pub use body::ResponseBody;

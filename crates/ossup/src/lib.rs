@@ -90,7 +90,8 @@ pub use source::{BytesSource, FileSource, Source};
 pub use ossup_hyper::HyperTransport;
 /// Credentials, their providers and the signers, re-exported so that one dependency is enough.
 pub use ossup_sign::{
-    Credentials, CredentialsProvider, EnvCredentialsProvider, Signer, V1Signer, V4Signer,
+    Credentials, CredentialsError, CredentialsProvider, EnvCredentialsProvider, Signer, V1Signer,
+    V4Signer,
 };
 /// The HTTP and byte-buffer crates of the [`Transport`] trait, for custom transports.
 pub use ossup_transport::{bytes, http};

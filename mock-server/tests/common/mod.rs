@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -391,5 +393,93 @@ impl Request {
             headers: head.headers,
             body,
         })
+    }
+}
+
+/// How long [`eventually`] and [`MockProcess::wait_exit`] wait before the test fails.
+pub const BOUND: Duration = Duration::from_secs(20);
+
+/// Waits (bounded by [`BOUND`]) until `check` holds; `what` names it in the failure.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < BOUND,
+            "{what}: not reached within {BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// An `oss-mock` process started as scripts start it (`--listen 127.0.0.1:0`), and the endpoint
+/// its first line printed; killed when dropped, so a failing test leaves no process behind.
+pub struct MockProcess {
+    pub child: Child,
+    /// The endpoint from the first line, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl MockProcess {
+    /// Starts `oss-mock --listen 127.0.0.1:0 ARGS`, its stderr going to `stderr`, and reads the
+    /// listening line.
+    pub fn spawn(args: &[&str], stderr: Stdio) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oss-mock"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("oss-mock starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout is piped"))
+            .read_line(&mut first)
+            .expect("oss-mock prints its listening line");
+        let endpoint = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line is {first:?}"))
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+        Self { child, endpoint }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn authority(&self) -> &str {
+        self.endpoint.trim_start_matches("http://")
+    }
+
+    /// A V1 client with the default test key.
+    pub fn client(&self) -> Client {
+        Client::at(self.authority(), "test-ak", "test-sk")
+    }
+
+    /// Waits (bounded) for the process to exit on its own.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("oss-mock's status") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < BOUND,
+                "oss-mock did not exit within {BOUND:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL, then waits (bounded) for the process to be gone.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL oss-mock");
+        self.wait_exit();
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -3,20 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use oss_mock::{MockConfig, MockServer};
+use oss_mock::MockServer;
 use ossup::{Client, ObjectOptions};
-use ossup_proto::checksum::{crc64, md5};
-use ossup_sign::{Credentials, V4Signer};
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+pub use ossup_test_support::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, PART, REGION};
 use tokio::runtime::Runtime;
-
-pub const BUCKET: &str = "bucket";
-pub const ACCESS_KEY_ID: &str = "test-ak";
-pub const ACCESS_KEY_SECRET: &str = "test-sk";
-pub const REGION: &str = "cn-hangzhou";
-/// The part size of every upload here: the smallest OSS takes, so a few MiB make dozens of parts.
-pub const PART_SIZE: u64 = 100 * 1024;
 
 /// A running mock server, a scratch directory, and a runtime to talk to the server directly.
 pub struct Harness {
@@ -34,9 +24,7 @@ impl Harness {
             .enable_all()
             .build()
             .expect("runtime");
-        let server = runtime
-            .block_on(MockServer::start(MockConfig::default().with_bucket(BUCKET)))
-            .expect("mock server starts");
+        let server = runtime.block_on(ossup_test_support::mock());
         Self {
             server: Some(server),
             runtime,
@@ -95,50 +83,28 @@ impl Harness {
     /// A file of `size` bytes, random from `seed`.
     pub fn file(&self, name: &str, size: usize, seed: u64) -> PathBuf {
         let path = self.dir.path().join(name);
-        std::fs::write(&path, random_bytes(size, seed)).expect("write test file");
+        std::fs::write(&path, ossup_test_support::data(size, seed)).expect("write test file");
         path
     }
 
     /// A client of the mock, for checking what the server holds.
     pub fn client(&self) -> Client {
-        Client::builder()
-            .endpoint(&self.endpoint())
-            .expect("endpoint")
-            .credentials(Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET))
-            .signer(V4Signer::new(REGION))
-            .transport(ossup_hyper::HyperTransport::new())
-            .build()
-            .expect("client")
+        ossup_test_support::client(&self.endpoint())
     }
 
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
 
-    /// The object's bytes, read back with GetObject.
-    pub fn object(&self, key: &str) -> Vec<u8> {
-        let client = self.client();
-        self.block_on(async {
-            let mut object = client
-                .get_object(BUCKET, key, None)
-                .await
-                .expect("GetObject");
-            let mut bytes = Vec::new();
-            while let Some(chunk) = object.body.chunk().await {
-                bytes.extend_from_slice(&chunk.expect("object body"));
-            }
-            bytes
-        })
-    }
-
-    /// Asserts the object is byte for byte the file: size, MD5, CRC-64 and content.
+    /// Asserts the object is byte for byte the file: size, MD5 and CRC-64 as read back, and the
+    /// CRC-64 the server holds.
     pub fn assert_object_is(&self, key: &str, file: &Path) {
         let expected = std::fs::read(file).expect("read source");
-        let actual = self.object(key);
-        assert_eq!(actual.len(), expected.len(), "object size");
-        assert_eq!(md5(&actual), md5(&expected), "object MD5");
-        assert_eq!(crc64(&actual), crc64(&expected), "object CRC-64");
-        assert!(actual == expected, "object bytes");
+        self.block_on(ossup_test_support::assert_object_is(
+            &self.client(),
+            key,
+            &expected,
+        ));
     }
 
     /// Starts a multipart upload directly, as an interrupted upload would leave one.
@@ -165,12 +131,6 @@ impl Drop for Harness {
             self.runtime.block_on(server.shutdown());
         }
     }
-}
-
-pub fn random_bytes(size: usize, seed: u64) -> Vec<u8> {
-    let mut bytes = vec![0u8; size];
-    ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut bytes);
-    bytes
 }
 
 /// What a finished run printed and how it ended.

@@ -2,7 +2,7 @@
 
 use ossup::{FileStore, UploadIdentity};
 
-use crate::harness::{BUCKET, Harness, PART_SIZE, Run};
+use crate::harness::{BUCKET, Harness, PART, Run};
 
 #[test]
 fn upload_writes_the_object_byte_for_byte_and_prints_a_summary() {
@@ -149,7 +149,7 @@ fn a_corrupt_checkpoint_is_reported_with_its_place_and_the_upload_still_complete
         file.canonicalize().unwrap().to_string_lossy(),
         BUCKET,
         "data.bin",
-        PART_SIZE,
+        PART,
     );
     let journal = store.journal_path(&identity);
     drop(store);
@@ -202,7 +202,7 @@ fn a_source_changed_between_runs_starts_over_and_says_so() {
     let checkpoints = h.dir.path().join("ck");
     let store = FileStore::open(&checkpoints).unwrap();
     let canonical = file.canonicalize().unwrap().to_string_lossy().into_owned();
-    let identity = UploadIdentity::new(canonical, BUCKET, "data.bin", PART_SIZE);
+    let identity = UploadIdentity::new(canonical, BUCKET, "data.bin", PART);
     let upload_id = h.initiate("data.bin");
     let stamp = ossup::SourceStamp {
         size: 1 << 20,

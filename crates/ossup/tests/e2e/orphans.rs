@@ -2,19 +2,19 @@
 //! run killed between Initiate and saving the checkpoint), and answers cut short are asked for again.
 //! Against the in-process `oss-mock` with its fault rules; every object is checked byte for byte.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use oss_mock::{FaultAction, FaultRule, MockServer};
+use ossup::Api;
 use ossup::{
     BytesSource, Checkpoint, CheckpointStore, Notice, ObjectOptions, ProgressEvent, Source,
     UploadIdentity, UploadOutcome, UploadRequest,
 };
-use ossup_proto::Api;
 
-use common::{BUCKET, Events, PART, assert_object_is, builder, client, data, mock, shared_store};
+use crate::common::{
+    BUCKET, Events, PART, assert_object_is, builder, client, data, mock, shared_store,
+};
 
 const SIZE: usize = 3 * PART as usize + 777;
 

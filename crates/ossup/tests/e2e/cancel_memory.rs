@@ -1,17 +1,15 @@
 //! Cancellation and bounded memory.
 
-mod common;
-
 use std::time::Duration;
 
-use common::faults::{Action, Faulty, Rule};
-use common::*;
+use crate::common::faults::{Action, Faulty, Rule};
+use crate::common::*;
+use ossup::Api;
 use ossup::{
     BytesSource, CancellationToken, CheckpointStore, Error, ErrorKind, MemoryStore, OnCancel,
     Parallel, PartRunner, PartScheduler, PartSpec, ProgressEvent, Sequential, UploadIdentity,
     UploadRequest,
 };
-use ossup_proto::Api;
 
 /// Claims a concurrency of 2 but starts every part at once.
 #[derive(Debug)]

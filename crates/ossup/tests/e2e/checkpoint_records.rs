@@ -2,8 +2,6 @@
 //! Complete waits for every record, a checkpoint lost mid-upload is saved again, a store that cannot
 //! record does not stop the upload, and a resume hashes unrecorded parts several at a time.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
@@ -11,16 +9,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::common::faults::{Action, Faulty, Rule};
+use crate::common::*;
 use bytes::Bytes;
-use common::faults::{Action, Faulty, Rule};
-use common::*;
+use ossup::HyperTransport;
+use ossup::{Api, ErrorCode};
 use ossup::{
     BytesSource, CheckpointStore, Error, ErrorKind, FileStore, MemoryStore, Notice, Parallel,
     PartRecord, ProgressEvent, ResponseBody, Source, SourceStamp, StoreError, StoreLock, Transport,
     UploadIdentity, UploadRequest,
 };
-use ossup_hyper::HyperTransport;
-use ossup_proto::{Api, ErrorCode};
 
 /// What a [`Hooked`] store does instead of recording a part.
 #[async_trait::async_trait]

@@ -8,21 +8,17 @@
 //! Cases are few and small (files up to 2 MiB in 100 KiB parts) and the seed is fixed, so the run is
 //! reproducible and takes seconds; every upload is bounded by a timeout, so a hang fails the case.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{BUCKET, PART, assert_object_is, data};
-use oss_mock::{FaultAction, FaultRule, MockConfig, MockServer};
+use crate::common::{BUCKET, PART, assert_object_is, builder, data, mock};
+use oss_mock::{FaultAction, FaultRule, MockServer};
+use ossup::Api;
 use ossup::{
     BytesSource, CancellationToken, CheckpointStore, Error, FileStore, MemoryStore, OnCancel,
     Parallel, ProgressEvent, RetryConfig, Sequential, UploadOutcome, UploadRequest, Uploader,
 };
-use ossup_hyper::HyperTransport;
-use ossup_proto::Api;
-use ossup_sign::{Credentials, V4Signer};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
@@ -210,15 +206,7 @@ fn retry() -> RetryConfig {
 }
 
 fn uploader(server: &MockServer, store: Arc<dyn CheckpointStore>, parallel: usize) -> Uploader {
-    let builder = Uploader::builder()
-        .endpoint(&server.endpoint())
-        .expect("endpoint")
-        .credentials(Credentials::new("test-ak", "test-sk"))
-        .signer(V4Signer::new("cn-hangzhou"))
-        .transport(HyperTransport::new())
-        .retry(retry())
-        .part_size(PART)
-        .store(store);
+    let builder = builder(&server.endpoint()).retry(retry()).store(store);
     let builder = if parallel == 1 {
         builder.scheduler(Sequential)
     } else {
@@ -273,9 +261,7 @@ async fn run_once(uploader: &Uploader, bytes: &[u8], key: &str, interrupt: Inter
 }
 
 async fn check_case(case: Case) {
-    let server = MockServer::start(MockConfig::default().with_bucket(BUCKET))
-        .await
-        .expect("mock starts");
+    let server = mock().await;
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn CheckpointStore> = if case.file_store {
         Arc::new(FileStore::open(dir.path()).expect("file store"))
@@ -397,9 +383,7 @@ fn permanent_case() -> impl Strategy<Value = PermanentCase> {
 }
 
 async fn check_permanent(case: PermanentCase) {
-    let server = MockServer::start(MockConfig::default().with_bucket(BUCKET))
-        .await
-        .expect("mock starts");
+    let server = mock().await;
     server
         .set_faults(vec![case.rule.clone()])
         .expect("valid rule");

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! oss-mock --bucket bucket --listen 127.0.0.1:9000 &      # a separate process, so only the client is measured
-//! OSS_ENDPOINT=http://127.0.0.1:9000 cargo run --release -p ossup-hyper --example measure_memory -- 1024 8 4
+//! OSS_ENDPOINT=http://127.0.0.1:9000 cargo run --release -p ossup --example measure_memory -- 1024 8 4
 //! ```
 //! Arguments: size in MiB (default 1024), part size in MiB (default 8), parallel parts (default 4),
 //! and `crc` to use CRC-64-only mode. Without `OSS_ENDPOINT` the mock runs in this process and its
@@ -12,8 +12,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use ossup::{ChecksumMode, FileSource, Parallel, UploadRequest, Uploader};
-use ossup_hyper::HyperTransport;
-use ossup_sign::{Credentials, V4Signer};
+use ossup::{Credentials, V4Signer};
 
 /// A line of `/proc/self/status`, in KiB (Linux only).
 fn status_kib(field: &str) -> Option<u64> {
@@ -69,7 +68,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .endpoint(&endpoint)?
         .credentials(Credentials::new("test-ak", "test-sk"))
         .signer(V4Signer::new("cn-hangzhou"))
-        .transport(HyperTransport::new())
         .scheduler(Parallel::new(parallel))
         .part_size(part_mib << 20)
         .checksum_mode(mode)

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! oss-mock --bucket bucket --listen 127.0.0.1:9000 &      # a separate process (release build)
-//! OSS_ENDPOINT=http://127.0.0.1:9000 cargo run --release -p ossup-hyper --example checkpoint_overhead -- \
+//! OSS_ENDPOINT=http://127.0.0.1:9000 cargo run --release -p ossup --example checkpoint_overhead -- \
 //!     [--parts 10000] [--part-kib 100] [--parallel 4] [--runs 3] [--stores memory,file,sqlite]
 //!     [--durability power-loss|process-crash] [--dir PATH] [--json]
 //! ```
@@ -25,8 +25,7 @@ use ossup::store::Durability;
 use ossup::{
     CheckpointStore, FileSource, FileStore, MemoryStore, Parallel, UploadRequest, Uploader,
 };
-use ossup_hyper::HyperTransport;
-use ossup_sign::{Credentials, V4Signer};
+use ossup::{Credentials, V4Signer};
 use ossup_sqlite::{SqliteOptions, SqliteStore};
 
 const BUCKET: &str = "bucket";
@@ -194,7 +193,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .endpoint(&endpoint)?
                 .credentials(Credentials::new("test-ak", "test-sk"))
                 .signer(V4Signer::new("cn-hangzhou"))
-                .transport(HyperTransport::new())
                 .scheduler(Parallel::new(args.parallel))
                 .part_size(part_size)
                 .store(store)

@@ -2,18 +2,16 @@
 //! scheduler, signer, credentials, transport and progress sink. The blanket impls forward every
 //! method, so the engine gets the shared part's behaviour, its lock included.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::*;
+use crate::common::*;
 use ossup::{
     BytesSource, CheckpointStore, Error, ErrorKind, FileStore, Parallel, PartRunner, PartScheduler,
     PartSpec, ProgressEvent, UploadIdentity, UploadRequest, Uploader,
 };
-use ossup_hyper::HyperTransport;
-use ossup_sign::{Credentials, CredentialsError, CredentialsProvider, V4Signer};
+use ossup::{Credentials, CredentialsError, CredentialsProvider, HyperTransport, V4Signer};
+use ossup_test_support::fast_retry;
 
 /// The mock's credentials, counting how often they are asked for.
 #[derive(Debug, Default)]

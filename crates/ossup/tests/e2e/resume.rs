@@ -1,14 +1,12 @@
 //! Resume: the server is the truth, a changed source starts over, a corrupt checkpoint is set aside.
 
-mod common;
-
-use common::faults::{Action, Faulty, Rule};
-use common::*;
+use crate::common::faults::{Action, Faulty, Rule};
+use crate::common::*;
+use ossup::Api;
 use ossup::{
     CancellationToken, CheckpointStore, ErrorKind, FileSource, FileStore, MemoryStore, Notice,
     Parallel, ProgressEvent, UploadIdentity, UploadRequest,
 };
-use ossup_proto::Api;
 use rand::{Rng, SeedableRng};
 
 /// Runs an upload of `path` that "crashes" (is cancelled, parts in flight left hanging) once
@@ -441,7 +439,7 @@ async fn transferred_never_goes_backwards_across_retries_and_resumes() {
     faulty.rule(
         Rule::new(
             Api::UploadPart,
-            Action::Answer(ossup_proto::ErrorCode::ServiceUnavailable),
+            Action::Answer(ossup::ErrorCode::ServiceUnavailable),
         )
         .times(6),
     );

@@ -2,7 +2,7 @@
 //! the stock `FileStore`, and a scheduler that caps the upload's bandwidth, with the stock hyper
 //! transport. It uploads a generated file to an in-process mock server and prints the outcome.
 //!
-//! Run with `cargo run -p ossup-hyper --example custom_pipeline`. To upload to another endpoint, set
+//! Run with `cargo run -p ossup --example custom_pipeline`. To upload to another endpoint, set
 //! `OSS_ENDPOINT` (and `OSS_ACCESS_KEY_ID` / `OSS_ACCESS_KEY_SECRET`, `OSS_REGION`, `OSS_BUCKET`).
 
 use std::sync::Mutex;
@@ -16,8 +16,7 @@ use ossup::{
     PartScheduler, PartSpec, ProgressEvent, StoreError, StoreLock, UploadIdentity, UploadRequest,
     Uploader,
 };
-use ossup_hyper::HyperTransport;
-use ossup_sign::{Credentials, V4Signer};
+use ossup::{Credentials, V4Signer};
 
 /// A store that counts and logs every write, then hands it to the store it wraps.
 #[derive(Debug)]
@@ -169,7 +168,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .endpoint(&endpoint)?
         .credentials(credentials)
         .signer(V4Signer::new(region))
-        .transport(HyperTransport::new())
         .store(store)
         .scheduler(RateLimited::new(3, 20 << 20))
         .part_size(512 << 10)

@@ -3,27 +3,26 @@
 //! as its own error; STS uploads within and outside their policy, an expired token, and a token
 //! refreshed by the credentials provider mid-upload.
 
-mod common;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use oss_mock::{MockConfig, MockServer, StsCredential};
+use ossup::Api;
 use ossup::{
     BytesSource, Callback, CallbackBodyType, CallbackResult, CancellationToken, ErrorKind,
     ProgressEvent, Sequential, UploadMethod, UploadRequest,
 };
-use ossup_proto::Api;
+use ossup::{Credentials, CredentialsProvider, V1Signer, V4Signer};
 use ossup_proto::checksum::crc64;
-use ossup_sign::{Credentials, CredentialsError, CredentialsProvider, V1Signer, V4Signer};
+use ossup_sign::CredentialsError;
 use serde_json::{Value, json};
 
 /// A callback server on 127.0.0.1 answering every POST with one status and body, recording bodies.
@@ -307,9 +306,7 @@ fn multipart_policy(id: &str, token: &str) -> StsCredential {
 }
 
 async fn mock_with_sts(sts: StsCredential) -> MockServer {
-    MockServer::start(MockConfig::default().with_bucket(BUCKET).with_sts(sts))
-        .await
-        .expect("mock server starts")
+    ossup_test_support::mock_with(MockConfig::default().with_sts(sts)).await
 }
 
 fn temporary(id: &str, token: &str) -> Credentials {

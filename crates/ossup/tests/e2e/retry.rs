@@ -1,16 +1,14 @@
 //! Retries end to end: transient answers are ridden out, permanent ones stop the upload at once.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use common::faults::{Action, Faulty, Rule};
-use common::*;
+use crate::common::faults::{Action, Faulty, Rule};
+use crate::common::*;
+use ossup::{Api, ErrorCode};
 use ossup::{
     BytesSource, CheckpointStore, ErrorKind, MemoryStore, Parallel, ProgressEvent, Sequential,
     UploadIdentity, UploadRequest,
 };
-use ossup_proto::{Api, ErrorCode};
 
 #[tokio::test]
 async fn a_storm_of_transient_errors_is_ridden_out() {

@@ -1,19 +1,15 @@
 //! Object options, part sizes and the PutObject threshold, end to end.
 
-mod common;
-
-use common::faults::Faulty;
-use common::*;
 use std::sync::{Arc, Mutex};
 
+use crate::common::faults::Faulty;
+use crate::common::*;
 use bytes::Bytes;
+use ossup::{Api, Credentials, HyperTransport};
 use ossup::{
     BytesSource, DataEncryption, ErrorKind, FileSource, ObjectAcl, ObjectOptions, ResponseBody,
     ServerSideEncryption, StorageClass, Transport, UploadMethod, UploadRequest,
 };
-use ossup_hyper::HyperTransport;
-use ossup_proto::Api;
-use ossup_sign::Credentials;
 
 /// A transport that keeps the headers of the last HeadObject answer, which carry more than
 /// [`ossup::ObjectHead`] reads.

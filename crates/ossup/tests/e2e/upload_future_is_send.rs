@@ -1,11 +1,9 @@
 //! The future of `Uploader::upload` is `Send`, so an upload can run as a task of its own on a
 //! multi-threaded runtime (`tokio::spawn(async move { uploader.upload(request).await })`).
 
-mod common;
-
 use ossup::{BytesSource, Parallel, UploadMethod, UploadRequest, Uploader};
 
-use common::{BUCKET, PART, assert_object_is, builder, data, mock};
+use crate::common::{BUCKET, PART, assert_object_is, builder, data, mock};
 
 fn assert_send<T: Send>(_: T) {}
 

@@ -1,15 +1,13 @@
 //! Integrity: every part and the whole object are checked against the source; a server that
 //! reports other checksums stops the upload instead of producing a wrong object.
 
-mod common;
-
-use common::faults::{Action, Faulty, Rule};
-use common::*;
+use crate::common::faults::{Action, Faulty, Rule};
+use crate::common::*;
+use ossup::{Api, ErrorCode};
 use ossup::{
     BytesSource, CancellationToken, CheckpointStore, ChecksumMode, ErrorKind, MemoryStore, Notice,
     Sequential, UploadIdentity, UploadRequest,
 };
-use ossup_proto::{Api, ErrorCode};
 
 fn source(bytes: &[u8], id: &str) -> BytesSource {
     BytesSource::new(bytes.to_vec(), id)

@@ -1,8 +1,6 @@
 //! End-to-end uploads through the hyper transport against the in-process mock server.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ossup::{BytesSource, FileSource, Parallel, Sequential, UploadMethod, UploadRequest};
 
 #[tokio::test]

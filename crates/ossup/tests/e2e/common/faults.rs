@@ -8,9 +8,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use ossup::HyperTransport;
+use ossup::{Api, ErrorCode};
 use ossup::{CancellationToken, Error, ResponseBody, Transport};
-use ossup_hyper::HyperTransport;
-use ossup_proto::{Api, ErrorCode, ErrorResponse};
+use ossup_proto::ErrorResponse;
 
 /// What to do to a matching request.
 #[derive(Debug, Clone)]

@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use ossup::{Client, ErrorKind, ObjectOptions, PartBody, RetryConfig};
-use ossup_hyper::HyperTransport;
+use ossup::{Credentials, V1Signer, V4Signer};
 use ossup_proto::checksum::{content_md5, crc64, md5};
 use ossup_proto::etag::part_etag;
 use ossup_proto::xml::CompletePart;
-use ossup_sign::{Credentials, V1Signer, V4Signer};
 use wiremock::matchers::{body_string_contains, header, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -17,7 +16,6 @@ fn client(server: &MockServer) -> Client {
         .unwrap()
         .credentials(Credentials::new("test-ak", "test-sk"))
         .signer(V4Signer::new("cn-hangzhou"))
-        .transport(HyperTransport::new())
         .retry(
             RetryConfig::default()
                 .max_attempts(2)
@@ -292,7 +290,6 @@ async fn v1_signing_is_selectable() {
         .unwrap()
         .credentials(Credentials::new("test-ak", "test-sk"))
         .signer(V1Signer)
-        .transport(HyperTransport::new())
         .build()
         .unwrap()
         .abort_multipart_upload("b", "k", "U")

@@ -1,0 +1,20 @@
+//! The engine end to end: uploads and the client against the in-process mock OSS server (and, for
+//! the request shapes, a wiremock server), through the default transport or a fault-injecting one
+//! wrapped around it. One test binary, one module per area.
+
+mod common;
+
+mod callback_sts;
+mod cancel_memory;
+mod chaos;
+mod checkpoint_records;
+mod client_wiremock;
+mod integrity;
+mod options;
+mod orphans;
+mod readme;
+mod resume;
+mod retry;
+mod shared_parts;
+mod upload;
+mod upload_future_is_send;
