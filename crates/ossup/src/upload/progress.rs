@@ -356,6 +356,34 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_put_object_reports_its_bytes_in_flight_too() {
+        let data = data(PART as usize, 43);
+        let server = Scripted::trickling(vec![Reply::stored(&data)], SLOW);
+        let store = Arc::new(MemoryStore::new());
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+
+        let outcome =
+            uploader(&server, &store)
+                .upload(request(&data).multipart_threshold(2 * PART).progress(
+                    move |event: &ProgressEvent| sink.lock().unwrap().push(event.clone()),
+                ))
+                .await
+                .unwrap();
+
+        assert_eq!(outcome.method, super::super::UploadMethod::PutObject);
+        let events = events.lock().unwrap();
+        assert!(shows_part_midway(&events, 1, None), "{events:?}");
+        assert!(sending_figures(&events).is_sorted(), "{events:?}");
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, ProgressEvent::Retrying { .. })),
+            "{events:?}"
+        );
+    }
+
     #[test]
     fn without_a_sink_no_part_is_counted_in_flight() {
         let progress = Arc::new(Progress::new(None));
