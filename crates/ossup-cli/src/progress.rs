@@ -54,6 +54,19 @@ pub enum Event {
         /// The source's size.
         total: u64,
     },
+    /// Bytes of the parts in flight have gone out, not yet acknowledged: at most every 100 ms while
+    /// they move, so the bar moves within a part.
+    Sending {
+        /// Bytes on the server so far, as the last `part_done` said.
+        transferred: u64,
+        /// Bytes of the parts in flight handed to the connection; `transferred + in_flight` never
+        /// goes backwards (a retried part holds the furthest point it reached).
+        in_flight: u64,
+        /// The source's size.
+        total: u64,
+        /// The parts in flight.
+        parts: Vec<PartInFlight>,
+    },
     /// A request failed and will be tried again.
     Retrying {
         /// The part, when the request was for one.
@@ -103,6 +116,37 @@ pub enum Event {
         /// What went wrong.
         message: String,
     },
+}
+
+/// One part in flight, in [`Event::Sending`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartInFlight {
+    /// The part number.
+    pub part: u32,
+    /// Bytes of it handed to the connection.
+    pub sent: u64,
+    /// The part's size.
+    pub bytes: u64,
+}
+
+impl Event {
+    /// The bytes this event says have gone out, for a figure that moves within parts: the bytes on
+    /// the server plus those in flight. A `part_done` alone does not count the other parts in
+    /// flight, so a reporter keeps the largest figure seen.
+    fn bytes_out(&self) -> Option<(u64, u64)> {
+        match self {
+            Event::PartDone {
+                transferred, total, ..
+            } => Some((*transferred, *total)),
+            Event::Sending {
+                transferred,
+                in_flight,
+                total,
+                ..
+            } => Some((transferred + in_flight, *total)),
+            _ => None,
+        }
+    }
 }
 
 /// Shows [`Event`]s as they come.
@@ -166,6 +210,8 @@ pub struct PlainReporter<W> {
     started: Instant,
     last_line: Instant,
     last_tenth: u64,
+    /// The largest figure of bytes out seen, so the lines never go backwards.
+    out_so_far: u64,
 }
 
 impl<W: Write + Send> PlainReporter<W> {
@@ -177,6 +223,7 @@ impl<W: Write + Send> PlainReporter<W> {
             started: now,
             last_line: now,
             last_tenth: 0,
+            out_so_far: 0,
         }
     }
 }
@@ -198,6 +245,7 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
                 self.started = Instant::now();
                 self.last_line = self.started;
                 self.last_tenth = (bytes_reused * 10).checked_div(*total_bytes).unwrap_or(0);
+                self.out_so_far = *bytes_reused;
                 let how = match upload_id {
                     Some(id) => format!(
                         "{parts_total} parts of {} (upload id {id})",
@@ -215,19 +263,20 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
                 Some(line)
             }
             Event::Notice { message, .. } => Some(format!("note: {message}")),
-            Event::PartDone {
-                transferred, total, ..
-            } => {
-                let tenth = (transferred * 10).checked_div(*total).unwrap_or(10);
+            Event::PartDone { .. } | Event::Sending { .. } => {
+                let (out, total) = event.bytes_out().unwrap_or_default();
+                self.out_so_far = self.out_so_far.max(out);
+                let out = self.out_so_far;
+                let tenth = (out * 10).checked_div(total).unwrap_or(10);
                 let due = self.last_line.elapsed() >= PLAIN_INTERVAL || tenth > self.last_tenth;
-                (due && transferred < total).then(|| {
+                (due && out < total).then(|| {
                     self.last_tenth = tenth;
                     self.last_line = Instant::now();
-                    let percent = (*transferred as f64 * 100.0) / (*total).max(1) as f64;
+                    let percent = (out as f64 * 100.0) / total.max(1) as f64;
                     format!(
                         "{} of {} ({percent:.0}%), {} elapsed",
-                        HumanBytes(*transferred),
-                        HumanBytes(*total),
+                        HumanBytes(out),
+                        HumanBytes(total),
                         crate::duration::brief(self.started.elapsed())
                     )
                 })
@@ -317,9 +366,12 @@ impl Reporter for BarReporter {
                 self.bar = Some(bar);
             }
             Event::Notice { message, .. } => self.println(format!("note: {message}")),
-            Event::PartDone { transferred, .. } => {
-                if let Some(bar) = &self.bar {
-                    bar.set_position(*transferred);
+            Event::PartDone { .. } | Event::Sending { .. } => {
+                if let (Some(bar), Some((out, _))) = (&self.bar, event.bytes_out()) {
+                    // A `part_done` alone leaves out the other parts in flight: never go back.
+                    if out > bar.position() {
+                        bar.set_position(out);
+                    }
                 }
             }
             Event::Retrying { .. } => self.println(retry_line(event)),
@@ -425,6 +477,90 @@ mod tests {
             text.contains("part 4: attempt 2 failed (connection reset); retrying in 0.31 s"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn sending_is_a_json_line_with_the_parts_in_flight() {
+        let mut out = Vec::new();
+        JsonReporter::new(&mut out).event(&Event::Sending {
+            transferred: 300,
+            in_flight: 150,
+            total: 1000,
+            parts: vec![
+                PartInFlight {
+                    part: 4,
+                    sent: 100,
+                    bytes: 100,
+                },
+                PartInFlight {
+                    part: 5,
+                    sent: 50,
+                    bytes: 100,
+                },
+            ],
+        });
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            line,
+            serde_json::json!({
+                "event": "sending", "transferred": 300, "in_flight": 150, "total": 1000,
+                "parts": [{"part": 4, "sent": 100, "bytes": 100}, {"part": 5, "sent": 50, "bytes": 100}],
+            })
+        );
+    }
+
+    #[test]
+    fn plain_lines_move_within_parts_and_never_go_back() {
+        let mut out = Vec::new();
+        {
+            let mut reporter = PlainReporter::new(&mut out);
+            reporter.event(&started(1000));
+            // A part half sent crosses 30%; its PartDone alone (without the other part in flight)
+            // would read lower, and prints nothing.
+            reporter.event(&Event::Sending {
+                transferred: 200,
+                in_flight: 150,
+                total: 1000,
+                parts: Vec::new(),
+            });
+            reporter.event(&Event::PartDone {
+                part: 3,
+                bytes: 100,
+                transferred: 300,
+                total: 1000,
+            });
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("(35%)"), "{text}");
+    }
+
+    #[test]
+    fn the_bar_counts_bytes_in_flight_and_keeps_the_largest_figure() {
+        let mut reporter = BarReporter::new();
+        reporter.event(&started(1000));
+        reporter.event(&Event::Sending {
+            transferred: 200,
+            in_flight: 150,
+            total: 1000,
+            parts: Vec::new(),
+        });
+        let position = |r: &BarReporter| r.bar.as_ref().unwrap().position();
+        assert_eq!(position(&reporter), 350);
+        reporter.event(&Event::PartDone {
+            part: 3,
+            bytes: 100,
+            transferred: 300,
+            total: 1000,
+        });
+        assert_eq!(position(&reporter), 350);
+        reporter.event(&Event::PartDone {
+            part: 4,
+            bytes: 100,
+            transferred: 400,
+            total: 1000,
+        });
+        assert_eq!(position(&reporter), 400);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::explain::explain;
 use crate::failure::{Failure, shell_command};
 use crate::interrupt::{exit_on_second_interrupt, interrupted};
 use crate::meta::check_unique;
-use crate::progress::{Event, Reporter, reporter_for};
+use crate::progress::{Event, PartInFlight, Reporter, reporter_for};
 use crate::size::HumanBytes;
 
 /// Runs `ossup upload`.
@@ -215,6 +215,23 @@ impl Tally {
                     total: self.total,
                 })
             }
+            ProgressEvent::Sending {
+                transferred,
+                in_flight,
+                parts,
+            } => Some(Event::Sending {
+                transferred: *transferred,
+                in_flight: *in_flight,
+                total: self.total,
+                parts: parts
+                    .iter()
+                    .map(|p| PartInFlight {
+                        part: p.number,
+                        sent: p.sent,
+                        bytes: p.bytes,
+                    })
+                    .collect(),
+            }),
             ProgressEvent::Retrying {
                 part,
                 api,

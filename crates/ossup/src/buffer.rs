@@ -31,12 +31,25 @@ impl BufferPool {
 
     /// Waits for a buffer and returns it with `len` bytes (contents unspecified).
     pub(crate) async fn acquire(self: &Arc<Self>, len: usize) -> PartBuffer {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the pool's semaphore is never closed");
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Every buffer is in flight: the source is read faster than parts go out.
+                tracing::trace!(len, "waiting for a part buffer");
+                let waiting_since = std::time::Instant::now();
+                let permit = self
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the pool's semaphore is never closed");
+                tracing::trace!(
+                    waited_ms = waiting_since.elapsed().as_millis() as u64,
+                    "got a part buffer"
+                );
+                permit
+            }
+        };
         let now = self.alive.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         let mut buf = self

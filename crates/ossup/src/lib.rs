@@ -80,7 +80,7 @@ pub use error::{Error, ErrorKind, ServiceError};
 pub use options::{DataEncryption, ObjectAcl, ObjectOptions, ServerSideEncryption, StorageClass};
 pub use ossup_proto::{Api, ErrorCode};
 pub use ossup_transport::{ResponseBody, TransferProgress, Transport};
-pub use progress::{Notice, ProgressEvent, ProgressSink};
+pub use progress::{Notice, PartSending, ProgressEvent, ProgressSink};
 pub use retry::{RetryConfig, RetryObserver};
 pub use scheduler::{Parallel, PartRunner, PartScheduler, PartSpec, Sequential};
 pub use source::{BytesSource, FileSource, Source};

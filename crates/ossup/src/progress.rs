@@ -194,6 +194,22 @@ pub enum ProgressEvent {
         /// Bytes on the server so far, reused ones included; never decreases.
         transferred: u64,
     },
+    /// Bytes of the parts being sent have gone out to the connection, not yet acknowledged.
+    /// Reported at most every 100 ms, and only while the figure moves and the transport counts
+    /// the bytes it sends (the stock one does).
+    ///
+    /// `transferred + in_flight` never decreases, not even when a part's request is retried and
+    /// sends its body again: a part's `sent` stays at the furthest point any attempt reached until
+    /// a later attempt passes it, and the part's bytes move from `in_flight` to `transferred` when
+    /// its [`PartDone`](Self::PartDone) is reported.
+    Sending {
+        /// Bytes acknowledged and recorded so far, as [`PartDone`](Self::PartDone) reports them.
+        transferred: u64,
+        /// Bytes of the parts in flight handed to the connection: the sum of `parts`' `sent`.
+        in_flight: u64,
+        /// The parts in flight, by part number.
+        parts: Vec<PartSending>,
+    },
     /// A request failed and will be tried again.
     Retrying {
         /// The part, for UploadPart.
@@ -226,6 +242,17 @@ pub enum ProgressEvent {
         /// Bytes found on the server from an earlier run and not sent again.
         bytes_reused: u64,
     },
+}
+
+/// One part in flight, in a [`ProgressEvent::Sending`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartSending {
+    /// The part number.
+    pub number: u32,
+    /// Bytes of the part handed to the connection (the furthest any attempt reached).
+    pub sent: u64,
+    /// The part's size.
+    pub bytes: u64,
 }
 
 /// Receives progress events.

@@ -144,16 +144,33 @@ pub struct RetryNotice<'a> {
 /// A callback the retry layer calls before each retry, put in a request's extensions by whoever wants
 /// to hear about it (the engine turns it into [`ProgressEvent::Retrying`](crate::ProgressEvent)).
 #[derive(Clone)]
-pub struct RetryObserver(Arc<dyn Fn(&RetryNotice<'_>) + Send + Sync>);
+pub struct RetryObserver {
+    on_retry: Arc<dyn Fn(&RetryNotice<'_>) + Send + Sync>,
+    on_attempt: Arc<dyn Fn(&TransferProgress) + Send + Sync>,
+}
 
 impl RetryObserver {
     /// An observer calling `f`.
     pub fn new(f: impl Fn(&RetryNotice<'_>) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(f))
+        Self {
+            on_retry: Arc::new(f),
+            on_attempt: Arc::new(|_| {}),
+        }
+    }
+
+    /// Also hands `f` the body byte counter of each attempt as the attempt starts, so the caller
+    /// can watch the body go out. Each attempt has a counter of its own, starting from zero.
+    pub fn on_attempt(mut self, f: impl Fn(&TransferProgress) + Send + Sync + 'static) -> Self {
+        self.on_attempt = Arc::new(f);
+        self
     }
 
     fn notify(&self, notice: &RetryNotice<'_>) {
-        (self.0)(notice)
+        (self.on_retry)(notice)
+    }
+
+    fn attempt_started(&self, progress: &TransferProgress) {
+        (self.on_attempt)(progress)
     }
 }
 
@@ -230,6 +247,9 @@ impl<T: Transport> Retry<T> {
         let body_len = request.body().len() as u64;
         let read_body = request.extensions().get::<ReadBody>().cloned();
         let progress = TransferProgress::new();
+        if let Some(observer) = request.extensions().get::<RetryObserver>() {
+            observer.attempt_started(&progress);
+        }
         let mut request = request;
         request.extensions_mut().insert(progress.clone());
         let send = self.inner.send(request);

@@ -101,7 +101,9 @@ pub(super) async fn hash_part(
     part: PartSpec,
     mode: ChecksumMode,
 ) -> Result<Hashed, Error> {
-    tokio::task::spawn_blocking(move || hash_range(source.as_ref(), &part, mode))
+    // The blocking thread carries the part's span, so what the source logs is told apart by part.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| hash_range(source.as_ref(), &part, mode)))
         .await
         .map_err(|e| Error::internal(format!("hashing part {} panicked: {e}", part.number)))?
         .map_err(|e| read_error(&part, e))
@@ -118,7 +120,9 @@ pub(super) async fn read_part(
         .map_err(|_| Error::config(format!("part size {} does not fit in memory", part.size)))?;
     let mut buffer = pool.acquire(len).await;
     let source = source.clone();
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let hashed = read_and_hash(source.as_ref(), &part, buffer.as_mut(), mode);
         (buffer, hashed)
     })
@@ -133,7 +137,8 @@ pub(super) async fn read_part(
 /// The source's stamp, read on a blocking thread.
 pub(super) async fn stamp_of(source: &Arc<dyn Source>) -> Result<SourceStamp, Error> {
     let source = source.clone();
-    tokio::task::spawn_blocking(move || source.stamp())
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| source.stamp()))
         .await
         .map_err(|e| Error::internal(format!("reading the source's stamp panicked: {e}")))?
         .map_err(|e| Error::source_io("cannot read the source's size and modification time", e))

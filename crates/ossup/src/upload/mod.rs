@@ -21,6 +21,8 @@ mod cancel;
 mod complete;
 mod context;
 mod hashing;
+#[cfg(test)]
+mod observability;
 mod orphans;
 mod outcome;
 mod plan;
@@ -36,6 +38,8 @@ mod transfer;
 
 use std::fmt;
 use std::sync::Arc;
+
+use tracing::{Instrument as _, Span, field};
 
 use crate::{CheckpointStore, Client, Error, PartScheduler, ProgressEvent};
 use cancel::CancelState;
@@ -123,16 +127,35 @@ impl Uploader {
     ///
     /// The future is `Send`: `tokio::spawn(async move { uploader.upload(request).await })` runs an
     /// upload as a task of its own.
+    ///
+    /// The upload runs in an `info` span `upload` (bucket, key, and once planned size, part size,
+    /// part count, method and upload id), with a span per phase (`plan`, `resume`, `transfer`,
+    /// `complete`, `put`) and a `debug` span `part` per part sent (number, offset, size, and the
+    /// bytes sent once acknowledged), under which the client's request spans nest.
     pub async fn upload(&self, request: UploadRequest) -> Result<UploadOutcome, Error> {
-        let cancel = request.cancel.clone();
-        let state = Arc::new(CancelState::new(&request));
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {}
-            result = self.run(request, state.clone()) => return result,
+        let span = tracing::info_span!(
+            "upload",
+            bucket = %request.bucket,
+            key = %request.key,
+            size = field::Empty,
+            part_size = field::Empty,
+            parts = field::Empty,
+            method = field::Empty,
+            upload_id = field::Empty,
+        );
+        async {
+            let cancel = request.cancel.clone();
+            let state = Arc::new(CancelState::new(&request));
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {}
+                result = self.run(request, state.clone()) => return result,
+            }
+            // Cancelled: the run (and every part in flight) has been dropped.
+            Err(state.settle(self).await)
         }
-        // Cancelled: the run (and every part in flight) has been dropped.
-        Err(state.settle(self).await)
+        .instrument(span)
+        .await
     }
 
     /// Plans the upload, then puts it or runs it in parts; every error names the object.
@@ -144,14 +167,38 @@ impl Uploader {
         let bucket = request.bucket.clone();
         let key = request.key.clone();
         let in_context = |e: Error| e.with_object(&bucket, &key);
+        let started = std::time::Instant::now();
         let ctx = plan::plan(self, request, cancel)
+            .instrument(tracing::info_span!("plan"))
             .await
             .map_err(in_context)?;
-        match ctx.plan.method {
-            UploadMethod::PutObject => put::put(&ctx).await,
+        let method = match ctx.plan.method {
+            UploadMethod::PutObject => "put_object",
+            UploadMethod::Multipart => "multipart",
+        };
+        let upload = Span::current();
+        upload.record("size", ctx.plan.stamp.size);
+        upload.record("part_size", ctx.plan.part_size);
+        upload.record("parts", ctx.plan.parts.len());
+        upload.record("method", method);
+        tracing::info!(
+            size = ctx.plan.stamp.size,
+            parts = ctx.plan.parts.len(),
+            method,
+            "upload starting"
+        );
+        let outcome = match ctx.plan.method {
+            UploadMethod::PutObject => put::put(&ctx).instrument(tracing::info_span!("put")).await,
             UploadMethod::Multipart => multipart(&ctx).await,
         }
-        .map_err(in_context)
+        .map_err(in_context)?;
+        tracing::info!(
+            bytes_sent = outcome.bytes_sent,
+            bytes_reused = outcome.bytes_reused,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "upload completed"
+        );
+        Ok(outcome)
     }
 }
 
@@ -163,9 +210,23 @@ async fn multipart(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
         .await
         .map_err(Error::checkpoint)?;
     tracing::debug!(identity = %ctx.identity, "checkpoint lock held");
-    let resumed = resume::resume(ctx).await?;
+    let resumed = resume::resume(ctx)
+        .instrument(tracing::info_span!("resume"))
+        .await?;
     let upload_id = resumed.checkpoint.upload_id.clone();
-    let transferred = transfer::transfer(ctx, resumed.checkpoint).await?;
+    Span::current().record("upload_id", upload_id.as_str());
+    if resumed.resumed {
+        let checkpoint = &resumed.checkpoint;
+        tracing::info!(
+            %upload_id,
+            parts_reused = checkpoint.parts.len(),
+            bytes_reused = checkpoint.parts.values().map(|r| r.size).sum::<u64>(),
+            "resuming"
+        );
+    }
+    let transferred = transfer::transfer(ctx, resumed.checkpoint)
+        .instrument(tracing::info_span!("transfer", %upload_id))
+        .await?;
     let completed = complete::complete(
         ctx,
         Completion {
@@ -174,6 +235,7 @@ async fn multipart(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
             completed_etag: resumed.completed_etag,
         },
     )
+    .instrument(tracing::info_span!("complete", %upload_id))
     .await?;
     ctx.progress.emit(ProgressEvent::Completed {
         etag: completed.etag.clone(),

@@ -28,17 +28,23 @@ pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
     ensure_unchanged(ctx.source(), stamp).await?;
     let bytes = buffer.freeze();
     let body = PartBody::with_checksums(bytes, hashed.md5, Some(hashed.crc64));
-    let stored = match &ctx.request.callback {
-        Some(callback) => {
-            ctx.client
-                .put_object_with_callback(bucket, key, body, &ctx.options, callback)
-                .await?
+    let client = match ctx.progress.sending_whole(stamp.size) {
+        Some(observer) => ctx.client.with_retry_observer(observer),
+        None => ctx.client.clone(),
+    };
+    let put = async {
+        match &ctx.request.callback {
+            Some(callback) => {
+                client
+                    .put_object_with_callback(bucket, key, body, &ctx.options, callback)
+                    .await
+            }
+            None => client.put_object(bucket, key, body, &ctx.options).await,
         }
-        None => {
-            ctx.client
-                .put_object(bucket, key, body, &ctx.options)
-                .await?
-        }
+    };
+    let stored = tokio::select! {
+        stored = put => stored?,
+        never = ctx.progress.report_sending() => match never {},
     };
     ctx.progress.part_done(1, stamp.size);
     ctx.progress.emit(ProgressEvent::Completed {

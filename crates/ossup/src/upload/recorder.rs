@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
+use tracing::{Instrument as _, Span};
 
 use super::progress::Progress;
 use crate::{Checkpoint, CheckpointStore, Notice, PartRecord, StoreError};
@@ -61,6 +62,8 @@ pub(super) struct Recorder {
     places: Arc<Semaphore>,
     batch: Arc<Mutex<Batch>>,
     tasks: Mutex<JoinSet<()>>,
+    /// The span of the phase that made the recorder, which the commit tasks carry.
+    span: Span,
 }
 
 /// Records gathered for the next commit.
@@ -168,6 +171,7 @@ impl Recorder {
             places: Arc::new(Semaphore::new(RECORDS_IN_FLIGHT)),
             batch: Arc::new(Mutex::new(Batch::default())),
             tasks: Mutex::new(JoinSet::new()),
+            span: Span::current(),
         }
     }
 
@@ -207,16 +211,22 @@ impl Recorder {
             rethrow_panic(finished);
         }
         match next {
+            // A batch holds several parts: its commit carries the phase's span, not a part's.
             Next::Commit(records) => {
-                tasks.spawn(async move { shared.commit_all(records).await });
+                tasks.spawn(
+                    async move { shared.commit_all(records).await }.instrument(self.span.clone()),
+                );
             }
             Next::Linger => {
                 let batch = self.batch.clone();
-                tasks.spawn(async move {
-                    tokio::time::sleep(LINGER).await;
-                    let records = batch.lock().expect("record batch lock").take();
-                    shared.commit_all(records).await;
-                });
+                tasks.spawn(
+                    async move {
+                        tokio::time::sleep(LINGER).await;
+                        let records = batch.lock().expect("record batch lock").take();
+                        shared.commit_all(records).await;
+                    }
+                    .instrument(self.span.clone()),
+                );
             }
             Next::Nothing => {}
         }

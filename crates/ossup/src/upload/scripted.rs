@@ -31,6 +31,9 @@ pub(super) struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
     body: Bytes,
+    /// How many bytes of the request's body a trickling server takes before it answers (all of
+    /// them unless set).
+    takes: Option<u64>,
 }
 
 impl Reply {
@@ -40,7 +43,14 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Bytes::new(),
+            takes: None,
         }
+    }
+
+    /// The answer, given once a trickling server has taken only `bytes` of the request's body.
+    pub(super) fn after_taking(mut self, bytes: u64) -> Self {
+        self.takes = Some(bytes);
+        self
     }
 
     /// A 200 carrying the XML document `body`.
@@ -151,6 +161,17 @@ pub(super) struct Sent {
 pub(super) struct Scripted {
     script: Mutex<VecDeque<Reply>>,
     sent: Mutex<Vec<Sent>>,
+    trickle: Option<Trickle>,
+}
+
+/// How a trickling server takes request bodies: `chunk` bytes every `pause`, counted in the
+/// request's [`TransferProgress`](crate::TransferProgress) as a real connection would.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Trickle {
+    /// Bytes taken at a time.
+    pub(super) chunk: u64,
+    /// The wait before each chunk.
+    pub(super) pause: std::time::Duration,
 }
 
 impl Scripted {
@@ -159,6 +180,17 @@ impl Scripted {
         Arc::new(Self {
             script: Mutex::new(script.into()),
             sent: Mutex::new(Vec::new()),
+            trickle: None,
+        })
+    }
+
+    /// A server that answers with `script` once it has taken each request's body as `trickle`
+    /// says.
+    pub(super) fn trickling(script: Vec<Reply>, trickle: Trickle) -> Arc<Self> {
+        Arc::new(Self {
+            script: Mutex::new(script.into()),
+            sent: Mutex::new(Vec::new()),
+            trickle: Some(trickle),
         })
     }
 
@@ -203,6 +235,18 @@ impl Transport for Scripted {
                 "the script has no reply left for {line}"
             )));
         };
+        if let (Some(trickle), Some(progress)) = (
+            self.trickle,
+            request.extensions().get::<crate::TransferProgress>(),
+        ) {
+            let mut left = reply.takes.unwrap_or(request.body().len() as u64);
+            while left > 0 {
+                tokio::time::sleep(trickle.pause).await;
+                let chunk = trickle.chunk.min(left);
+                progress.add(chunk);
+                left -= chunk;
+            }
+        }
         let mut response = http::Response::new(ResponseBody::from_bytes(reply.body));
         *response.status_mut() = http::StatusCode::from_u16(reply.status).expect("scripted status");
         for (name, value) in reply.headers {
@@ -213,22 +257,31 @@ impl Transport for Scripted {
         Ok(response)
     }
 
-    /// Scripted answers move no body bytes through a connection.
+    /// Only a trickling server counts the body bytes it takes.
     fn reports_progress(&self) -> bool {
-        false
+        self.trickle.is_some()
     }
 }
 
 /// An uploader talking to `server`, with no retries, sending parts one at a time, checkpointing to
 /// `store`.
 pub(super) fn uploader(server: &Arc<Scripted>, store: &Arc<MemoryStore>) -> Uploader {
+    uploader_retrying(server, store, RetryConfig::default().max_attempts(1))
+}
+
+/// An uploader like [`uploader`]'s that retries as `retry` says.
+pub(super) fn uploader_retrying(
+    server: &Arc<Scripted>,
+    store: &Arc<MemoryStore>,
+    retry: RetryConfig,
+) -> Uploader {
     Uploader::builder()
         .endpoint("http://127.0.0.1:9")
         .expect("loopback endpoint")
         .credentials(Credentials::new("test-ak", "test-sk"))
         .signer(V4Signer::new("cn-hangzhou"))
         .transport(server.clone())
-        .retry(RetryConfig::default().max_attempts(1))
+        .retry(retry)
         .store(store.clone())
         .scheduler(Sequential)
         .part_size(PART)

@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tracing::{Instrument as _, Span, field};
+
 use super::context::UploadContext;
 use super::hashing::read_part;
 use super::recorder::Recorder;
@@ -60,10 +62,14 @@ pub(super) async fn transfer(
         plan: plan.iter().map(|p| (p.number, *p)).collect(),
         recorder: Recorder::new(ctx.store.clone(), checkpoint, ctx.progress.clone()),
         bytes_sent: AtomicU64::new(0),
+        span: Span::current(),
     };
     tracing::debug!(%upload_id, parts = plan.len(), reused = parts_reused, "sending parts");
     ctx.cancel.sending(runner.recorder.lingering());
-    let sent = ctx.scheduler.run(pending, &runner).await;
+    let sent = tokio::select! {
+        sent = ctx.scheduler.run(pending, &runner) => sent,
+        never = ctx.progress.report_sending() => match never {},
+    };
     tracing::debug!(%upload_id, ok = sent.is_ok(), "parts sent; waiting for their records");
     // Every record settles before anything else happens: Complete goes out only once the
     // checkpoint holds every part it can, and a failed upload keeps every acknowledged part
@@ -104,11 +110,29 @@ struct Runner<'a> {
     /// verified on the server.
     recorder: Recorder,
     bytes_sent: AtomicU64,
+    /// The phase's span: every part's span hangs under it, whichever task the scheduler runs the
+    /// part on.
+    span: Span,
 }
 
 #[async_trait::async_trait]
 impl PartRunner for Runner<'_> {
     async fn run_part(&self, part: PartSpec) -> Result<(), Error> {
+        let span = tracing::debug_span!(
+            parent: &self.span,
+            "part",
+            number = part.number,
+            offset = part.offset,
+            size = part.size,
+            sent = field::Empty,
+        );
+        self.send_part(part).instrument(span).await
+    }
+}
+
+impl Runner<'_> {
+    /// Reads, hashes, sends and verifies `part`, then queues its record.
+    async fn send_part(&self, part: PartSpec) -> Result<(), Error> {
         let ctx = self.ctx;
         if self.plan.get(&part.number) != Some(&part) {
             return Err(Error::config(format!(
@@ -120,7 +144,7 @@ impl PartRunner for Runner<'_> {
             .await
             .map_err(|e| e.with_object(ctx.bucket(), ctx.key()))?;
         let bytes = buffer.freeze();
-        let client = match ctx.progress.observer(Some(part.number)) {
+        let client = match ctx.progress.sending(part.number, part.size) {
             Some(observer) => ctx.client.with_retry_observer(observer),
             None => ctx.client.clone(),
         };
@@ -144,6 +168,12 @@ impl PartRunner for Runner<'_> {
             crc64: hashed.crc64,
         };
         self.bytes_sent.fetch_add(part.size, Ordering::Relaxed);
+        Span::current().record("sent", part.size);
+        tracing::debug!(
+            part = part.number,
+            bytes = part.size,
+            "part sent and verified"
+        );
         // The slot goes to the next part now; the record commits alongside it (and PartDone is
         // reported once it has).
         self.recorder.record(record).await;
