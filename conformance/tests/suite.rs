@@ -1,6 +1,8 @@
 //! The whole conformance suite as one test: against the mock by default (or the endpoint the
 //! environment names), failing with every failed case listed.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use ossup_conformance::runner::Outcome;
 use ossup_conformance::{cases, report, runner, target::Target};
 

@@ -1,6 +1,8 @@
 //! The cases are not vacuous: against a server that answers every request with an empty 200 (and a
 //! request id), every case that runs must fail.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::convert::Infallible;
 
 use bytes::Bytes;

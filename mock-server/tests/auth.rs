@@ -1,5 +1,7 @@
 //! Authentication: V1 and V4 accepted, and each way a signature fails answered as OSS does.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use common::{Client, data, server};

@@ -1,6 +1,8 @@
 //! The `oss-mock` binary as scripts use it: the first stdout line, signals, and `kill -9` followed by
 //! a restart on the same data directory.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use std::io::Read;

@@ -2,6 +2,8 @@
 //! and POSTed, the reply handed back; failures answered 203 CallbackFailed with the object kept;
 //! callback URLs the mock may not call refused before anything is stored.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use std::convert::Infallible;

@@ -1,6 +1,8 @@
 //! Durability and concurrency: restart on the same data directory, recovery from interrupted
 //! operations, and parallel uploads of one upload's parts.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use std::path::{Path, PathBuf};

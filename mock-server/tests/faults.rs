@@ -2,6 +2,8 @@
 //! connection, rules fire on exactly the requests `nth`, `times` and a seed choose, and the `/_mock/`
 //! control routes and `--faults FILE` set them.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use std::process::{Command, Stdio};

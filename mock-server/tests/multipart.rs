@@ -1,5 +1,7 @@
 //! The multipart APIs end to end: happy path with a byte check, and every error OSS answers with.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use common::{Client, complete_xml, data, server};

@@ -1,6 +1,8 @@
 //! Objects and buckets: PutObject/GetObject/HeadObject/DeleteObject, ranges, bucket APIs, addressing
 //! and hostile keys.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use common::{BUCKET, Client, data, server};

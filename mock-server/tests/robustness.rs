@@ -2,6 +2,8 @@
 //! oversized headers. Each gets an OSS error or a cleanly closed connection, and the server keeps
 //! serving.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use std::time::Duration;

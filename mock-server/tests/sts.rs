@@ -2,6 +2,8 @@
 //! are refused, and only the actions of the credentials' policy are allowed; fresh credentials can be
 //! issued while the server runs.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use std::process::{Command, Stdio};

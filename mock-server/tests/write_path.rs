@@ -2,6 +2,8 @@
 //! range, a client gone in the middle of one, and a server that never fsyncs (`--no-fsync`,
 //! `Durability::ProcessCrash`) keeping every acknowledged change across a restart and a `kill -9`.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 use std::path::Path;

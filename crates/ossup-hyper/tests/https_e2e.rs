@@ -2,6 +2,8 @@
 //! mock (which serves plain HTTP), and the errors of certificates that cannot be trusted, of a
 //! handshake cut short and of one that never finishes.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

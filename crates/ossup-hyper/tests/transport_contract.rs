@@ -2,6 +2,8 @@
 //! transport, which keeps it all; and against a transport broken in one way at a time, which each
 //! case must catch.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use bytes::Bytes;
 use ossup_hyper::HyperTransport;
 use ossup_transport::testkit::{

@@ -1,6 +1,8 @@
 //! The signatures the official Go SDK V2 tests expect (oss/signer/signer_test.go), reproduced exactly,
 //! and accepted by `verify`.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Method;

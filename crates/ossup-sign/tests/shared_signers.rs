@@ -1,6 +1,8 @@
 //! `Arc` and `Box` of a signer or a credentials provider are one too, and forward every method:
 //! what lets a caller share one signer or provider between clients and keep a handle on it.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

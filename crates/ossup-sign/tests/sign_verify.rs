@@ -1,5 +1,7 @@
 //! Signing then verifying: what is signed, what is not, and how bad requests are refused.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Method};

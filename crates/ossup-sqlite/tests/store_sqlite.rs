@@ -1,6 +1,8 @@
 //! The contract suite and the crash-safety check run on [`SqliteStore`], and what only a shared
 //! database has: foreign databases, damaged rows, leases across processes.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

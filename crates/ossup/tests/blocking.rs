@@ -2,6 +2,8 @@
 //! uploader's own runtime, cancellation from another thread and the resume after it, and the refusal
 //! to block inside an async runtime.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

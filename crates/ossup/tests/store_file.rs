@@ -1,6 +1,8 @@
 //! The contract suite and the crash-safety check run on [`FileStore`], with the damage a journal file
 //! can suffer.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::fs::{self, OpenOptions};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,7 @@
 //! The contract suite run on [`MemoryStore`].
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::sync::Arc;
 
 use ossup::testkit::{StoreFactory, run_store_contract};

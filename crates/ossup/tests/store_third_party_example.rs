@@ -1,6 +1,8 @@
 //! The example of `docs/checkpoint-stores.md`, compiled and run: a store written outside ossup (one
 //! JSON file per upload) proving itself with the contract suite.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

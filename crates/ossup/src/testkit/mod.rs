@@ -471,7 +471,8 @@ pub async fn saving_replaces_the_whole_checkpoint(store: &dyn CheckpointStore) {
         "record_part",
         store.record_part(&new.identity, &sample::part(2, 5)).await,
     );
-    let loaded = must(CASE, "load", store.load(&new.identity).await).unwrap();
+    let loaded = must(CASE, "load", store.load(&new.identity).await)
+        .unwrap_or_else(|| panic!("{CASE}: the checkpoint saved over the old one loads"));
     assert_eq!(loaded.parts.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
 }
 
@@ -560,7 +561,8 @@ pub async fn concurrent_records_lose_nothing(
             }
         }
     }
-    let loaded = must(CASE, "load", store.load(&checkpoint.identity).await).unwrap();
+    let loaded = must(CASE, "load", store.load(&checkpoint.identity).await)
+        .unwrap_or_else(|| panic!("{CASE}: the recorded checkpoint loads"));
     let missing: Vec<u32> = checkpoint
         .parts
         .keys()

@@ -2,6 +2,8 @@
 //! the request shapes, a wiremock server), through the default transport or a fault-injecting one
 //! wrapped around it. One test binary, one module per area.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test, with its message
+
 mod common;
 
 mod callback_sts;
