@@ -218,7 +218,7 @@ pub(crate) struct StsRegistry {
 
 impl StsRegistry {
     /// A registry holding `credentials` (a later one replaces an earlier one with the same id).
-    pub fn new(credentials: &[StsCredential]) -> Self {
+    pub(crate) fn new(credentials: &[StsCredential]) -> Self {
         let registry = Self::default();
         for credential in credentials {
             registry.set(credential.clone());
@@ -227,7 +227,7 @@ impl StsRegistry {
     }
 
     /// Adds `credential`, replacing any with the same access key id.
-    pub fn set(&self, credential: StsCredential) {
+    pub(crate) fn set(&self, credential: StsCredential) {
         let mut guard = self.by_id.write().unwrap_or_else(|e| e.into_inner());
         let mut map = HashMap::clone(&guard);
         map.insert(credential.access_key_id.clone(), credential);
@@ -235,7 +235,7 @@ impl StsRegistry {
     }
 
     /// Removes the credentials with this access key id; whether there were any.
-    pub fn remove(&self, access_key_id: &str) -> bool {
+    pub(crate) fn remove(&self, access_key_id: &str) -> bool {
         let mut guard = self.by_id.write().unwrap_or_else(|e| e.into_inner());
         if !guard.contains_key(access_key_id) {
             return false;
@@ -262,7 +262,7 @@ pub(crate) struct Authenticator {
 impl Authenticator {
     /// An authenticator accepting these `(access key id, secret)` pairs and the temporary credentials
     /// in `sts` (which win over a permanent key with the same id).
-    pub fn new(credentials: &[(String, String)], sts: Arc<StsRegistry>) -> Self {
+    pub(crate) fn new(credentials: &[(String, String)], sts: Arc<StsRegistry>) -> Self {
         Self {
             secrets: credentials.iter().cloned().collect(),
             sts,
@@ -271,7 +271,7 @@ impl Authenticator {
 
     /// Verifies the request's signature as of `now`, and for temporary credentials their token,
     /// expiry and policy.
-    pub fn authenticate(
+    pub(crate) fn authenticate(
         &self,
         ctx: &RequestContext,
         headers: &HeaderMap,

@@ -48,7 +48,7 @@ struct Throttle {
 
 impl RequestBody {
     /// Wraps hyper's body of a request with these headers.
-    pub fn new(inner: Incoming, headers: &HeaderMap) -> Self {
+    pub(crate) fn new(inner: Incoming, headers: &HeaderMap) -> Self {
         Self {
             inner,
             polled: false,
@@ -65,7 +65,7 @@ impl RequestBody {
     }
 
     /// Reads the body at most `bytes_per_sec` fast from now on.
-    pub fn throttle(&mut self, bytes_per_sec: u64) {
+    pub(crate) fn throttle(&mut self, bytes_per_sec: u64) {
         self.throttle = Some(Throttle {
             bytes_per_sec: bytes_per_sec.max(1),
             pause: None,
@@ -74,7 +74,7 @@ impl RequestBody {
 
     /// Reads and discards whatever the handler left unread. Returns whether the connection may be
     /// kept open for another request.
-    pub async fn discard_rest(&mut self, stats: &Stats) -> bool {
+    pub(crate) async fn discard_rest(&mut self, stats: &Stats) -> bool {
         if self.ended || self.inner.is_end_stream() {
             return true;
         }

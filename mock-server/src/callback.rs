@@ -140,7 +140,7 @@ fn in_block(addr: IpAddr, net: IpAddr, prefix: u8) -> bool {
 impl CallbackPolicy {
     /// Callbacks to loopback and to the `allow` entries, answered within `timeout`. Fails with a
     /// message naming the entry that is not a host name, IP address or CIDR block.
-    pub fn new(allow: &[String], timeout: Duration) -> Result<Self, String> {
+    pub(crate) fn new(allow: &[String], timeout: Duration) -> Result<Self, String> {
         Ok(Self {
             allow: allow
                 .iter()
@@ -151,7 +151,7 @@ impl CallbackPolicy {
     }
 
     /// How long a callback server may take to answer.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
@@ -286,7 +286,7 @@ impl Callback {
     /// The callback of a request, checked: `None` without `x-oss-callback` (or with an empty
     /// `callbackUrl`, which OSS reads as no callback). Malformed headers and URLs the policy does not
     /// allow are `400 InvalidArgument`, before anything is stored.
-    pub fn from_headers(
+    pub(crate) fn from_headers(
         headers: &HeaderMap,
         policy: &CallbackPolicy,
     ) -> Result<Option<Self>, OssError> {
@@ -384,7 +384,7 @@ impl Callback {
     /// Performs the callback for a stored object and builds the response: `200` with the callback
     /// server's reply as body, or `Err` with `203 CallbackFailed` saying why. Both carry `headers`
     /// (the upload's `ETag`, CRC-64, …), since the object is stored either way.
-    pub async fn answer(
+    pub(crate) async fn answer(
         &self,
         facts: &UploadFacts,
         timeout: Duration,

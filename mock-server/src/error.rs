@@ -19,7 +19,7 @@ pub(crate) struct OssError {
 
 impl OssError {
     /// An error with the default message of `code`.
-    pub fn new(code: ErrorCode) -> Self {
+    pub(crate) fn new(code: ErrorCode) -> Self {
         Self {
             code,
             message: None,
@@ -29,19 +29,19 @@ impl OssError {
     }
 
     /// Replaces the message.
-    pub fn message(mut self, message: impl Into<String>) -> Self {
+    pub(crate) fn message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
         self
     }
 
     /// Adds an element to the error document.
-    pub fn field(mut self, name: &str, value: impl Into<String>) -> Self {
+    pub(crate) fn field(mut self, name: &str, value: impl Into<String>) -> Self {
         self.fields.push((name.to_owned(), value.into()));
         self
     }
 
     /// 500 InternalError for a storage failure; the cause goes to the log and the message.
-    pub fn internal(what: &str, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(what: &str, err: impl std::fmt::Display) -> Self {
         tracing::error!("{what}: {err}");
         Self::new(ErrorCode::InternalError).message(format!(
             "We encountered an internal error. Please try again. ({what}: {err})"
@@ -49,7 +49,7 @@ impl OssError {
     }
 
     /// 400 InvalidArgument naming the argument and the value given.
-    pub fn invalid_argument(name: &str, value: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_argument(name: &str, value: &str, message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidArgument)
             .message(message)
             .field("ArgumentName", name)
@@ -57,27 +57,27 @@ impl OssError {
     }
 
     /// 404 NoSuchUpload with the upload id asked for.
-    pub fn no_such_upload(upload_id: &str) -> Self {
+    pub(crate) fn no_such_upload(upload_id: &str) -> Self {
         Self::new(ErrorCode::NoSuchUpload).field("UploadId", upload_id)
     }
 
     /// 404 NoSuchBucket with the bucket asked for.
-    pub fn no_such_bucket(bucket: &str) -> Self {
+    pub(crate) fn no_such_bucket(bucket: &str) -> Self {
         Self::new(ErrorCode::NoSuchBucket).field("BucketName", bucket)
     }
 
     /// 404 NoSuchKey with the key asked for.
-    pub fn no_such_key(key: &str) -> Self {
+    pub(crate) fn no_such_key(key: &str) -> Self {
         Self::new(ErrorCode::NoSuchKey).field("Key", key)
     }
 
     /// The HTTP status of this error.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The `<Error>` document, stamped with the request id and host id of the response.
-    pub fn document(&self, request_id: &str, host_id: &str) -> ErrorResponse {
+    pub(crate) fn document(&self, request_id: &str, host_id: &str) -> ErrorResponse {
         let mut doc = ErrorResponse::new(self.code, request_id, host_id);
         if let Some(message) = &self.message {
             doc.message = message.clone();

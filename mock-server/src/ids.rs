@@ -18,7 +18,7 @@ pub(crate) struct Ids {
 }
 
 impl Ids {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -37,18 +37,18 @@ impl Ids {
     }
 
     /// An OSS-style request id: 24 uppercase hex digits.
-    pub fn request_id(&self) -> String {
+    pub(crate) fn request_id(&self) -> String {
         format!("{:08X}{:016X}", self.nonce, self.next())
     }
 
     /// A file name (lowercase hex) unique across runs.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         format!("{:08x}{:016x}", self.nonce, self.next())
     }
 
     /// An upload id: 32 uppercase hex digits whose first half grows with initiation time, so that
     /// sorting a key's uploads by id sorts them by initiation, as ListMultipartUploads orders them.
-    pub fn upload_id(&self) -> String {
+    pub(crate) fn upload_id(&self) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros())

@@ -47,7 +47,7 @@ pub(crate) struct RequestContext {
 
 impl RequestContext {
     /// The first value of a query parameter.
-    pub fn query(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(n, _)| n == name)
@@ -55,17 +55,17 @@ impl RequestContext {
     }
 
     /// The object key; object-level APIs always have one.
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         self.key.as_deref().unwrap_or_default()
     }
 
     /// The raw `partNumber` parameter.
-    pub fn part_number(&self) -> Option<&str> {
+    pub(crate) fn part_number(&self) -> Option<&str> {
         self.query("partNumber")
     }
 
     /// The `uploadId` parameter.
-    pub fn upload_id(&self) -> Option<&str> {
+    pub(crate) fn upload_id(&self) -> Option<&str> {
         self.query("uploadId")
     }
 }

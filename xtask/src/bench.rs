@@ -70,7 +70,7 @@ print(json.dumps({"event": "completed", "elapsed_secs": elapsed, "crc64": str(re
 "#;
 
 /// Runs `cargo xtask bench ARGS`.
-pub fn run(raw: &[String]) -> Result<(), Failure> {
+pub(crate) fn run(raw: &[String]) -> Result<(), Failure> {
     let args =
         BenchArgs::parse(raw).map_err(|e| Failure::new(format!("{e}; see cargo xtask --help")))?;
     if args.runs < 3 {

@@ -34,7 +34,7 @@ const DEFAULT_MAX_SIZE: u64 = 4 << 20;
 
 /// The command line of `cargo xtask chaos`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChaosArgs {
+pub(crate) struct ChaosArgs {
     /// How many iterations.
     pub iterations: u64,
     /// The seed of the first iteration; iteration `i` has seed `seed + i`.
@@ -47,7 +47,7 @@ pub struct ChaosArgs {
 
 impl ChaosArgs {
     /// Parses the arguments after `chaos`; the seed defaults to one taken from the clock.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
+    pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
         let mut parsed = ChaosArgs {
             iterations: DEFAULT_ITERATIONS,
             seed: SystemTime::now()
@@ -93,7 +93,7 @@ impl ChaosArgs {
     }
 
     /// The command that runs the iteration of `seed` alone.
-    pub fn reproduce(&self, seed: u64) -> String {
+    pub(crate) fn reproduce(&self, seed: u64) -> String {
         format!(
             "cargo xtask chaos --iterations 1 --seed {seed} --max-size {}{}",
             self.max_size,
@@ -113,13 +113,13 @@ fn number(text: &str, name: &str) -> Result<u64, String> {
 }
 
 /// `cargo xtask chaos ARGS`.
-pub fn run(args: &[String]) -> Result<(), Failure> {
+pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
     let args = ChaosArgs::parse(args).map_err(Failure::new)?;
     run_with(&args)
 }
 
 /// Runs the iterations `args` describes and prints the summary; fails if any iteration failed.
-pub fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
+pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     Step::cargo(
         "build ossup and oss-mock",
         ["build", "--package", "ossup-cli", "--package", "oss-mock"],

@@ -7,11 +7,11 @@ use std::process::Command;
 
 /// Why a task stopped: what failed and what to do about it.
 #[derive(Debug)]
-pub struct Failure(String);
+pub(crate) struct Failure(String);
 
 impl Failure {
     /// A failure with this message.
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 }
@@ -24,7 +24,7 @@ impl fmt::Display for Failure {
 
 /// One command of a task, with a name for people.
 #[derive(Debug)]
-pub struct Step {
+pub(crate) struct Step {
     name: String,
     program: OsString,
     args: Vec<OsString>,
@@ -33,7 +33,7 @@ pub struct Step {
 
 impl Step {
     /// A step running `program` with `args` in the workspace root.
-    pub fn new(
+    pub(crate) fn new(
         name: &str,
         program: impl Into<OsString>,
         args: impl IntoIterator<Item = impl Into<OsString>>,
@@ -47,25 +47,25 @@ impl Step {
     }
 
     /// Sets an environment variable for the command, builder style.
-    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+    pub(crate) fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.envs.push((key.into(), value.into()));
         self
     }
 
     /// A step running cargo (the one that runs this xtask) with `args`.
-    pub fn cargo(name: &str, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+    pub(crate) fn cargo(name: &str, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
         Self::new(name, cargo(), args)
     }
 
     /// Appends arguments.
-    pub fn args(&mut self, args: &[impl AsRef<std::ffi::OsStr>]) -> &mut Self {
+    pub(crate) fn args(&mut self, args: &[impl AsRef<std::ffi::OsStr>]) -> &mut Self {
         self.args
             .extend(args.iter().map(|a| a.as_ref().to_os_string()));
         self
     }
 
     /// The command line, for messages.
-    pub fn command_line(&self) -> String {
+    pub(crate) fn command_line(&self) -> String {
         // `$CARGO` is a full toolchain path; `cargo` says the same to a reader.
         let program = if self.program == cargo() {
             OsString::from("cargo")
@@ -80,7 +80,7 @@ impl Step {
     }
 
     /// The command, to run it some other way than [`run`](Self::run).
-    pub fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
@@ -90,17 +90,17 @@ impl Step {
     }
 
     /// The step's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// Prints what is about to run.
-    pub fn announce(&self) {
+    pub(crate) fn announce(&self) {
         println!("==> {}: {}", self.name, self.command_line());
     }
 
     /// Announces and runs the step in the workspace root, with the terminal's stdout and stderr.
-    pub fn run(&self) -> Result<(), Failure> {
+    pub(crate) fn run(&self) -> Result<(), Failure> {
         self.announce();
         let status = self.command().status().map_err(|e| {
             Failure::new(format!(
@@ -122,19 +122,19 @@ impl Step {
 }
 
 /// The cargo that runs this xtask (`$CARGO`), or `cargo` from `PATH`.
-pub fn cargo() -> OsString {
+pub(crate) fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
 /// The workspace root: the parent of this crate's directory.
-pub fn workspace_root() -> &'static Path {
+pub(crate) fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives one level below the workspace root")
 }
 
 /// Cargo's target directory: `$CARGO_TARGET_DIR` or `target/` in the workspace root.
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => workspace_root().join(dir),
         None => workspace_root().join("target"),
@@ -143,7 +143,7 @@ pub fn target_dir() -> PathBuf {
 
 /// A byte count as typed: `1GiB`, `256MiB`, `100KiB`, `500MB`, or plain bytes. `K`, `M`, `G` alone
 /// are binary, as `dd` reads them; `KB`, `MB`, `GB` are decimal.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let digits_end = trimmed
         .find(|c: char| !c.is_ascii_digit())

@@ -16,7 +16,7 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A started mock: the child and the endpoint it said it listens on.
 #[derive(Debug)]
-pub struct Started {
+pub(crate) struct Started {
     /// The `oss-mock` process.
     pub child: Child,
     /// `http://HOST:PORT`, from its first line.
@@ -27,7 +27,7 @@ pub struct Started {
 ///
 /// On failure the child is killed and reaped, and the error says what went wrong (the caller adds
 /// the log, which it knows where to find).
-pub fn start<I, S>(binary: &Path, args: I, stderr: File) -> Result<Started, String>
+pub(crate) fn start<I, S>(binary: &Path, args: I, stderr: File) -> Result<Started, String>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -81,7 +81,7 @@ where
 }
 
 /// The last `lines` lines of the text file `path`, headed by its name; empty when it cannot be read.
-pub fn log_tail(path: &Path, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let Ok(text) = std::fs::read_to_string(path) else {
         return String::new();
     };

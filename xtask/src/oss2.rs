@@ -14,7 +14,7 @@ use crate::cmd::{Failure, Step, target_dir, workspace_root};
 use crate::mock_process;
 
 /// The oss2 release the peer check runs (verified against the mock).
-pub const OSS2_VERSION: &str = "2.19.1";
+pub(crate) const OSS2_VERSION: &str = "2.19.1";
 /// The bucket the mock is started with for the peer.
 const BUCKET: &str = "oss2-peer";
 /// The peer script, relative to the workspace root.
@@ -27,7 +27,7 @@ const REGION: &str = "cn-hangzhou";
 const PEER_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Runs the oss2 peer check.
-pub fn run() -> Result<(), Failure> {
+pub(crate) fn run() -> Result<(), Failure> {
     let python = ensure_venv()?;
     Step::cargo(
         "build the mock server",
@@ -60,7 +60,7 @@ pub fn run() -> Result<(), Failure> {
 }
 
 /// The venv's Python with oss2 at [`OSS2_VERSION`], creating and installing what is missing.
-pub fn ensure_venv() -> Result<PathBuf, Failure> {
+pub(crate) fn ensure_venv() -> Result<PathBuf, Failure> {
     let venv = target_dir().join("oss2-venv");
     let python = venv.join("bin").join("python");
     if python.exists() && !has_pip(&python) {

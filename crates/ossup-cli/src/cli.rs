@@ -21,7 +21,7 @@ use crate::size::parse_size;
     after_help = "Credentials come from OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET and \
     OSS_SESSION_TOKEN (STS only). See docs/cli.md for every flag."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -29,7 +29,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Upload a file to oss://BUCKET/KEY, resuming an interrupted upload of the same file.
     Upload(Box<UploadArgs>),
     /// List or abort the multipart uploads still open in a bucket.
@@ -41,7 +41,7 @@ pub enum Command {
 
 /// Where OSS is and how to sign requests to it.
 #[derive(Debug, Clone, Args)]
-pub struct ConnectionArgs {
+pub(crate) struct ConnectionArgs {
     /// The OSS endpoint: https://oss-cn-hangzhou.aliyuncs.com, or host[:port] (https is assumed,
     /// http for a loopback address). Without it, the region's public endpoint.
     #[arg(long, env = "OSS_ENDPOINT", value_name = "URL")]
@@ -66,7 +66,7 @@ pub struct ConnectionArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("checkpoint").args(["checkpoint_dir", "checkpoint_db", "no_checkpoint"])))]
 #[command(group(ArgGroup::new("concurrency").args(["parallel", "sequential"])))]
-pub struct UploadArgs {
+pub(crate) struct UploadArgs {
     /// The file to upload.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
@@ -224,7 +224,7 @@ fn parse_callback_var(text: &str) -> Result<(String, String), String> {
 
 /// `--callback-body-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CallbackBodyTypeArg {
+pub(crate) enum CallbackBodyTypeArg {
     /// application/x-www-form-urlencoded: values percent-encoded.
     Form,
     /// application/json: values written as JSON.
@@ -233,7 +233,7 @@ pub enum CallbackBodyTypeArg {
 
 /// `ossup uploads ...`.
 #[derive(Debug, Subcommand)]
-pub enum UploadsCommand {
+pub(crate) enum UploadsCommand {
     /// List the multipart uploads still open under oss://BUCKET[/PREFIX].
     Ls(UploadsLsArgs),
     /// Abort one multipart upload (--upload-id) or every one older than an age (--older-than).
@@ -242,7 +242,7 @@ pub enum UploadsCommand {
 
 /// `ossup uploads ls`.
 #[derive(Debug, Args)]
-pub struct UploadsLsArgs {
+pub(crate) struct UploadsLsArgs {
     /// The bucket, and optionally a key prefix: oss://BUCKET[/PREFIX].
     #[arg(value_name = "oss://BUCKET[/PREFIX]", value_parser = OssUrl::parse)]
     pub location: OssUrl,
@@ -258,7 +258,7 @@ pub struct UploadsLsArgs {
 /// `ossup uploads abort`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").args(["upload_id", "older_than"]).required(true)))]
-pub struct UploadsAbortArgs {
+pub(crate) struct UploadsAbortArgs {
     /// oss://BUCKET/KEY with --upload-id; oss://BUCKET[/PREFIX] with --older-than.
     #[arg(value_name = "oss://BUCKET[/KEY]", value_parser = OssUrl::parse)]
     pub location: OssUrl,
@@ -281,7 +281,7 @@ pub struct UploadsAbortArgs {
 
 /// `ossup demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// The size of the file to upload.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256MiB")]
     pub size: u64,
@@ -289,7 +289,7 @@ pub struct DemoArgs {
 
 /// `--signature`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SignatureVersionArg {
+pub(crate) enum SignatureVersionArg {
     /// HMAC-SHA1 (the older scheme).
     V1,
     /// OSS4-HMAC-SHA256 (needs a region).
@@ -298,7 +298,7 @@ pub enum SignatureVersionArg {
 
 /// `--acl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AclArg {
+pub(crate) enum AclArg {
     /// Only the owner may read.
     Private,
     /// Anyone may read.
@@ -311,7 +311,7 @@ pub enum AclArg {
 
 /// `--sse`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SseArg {
+pub(crate) enum SseArg {
     /// AES-256 with keys OSS manages.
     #[value(name = "AES256")]
     Aes256,
@@ -325,7 +325,7 @@ pub enum SseArg {
 
 /// `--sse-data-encryption`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SseDataArg {
+pub(crate) enum SseDataArg {
     /// SM4.
     #[value(name = "SM4")]
     Sm4,
@@ -333,7 +333,7 @@ pub enum SseDataArg {
 
 /// `--storage-class`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StorageClassArg {
+pub(crate) enum StorageClassArg {
     /// Standard.
     #[value(name = "Standard")]
     Standard,
@@ -353,7 +353,7 @@ pub enum StorageClassArg {
 
 /// `--checksum`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ChecksumArg {
+pub(crate) enum ChecksumArg {
     /// Content-MD5 on every part, the ETag checked, and CRC-64.
     Md5,
     /// CRC-64 only.
@@ -362,7 +362,7 @@ pub enum ChecksumArg {
 
 /// `--progress`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressArg {
+pub(crate) enum ProgressArg {
     /// A bar on a terminal, plain lines otherwise.
     Auto,
     /// An interactive bar on stderr.

@@ -12,7 +12,7 @@ use crate::failure::Failure;
 
 /// An OSS endpoint, normalised to `scheme://host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// `http` or `https`.
     pub scheme: &'static str,
     /// The host name or IP address (IPv6 in brackets).
@@ -26,7 +26,7 @@ impl Endpoint {
     ///
     /// Without a scheme, a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`) gets `http`, since a
     /// local mock server rarely has a certificate, and anything else gets `https`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let trimmed = text.trim();
         let (scheme, rest) = match trimmed.split_once("://") {
             Some((scheme, rest)) => {
@@ -60,7 +60,7 @@ impl Endpoint {
     }
 
     /// `scheme://host[:port]`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self.port {
             Some(port) => format!("{}://{}:{port}", self.scheme, self.host),
             None => format!("{}://{}", self.scheme, self.host),
@@ -68,7 +68,7 @@ impl Endpoint {
     }
 
     /// The region named by an `oss-REGION[-internal].aliyuncs.com` host, if it is one.
-    pub fn region_from_host(&self) -> Option<String> {
+    pub(crate) fn region_from_host(&self) -> Option<String> {
         let name = self.host.strip_suffix(".aliyuncs.com")?;
         let name = name.rsplit('.').next()?;
         let region = name.strip_prefix("oss-")?;
@@ -118,7 +118,7 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
 
 /// Where to send requests and how to sign them.
 #[derive(Debug, Clone)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The endpoint.
     pub endpoint: Endpoint,
     /// The region, when known (required for V4).
@@ -133,12 +133,12 @@ pub struct Connection {
 
 impl Connection {
     /// Resolves `args` and the credentials environment variables into a connection.
-    pub fn resolve(args: &ConnectionArgs) -> Result<Self, Failure> {
+    pub(crate) fn resolve(args: &ConnectionArgs) -> Result<Self, Failure> {
         Self::resolve_with(args, |name| std::env::var(name).ok())
     }
 
     /// As [`resolve`](Self::resolve), with the environment read through `lookup`.
-    pub fn resolve_with(
+    pub(crate) fn resolve_with(
         args: &ConnectionArgs,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Failure> {
@@ -191,7 +191,7 @@ impl Connection {
 
 impl Connection {
     /// A client for this connection, sending through `ossup-hyper`.
-    pub fn client(&self) -> Result<Client, Failure> {
+    pub(crate) fn client(&self) -> Result<Client, Failure> {
         let builder = Client::builder()
             .endpoint(&self.endpoint.url())
             .map_err(|e| Failure::usage(e.message()))?
@@ -213,7 +213,7 @@ impl Connection {
     }
 
     /// What an error explanation needs to know about this connection.
-    pub fn situation(&self) -> crate::explain::Situation {
+    pub(crate) fn situation(&self) -> crate::explain::Situation {
         crate::explain::Situation {
             endpoint: self.endpoint.url(),
             access_key_id: self.credentials.access_key_id().to_owned(),
@@ -227,7 +227,7 @@ impl Connection {
 /// The default checkpoint directory: `$XDG_STATE_HOME/ossup/checkpoints`, else
 /// `~/.local/state/ossup/checkpoints` (on systems without a state directory, the local data
 /// directory).
-pub fn default_checkpoint_dir() -> Result<PathBuf, Failure> {
+pub(crate) fn default_checkpoint_dir() -> Result<PathBuf, Failure> {
     dirs::state_dir()
         .or_else(dirs::data_local_dir)
         .map(|base| base.join("ossup").join("checkpoints"))

@@ -45,7 +45,7 @@ const ACCESS_KEY_SECRET: &str = "test-sk";
 const SEED: u64 = 0x05_5c_0d_e0;
 
 /// Runs `ossup demo`.
-pub async fn run(args: DemoArgs) -> Result<(), Failure> {
+pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     if args.size < MIN_DEMO_SIZE {
         return Err(Failure::usage(format!(
             "--size {} is too small for the demo: give at least 1MiB, so there are parts to \

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Parses a duration made of one or more `NUMBER UNIT` pieces, units `s`, `m`, `h`, `d`, `w`.
 ///
 /// A bare number is refused rather than guessed at: is `24` hours or seconds?
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     let example = "write e.g. 24h, 30m, 7d or 1h30m";
     if trimmed.is_empty() {
@@ -57,7 +57,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A duration shown briefly: `1.24 s`, `350 ms`, `2 min 5 s`.
-pub fn brief(duration: Duration) -> String {
+pub(crate) fn brief(duration: Duration) -> String {
     let secs = duration.as_secs_f64();
     if secs < 1.0 {
         format!("{} ms", duration.as_millis())
@@ -74,7 +74,7 @@ pub fn brief(duration: Duration) -> String {
 }
 
 /// An age shown the way `--older-than` takes it, coarsely: `3d 4h`, `25m`, `12s`.
-pub fn age(duration: Duration) -> String {
+pub(crate) fn age(duration: Duration) -> String {
     let secs = duration.as_secs();
     let (big, big_unit, small, small_unit) = match secs {
         0..60 => return format!("{secs}s"),

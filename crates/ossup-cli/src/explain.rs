@@ -12,7 +12,7 @@ use crate::failure::Failure;
 
 /// What the command was doing, so an error can name it.
 #[derive(Debug, Clone, Default)]
-pub struct Situation {
+pub(crate) struct Situation {
     /// The endpoint, as `scheme://host[:port]`.
     pub endpoint: String,
     /// The access key id in use.
@@ -26,7 +26,7 @@ pub struct Situation {
 }
 
 /// Explains `error` for a person.
-pub fn explain(error: &Error, situation: &Situation) -> Failure {
+pub(crate) fn explain(error: &Error, situation: &Situation) -> Failure {
     let mut failure = match error.kind() {
         ErrorKind::Service => explain_service(error, situation),
         ErrorKind::Network => Failure::failed(format!(

@@ -4,17 +4,17 @@ use std::fmt;
 use std::process::ExitCode;
 
 /// Exit code: the command did what was asked.
-pub const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// Exit code: the command failed (network, service, file, integrity, checkpoint).
-pub const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Exit code: the command line or the environment is wrong; nothing was attempted.
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code: interrupted by Ctrl-C or SIGTERM.
-pub const EXIT_CANCELLED: u8 = 130;
+pub(crate) const EXIT_CANCELLED: u8 = 130;
 
 /// A failure to report: printed as `error: MESSAGE` then one line per hint, on stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// What went wrong, as a sentence.
     pub message: String,
     /// What to do about it, one suggestion per entry.
@@ -25,7 +25,7 @@ pub struct Failure {
 
 impl Failure {
     /// A failure of the command line or the environment (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             hints: Vec::new(),
@@ -34,7 +34,7 @@ impl Failure {
     }
 
     /// A failure while doing the work (exit 1).
-    pub fn failed(message: impl Into<String>) -> Self {
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             hints: Vec::new(),
@@ -43,7 +43,7 @@ impl Failure {
     }
 
     /// An interruption by the user (exit 130).
-    pub fn cancelled(message: impl Into<String>) -> Self {
+    pub(crate) fn cancelled(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             hints: Vec::new(),
@@ -52,13 +52,13 @@ impl Failure {
     }
 
     /// Adds a suggestion.
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hints.push(hint.into());
         self
     }
 
     /// The exit code as the process returns it.
-    pub fn process_exit_code(&self) -> ExitCode {
+    pub(crate) fn process_exit_code(&self) -> ExitCode {
         ExitCode::from(self.exit_code)
     }
 }
@@ -74,7 +74,7 @@ impl fmt::Display for Failure {
 }
 
 /// Quotes `args` for a POSIX shell, so a printed command can be pasted back as it was run.
-pub fn shell_command(args: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+pub(crate) fn shell_command(args: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     args.into_iter()
         .map(|arg| shell_quote(arg.as_ref()))
         .collect::<Vec<_>>()

@@ -4,7 +4,7 @@ use crate::failure::EXIT_CANCELLED;
 
 /// Which signal arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupt {
+pub(crate) enum Interrupt {
     /// Ctrl-C (SIGINT).
     CtrlC,
     /// SIGTERM (a service manager, `kill`).
@@ -13,7 +13,7 @@ pub enum Interrupt {
 
 impl Interrupt {
     /// How to name it to a person.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::CtrlC => "Ctrl-C",
             Self::Terminate => "SIGTERM",
@@ -22,7 +22,7 @@ impl Interrupt {
 }
 
 /// Waits for Ctrl-C or SIGTERM.
-pub async fn interrupted() -> Interrupt {
+pub(crate) async fn interrupted() -> Interrupt {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -46,7 +46,7 @@ pub async fn interrupted() -> Interrupt {
 
 /// After a first interrupt, waits for a second one and exits at once, for a person who does not want
 /// to wait for in-flight parts to stop.
-pub fn exit_on_second_interrupt() {
+pub(crate) fn exit_on_second_interrupt() {
     tokio::spawn(async {
         let signal = interrupted().await;
         eprintln!(

@@ -4,7 +4,7 @@ use ossup_proto::headers::META_PREFIX;
 
 /// One metadata entry, its name lowercased as OSS stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaEntry {
+pub(crate) struct MetaEntry {
     /// The name, without the `x-oss-meta-` prefix.
     pub name: String,
     /// The value.
@@ -12,7 +12,7 @@ pub struct MetaEntry {
 }
 
 /// Parses `NAME=VALUE`. The name may be given with or without its `x-oss-meta-` prefix.
-pub fn parse_meta(text: &str) -> Result<MetaEntry, String> {
+pub(crate) fn parse_meta(text: &str) -> Result<MetaEntry, String> {
     let Some((name, value)) = text.split_once('=') else {
         return Err(format!(
             "{text:?} has no '='; write NAME=VALUE, e.g. owner=alice"
@@ -46,7 +46,7 @@ pub fn parse_meta(text: &str) -> Result<MetaEntry, String> {
 }
 
 /// Refuses two entries with the same name, which would be one header sent twice.
-pub fn check_unique(entries: &[MetaEntry]) -> Result<(), String> {
+pub(crate) fn check_unique(entries: &[MetaEntry]) -> Result<(), String> {
     for (i, entry) in entries.iter().enumerate() {
         if entries[..i].iter().any(|e| e.name == entry.name) {
             return Err(format!(

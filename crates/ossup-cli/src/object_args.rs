@@ -3,7 +3,7 @@
 
 /// Parses `--tag KEY=VALUE`; `KEY` alone is a tag with an empty value, as in `x-oss-tagging`.
 /// Limits (count, lengths) are checked with the other object options.
-pub fn parse_tag(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_tag(text: &str) -> Result<(String, String), String> {
     let (key, value) = text.split_once('=').unwrap_or((text, ""));
     if key.is_empty() {
         return Err(format!(
@@ -14,7 +14,7 @@ pub fn parse_tag(text: &str) -> Result<(String, String), String> {
 }
 
 /// Parses `--header 'Name: value'`, trimming the space around the value.
-pub fn parse_header(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_header(text: &str) -> Result<(String, String), String> {
     let Some((name, value)) = text.split_once(':') else {
         return Err(format!(
             "{text:?} has no ':'; write 'Name: value', e.g. 'x-oss-request-payer: requester'"

@@ -6,7 +6,7 @@ use ossup_proto::limits::MAX_KEY_LEN;
 
 /// A bucket and an optional key (or prefix) parsed from `oss://BUCKET[/KEY]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OssUrl {
+pub(crate) struct OssUrl {
     /// The bucket name.
     pub bucket: String,
     /// Everything after `BUCKET/`; empty when the URL names only the bucket.
@@ -15,7 +15,7 @@ pub struct OssUrl {
 
 impl OssUrl {
     /// Parses `oss://BUCKET[/KEY]`; the key may be empty (a bucket, or a prefix to list).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let Some(rest) = text.strip_prefix("oss://") else {
             let hint = if text.contains("://") {
                 "only oss:// addresses are understood"
@@ -53,7 +53,7 @@ impl OssUrl {
     }
 
     /// Parses an address that must name an object: `oss://BUCKET/KEY` with a non-empty key.
-    pub fn parse_object(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse_object(text: &str) -> Result<Self, String> {
         let url = Self::parse(text)?;
         if url.key.is_empty() {
             return Err(format!(
@@ -66,7 +66,7 @@ impl OssUrl {
 
     /// This URL with `file_name` appended when the key names a folder (ends with `/`), as `cp` does
     /// with a destination directory.
-    pub fn with_file_name_if_folder(mut self, file_name: &str) -> Self {
+    pub(crate) fn with_file_name_if_folder(mut self, file_name: &str) -> Self {
         if self.key.ends_with('/') {
             self.key.push_str(file_name);
         }

@@ -16,7 +16,7 @@ use crate::size::HumanBytes;
 /// One thing that happened during an upload, as the command line reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
+pub(crate) enum Event {
     /// The upload is planned and reconciled with the server.
     Started {
         /// The object, as `oss://bucket/key`.
@@ -120,7 +120,7 @@ pub enum Event {
 
 /// One part in flight, in [`Event::Sending`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PartInFlight {
+pub(crate) struct PartInFlight {
     /// The part number.
     pub part: u32,
     /// Bytes of it handed to the connection.
@@ -150,13 +150,13 @@ impl Event {
 }
 
 /// Shows [`Event`]s as they come.
-pub trait Reporter: Send {
+pub(crate) trait Reporter: Send {
     /// Shows one event.
     fn event(&mut self, event: &Event);
 }
 
 /// The reporter `--progress` asks for; `auto` picks a bar when stderr is a terminal.
-pub fn reporter_for(style: ProgressArg) -> Box<dyn Reporter> {
+pub(crate) fn reporter_for(style: ProgressArg) -> Box<dyn Reporter> {
     match style {
         ProgressArg::Auto if std::io::stderr().is_terminal() => Box::new(BarReporter::new()),
         ProgressArg::Auto | ProgressArg::Plain => Box::new(PlainReporter::new(std::io::stderr())),
@@ -169,7 +169,7 @@ pub fn reporter_for(style: ProgressArg) -> Box<dyn Reporter> {
 /// Shows no progress, only notices (a corrupt checkpoint set aside, a changed source): those change
 /// what the upload does, so a person should hear of them whatever the progress style.
 #[derive(Debug)]
-pub struct QuietReporter;
+pub(crate) struct QuietReporter;
 
 impl Reporter for QuietReporter {
     fn event(&mut self, event: &Event) {
@@ -181,13 +181,13 @@ impl Reporter for QuietReporter {
 
 /// One JSON object per event per line, flushed at once so a reader sees each line as it happens.
 #[derive(Debug)]
-pub struct JsonReporter<W> {
+pub(crate) struct JsonReporter<W> {
     out: W,
 }
 
 impl<W: Write + Send> JsonReporter<W> {
     /// Writes to `out`.
-    pub fn new(out: W) -> Self {
+    pub(crate) fn new(out: W) -> Self {
         Self { out }
     }
 }
@@ -205,7 +205,7 @@ impl<W: Write + Send> Reporter for JsonReporter<W> {
 /// Plain lines for logs: the start, a progress line every few seconds or tenth of the upload,
 /// every retry, and the end.
 #[derive(Debug)]
-pub struct PlainReporter<W> {
+pub(crate) struct PlainReporter<W> {
     out: W,
     started: Instant,
     last_line: Instant,
@@ -216,7 +216,7 @@ pub struct PlainReporter<W> {
 
 impl<W: Write + Send> PlainReporter<W> {
     /// Writes to `out`.
-    pub fn new(out: W) -> Self {
+    pub(crate) fn new(out: W) -> Self {
         let now = Instant::now();
         Self {
             out,
@@ -315,13 +315,13 @@ fn retry_line(event: &Event) -> String {
 
 /// An indicatif bar on stderr: bytes, rate and ETA.
 #[derive(Debug)]
-pub struct BarReporter {
+pub(crate) struct BarReporter {
     bar: Option<ProgressBar>,
 }
 
 impl BarReporter {
     /// A bar that appears at the first event.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { bar: None }
     }
 }

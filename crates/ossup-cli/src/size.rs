@@ -9,7 +9,7 @@
 use std::fmt;
 
 /// Parses a size. The error says what was wrong, without naming a flag (clap adds the flag).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err("a size cannot be empty; write e.g. 8MiB, 100KB or 4096".to_owned());
@@ -95,7 +95,7 @@ fn unit_multiplier(unit: &str) -> Option<u64> {
 
 /// A byte count shown the way people read it: `256 MiB`, `1.50 GiB`, `900 B`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanBytes(pub u64);
+pub(crate) struct HumanBytes(pub u64);
 
 impl fmt::Display for HumanBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

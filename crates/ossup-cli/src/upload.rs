@@ -28,7 +28,7 @@ use crate::progress::{Event, PartInFlight, Reporter, reporter_for};
 use crate::size::HumanBytes;
 
 /// Runs `ossup upload`.
-pub async fn run(args: UploadArgs) -> Result<(), Failure> {
+pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     check_unique(&args.meta).map_err(Failure::usage)?;
     if let Some(size) = args.part_size {
         check_part_size(size)?;

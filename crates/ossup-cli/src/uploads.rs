@@ -15,7 +15,7 @@ use crate::explain::explain;
 use crate::failure::Failure;
 
 /// Runs `ossup uploads ls`.
-pub async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
+pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
     let connection = Connection::resolve(&args.connection)?;
     let client = connection.client()?;
     let uploads = list(&client, &args.location.bucket, &args.location.key)
@@ -76,7 +76,7 @@ pub async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
 }
 
 /// Runs `ossup uploads abort`.
-pub async fn abort(args: UploadsAbortArgs) -> Result<(), Failure> {
+pub(crate) async fn abort(args: UploadsAbortArgs) -> Result<(), Failure> {
     let location = &args.location;
     if args.upload_id.is_some() && location.key.is_empty() {
         return Err(Failure::usage(format!(

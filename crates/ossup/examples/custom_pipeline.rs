@@ -101,7 +101,10 @@ impl RateLimited {
     /// Waits until starting `bytes` more keeps the average under the cap.
     async fn admit(&self, bytes: u64) {
         let wait = {
-            let mut started = self.started.lock().expect("the pacing lock is never poisoned");
+            let mut started = self
+                .started
+                .lock()
+                .expect("the pacing lock is never poisoned");
             let (since, admitted) = started.get_or_insert((Instant::now(), 0));
             *admitted += bytes;
             let due = Duration::from_secs_f64(*admitted as f64 / self.bytes_per_second as f64);
@@ -176,7 +179,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = uploader
         .upload(
             UploadRequest::new(FileSource::open(&path)?, bucket, "examples/payload.bin").progress(
-                |event: &ProgressEvent| println!("{}", serde_json::to_string(event).expect("progress events serialize")),
+                |event: &ProgressEvent| {
+                    println!(
+                        "{}",
+                        serde_json::to_string(event).expect("progress events serialize")
+                    )
+                },
             ),
         )
         .await?;

@@ -102,7 +102,7 @@ pub(crate) struct Faults {
 
 impl Faults {
     /// No rules.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             rules: Mutex::new(Vec::new()),
             stalled: AtomicU64::new(0),
@@ -115,24 +115,24 @@ impl Faults {
     }
 
     /// Replaces every rule (and their counters) with `rules`, after checking them all.
-    pub fn set(&self, rules: Vec<FaultRule>) -> Result<(), FaultRuleError> {
+    pub(crate) fn set(&self, rules: Vec<FaultRule>) -> Result<(), FaultRuleError> {
         validate_all(&rules)?;
         *self.lock() = rules.into_iter().map(ArmedRule::new).collect();
         Ok(())
     }
 
     /// Removes every rule.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.lock().clear();
     }
 
     /// The rules in force, each with the seed it runs with.
-    pub fn rules(&self) -> Vec<FaultRule> {
+    pub(crate) fn rules(&self) -> Vec<FaultRule> {
         self.lock().iter().map(|r| r.rule.clone()).collect()
     }
 
     /// What each rule has done.
-    pub fn report(&self) -> Vec<RuleReport> {
+    pub(crate) fn report(&self) -> Vec<RuleReport> {
         self.lock()
             .iter()
             .enumerate()
@@ -149,7 +149,7 @@ impl Faults {
     /// The rule that fires on this request, if any. Rules are consulted in order until one fires;
     /// each rule consulted counts the request if it matches; the rules after the one that fired do
     /// not see the request.
-    pub fn decide(&self, ctx: &RequestContext) -> Option<Firing> {
+    pub(crate) fn decide(&self, ctx: &RequestContext) -> Option<Firing> {
         let mut rules = self.lock();
         for (index, armed) in rules.iter_mut().enumerate() {
             if armed.matches(ctx) && armed.decide() {
@@ -163,24 +163,24 @@ impl Faults {
     }
 
     /// Requests stalled right now.
-    pub fn stalled_now(&self) -> u64 {
+    pub(crate) fn stalled_now(&self) -> u64 {
         self.stalled.load(Ordering::Relaxed)
     }
 
     /// Marks one request as stalled until the guard is dropped.
-    pub fn stall_guard(&self) -> StallGuard<'_> {
+    pub(crate) fn stall_guard(&self) -> StallGuard<'_> {
         self.stalled.fetch_add(1, Ordering::Relaxed);
         StallGuard(&self.stalled)
     }
 
     /// Resolves once the server is stopping.
-    pub async fn closed(&self) {
+    pub(crate) async fn closed(&self) {
         let mut closed = self.closed.subscribe();
         let _ = closed.wait_for(|closed| *closed).await;
     }
 
     /// Tells every stalled request that the server is stopping.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closed.send_replace(true);
     }
 }

@@ -55,7 +55,7 @@ pub(crate) struct ReceivedBlob {
 
 impl ReceivedBlob {
     /// Marks the blob as named by a record: it is no longer removed on drop.
-    pub fn commit(mut self) {
+    pub(crate) fn commit(mut self) {
         self.committed = true;
     }
 }
@@ -256,7 +256,7 @@ struct PinState {
 }
 
 impl PinTable {
-    pub fn new(dir: PathBuf) -> Self {
+    pub(crate) fn new(dir: PathBuf) -> Self {
         Self {
             dir,
             state: Mutex::new(PinState::default()),
@@ -268,7 +268,7 @@ impl PinTable {
     }
 
     /// Pins `blobs` until the returned guard is dropped.
-    pub fn pin(self: &Arc<Self>, blobs: Vec<String>) -> BlobPins {
+    pub(crate) fn pin(self: &Arc<Self>, blobs: Vec<String>) -> BlobPins {
         let mut state = self.lock();
         for blob in &blobs {
             *state.readers.entry(blob.clone()).or_default() += 1;
@@ -280,7 +280,7 @@ impl PinTable {
     }
 
     /// Removes blobs no record names any more: now, or when their last reader finishes.
-    pub fn release(&self, blobs: impl IntoIterator<Item = String>) {
+    pub(crate) fn release(&self, blobs: impl IntoIterator<Item = String>) {
         let mut state = self.lock();
         for blob in blobs {
             if state.readers.contains_key(&blob) {

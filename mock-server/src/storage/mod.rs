@@ -129,7 +129,7 @@ fn io_error(what: &str) -> impl FnOnce(io::Error) -> OssError + '_ {
 impl Store {
     /// Opens (creating if needed) the store in `root`, recovering from any crash; `durability` says
     /// whether its changes are fsynced.
-    pub fn open(root: &Path, ids: Arc<Ids>, durability: Durability) -> io::Result<Store> {
+    pub(crate) fn open(root: &Path, ids: Arc<Ids>, durability: Durability) -> io::Result<Store> {
         let root = root.to_path_buf();
         let blobs_dir = root.join("blobs");
         let tmp_dir = root.join("tmp");
@@ -206,7 +206,7 @@ impl Store {
     }
 
     /// Receives a request body into a new blob (see [`blob::receive`]).
-    pub async fn receive<B>(
+    pub(crate) async fn receive<B>(
         &self,
         body: &mut B,
         limit: u64,
@@ -236,7 +236,7 @@ impl Store {
     // ----- buckets -----
 
     /// Creates a bucket; 409 BucketAlreadyExists when it exists.
-    pub fn create_bucket(
+    pub(crate) fn create_bucket(
         &self,
         name: &str,
         storage_class: &str,
@@ -273,7 +273,7 @@ impl Store {
     }
 
     /// Creates a bucket unless it exists (for buckets named at start).
-    pub fn ensure_bucket(&self, name: &str) -> Result<(), OssError> {
+    pub(crate) fn ensure_bucket(&self, name: &str) -> Result<(), OssError> {
         match self.create_bucket(name, "Standard", "private") {
             Err(e) if e.code == ErrorCode::BucketAlreadyExists => Ok(()),
             other => other,
@@ -281,7 +281,7 @@ impl Store {
     }
 
     /// Deletes an empty bucket; 409 BucketNotEmpty while it holds objects or uploads.
-    pub fn delete_bucket(&self, name: &str) -> Result<(), OssError> {
+    pub(crate) fn delete_bucket(&self, name: &str) -> Result<(), OssError> {
         let mut state = self.lock();
         let bucket = state
             .buckets
@@ -307,7 +307,7 @@ impl Store {
     }
 
     /// The bucket's record; 404 NoSuchBucket.
-    pub fn bucket(&self, name: &str) -> Result<BucketRecord, OssError> {
+    pub(crate) fn bucket(&self, name: &str) -> Result<BucketRecord, OssError> {
         self.lock()
             .buckets
             .get(name)
@@ -318,7 +318,7 @@ impl Store {
     // ----- objects -----
 
     /// Whether an object exists (after checking the bucket does).
-    pub fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, OssError> {
+    pub(crate) fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, OssError> {
         let state = self.lock();
         let b = state
             .buckets
@@ -328,7 +328,7 @@ impl Store {
     }
 
     /// Opens an object for reading, pinning its blobs.
-    pub fn open_object(&self, bucket: &str, key: &str) -> Result<OpenedObject, OssError> {
+    pub(crate) fn open_object(&self, bucket: &str, key: &str) -> Result<OpenedObject, OssError> {
         let state = self.lock();
         let record = state
             .buckets
@@ -371,7 +371,7 @@ impl Store {
     }
 
     /// Stores a received body as the object `key` (PutObject).
-    pub fn put_object(
+    pub(crate) fn put_object(
         &self,
         bucket: &str,
         key: &str,
@@ -408,7 +408,7 @@ impl Store {
     }
 
     /// Deletes an object; deleting a missing key succeeds, as in OSS.
-    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<(), OssError> {
+    pub(crate) fn delete_object(&self, bucket: &str, key: &str) -> Result<(), OssError> {
         let mut state = self.lock();
         let b = state
             .buckets
@@ -426,7 +426,7 @@ impl Store {
     }
 
     /// One page of a bucket's objects in key order (ListObjects).
-    pub fn list_objects(
+    pub(crate) fn list_objects(
         &self,
         bucket: &str,
         prefix: &str,
@@ -500,7 +500,7 @@ impl Store {
     // ----- multipart uploads -----
 
     /// Starts a multipart upload.
-    pub fn initiate(
+    pub(crate) fn initiate(
         &self,
         bucket: &str,
         key: &str,
@@ -556,13 +556,18 @@ impl Store {
     }
 
     /// Checks that an upload is open for this key; 404 NoSuchUpload otherwise.
-    pub fn check_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), OssError> {
+    pub(crate) fn check_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), OssError> {
         let mut state = self.lock();
         Self::upload_mut(&mut state, bucket, key, upload_id).map(|_| ())
     }
 
     /// Records a received part, replacing any earlier upload of the same number.
-    pub fn commit_part(
+    pub(crate) fn commit_part(
         &self,
         bucket: &str,
         key: &str,
@@ -595,7 +600,7 @@ impl Store {
     }
 
     /// One page of an upload's parts: those numbered above `marker`, at most `max`.
-    pub fn list_parts(
+    pub(crate) fn list_parts(
         &self,
         bucket: &str,
         key: &str,
@@ -622,7 +627,7 @@ impl Store {
 
     /// Completes an upload: checks the selected parts, publishes the object made of their blobs and
     /// removes the upload, all under the lock so that no part commit interleaves.
-    pub fn complete(
+    pub(crate) fn complete(
         &self,
         bucket: &str,
         key: &str,
@@ -734,7 +739,7 @@ impl Store {
     }
 
     /// Aborts an upload and removes its parts.
-    pub fn abort(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), OssError> {
+    pub(crate) fn abort(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), OssError> {
         let mut state = self.lock();
         Self::upload_mut(&mut state, bucket, key, upload_id)?;
         let dir = self.upload_dir(bucket, upload_id);
@@ -756,12 +761,12 @@ impl Store {
     }
 
     /// How many multipart uploads are open, in every bucket.
-    pub fn open_upload_count(&self) -> usize {
+    pub(crate) fn open_upload_count(&self) -> usize {
         self.lock().buckets.values().map(|b| b.uploads.len()).sum()
     }
 
     /// One page of a bucket's open uploads, ordered by key then initiation (ListMultipartUploads).
-    pub fn list_uploads(
+    pub(crate) fn list_uploads(
         &self,
         bucket: &str,
         prefix: &str,

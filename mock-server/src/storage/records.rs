@@ -56,7 +56,7 @@ pub(crate) enum ObjectType {
 }
 
 impl ObjectType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ObjectType::Normal => "Normal",
             ObjectType::Multipart => "Multipart",
@@ -108,7 +108,7 @@ pub(crate) struct PartRecord {
 
 impl PartRecord {
     /// The binary MD5, for the multipart ETag.
-    pub fn md5(&self) -> [u8; 16] {
+    pub(crate) fn md5(&self) -> [u8; 16] {
         let mut out = [0u8; 16];
         // Records are written by this crate from a real digest; a damaged one yields zeros rather
         // than a panic, and the object ETag then differs visibly.
@@ -117,7 +117,7 @@ impl PartRecord {
     }
 
     /// The part's ETag as OSS sends it.
-    pub fn etag(&self) -> String {
+    pub(crate) fn etag(&self) -> String {
         format!("\"{}\"", self.md5_hex)
     }
 }

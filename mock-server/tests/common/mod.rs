@@ -20,17 +20,17 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rand::{RngCore, SeedableRng};
 
 /// The bucket every test server starts with.
-pub const BUCKET: &str = "bucket";
+pub(crate) const BUCKET: &str = "bucket";
 
 /// Starts a server with [`BUCKET`].
-pub async fn server() -> MockServer {
+pub(crate) async fn server() -> MockServer {
     MockServer::start(MockConfig::default().with_bucket(BUCKET))
         .await
         .expect("mock server starts")
 }
 
 /// `len` deterministic pseudo-random bytes.
-pub fn data(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn data(seed: u64, len: usize) -> Vec<u8> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut out = vec![0u8; len];
     rng.fill_bytes(&mut out);
@@ -51,14 +51,14 @@ const QUERY_SET: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Which signature the client writes.
 #[derive(Debug, Clone)]
-pub enum Signature {
+pub(crate) enum Signature {
     V1,
     V4(String),
 }
 
 /// A signed client for one server.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     authority: String,
     http: HyperClient<HttpConnector, Full<Bytes>>,
     credentials: Credentials,
@@ -68,7 +68,7 @@ pub struct Client {
 
 /// A response, body read whole.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -76,23 +76,23 @@ pub struct Response {
 
 impl Response {
     /// A header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The body as text.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// The OSS error document of the body.
-    pub fn error(&self) -> ErrorResponse {
+    pub(crate) fn error(&self) -> ErrorResponse {
         ErrorResponse::from_xml(&self.text())
             .unwrap_or_else(|e| panic!("not an error document ({e}): {}", self.text()))
     }
 
     /// Asserts the status and the error code, and returns the document.
-    pub fn expect_error(&self, status: u16, code: &str) -> ErrorResponse {
+    pub(crate) fn expect_error(&self, status: u16, code: &str) -> ErrorResponse {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
         let err = self.error();
         assert_eq!(err.code, code, "body: {}", self.text());
@@ -105,7 +105,7 @@ impl Response {
     }
 
     /// Asserts a 2xx status.
-    pub fn ok(self) -> Self {
+    pub(crate) fn ok(self) -> Self {
         assert!(
             self.status.is_success(),
             "status {}: {}",
@@ -118,17 +118,17 @@ impl Response {
 
 impl Client {
     /// A V1 client with the default test key.
-    pub fn new(server: &MockServer) -> Self {
+    pub(crate) fn new(server: &MockServer) -> Self {
         Self::with_key(server, "test-ak", "test-sk")
     }
 
     /// A V1 client with this key.
-    pub fn with_key(server: &MockServer, id: &str, secret: &str) -> Self {
+    pub(crate) fn with_key(server: &MockServer, id: &str, secret: &str) -> Self {
         Self::at(&server.addr().to_string(), id, secret)
     }
 
     /// A V1 client for the server at `authority` (`HOST:PORT`).
-    pub fn at(authority: &str, id: &str, secret: &str) -> Self {
+    pub(crate) fn at(authority: &str, id: &str, secret: &str) -> Self {
         Self {
             authority: authority.to_owned(),
             http: HyperClient::builder(TokioExecutor::new()).build_http(),
@@ -139,30 +139,30 @@ impl Client {
     }
 
     /// Signs with V4 for `region` instead.
-    pub fn v4(mut self, region: &str) -> Self {
+    pub(crate) fn v4(mut self, region: &str) -> Self {
         self.signature = Signature::V4(region.to_owned());
         self
     }
 
     /// Uses temporary credentials with this security token.
-    pub fn with_token(mut self, token: &str) -> Self {
+    pub(crate) fn with_token(mut self, token: &str) -> Self {
         self.credentials = self.credentials.clone().with_security_token(token);
         self
     }
 
     /// Signs as if the clock were `secs` seconds off.
-    pub fn with_clock_offset(mut self, secs: i64) -> Self {
+    pub(crate) fn with_clock_offset(mut self, secs: i64) -> Self {
         self.clock_offset = secs;
         self
     }
 
     /// Starts a request on `key` of [`BUCKET`] (or the bucket itself when `key` is empty).
-    pub fn req(&self, method: Method, key: &str) -> Request {
+    pub(crate) fn req(&self, method: Method, key: &str) -> Request {
         self.req_in(method, BUCKET, key)
     }
 
     /// Starts a request on `key` of `bucket`.
-    pub fn req_in(&self, method: Method, bucket: &str, key: &str) -> Request {
+    pub(crate) fn req_in(&self, method: Method, bucket: &str, key: &str) -> Request {
         Request {
             client: self.clone(),
             method,
@@ -180,7 +180,7 @@ impl Client {
     // ----- conveniences -----
 
     /// Initiates an upload of `key` and returns its id.
-    pub async fn initiate(&self, key: &str) -> String {
+    pub(crate) async fn initiate(&self, key: &str) -> String {
         let r = self
             .req(Method::POST, key)
             .query("uploads", "")
@@ -193,7 +193,13 @@ impl Client {
     }
 
     /// Uploads one part and returns the response.
-    pub async fn upload_part(&self, key: &str, upload_id: &str, n: u32, data: &[u8]) -> Response {
+    pub(crate) async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        n: u32,
+        data: &[u8],
+    ) -> Response {
         self.req(Method::PUT, key)
             .query("partNumber", &n.to_string())
             .query("uploadId", upload_id)
@@ -203,7 +209,12 @@ impl Client {
     }
 
     /// Completes with the given `(number, etag)` parts.
-    pub async fn complete(&self, key: &str, upload_id: &str, parts: &[(u32, String)]) -> Response {
+    pub(crate) async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Response {
         self.req(Method::POST, key)
             .query("uploadId", upload_id)
             .body(complete_xml(parts))
@@ -212,7 +223,7 @@ impl Client {
     }
 
     /// Lists parts with extra query parameters.
-    pub async fn list_parts(
+    pub(crate) async fn list_parts(
         &self,
         key: &str,
         upload_id: &str,
@@ -227,13 +238,13 @@ impl Client {
     }
 
     /// GETs an object's bytes.
-    pub async fn get(&self, key: &str) -> Response {
+    pub(crate) async fn get(&self, key: &str) -> Response {
         self.req(Method::GET, key).send().await
     }
 }
 
 /// The XML body of a Complete request.
-pub fn complete_xml(parts: &[(u32, String)]) -> String {
+pub(crate) fn complete_xml(parts: &[(u32, String)]) -> String {
     let mut xml = String::from("<CompleteMultipartUpload>");
     for (n, etag) in parts {
         xml.push_str(&format!(
@@ -245,7 +256,7 @@ pub fn complete_xml(parts: &[(u32, String)]) -> String {
 }
 
 /// A request being built.
-pub struct Request {
+pub(crate) struct Request {
     client: Client,
     method: Method,
     bucket: String,
@@ -260,44 +271,44 @@ pub struct Request {
 
 impl Request {
     /// Adds a query parameter (`""` for a bare one).
-    pub fn query(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn query(mut self, name: &str, value: &str) -> Self {
         self.query.push((name.to_owned(), value.to_owned()));
         self
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
     /// Sets the body.
-    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+    pub(crate) fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
         self
     }
 
     /// Sends without an Authorization header.
-    pub fn unsigned(mut self) -> Self {
+    pub(crate) fn unsigned(mut self) -> Self {
         self.sign = false;
         self
     }
 
     /// Addresses the bucket through `Host: BUCKET.DOMAIN:PORT`.
-    pub fn virtual_hosted(mut self, domain: &str) -> Self {
+    pub(crate) fn virtual_hosted(mut self, domain: &str) -> Self {
         self.virtual_host = Some(domain.to_owned());
         self
     }
 
     /// Sends this exact path and query (already encoded) instead of those built from bucket, key
     /// and query; the signature still covers the parts given.
-    pub fn raw_path(mut self, path: &str) -> Self {
+    pub(crate) fn raw_path(mut self, path: &str) -> Self {
         self.raw_path = Some(path.to_owned());
         self
     }
 
     /// The request as signed (headers included), without sending it.
-    pub fn signed_parts(&self) -> RequestParts {
+    pub(crate) fn signed_parts(&self) -> RequestParts {
         let mut parts = RequestParts {
             method: self.method.clone(),
             bucket: Some(self.bucket.clone()),
@@ -331,12 +342,12 @@ impl Request {
     }
 
     /// Signs and sends; panics only on transport errors.
-    pub async fn send(self) -> Response {
+    pub(crate) async fn send(self) -> Response {
         self.try_send().await.expect("request reaches the mock")
     }
 
     /// Signs and sends.
-    pub async fn try_send(self) -> Result<Response, hyper_util::client::legacy::Error> {
+    pub(crate) async fn try_send(self) -> Result<Response, hyper_util::client::legacy::Error> {
         let parts = self.signed_parts();
         let mut path = match &self.raw_path {
             Some(path) => path.clone(),
@@ -397,10 +408,10 @@ impl Request {
 }
 
 /// How long [`eventually`] and [`MockProcess::wait_exit`] wait before the test fails.
-pub const BOUND: Duration = Duration::from_secs(20);
+pub(crate) const BOUND: Duration = Duration::from_secs(20);
 
 /// Waits (bounded by [`BOUND`]) until `check` holds; `what` names it in the failure.
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !check() {
         assert!(
@@ -413,7 +424,7 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 
 /// An `oss-mock` process started as scripts start it (`--listen 127.0.0.1:0`), and the endpoint
 /// its first line printed; killed when dropped, so a failing test leaves no process behind.
-pub struct MockProcess {
+pub(crate) struct MockProcess {
     pub child: Child,
     /// The endpoint from the first line, `http://127.0.0.1:PORT`.
     pub endpoint: String,
@@ -422,7 +433,7 @@ pub struct MockProcess {
 impl MockProcess {
     /// Starts `oss-mock --listen 127.0.0.1:0 ARGS`, its stderr going to `stderr`, and reads the
     /// listening line.
-    pub fn spawn(args: &[&str], stderr: Stdio) -> Self {
+    pub(crate) fn spawn(args: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_oss-mock"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
@@ -446,17 +457,17 @@ impl MockProcess {
     }
 
     /// `127.0.0.1:PORT`.
-    pub fn authority(&self) -> &str {
+    pub(crate) fn authority(&self) -> &str {
         self.endpoint.trim_start_matches("http://")
     }
 
     /// A V1 client with the default test key.
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::at(self.authority(), "test-ak", "test-sk")
     }
 
     /// Waits (bounded) for the process to exit on its own.
-    pub fn wait_exit(&mut self) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
         let start = std::time::Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("oss-mock's status") {
@@ -471,7 +482,7 @@ impl MockProcess {
     }
 
     /// SIGKILL, then waits (bounded) for the process to be gone.
-    pub fn kill_9(&mut self) {
+    pub(crate) fn kill_9(&mut self) {
         self.child.kill().expect("SIGKILL oss-mock");
         self.wait_exit();
     }

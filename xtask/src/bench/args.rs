@@ -5,21 +5,21 @@ use std::path::PathBuf;
 use crate::cmd::{parse_size, target_dir};
 
 /// The source file's size without `--size`: 1 GiB, the size the targets are stated for.
-pub const DEFAULT_SIZE: u64 = 1 << 30;
+pub(super) const DEFAULT_SIZE: u64 = 1 << 30;
 /// The source file's size with `--quick` and no `--size`: enough for a few parts of every setting.
-pub const QUICK_SIZE: u64 = 32 << 20;
+pub(super) const QUICK_SIZE: u64 = 32 << 20;
 /// The smallest source accepted: a multipart upload with a part to kill in the middle of.
-pub const MIN_SIZE: u64 = 1 << 20;
+pub(super) const MIN_SIZE: u64 = 1 << 20;
 /// Runs per figure without `--runs`; the medians need at least three.
-pub const DEFAULT_RUNS: usize = 3;
+pub(super) const DEFAULT_RUNS: usize = 3;
 /// Parts of the checkpoint-overhead upload (`--quick`: [`QUICK_CHECKPOINT_PARTS`]).
-pub const CHECKPOINT_PARTS: u64 = 10_000;
+pub(super) const CHECKPOINT_PARTS: u64 = 10_000;
 /// Parts of the checkpoint-overhead upload with `--quick`.
-pub const QUICK_CHECKPOINT_PARTS: u64 = 200;
+pub(super) const QUICK_CHECKPOINT_PARTS: u64 = 200;
 
 /// What `cargo xtask bench` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BenchArgs {
+pub(super) struct BenchArgs {
     /// Bytes of the source file.
     pub size: u64,
     /// Where the JSON results go.
@@ -37,7 +37,7 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     /// Reads the arguments after `bench`.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
+    pub(super) fn parse(args: &[String]) -> Result<Self, String> {
         let mut size = None;
         let mut json = None;
         let mut runs = None;
@@ -96,7 +96,7 @@ impl BenchArgs {
     }
 
     /// Parts of the checkpoint-overhead upload.
-    pub fn checkpoint_parts(&self) -> u64 {
+    pub(super) fn checkpoint_parts(&self) -> u64 {
         if self.quick {
             QUICK_CHECKPOINT_PARTS
         } else {

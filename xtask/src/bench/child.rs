@@ -17,7 +17,7 @@ use super::process::{PeakWatcher, bytes_written, send_signal, waited_children_cp
 
 /// A process being measured.
 #[derive(Debug)]
-pub struct Running {
+pub(super) struct Running {
     what: String,
     child: Child,
     started: Instant,
@@ -28,7 +28,7 @@ pub struct Running {
 
 /// What a measured process did.
 #[derive(Debug)]
-pub struct Finished {
+pub(super) struct Finished {
     /// Seconds from just before spawning it until its exit was seen (or it was killed).
     pub wall_secs: f64,
     /// Its peak resident set, in bytes.
@@ -45,7 +45,7 @@ pub struct Finished {
 impl Running {
     /// Spawns `command` with stdout piped to a reader thread and stderr to `log`. `what` names it in
     /// messages.
-    pub fn spawn(what: &str, command: &mut Command, log: &Path) -> Result<Self, Failure> {
+    pub(super) fn spawn(what: &str, command: &mut Command, log: &Path) -> Result<Self, Failure> {
         let stderr = File::create(log)
             .map_err(|e| Failure::new(format!("could not create {}: {e}", log.display())))?;
         command
@@ -80,12 +80,12 @@ impl Running {
     }
 
     /// The next stdout line, waiting for it; `None` once stdout is closed.
-    pub fn next_line(&self) -> Option<Value> {
+    pub(super) fn next_line(&self) -> Option<Value> {
         self.lines.recv().ok()
     }
 
     /// Waits for the process to exit.
-    pub fn wait(mut self) -> Result<Finished, Failure> {
+    pub(super) fn wait(mut self) -> Result<Finished, Failure> {
         let status = self
             .child
             .wait()
@@ -96,7 +96,7 @@ impl Running {
 
     /// Stops the process with SIGSTOP, reads how many bytes it had written, then kills it with
     /// SIGKILL, as a crash would. Returns the bytes written (`None` when `/proc` would not tell).
-    pub fn freeze_and_kill(mut self) -> Result<(Finished, Option<u64>), Failure> {
+    pub(super) fn freeze_and_kill(mut self) -> Result<(Finished, Option<u64>), Failure> {
         let pid = self.child.id();
         send_signal(pid, "STOP")?;
         let wall_secs = self.started.elapsed().as_secs_f64();
@@ -131,14 +131,14 @@ impl Running {
 
 impl Finished {
     /// The first JSON line whose `"event"` is `event`.
-    pub fn event(&self, event: &str) -> Option<&Value> {
+    pub(super) fn event(&self, event: &str) -> Option<&Value> {
         self.lines.iter().find(|line| line["event"] == event)
     }
 }
 
 /// Field `name` of a JSON object as a number of bytes (or a count), with a message naming what is
 /// missing.
-pub fn u64_field(value: &Value, name: &str) -> Result<u64, Failure> {
+pub(super) fn u64_field(value: &Value, name: &str) -> Result<u64, Failure> {
     value[name].as_u64().ok_or_else(|| {
         Failure::new(format!(
             "the event {value} has no whole-number field {name:?}"

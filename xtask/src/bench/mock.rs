@@ -15,17 +15,17 @@ use crate::mock_process::{self, log_tail};
 use super::process::{cpu_secs, peak_rss};
 
 /// The bucket the benchmarks upload to.
-pub const BUCKET: &str = "bench";
+pub(super) const BUCKET: &str = "bench";
 /// The credentials and region the mock accepts when started without flags.
-pub const ACCESS_KEY_ID: &str = "test-ak";
+pub(super) const ACCESS_KEY_ID: &str = "test-ak";
 /// The secret of [`ACCESS_KEY_ID`].
-pub const ACCESS_KEY_SECRET: &str = "test-sk";
+pub(super) const ACCESS_KEY_SECRET: &str = "test-sk";
 /// The mock's region.
-pub const REGION: &str = "cn-hangzhou";
+pub(super) const REGION: &str = "cn-hangzhou";
 
 /// A running `oss-mock`, killed and its data removed when dropped.
 #[derive(Debug)]
-pub struct Mock {
+pub(super) struct Mock {
     child: Child,
     endpoint: String,
     data_dir: PathBuf,
@@ -35,7 +35,12 @@ pub struct Mock {
 impl Mock {
     /// Starts `binary` with an empty `data_dir` (removed first if it exists) and its stderr in `log`;
     /// without `fsync`, as `oss-mock --no-fsync`.
-    pub fn start(binary: &Path, data_dir: &Path, fsync: bool, log: &Path) -> Result<Self, Failure> {
+    pub(super) fn start(
+        binary: &Path,
+        data_dir: &Path,
+        fsync: bool,
+        log: &Path,
+    ) -> Result<Self, Failure> {
         remove_dir(data_dir)?;
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Failure::new(format!(
@@ -71,22 +76,22 @@ impl Mock {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> &str {
+    pub(super) fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
     /// The mock's peak resident set since it started, in bytes.
-    pub fn peak_rss(&self) -> Option<u64> {
+    pub(super) fn peak_rss(&self) -> Option<u64> {
         peak_rss(self.child.id())
     }
 
     /// CPU seconds (user + system) the mock has used since it started.
-    pub fn cpu_secs(&self) -> Option<f64> {
+    pub(super) fn cpu_secs(&self) -> Option<f64> {
         cpu_secs(self.child.id())
     }
 
     /// The last lines of the mock's stderr, for a failure message.
-    pub fn log_tail(&self) -> String {
+    pub(super) fn log_tail(&self) -> String {
         log_tail(&self.log, 20)
     }
 }
@@ -102,7 +107,7 @@ impl Drop for Mock {
 }
 
 /// Removes `dir` and everything in it; a missing directory is fine.
-pub fn remove_dir(dir: &Path) -> Result<(), Failure> {
+pub(super) fn remove_dir(dir: &Path) -> Result<(), Failure> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -11,10 +11,10 @@ use std::time::Duration;
 use crate::cmd::Failure;
 
 /// How often the peak watcher reads `/proc/PID/status`.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+pub(super) const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The value of a `kB` field of `/proc/PID/status` (such as `VmHWM`), in bytes.
-pub fn status_field_bytes(status: &str, field: &str) -> Option<u64> {
+pub(super) fn status_field_bytes(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
         let kib: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
@@ -23,7 +23,7 @@ pub fn status_field_bytes(status: &str, field: &str) -> Option<u64> {
 }
 
 /// The value of a field of `/proc/PID/io` (such as `wchar`).
-pub fn io_field(io: &str, field: &str) -> Option<u64> {
+pub(super) fn io_field(io: &str, field: &str) -> Option<u64> {
     io.lines().find_map(|line| {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
         rest.trim().parse().ok()
@@ -36,7 +36,7 @@ const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 /// CPU seconds from `/proc/PID/stat` text: user + system time of the process itself, or with
 /// `children`, of its children that have been waited for (`cutime` + `cstime`).
-pub fn stat_cpu_secs(stat: &str, children: bool) -> Option<f64> {
+pub(super) fn stat_cpu_secs(stat: &str, children: bool) -> Option<f64> {
     // The command name, in parentheses, may hold spaces: count fields after its closing one.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -48,26 +48,26 @@ pub fn stat_cpu_secs(stat: &str, children: bool) -> Option<f64> {
 }
 
 /// CPU seconds a live process has used so far.
-pub fn cpu_secs(pid: u32) -> Option<f64> {
+pub(super) fn cpu_secs(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(proc_path(pid, "stat")).ok()?;
     stat_cpu_secs(&stat, false)
 }
 
 /// CPU seconds used by the children of this process that have been waited for.
-pub fn waited_children_cpu_secs() -> Option<f64> {
+pub(super) fn waited_children_cpu_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     stat_cpu_secs(&stat, true)
 }
 
 /// The peak resident set of a live process so far (`VmHWM`), in bytes; `None` once it has exited.
-pub fn peak_rss(pid: u32) -> Option<u64> {
+pub(super) fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(proc_path(pid, "status")).ok()?;
     status_field_bytes(&status, "VmHWM")
 }
 
 /// Bytes a live process has passed to `write`-family calls (`wchar` of `/proc/PID/io`): its socket
 /// writes, and also its writes to files and pipes.
-pub fn bytes_written(pid: u32) -> Option<u64> {
+pub(super) fn bytes_written(pid: u32) -> Option<u64> {
     let io = std::fs::read_to_string(proc_path(pid, "io")).ok()?;
     io_field(&io, "wchar")
 }
@@ -77,7 +77,7 @@ fn proc_path(pid: u32, file: &str) -> PathBuf {
 }
 
 /// Sends `signal` (a name such as `STOP`) to `pid` with the `kill` command.
-pub fn send_signal(pid: u32, signal: &str) -> Result<(), Failure> {
+pub(super) fn send_signal(pid: u32, signal: &str) -> Result<(), Failure> {
     let status = Command::new("kill")
         .args(["-s", signal, &pid.to_string()])
         .stdin(Stdio::null())
@@ -97,14 +97,14 @@ pub fn send_signal(pid: u32, signal: &str) -> Result<(), Failure> {
 /// `VmHWM` is the kernel's high-water mark of the resident set, so the last value read is the peak up
 /// to that read; only growth in the last interval before the process exits can be missed.
 #[derive(Debug)]
-pub struct PeakWatcher {
+pub(super) struct PeakWatcher {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Option<u64>>,
 }
 
 impl PeakWatcher {
     /// Starts watching `pid`.
-    pub fn start(pid: u32) -> Self {
+    pub(super) fn start(pid: u32) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
@@ -126,7 +126,7 @@ impl PeakWatcher {
     }
 
     /// Stops watching; the peak seen, `None` if the process exited before the first read.
-    pub fn finish(self) -> Option<u64> {
+    pub(super) fn finish(self) -> Option<u64> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or(None)
     }

@@ -14,7 +14,7 @@ const MAX_SPREAD_PERCENT: f64 = 10.0;
 
 /// How each part is checked, as `ossup upload --checksum` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checksum {
+pub(super) enum Checksum {
     /// Content-MD5 and the ETag per part, plus CRC-64 (the default).
     Md5,
     /// CRC-64 only.
@@ -23,7 +23,7 @@ pub enum Checksum {
 
 impl Checksum {
     /// The value of `--checksum`.
-    pub fn flag(self) -> &'static str {
+    pub(super) fn flag(self) -> &'static str {
         match self {
             Self::Md5 => "md5",
             Self::Crc64 => "crc64",
@@ -33,7 +33,7 @@ impl Checksum {
 
 /// One `ossup upload` setting of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UploadSetting {
+pub(super) struct UploadSetting {
     /// `--parallel`.
     pub parallel: u16,
     /// `--part-size`, in bytes.
@@ -44,7 +44,7 @@ pub struct UploadSetting {
 
 impl UploadSetting {
     /// `parallel 4, 8 MiB, md5`.
-    pub fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         format!(
             "parallel {}, {}, {}",
             self.parallel,
@@ -54,14 +54,14 @@ impl UploadSetting {
     }
 
     /// The client memory the issue allows this setting: parallel × part size + 32 MiB.
-    pub fn client_rss_budget(&self) -> u64 {
+    pub(super) fn client_rss_budget(&self) -> u64 {
         u64::from(self.parallel) * self.part_size + (32 << 20)
     }
 }
 
 /// What each run of one measurement took: time, CPU and memory of the client and the mock.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Runs {
+pub(super) struct Runs {
     /// Wall seconds.
     pub walls: Vec<f64>,
     /// CPU seconds (user + system) of the client.
@@ -76,7 +76,7 @@ pub struct Runs {
 
 /// One run's figures, as [`Runs::push`] takes them.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Run {
+pub(super) struct Run {
     /// Wall seconds.
     pub wall: f64,
     /// CPU seconds of the client.
@@ -91,7 +91,7 @@ pub struct Run {
 
 impl Runs {
     /// Adds one run.
-    pub fn push(&mut self, run: Run) {
+    pub(super) fn push(&mut self, run: Run) {
         self.walls.push(run.wall);
         self.client_cpu.push(run.client_cpu);
         self.mock_cpu.push(run.mock_cpu);
@@ -128,7 +128,7 @@ impl Runs {
 
 /// Measurements of one upload setting.
 #[derive(Debug, Clone)]
-pub struct UploadResult {
+pub(super) struct UploadResult {
     /// What was run.
     pub setting: UploadSetting,
     /// Each run.
@@ -137,7 +137,7 @@ pub struct UploadResult {
 
 /// Measurements of `oss2.resumable_upload`.
 #[derive(Debug, Clone)]
-pub struct Oss2Result {
+pub(super) struct Oss2Result {
     /// Threads (`num_threads`).
     pub threads: u16,
     /// Part size, in bytes.
@@ -151,7 +151,7 @@ pub struct Oss2Result {
 
 /// One kill-and-resume.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResumeRun {
+pub(super) struct ResumeRun {
     /// Bytes the server had acknowledged in the last progress line before the kill.
     pub acknowledged_at_kill: u64,
     /// Bytes the killed run had written (sockets, checkpoint, progress lines) when frozen, if known.
@@ -171,7 +171,7 @@ impl ResumeRun {
     /// file's size. An upper bound, since the killed run's writes include request headers, its
     /// checkpoint journal and its progress lines. `None` when the written bytes are unknown or
     /// cannot count the socket writes (fewer than the acknowledged bytes).
-    pub fn resent(&self, size: u64) -> Option<u64> {
+    pub(super) fn resent(&self, size: u64) -> Option<u64> {
         let written = self.written_at_kill?;
         if written < self.acknowledged_at_kill {
             return None;
@@ -181,13 +181,13 @@ impl ResumeRun {
 
     /// Acknowledged bytes the resumed run did not reuse (should be zero: every part the server
     /// confirmed is kept).
-    pub fn acknowledged_but_not_reused(&self) -> u64 {
+    pub(super) fn acknowledged_but_not_reused(&self) -> u64 {
         self.acknowledged_at_kill.saturating_sub(self.reused)
     }
 
     /// The resumed run's wall time over the time an uninterrupted upload of `reference_wall`
     /// seconds spends on the bytes the resumed run sent (proportionally).
-    pub fn time_ratio(&self, size: u64, reference_wall: f64) -> Option<f64> {
+    pub(super) fn time_ratio(&self, size: u64, reference_wall: f64) -> Option<f64> {
         let proportional = reference_wall * self.sent as f64 / size as f64;
         (proportional > 0.0).then(|| self.resumed_wall / proportional)
     }
@@ -195,7 +195,7 @@ impl ResumeRun {
 
 /// The kill-and-resume measurement.
 #[derive(Debug, Clone)]
-pub struct ResumeResult {
+pub(super) struct ResumeResult {
     /// The setting of both runs.
     pub setting: UploadSetting,
     /// Each kill-and-resume; empty when every upload finished before it could be killed.
@@ -206,7 +206,7 @@ pub struct ResumeResult {
 
 /// One checkpoint store of the overhead measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Store {
+pub(super) enum Store {
     /// `--no-checkpoint`: the in-memory store.
     Memory,
     /// `--checkpoint-dir`: the file store.
@@ -217,10 +217,10 @@ pub enum Store {
 
 impl Store {
     /// Every store, the baseline first.
-    pub const ALL: [Store; 3] = [Store::Memory, Store::File, Store::Sqlite];
+    pub(super) const ALL: [Store; 3] = [Store::Memory, Store::File, Store::Sqlite];
 
     /// The name in the table.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Self::Memory => "memory (--no-checkpoint)",
             Self::File => "file (--checkpoint-dir)",
@@ -229,7 +229,7 @@ impl Store {
     }
 
     /// The key in the JSON.
-    pub fn key(self) -> &'static str {
+    pub(super) fn key(self) -> &'static str {
         match self {
             Self::Memory => "memory",
             Self::File => "file",
@@ -240,7 +240,7 @@ impl Store {
 
 /// The checkpoint-overhead measurement.
 #[derive(Debug, Clone)]
-pub struct CheckpointResult {
+pub(super) struct CheckpointResult {
     /// Parts of the upload.
     pub parts: u64,
     /// Part size, in bytes.
@@ -258,14 +258,14 @@ impl CheckpointResult {
     }
 
     /// How far apart the runs of `store` are: (max − min) over the median, in percent.
-    pub fn spread_percent(&self, store: Store) -> Option<f64> {
+    pub(super) fn spread_percent(&self, store: Store) -> Option<f64> {
         let (_, runs) = self.stores.iter().find(|(s, _)| *s == store)?;
         let summary = Summary::of(&runs.walls)?;
         (summary.median > 0.0).then(|| (summary.max - summary.min) / summary.median * 100.0)
     }
 
     /// How much slower `store` is than the memory store, in percent of the memory store's median.
-    pub fn overhead_percent(&self, store: Store) -> Option<f64> {
+    pub(super) fn overhead_percent(&self, store: Store) -> Option<f64> {
         let base = self.median(Store::Memory)?;
         let this = self.median(store)?;
         (base > 0.0).then(|| (this - base) / base * 100.0)
@@ -274,7 +274,7 @@ impl CheckpointResult {
 
 /// The machine the numbers come from.
 #[derive(Debug, Clone, Default)]
-pub struct Machine {
+pub(super) struct Machine {
     /// Logical CPUs this process may use.
     pub cpus: usize,
     /// `model name` of `/proc/cpuinfo`.
@@ -293,7 +293,7 @@ pub struct Machine {
 
 /// Everything one benchmark run measured.
 #[derive(Debug, Clone)]
-pub struct Results {
+pub(super) struct Results {
     /// When it ran, UTC, ISO 8601.
     pub date: String,
     /// Where it ran.
@@ -322,7 +322,7 @@ pub struct Results {
 
 /// Whether a target was reached.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+pub(super) struct Verdict {
     /// The target, as the issue states it.
     pub target: String,
     /// What was measured, in words.
@@ -369,7 +369,7 @@ impl Results {
 
     /// ossup's median wall time over oss2's, at the same parallelism and part size, with ossup's
     /// default checks (MD5 and CRC-64).
-    pub fn ossup_over_oss2(&self) -> Option<f64> {
+    pub(super) fn ossup_over_oss2(&self) -> Option<f64> {
         self.over_oss2(self.reference()?)
     }
 
@@ -383,7 +383,7 @@ impl Results {
     }
 
     /// ossup's median wall time over oss2's at the same parallelism, part size and checks.
-    pub fn ossup_over_oss2_same_checks(&self) -> Option<f64> {
+    pub(super) fn ossup_over_oss2_same_checks(&self) -> Option<f64> {
         self.over_oss2(self.same_checks_as_oss2()?)
     }
 
@@ -394,7 +394,7 @@ impl Results {
     }
 
     /// The upload setting with the lowest median wall time.
-    pub fn best_upload(&self) -> Option<(&UploadResult, Summary)> {
+    pub(super) fn best_upload(&self) -> Option<(&UploadResult, Summary)> {
         self.uploads
             .iter()
             .filter_map(|u| Summary::of(&u.runs.walls).map(|s| (u, s)))
@@ -426,7 +426,7 @@ impl Results {
     }
 
     /// The markdown table of every measurement.
-    pub fn table(&self) -> String {
+    pub(super) fn table(&self) -> String {
         let mut rows = vec![
             "| measurement | setting | wall s, median (min..max) | MB/s | ÷ md5sum | client CPU s | mock CPU s | client peak RSS, MiB | mock peak RSS, MiB | notes |".to_owned(),
             "|---|---|---|---|---|---|---|---|---|---|".to_owned(),
@@ -565,7 +565,7 @@ impl Results {
     }
 
     /// The issue's targets, each with what was measured and whether it was met.
-    pub fn verdicts(&self) -> Vec<Verdict> {
+    pub(super) fn verdicts(&self) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
         let gib_note = if self.size == 1 << 30 {
             String::new()
@@ -822,7 +822,7 @@ impl Results {
     }
 
     /// The verdicts as a markdown table.
-    pub fn verdict_table(&self) -> String {
+    pub(super) fn verdict_table(&self) -> String {
         let mut rows = vec![
             "| target | measured | verdict |".to_owned(),
             "|---|---|---|".to_owned(),
@@ -839,7 +839,7 @@ impl Results {
     }
 
     /// Everything as JSON: raw samples, summaries, the tables and the verdicts.
-    pub fn to_json(&self) -> Value {
+    pub(super) fn to_json(&self) -> Value {
         let machine = &self.machine;
         let limit = self.md5sum_summary().map(|s| s.median);
         let uploads: Vec<Value> = self
@@ -1003,7 +1003,7 @@ fn bytes_summary(peaks: &[Option<u64>]) -> Option<Summary> {
 }
 
 /// `8 MiB`, or `1.5 MiB` when not whole.
-pub fn mib_label(bytes: u64) -> String {
+pub(super) fn mib_label(bytes: u64) -> String {
     if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {

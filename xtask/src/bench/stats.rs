@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 /// The median of some runs and the range they fell in.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Summary {
+pub(super) struct Summary {
     /// The middle value (the mean of the two middle values for an even count).
     pub median: f64,
     /// The smallest value.
@@ -17,7 +17,7 @@ pub struct Summary {
 
 impl Summary {
     /// Summarises `samples`; `None` when there are none (or one is not a number).
-    pub fn of(samples: &[f64]) -> Option<Self> {
+    pub(super) fn of(samples: &[f64]) -> Option<Self> {
         if samples.is_empty() || samples.iter().any(|s| s.is_nan()) {
             return None;
         }
@@ -38,14 +38,14 @@ impl Summary {
     }
 
     /// Summarises the values `samples` has (a run that could not measure gives `None`).
-    pub fn of_some(samples: &[Option<f64>]) -> Option<Self> {
+    pub(super) fn of_some(samples: &[Option<f64>]) -> Option<Self> {
         let values: Vec<f64> = samples.iter().flatten().copied().collect();
         Self::of(&values)
     }
 
     /// The same summary with every value passed through `f`, which must be monotonic increasing
     /// (a unit change, a division by a positive constant) for min and max to stay in place.
-    pub fn map(self, f: impl Fn(f64) -> f64) -> Self {
+    pub(super) fn map(self, f: impl Fn(f64) -> f64) -> Self {
         Self {
             median: f(self.median),
             min: f(self.min),
@@ -55,7 +55,7 @@ impl Summary {
     }
 
     /// `median (min..max)` with `decimals` digits after the point; only the median for one run.
-    pub fn display(&self, decimals: usize) -> String {
+    pub(super) fn display(&self, decimals: usize) -> String {
         if self.runs <= 1 || self.min == self.max {
             format!("{:.decimals$}", self.median)
         } else {
@@ -67,18 +67,18 @@ impl Summary {
     }
 
     /// `{"median": .., "min": .., "max": .., "runs": ..}`.
-    pub fn to_json(self) -> Value {
+    pub(super) fn to_json(self) -> Value {
         json!({"median": self.median, "min": self.min, "max": self.max, "runs": self.runs})
     }
 }
 
 /// [`Summary::display`] of an optional summary, `n/a` when there is none.
-pub fn display_or_na(summary: Option<Summary>, decimals: usize) -> String {
+pub(super) fn display_or_na(summary: Option<Summary>, decimals: usize) -> String {
     summary.map_or_else(|| "n/a".to_owned(), |s| s.display(decimals))
 }
 
 /// [`Summary::to_json`] of an optional summary, `null` when there is none.
-pub fn json_or_null(summary: Option<Summary>) -> Value {
+pub(super) fn json_or_null(summary: Option<Summary>) -> Value {
     summary.map_or(Value::Null, Summary::to_json)
 }
 

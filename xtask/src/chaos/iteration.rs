@@ -26,7 +26,7 @@ const FRESH_START_NOTICES: &[&str] = &[
 
 /// The binaries an iteration runs.
 #[derive(Debug)]
-pub struct Binaries<'a> {
+pub(super) struct Binaries<'a> {
     /// `ossup`.
     pub ossup: &'a Path,
     /// `oss-mock`.
@@ -35,7 +35,7 @@ pub struct Binaries<'a> {
 
 /// What one iteration did and found.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(super) struct Outcome {
     /// What the runs came to.
     pub counts: RunCounts,
     /// Faults the server fired, per kind.
@@ -50,7 +50,7 @@ pub struct Outcome {
 
 /// What the runs of `ossup` came to: counted per iteration, summed over the whole chaos run.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct RunCounts {
+pub(super) struct RunCounts {
     /// Runs of `ossup`.
     pub runs: u32,
     /// Runs that ended with an error (exit status 1) and were resumed.
@@ -73,7 +73,7 @@ pub struct RunCounts {
 
 impl RunCounts {
     /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &RunCounts) {
+    pub(super) fn add(&mut self, other: &RunCounts) {
         self.runs += other.runs;
         self.error_exits += other.error_exits;
         self.kills += other.kills;
@@ -96,7 +96,7 @@ struct Acked {
 }
 
 /// Runs the iteration of `plan` in `dir`.
-pub fn run(bins: &Binaries<'_>, plan: &Plan, dir: &Path, net: &Net) -> Outcome {
+pub(super) fn run(bins: &Binaries<'_>, plan: &Plan, dir: &Path, net: &Net) -> Outcome {
     let started = Instant::now();
     let mut outcome = Outcome::default();
     if let Err(e) = run_in(bins, plan, dir, net, &mut outcome) {

@@ -9,11 +9,11 @@ use std::process::Child;
 use crate::mock_process;
 
 /// The bucket every iteration uploads to.
-pub const BUCKET: &str = "chaos";
+pub(super) const BUCKET: &str = "chaos";
 
 /// A mock server process that can be killed and started again.
 #[derive(Debug)]
-pub struct Mock {
+pub(super) struct Mock {
     binary: PathBuf,
     data_dir: PathBuf,
     faults: PathBuf,
@@ -25,7 +25,7 @@ pub struct Mock {
 impl Mock {
     /// Starts `binary` on a free loopback port with its data in `data_dir`, the fault rules of
     /// `faults`, and its stderr appended to `log`.
-    pub fn start(
+    pub(super) fn start(
         binary: &Path,
         data_dir: &Path,
         faults: &Path,
@@ -44,12 +44,12 @@ impl Mock {
     }
 
     /// `http://127.0.0.1:PORT`; the same across restarts.
-    pub fn endpoint(&self) -> String {
+    pub(super) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server with SIGKILL and reaps it.
-    pub fn kill(&mut self) {
+    pub(super) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -57,13 +57,13 @@ impl Mock {
     }
 
     /// Starts the server again on the same port and data directory, with the same rules.
-    pub fn restart(&mut self) -> Result<(), String> {
+    pub(super) fn restart(&mut self) -> Result<(), String> {
         self.kill();
         self.spawn()
     }
 
     /// The last lines of the server's log.
-    pub fn log_tail(&self) -> String {
+    pub(super) fn log_tail(&self) -> String {
         mock_process::log_tail(&self.log, 15)
     }
 

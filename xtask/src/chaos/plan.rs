@@ -8,35 +8,35 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
 
 /// The smallest part OSS allows, and the part size most iterations use.
-pub const MIN_PART: u64 = 100 * 1024;
+pub(super) const MIN_PART: u64 = 100 * 1024;
 
 /// A seeded source of choices.
 #[derive(Debug)]
-pub struct Gen(ChaCha8Rng);
+pub(super) struct Gen(ChaCha8Rng);
 
 impl Gen {
     /// A generator for `seed`.
-    pub fn new(seed: u64) -> Self {
+    pub(super) fn new(seed: u64) -> Self {
         Self(ChaCha8Rng::seed_from_u64(seed))
     }
 
     /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.0.next_u64() % n.max(1)
     }
 
     /// A number in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(super) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi.saturating_sub(lo).saturating_add(1))
     }
 
     /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
+    pub(super) fn chance(&mut self, p: f64) -> bool {
         (self.0.next_u64() as f64 / u64::MAX as f64) < p
     }
 
     /// One of `items`, each with its weight.
-    pub fn weighted<T: Copy>(&mut self, items: &[(u64, T)]) -> T {
+    pub(super) fn weighted<T: Copy>(&mut self, items: &[(u64, T)]) -> T {
         let total: u64 = items.iter().map(|(w, _)| w).sum();
         let mut at = self.below(total);
         for (weight, item) in items {
@@ -49,19 +49,19 @@ impl Gen {
     }
 
     /// The next raw 64 bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(super) fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }
 
     /// Fills `buf` with pseudo-random bytes.
-    pub fn fill(&mut self, buf: &mut [u8]) {
+    pub(super) fn fill(&mut self, buf: &mut [u8]) {
         self.0.fill_bytes(buf);
     }
 }
 
 /// Where the checkpoint lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Store {
+pub(super) enum Store {
     /// `--checkpoint-dir`: one journal file per upload.
     Files,
     /// `--checkpoint-db`: one SQLite database.
@@ -70,7 +70,7 @@ pub enum Store {
 
 /// How parts are scheduled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheduler {
+pub(super) enum Scheduler {
     /// `--sequential`.
     Sequential,
     /// `--parallel N`.
@@ -79,7 +79,7 @@ pub enum Scheduler {
 
 /// When, during a run, an interruption happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Moment {
+pub(super) enum Moment {
     /// This long after the run starts, whatever it has printed.
     AfterMs(u64),
     /// As soon as the run has printed this many progress lines (1 is the `started` line).
@@ -88,7 +88,7 @@ pub enum Moment {
 
 /// What is killed (with SIGKILL) during one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interruption {
+pub(super) enum Interruption {
     /// The `ossup` process.
     Client(Moment),
     /// The mock server, restarted on the same port and data directory after `down_ms`; with
@@ -105,7 +105,7 @@ pub enum Interruption {
 
 /// One fault rule of the plan, in the mock's JSON rule format.
 #[derive(Debug, Clone)]
-pub struct Rule {
+pub(super) struct Rule {
     /// The action's kind.
     pub kind: &'static str,
     /// The API the rule matches (`*` for any).
@@ -117,14 +117,14 @@ pub struct Rule {
 impl Rule {
     /// Whether this rule can make a ListParts answer lie about a part, which makes the engine
     /// rightly send that part again.
-    pub fn corrupts_listing(&self) -> bool {
+    pub(super) fn corrupts_listing(&self) -> bool {
         matches!(self.kind, "corrupt_etag" | "corrupt_crc") && matches!(self.api, "*" | "ListParts")
     }
 }
 
 /// Everything one iteration does.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(super) struct Plan {
     /// The seed the plan was drawn from.
     pub seed: u64,
     /// The file's size in bytes.
@@ -171,7 +171,7 @@ const KINDS: &[(u64, &str)] = &[
 impl Plan {
     /// The plan of seed `seed`, with files of at most `max_size` bytes; server kills only with
     /// `kill_server`.
-    pub fn generate(seed: u64, max_size: u64, kill_server: bool) -> Plan {
+    pub(super) fn generate(seed: u64, max_size: u64, kill_server: bool) -> Plan {
         let mut g = Gen::new(seed);
         let part_size = g
             .weighted(&[(6, MIN_PART), (2, 256 * 1024), (1, 1024 * 1024)])
@@ -293,23 +293,23 @@ impl Plan {
     }
 
     /// The rules as the JSON array `oss-mock --faults` reads.
-    pub fn rules_json(&self) -> String {
+    pub(super) fn rules_json(&self) -> String {
         let rules: Vec<&Value> = self.rules.iter().map(|r| &r.json).collect();
         serde_json::to_string_pretty(&rules).expect("rules serialise")
     }
 
     /// How many parts the file has (a file of at most one part is one PutObject).
-    pub fn parts(&self) -> u64 {
+    pub(super) fn parts(&self) -> u64 {
         self.size.div_ceil(self.part_size).max(1)
     }
 
     /// Whether the file goes up as a multipart upload.
-    pub fn multipart(&self) -> bool {
+    pub(super) fn multipart(&self) -> bool {
         self.size > self.part_size
     }
 
     /// A one-line description for the log.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let scheduler = match self.scheduler {
             Scheduler::Sequential => "sequential".to_owned(),
             Scheduler::Parallel(n) => format!("parallel {n}"),

@@ -10,7 +10,7 @@ use super::plan::Plan;
 
 /// One failed iteration.
 #[derive(Debug)]
-pub struct FailedIteration {
+pub(super) struct FailedIteration {
     /// Its seed.
     pub seed: u64,
     /// What it did.
@@ -23,7 +23,7 @@ pub struct FailedIteration {
 
 /// Totals over every iteration.
 #[derive(Debug, Default)]
-pub struct Totals {
+pub(super) struct Totals {
     /// Iterations run.
     pub iterations: u32,
     /// Bytes uploaded (file sizes).
@@ -46,7 +46,7 @@ pub struct Totals {
 
 impl Totals {
     /// Adds one iteration.
-    pub fn add(&mut self, plan: &Plan, outcome: &Outcome, dir: &str) {
+    pub(super) fn add(&mut self, plan: &Plan, outcome: &Outcome, dir: &str) {
         self.iterations += 1;
         self.bytes += plan.size;
         self.parts += plan.parts();
@@ -72,7 +72,7 @@ impl Totals {
 
     /// The summary, as markdown. `reproduce` turns a seed into the command that runs that
     /// iteration alone.
-    pub fn table(&self, title: &str, reproduce: impl Fn(u64) -> String) -> String {
+    pub(super) fn table(&self, title: &str, reproduce: impl Fn(u64) -> String) -> String {
         let mut out = String::new();
         let passed = self.iterations as usize - self.failed.len();
         let _ = writeln!(out, "\n## {title}\n");
@@ -170,7 +170,7 @@ impl Totals {
 
 /// A message with its numbers, ids and ports replaced by `#`, so that messages of one kind count
 /// together.
-pub fn mask(message: &str) -> String {
+pub(super) fn mask(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut token = String::new();
     let flush = |token: &mut String, out: &mut String| {
@@ -199,7 +199,7 @@ pub fn mask(message: &str) -> String {
 }
 
 /// Bytes, in the largest binary unit that keeps a whole number in front.
-pub fn size(bytes: u64) -> String {
+pub(super) fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

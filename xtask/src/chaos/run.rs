@@ -23,7 +23,7 @@ use super::verify::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, Net, REGION};
 /// waiting.
 const STALL_PATIENCE: Duration = Duration::from_secs(3);
 /// How long a run may take in all before it is killed and counted as hung.
-pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+pub(super) const RUN_LIMIT: Duration = Duration::from_secs(300);
 /// What the child logs to its stderr file, beside its own messages.
 const CHILD_LOG: &str = "ossup=debug";
 /// How many of its last log lines a hung run reports.
@@ -33,7 +33,7 @@ const TICK: Duration = Duration::from_millis(20);
 
 /// Why a run was killed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kill {
+pub(super) enum Kill {
     /// The plan said so.
     Planned,
     /// It printed nothing while one of its requests was stalled.
@@ -44,7 +44,7 @@ pub enum Kill {
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum End {
+pub(super) enum End {
     /// It exited by itself with this status code.
     Exited(i32),
     /// It was killed.
@@ -55,7 +55,7 @@ pub enum End {
 
 /// What one run did.
 #[derive(Debug)]
-pub struct Run {
+pub(super) struct Run {
     /// Its JSON lines, in order.
     pub events: Vec<Value>,
     /// Lines on stdout that were not JSON objects.
@@ -74,7 +74,7 @@ pub struct Run {
 
 /// What every run of one iteration shares.
 #[derive(Debug)]
-pub struct Upload<'a> {
+pub(super) struct Upload<'a> {
     /// The `ossup` binary.
     pub ossup: &'a Path,
     /// The file.
@@ -91,7 +91,7 @@ pub struct Upload<'a> {
 
 impl Upload<'_> {
     /// The command line of a run, as a person would type it.
-    pub fn args(&self, endpoint: &str) -> Vec<String> {
+    pub(super) fn args(&self, endpoint: &str) -> Vec<String> {
         let mut args = vec![
             "upload".to_owned(),
             self.file.display().to_string(),
@@ -122,7 +122,7 @@ impl Upload<'_> {
     }
 
     /// Runs `ossup` once, carrying out `interruption` if the run lasts long enough for it.
-    pub fn run(
+    pub(super) fn run(
         &self,
         mock: &mut Mock,
         net: &Net,

@@ -17,15 +17,15 @@ use super::mock::BUCKET;
 use super::plan::Store;
 
 /// The key pair the mock accepts by default.
-pub const ACCESS_KEY_ID: &str = "test-ak";
+pub(super) const ACCESS_KEY_ID: &str = "test-ak";
 /// The secret of [`ACCESS_KEY_ID`].
-pub const ACCESS_KEY_SECRET: &str = "test-sk";
+pub(super) const ACCESS_KEY_SECRET: &str = "test-sk";
 /// The region requests are signed for.
-pub const REGION: &str = "cn-hangzhou";
+pub(super) const REGION: &str = "cn-hangzhou";
 
 /// What the source file is: its size and digests.
 #[derive(Debug, Clone, Copy)]
-pub struct Digest {
+pub(super) struct Digest {
     /// Bytes.
     pub size: u64,
     /// MD5.
@@ -36,7 +36,7 @@ pub struct Digest {
 
 impl Digest {
     /// The digest of `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
+    pub(super) fn of(bytes: &[u8]) -> Self {
         let mut md5 = Md5::new();
         let mut crc = Crc64::new();
         md5.update(bytes);
@@ -51,13 +51,13 @@ impl Digest {
 
 /// The harness's side of the network: a runtime, a transport for control routes, signed clients.
 #[derive(Debug)]
-pub struct Net {
+pub(super) struct Net {
     runtime: tokio::runtime::Runtime,
 }
 
 impl Net {
     /// A small runtime of its own, driven from the harness's thread.
-    pub fn new() -> Result<Self, String> {
+    pub(super) fn new() -> Result<Self, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -67,13 +67,13 @@ impl Net {
     }
 
     /// `GET /_mock/stats` as JSON.
-    pub fn stats(&self, endpoint: &str) -> Result<Value, String> {
+    pub(super) fn stats(&self, endpoint: &str) -> Result<Value, String> {
         let body = self.control(endpoint, http::Method::GET, "/_mock/stats")?;
         serde_json::from_slice(&body).map_err(|e| format!("/_mock/stats is not JSON: {e}"))
     }
 
     /// `DELETE /_mock/faults`.
-    pub fn clear_faults(&self, endpoint: &str) -> Result<(), String> {
+    pub(super) fn clear_faults(&self, endpoint: &str) -> Result<(), String> {
         self.control(endpoint, http::Method::DELETE, "/_mock/faults")
             .map(|_| ())
     }
@@ -136,7 +136,7 @@ impl Net {
     }
 
     /// Every final check of one upload.
-    pub fn verify(
+    pub(super) fn verify(
         &self,
         endpoint: &str,
         key: &str,
@@ -178,7 +178,7 @@ impl Net {
 
 /// What the final checks found.
 #[derive(Debug, Default)]
-pub struct Verification {
+pub(super) struct Verification {
     /// Each failed check, in words.
     pub failures: Vec<String>,
     /// The multipart uploads still open for the key (there should be none).

@@ -5,11 +5,11 @@ use std::process::{Command, Output};
 
 use oss_mock::MockServer;
 use ossup::{Client, ObjectOptions};
-pub use ossup_test_support::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, PART, REGION};
+pub(crate) use ossup_test_support::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, PART, REGION};
 use tokio::runtime::Runtime;
 
 /// A running mock server, a scratch directory, and a runtime to talk to the server directly.
-pub struct Harness {
+pub(crate) struct Harness {
     // Declared first so the server stops before the runtime that drives it.
     server: Option<MockServer>,
     runtime: Runtime,
@@ -18,7 +18,7 @@ pub struct Harness {
 
 impl Harness {
     /// Starts a mock server with [`BUCKET`] on a free loopback port.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -32,23 +32,23 @@ impl Harness {
         }
     }
 
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         self.server.as_ref().expect("server").endpoint()
     }
 
     /// Where checkpoints go unless a test says otherwise (the default per-user state directory,
     /// moved here through XDG_STATE_HOME).
-    pub fn state_home(&self) -> PathBuf {
+    pub(crate) fn state_home(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
-    pub fn default_checkpoint_dir(&self) -> PathBuf {
+    pub(crate) fn default_checkpoint_dir(&self) -> PathBuf {
         self.state_home().join("ossup").join("checkpoints")
     }
 
     /// `ossup` with the mock's endpoint, region and credentials in its environment, and nothing
     /// from the caller's environment that could point it elsewhere.
-    pub fn ossup(&self) -> Command {
+    pub(crate) fn ossup(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ossup"));
         for var in [
             "OSS_ENDPOINT",
@@ -70,7 +70,7 @@ impl Harness {
     }
 
     /// `ossup upload FILE oss://BUCKET/KEY --part-size 100KiB` plus `extra`.
-    pub fn upload(&self, file: &Path, key: &str, extra: &[&str]) -> Command {
+    pub(crate) fn upload(&self, file: &Path, key: &str, extra: &[&str]) -> Command {
         let mut cmd = self.ossup();
         cmd.arg("upload")
             .arg(file)
@@ -81,24 +81,24 @@ impl Harness {
     }
 
     /// A file of `size` bytes, random from `seed`.
-    pub fn file(&self, name: &str, size: usize, seed: u64) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, size: usize, seed: u64) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, ossup_test_support::data(size, seed)).expect("write test file");
         path
     }
 
     /// A client of the mock, for checking what the server holds.
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         ossup_test_support::client(&self.endpoint())
     }
 
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
 
     /// Asserts the object is byte for byte the file: size, MD5 and CRC-64 as read back, and the
     /// CRC-64 the server holds.
-    pub fn assert_object_is(&self, key: &str, file: &Path) {
+    pub(crate) fn assert_object_is(&self, key: &str, file: &Path) {
         let expected = std::fs::read(file).expect("read source");
         self.block_on(ossup_test_support::assert_object_is(
             &self.client(),
@@ -108,14 +108,14 @@ impl Harness {
     }
 
     /// Starts a multipart upload directly, as an interrupted upload would leave one.
-    pub fn initiate(&self, key: &str) -> String {
+    pub(crate) fn initiate(&self, key: &str) -> String {
         let client = self.client();
         self.block_on(client.initiate_multipart_upload(BUCKET, key, &ObjectOptions::default()))
             .expect("InitiateMultipartUpload")
     }
 
     /// The (key, upload id) pairs the server holds open.
-    pub fn open_uploads(&self) -> Vec<(String, String)> {
+    pub(crate) fn open_uploads(&self) -> Vec<(String, String)> {
         let client = self.client();
         self.block_on(client.list_multipart_uploads(BUCKET, None))
             .expect("ListMultipartUploads")
@@ -134,14 +134,14 @@ impl Drop for Harness {
 }
 
 /// What a finished run printed and how it ended.
-pub struct Run {
+pub(crate) struct Run {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Run {
-    pub fn of(cmd: &mut Command) -> Run {
+    pub(crate) fn of(cmd: &mut Command) -> Run {
         let Output {
             status,
             stdout,
@@ -155,7 +155,7 @@ impl Run {
     }
 
     /// Panics with everything the run printed unless it exited with `code`.
-    pub fn expect_code(self, code: i32) -> Run {
+    pub(crate) fn expect_code(self, code: i32) -> Run {
         assert_eq!(
             self.code,
             Some(code),
@@ -167,7 +167,7 @@ impl Run {
     }
 
     /// The JSON events of a `--progress json` run.
-    pub fn events(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
         self.stdout
             .lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
@@ -175,7 +175,7 @@ impl Run {
     }
 
     /// The first event named `name`.
-    pub fn event(&self, name: &str) -> serde_json::Value {
+    pub(crate) fn event(&self, name: &str) -> serde_json::Value {
         self.events()
             .into_iter()
             .find(|e| e["event"] == name)
@@ -183,7 +183,7 @@ impl Run {
     }
 
     /// Asserts nothing in the output looks like a panic or a debug dump.
-    pub fn assert_no_dump(&self) {
+    pub(crate) fn assert_no_dump(&self) {
         for text in [&self.stdout, &self.stderr] {
             assert!(!text.contains("panicked"), "{text}");
             assert!(!text.contains("RUST_BACKTRACE"), "{text}");

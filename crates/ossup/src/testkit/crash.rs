@@ -317,7 +317,11 @@ async fn write_until_killed(store: Arc<dyn CheckpointStore>, seed: u64, round: u
         let identity = identity.clone();
         handles.push(tokio::spawn(async move {
             loop {
-                let Some(part) = queue.lock().expect("the part queue is never poisoned").pop_front() else {
+                let Some(part) = queue
+                    .lock()
+                    .expect("the part queue is never poisoned")
+                    .pop_front()
+                else {
                     return;
                 };
                 say(&format!("attempt {}", part.number));

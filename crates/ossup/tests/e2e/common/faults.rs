@@ -15,7 +15,7 @@ use ossup_proto::ErrorResponse;
 
 /// What to do to a matching request.
 #[derive(Debug, Clone)]
-pub enum Action {
+pub(crate) enum Action {
     /// Forward it, then report the connection reset instead of the answer.
     LoseAnswer,
     /// Do not forward; answer this error.
@@ -34,7 +34,7 @@ pub enum Action {
 
 /// A fault: which requests it hits and how often.
 #[derive(Debug, Clone)]
-pub struct Rule {
+pub(crate) struct Rule {
     pub api: Api,
     /// Only this part number (UploadPart), or any.
     pub part: Option<u32>,
@@ -46,7 +46,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn new(api: Api, action: Action) -> Self {
+    pub(crate) fn new(api: Api, action: Action) -> Self {
         Self {
             api,
             part: None,
@@ -55,15 +55,15 @@ impl Rule {
             action,
         }
     }
-    pub fn part(mut self, n: u32) -> Self {
+    pub(crate) fn part(mut self, n: u32) -> Self {
         self.part = Some(n);
         self
     }
-    pub fn skip(mut self, n: usize) -> Self {
+    pub(crate) fn skip(mut self, n: usize) -> Self {
         self.skip = n;
         self
     }
-    pub fn times(mut self, n: usize) -> Self {
+    pub(crate) fn times(mut self, n: usize) -> Self {
         self.times = n;
         self
     }
@@ -71,7 +71,7 @@ impl Rule {
 
 /// One request the transport saw.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub api: Option<Api>,
     pub part: Option<u32>,
     pub content_md5: bool,
@@ -88,41 +88,41 @@ struct State {
 
 /// The faulty transport; clones share rules and the log.
 #[derive(Debug, Clone)]
-pub struct Faulty {
+pub(crate) struct Faulty {
     inner: HyperTransport,
     state: Arc<Mutex<State>>,
 }
 
 impl Faulty {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             inner: HyperTransport::new(),
             state: Arc::default(),
         }
     }
 
-    pub fn rule(&self, rule: Rule) -> &Self {
+    pub(crate) fn rule(&self, rule: Rule) -> &Self {
         self.state.lock().unwrap().rules.push((rule, 0));
         self
     }
 
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut state = self.state.lock().unwrap();
         state.rules.clear();
         state.script.clear();
     }
 
     /// Every request seen so far, and forgets them.
-    pub fn take_seen(&self) -> Vec<Seen> {
+    pub(crate) fn take_seen(&self) -> Vec<Seen> {
         std::mem::take(&mut self.state.lock().unwrap().seen)
     }
 
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
 
     /// The part numbers of the UploadPart requests seen.
-    pub fn parts_sent(&self) -> Vec<u32> {
+    pub(crate) fn parts_sent(&self) -> Vec<u32> {
         self.seen()
             .iter()
             .filter(|s| s.api == Some(Api::UploadPart))
@@ -130,7 +130,7 @@ impl Faulty {
             .collect()
     }
 
-    pub fn count(&self, api: Api) -> usize {
+    pub(crate) fn count(&self, api: Api) -> usize {
         self.seen().iter().filter(|s| s.api == Some(api)).count()
     }
 

@@ -5,33 +5,36 @@
 use std::sync::{Arc, Mutex};
 
 use ossup::{MemoryStore, ProgressEvent, UploaderBuilder};
-pub use ossup_test_support::{BUCKET, PART, assert_object_is, builder, client, data, mock};
+pub(crate) use ossup_test_support::{BUCKET, PART, assert_object_is, builder, client, data, mock};
 
-pub mod faults;
+pub(crate) mod faults;
 
 /// As [`builder`], sending through `transport` (a [`faults::Faulty`], say).
-pub fn builder_with(endpoint: &str, transport: impl ossup::Transport + 'static) -> UploaderBuilder {
+pub(crate) fn builder_with(
+    endpoint: &str,
+    transport: impl ossup::Transport + 'static,
+) -> UploaderBuilder {
     builder(endpoint).transport(transport)
 }
 
 /// Collects progress events.
 #[derive(Clone, Default)]
-pub struct Events(pub Arc<Mutex<Vec<ProgressEvent>>>);
+pub(crate) struct Events(pub Arc<Mutex<Vec<ProgressEvent>>>);
 
 impl Events {
     /// A sink that appends every event to this log.
-    pub fn sink(&self) -> impl Fn(&ProgressEvent) + Send + Sync + 'static {
+    pub(crate) fn sink(&self) -> impl Fn(&ProgressEvent) + Send + Sync + 'static {
         let events = self.0.clone();
         move |e: &ProgressEvent| events.lock().unwrap().push(e.clone())
     }
 
     /// Every event so far, in order.
-    pub fn all(&self) -> Vec<ProgressEvent> {
+    pub(crate) fn all(&self) -> Vec<ProgressEvent> {
         self.0.lock().unwrap().clone()
     }
 
     /// The `transferred` of every PartDone, in order.
-    pub fn transferred(&self) -> Vec<u64> {
+    pub(crate) fn transferred(&self) -> Vec<u64> {
         self.all()
             .into_iter()
             .filter_map(|e| match e {
@@ -43,6 +46,6 @@ impl Events {
 }
 
 /// A memory store shared between runs of a test.
-pub fn shared_store() -> Arc<MemoryStore> {
+pub(crate) fn shared_store() -> Arc<MemoryStore> {
     Arc::new(MemoryStore::new())
 }
