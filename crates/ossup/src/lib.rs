@@ -54,6 +54,7 @@ pub mod store;
 mod buffer;
 mod callback;
 mod client;
+mod clock;
 mod endpoint;
 mod error;
 mod options;
@@ -65,6 +66,7 @@ mod scheduler;
 pub mod signing;
 mod source;
 mod upload;
+mod wire;
 
 pub use checkpoint::{Checkpoint, PartRecord, SourceStamp, UploadIdentity};
 pub use store::{CheckpointStore, StoreError, StoreLock};
