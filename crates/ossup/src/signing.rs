@@ -169,3 +169,115 @@ fn credentials_error(error: ossup_sign::CredentialsError) -> Error {
         .with_source(error)
         .set_retryable(transient)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RetryConfig;
+    use crate::retry::Retry;
+    use ossup_sign::{CredentialsError, V4Signer};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    /// Fails the first `failures` calls with `failure`, then gives credentials.
+    #[derive(Debug)]
+    struct Flaky {
+        failures: u32,
+        transient: bool,
+        calls: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl CredentialsProvider for Flaky {
+        async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+                let message = "the credentials service did not answer".to_owned();
+                return Err(if self.transient {
+                    CredentialsError::Transient(message)
+                } else {
+                    CredentialsError::Provider(message)
+                });
+            }
+            Ok(Credentials::new("ak", "sk"))
+        }
+    }
+
+    /// Answers 200 to every request, and counts them.
+    #[derive(Debug, Default)]
+    struct Accepts {
+        calls: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Accepts {
+        async fn send(
+            &self,
+            _request: http::Request<Bytes>,
+        ) -> Result<http::Response<ResponseBody>, Error> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(http::Response::new(ResponseBody::from_bytes("")))
+        }
+
+        fn reports_progress(&self) -> bool {
+            false
+        }
+    }
+
+    fn layers(provider: Arc<Flaky>) -> (Retry<Signing<Arc<Accepts>>>, Arc<Accepts>) {
+        let transport = Arc::new(Accepts::default());
+        let signing = Signing::new(
+            transport.clone(),
+            Arc::new(V4Signer::new("cn-hangzhou")),
+            provider,
+            Clock::new(),
+        );
+        let config = RetryConfig::default()
+            .max_attempts(4)
+            .backoff(Duration::from_millis(1), Duration::from_millis(2));
+        (Retry::new(signing, config), transport)
+    }
+
+    fn request() -> http::Request<Bytes> {
+        let mut request = http::Request::builder()
+            .uri("http://127.0.0.1:9/b/k")
+            .body(Bytes::new())
+            .unwrap();
+        request.extensions_mut().insert(OssResource {
+            bucket: Some("b".into()),
+            key: Some("k".into()),
+            query: Vec::new(),
+        });
+        request
+    }
+
+    #[tokio::test]
+    async fn a_transient_credentials_failure_is_retried_like_a_lost_connection() {
+        let provider = Arc::new(Flaky {
+            failures: 2,
+            transient: true,
+            calls: AtomicU32::new(0),
+        });
+        let (layers, transport) = layers(provider.clone());
+        let response = layers.send(request()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(transport.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_credentials_failure_is_final() {
+        let provider = Arc::new(Flaky {
+            failures: 1,
+            transient: false,
+            calls: AtomicU32::new(0),
+        });
+        let err = layers(provider.clone())
+            .0
+            .send(request())
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("credentials"), "{err}");
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    }
+}

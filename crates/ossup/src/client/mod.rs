@@ -396,6 +396,173 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Credentials, ErrorKind, ObjectOptions, RetryConfig};
+    use ossup_proto::{checksum, etag, headers};
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// One scripted answer: status, body, headers.
+    type Answer = (u16, &'static str, Vec<(&'static str, String)>);
+
+    /// Answers with a script, one answer per request, and keeps each request's headers.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        script: Mutex<VecDeque<Answer>>,
+        seen: Mutex<Vec<HeaderMap>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Scripted {
+        async fn send(
+            &self,
+            request: http::Request<Bytes>,
+        ) -> Result<http::Response<ResponseBody>, Error> {
+            self.seen.lock().unwrap().push(request.headers().clone());
+            let (status, body, headers) = self.script.lock().unwrap().pop_front().expect("script");
+            let mut response = http::Response::new(ResponseBody::from_bytes(body));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            Ok(response)
+        }
+
+        fn reports_progress(&self) -> bool {
+            false
+        }
+    }
+
+    fn client(script: Vec<Answer>, credentials: Credentials) -> (Client, Arc<Scripted>) {
+        let transport = Arc::new(Scripted {
+            script: Mutex::new(script.into()),
+            seen: Mutex::default(),
+        });
+        let client = Client::builder()
+            .endpoint("http://127.0.0.1:9")
+            .unwrap()
+            .credentials(credentials)
+            .region("cn-hangzhou")
+            .transport(transport.clone())
+            .retry(
+                RetryConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(2)),
+            )
+            .build()
+            .unwrap();
+        (client, transport)
+    }
+
+    #[tokio::test]
+    async fn a_success_answer_that_is_not_the_document_is_a_malformed_response_naming_the_request()
+    {
+        let (client, transport) = client(
+            vec![(
+                200,
+                "<Other/>",
+                vec![(headers::REQUEST_ID, "REQ-BAD".into())],
+            )],
+            Credentials::new("ak", "sk"),
+        );
+        let err = client
+            .initiate_multipart_upload("b", "k", &ObjectOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+        assert_eq!(err.api(), Some(Api::InitiateMultipartUpload));
+        assert_eq!(err.key(), Some("k"));
+        assert!(err.to_string().contains("REQ-BAD"), "{err}");
+        assert!(!err.is_retryable());
+        assert_eq!(transport.seen.lock().unwrap().len(), 1);
+    }
+
+    /// A sink for formatted tracing output.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn request_tracing_names_the_request_and_never_a_credential_or_signature() {
+        const SECRET: &str = "SECRET-9f8e7d6c5b4a";
+        const TOKEN: &str = "STS-TOKEN-0a1b2c3d4e5f";
+        let data = Bytes::from_static(b"part three");
+        let md5 = checksum::md5(&data);
+        let stored = vec![
+            ("etag", etag::part_etag(&md5)),
+            (headers::HASH_CRC64ECMA, checksum::crc64(&data).to_string()),
+            (headers::REQUEST_ID, "REQ-OK".to_owned()),
+        ];
+        let (client, transport) = client(
+            vec![
+                (
+                    503,
+                    "<Error><Code>ServiceUnavailable</Code><Message>busy</Message><RequestId>REQ-BUSY</RequestId><HostId>h</HostId></Error>",
+                    vec![],
+                ),
+                (200, "", stored),
+            ],
+            Credentials::new("ak", SECRET).with_security_token(TOKEN),
+        );
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        client
+            .upload_part("b", "k", "UP-1", 3, PartBody::new(data))
+            .await
+            .unwrap();
+        drop(guard);
+
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        for expected in [
+            "oss_request",
+            "UploadPart",
+            "UP-1",
+            "part=3",
+            "attempt=1",
+            "attempt=2",
+            "status=503",
+            "REQ-BUSY",
+            "REQ-OK",
+            "elapsed_ms",
+            "retrying",
+            "delay",
+        ] {
+            assert!(log.contains(expected), "no {expected:?} in the log:\n{log}");
+        }
+        let seen = transport.seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        let mut secrets = vec![SECRET.to_owned(), TOKEN.to_owned()];
+        for request in seen.iter() {
+            let authorization = request[http::header::AUTHORIZATION].to_str().unwrap();
+            let signature = authorization.rsplit("Signature=").next().unwrap();
+            assert!(signature.len() >= 32, "{authorization}");
+            secrets.push(authorization.to_owned());
+            secrets.push(signature.to_owned());
+        }
+        for secret in &secrets {
+            assert!(
+                !log.contains(secret.as_str()),
+                "{secret:?} is in the log:\n{log}"
+            );
+        }
+        assert!(!log.to_ascii_lowercase().contains("authorization"), "{log}");
+        assert!(!log.contains("security-token"), "{log}");
+    }
 
     #[test]
     fn region_is_read_from_oss_endpoints() {

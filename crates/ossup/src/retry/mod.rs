@@ -554,6 +554,100 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn skew_is_corrected_from_the_documents_server_time_before_the_date_header() {
+        let server_time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let document = Box::leak(
+            format!(
+                "<Error><Code>RequestTimeTooSkewed</Code><Message>m</Message><RequestId>R</RequestId><HostId>H</HostId><ServerTime>{}</ServerTime></Error>",
+                "2030-03-17T17:46:40.000Z"
+            )
+            .into_boxed_str(),
+        );
+        // The Date header (a proxy's, say) says otherwise; the document's time wins.
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let clock = Clock::new();
+        let scripted = Scripted::new(vec![Ok((403, document, Some(date))), Ok((200, "", None))]);
+        let retry = Retry::new(scripted, fast()).with_clock(clock.clone());
+        assert_eq!(retry.send(request()).await.unwrap().status(), 200);
+        let expected = server_time
+            .duration_since(SystemTime::now())
+            .unwrap()
+            .as_secs() as i64;
+        let offset_s = clock.offset_ms() / 1000;
+        assert!(
+            (expected - 2..=expected + 1).contains(&offset_s),
+            "offset {offset_s}, expected {expected}"
+        );
+    }
+
+    /// Never sends a request twice.
+    #[derive(Debug)]
+    struct NeverRetry;
+
+    impl RetryPolicy for NeverRetry {
+        fn classify(&self, _error: &Error, _attempt: u32) -> RetryDecision {
+            RetryDecision::Stop
+        }
+
+        fn delay(&self, _attempt: u32) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    /// Retries anything twice, without waiting, and counts what it was asked.
+    #[derive(Debug, Default)]
+    struct TwoRetries {
+        asked: AtomicU32,
+    }
+
+    impl RetryPolicy for TwoRetries {
+        fn classify(&self, _error: &Error, attempt: u32) -> RetryDecision {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            if attempt <= 2 {
+                RetryDecision::Retry
+            } else {
+                RetryDecision::Stop
+            }
+        }
+
+        fn delay(&self, _attempt: u32) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    #[tokio::test]
+    async fn a_policy_that_never_retries_hands_on_the_first_error_answer() {
+        let scripted = Scripted::new(vec![Ok((503, error_xml("ServiceUnavailable"), None))]);
+        let retry = Retry::new(scripted, fast()).with_policy(Arc::new(NeverRetry));
+        let response = retry.send(request()).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 1);
+
+        let refused = Scripted::new(vec![Err(Error::connection(
+            "refused",
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ))]);
+        let retry = Retry::new(refused, fast()).with_policy(Arc::new(NeverRetry));
+        assert!(retry.send(request()).await.unwrap_err().is_retryable());
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_policy_that_retries_twice_sends_three_times_even_what_the_default_would_not() {
+        let policy = Arc::new(TwoRetries::default());
+        let scripted = Scripted::new(
+            (0..5)
+                .map(|_| Ok((404, error_xml("NoSuchUpload"), None)))
+                .collect(),
+        );
+        let retry = Retry::new(scripted, fast()).with_policy(policy.clone());
+        let response = retry.send(request()).await.unwrap();
+        assert_eq!(response.status(), 404);
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(policy.asked.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
     async fn observer_hears_each_retry() {
         let scripted = Scripted::new(vec![
             Ok((503, error_xml("ServiceUnavailable"), None)),
