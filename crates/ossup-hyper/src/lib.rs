@@ -22,6 +22,8 @@
 //! # drop(transport);
 //! ```
 
+#![deny(missing_docs)]
+
 mod connect;
 mod tls;
 

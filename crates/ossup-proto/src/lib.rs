@@ -17,6 +17,8 @@
 //! assert_eq!(crc64(b"123456789"), 0x995d_c9bb_df19_39fa);
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod api;
 pub mod checksum;
 pub mod error;

@@ -177,9 +177,28 @@ pub enum CredentialsError {
         "the environment variable {0} is not set; set it to your OSS access key (the official SDKs read the same variable)"
     )]
     MissingVariable(&'static str),
-    /// A provider failed to fetch or refresh credentials.
+    /// A provider failed to fetch or refresh credentials, and asking again will not help (a
+    /// missing role, a refused identity).
     #[error("could not get OSS credentials: {0}")]
     Provider(String),
+    /// A provider could not fetch credentials this time, and asking again may help (its credentials
+    /// service timed out, refused a connection or answered 5xx): the request is retried like one
+    /// that lost its connection.
+    #[error("could not get OSS credentials this time (worth trying again): {0}")]
+    Transient(String),
+}
+
+impl CredentialsError {
+    /// Whether asking the provider again may succeed.
+    ///
+    /// ```
+    /// use ossup_sign::CredentialsError;
+    /// assert!(CredentialsError::Transient("STS timed out".into()).is_transient());
+    /// assert!(!CredentialsError::Provider("no such role".into()).is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
 }
 
 /// Supplies credentials for each request, so temporary credentials can be refreshed during a long upload.

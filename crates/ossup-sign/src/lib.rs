@@ -22,6 +22,8 @@
 //! assert_eq!(verified.access_key_id, "test-ak");
 //! ```
 
+#![deny(missing_docs)]
+
 mod canonical;
 mod credentials;
 mod request;

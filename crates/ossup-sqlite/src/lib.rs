@@ -17,6 +17,8 @@
 //! The schema, its versioning and its migrations are described in `docs/checkpoint-format.md`; the
 //! store passes the contract suite of `ossup::testkit` (see `tests/store_sqlite.rs`).
 
+#![deny(missing_docs)]
+
 mod lease;
 mod rows;
 mod schema;

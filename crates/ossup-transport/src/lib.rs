@@ -26,6 +26,8 @@
 //! }
 //! ```
 
+#![deny(missing_docs)]
+
 mod body;
 mod error;
 #[cfg(feature = "testkit")]

@@ -48,6 +48,8 @@
 //! `docs/architecture.md` in the repository shows how a request flows through these pieces and where
 //! each guarantee lives.
 
+#![deny(missing_docs)]
+
 pub mod blocking;
 pub mod checkpoint;
 pub mod store;
@@ -55,6 +57,7 @@ pub mod store;
 mod buffer;
 mod callback;
 mod client;
+mod clock;
 mod default_transport;
 mod endpoint;
 mod error;
@@ -66,6 +69,7 @@ mod scheduler;
 pub mod signing;
 mod source;
 mod upload;
+mod wire;
 
 pub use checkpoint::{Checkpoint, PartRecord, SourceStamp, UploadIdentity};
 pub use store::{CheckpointStore, StoreError, StoreLock};

@@ -8,22 +8,23 @@
 //! given different credentials, signs and sends the request once more.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use ossup_proto::ErrorResponse;
+use ossup_proto::ErrorCode;
 use ossup_sign::{Credentials, CredentialsProvider, RequestParts, Signer};
 
 use crate::ResponseBody;
-use crate::retry::{ERROR_BODY_LIMIT, clone_request};
+use crate::wire::{clone_request, read_error_answer};
 use crate::{Error, Transport};
 
+/// The clock signatures are dated by; it lives in its own module, shared with the retry layer.
+pub use crate::clock::Clock;
+
 /// The codes with which OSS refuses temporary credentials that fresh ones may cure.
-const REFRESH_CODES: &[&str] = &[
-    "SecurityTokenExpired",
-    "InvalidSecurityToken",
-    "InvalidAccessKeyId",
+const REFRESH_CODES: &[ErrorCode] = &[
+    ErrorCode::SecurityTokenExpired,
+    ErrorCode::InvalidSecurityToken,
+    ErrorCode::InvalidAccessKeyId,
 ];
 
 /// What a request addresses, in the logical terms the signature covers.
@@ -38,47 +39,6 @@ pub struct OssResource {
     pub key: Option<String>,
     /// The decoded query parameters, as sent.
     pub query: Vec<(String, String)>,
-}
-
-/// The local clock plus the offset learned from the server (`RequestTimeTooSkewed`).
-///
-/// Clones share the offset.
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    offset_ms: Arc<AtomicI64>,
-}
-
-impl Clock {
-    /// A clock with no correction.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The corrected current time.
-    pub fn now(&self) -> SystemTime {
-        let offset = self.offset_ms.load(Ordering::Relaxed);
-        let now = SystemTime::now();
-        if offset >= 0 {
-            now + Duration::from_millis(offset as u64)
-        } else {
-            now - Duration::from_millis(offset.unsigned_abs())
-        }
-    }
-
-    /// The current correction in milliseconds (server time minus local time).
-    pub fn offset_ms(&self) -> i64 {
-        self.offset_ms.load(Ordering::Relaxed)
-    }
-
-    /// Sets the correction so that [`now`](Self::now) reads `server_time` at this moment.
-    pub fn correct_to(&self, server_time: SystemTime) {
-        let local = SystemTime::now();
-        let offset = match server_time.duration_since(local) {
-            Ok(ahead) => ahead.as_millis() as i64,
-            Err(behind) => -(behind.duration().as_millis() as i64),
-        };
-        self.offset_ms.store(offset, Ordering::Relaxed);
-    }
 }
 
 /// A transport that signs every request before handing it to the inner transport.
@@ -145,9 +105,11 @@ impl<T: Transport> Transport for Signing<T> {
                     "request has no OssResource extension; the signing layer cannot sign it",
                 )
             })?;
-        let credentials = self.credentials.credentials().await.map_err(|e| {
-            Error::config("could not get credentials to sign the request").with_source(e)
-        })?;
+        let credentials = self
+            .credentials
+            .credentials()
+            .await
+            .map_err(credentials_error)?;
         // Only temporary credentials can be refreshed; keep the request to sign it again.
         let unsigned = credentials
             .security_token()
@@ -162,17 +124,15 @@ impl<T: Transport> Transport for Signing<T> {
         if response.status() != http::StatusCode::FORBIDDEN {
             return Ok(response);
         }
-        let (parts, body) = response.into_parts();
-        let body = body.collect(ERROR_BODY_LIMIT).await.unwrap_or_default();
-        let code = std::str::from_utf8(&body)
-            .ok()
-            .and_then(|text| ErrorResponse::from_xml(text).ok())
-            .map(|doc| doc.code)
-            .unwrap_or_default();
-        let response = http::Response::from_parts(parts, ResponseBody::from_bytes(body));
-        if !REFRESH_CODES.contains(&code.as_str()) {
+        let (answer, response) = read_error_answer(response).await;
+        let Some(code) = answer
+            .service
+            .error_code()
+            .filter(|code| REFRESH_CODES.contains(code))
+        else {
             return Ok(response);
-        }
+        };
+        let code = code.as_str();
         let fresh = match self.credentials.refresh().await {
             Ok(fresh) => fresh,
             Err(e) => {
@@ -196,20 +156,128 @@ impl<T: Transport> Transport for Signing<T> {
     }
 }
 
+/// The error of a provider that could not give credentials: one that says its failure is transient
+/// (a credentials service that timed out) is retried like a lost connection; any other is final.
+fn credentials_error(error: ossup_sign::CredentialsError) -> Error {
+    let transient = error.is_transient();
+    let message = if transient {
+        "could not get credentials to sign the request; the provider says trying again may help"
+    } else {
+        "could not get credentials to sign the request; check the credentials provider's configuration"
+    };
+    Error::config(message)
+        .with_source(error)
+        .set_retryable(transient)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RetryConfig;
+    use crate::retry::Retry;
+    use ossup_sign::{CredentialsError, V4Signer};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
 
-    #[test]
-    fn clock_correction_moves_now_to_the_server_time() {
-        let clock = Clock::new();
-        let server = SystemTime::now() - Duration::from_secs(3600);
-        clock.correct_to(server);
-        let skew = SystemTime::now()
-            .duration_since(clock.now())
-            .unwrap()
-            .as_secs();
-        assert!((3599..=3601).contains(&skew), "skew {skew}");
-        assert!(clock.offset_ms() < 0);
+    /// Fails the first `failures` calls with `failure`, then gives credentials.
+    #[derive(Debug)]
+    struct Flaky {
+        failures: u32,
+        transient: bool,
+        calls: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl CredentialsProvider for Flaky {
+        async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+                let message = "the credentials service did not answer".to_owned();
+                return Err(if self.transient {
+                    CredentialsError::Transient(message)
+                } else {
+                    CredentialsError::Provider(message)
+                });
+            }
+            Ok(Credentials::new("ak", "sk"))
+        }
+    }
+
+    /// Answers 200 to every request, and counts them.
+    #[derive(Debug, Default)]
+    struct Accepts {
+        calls: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Accepts {
+        async fn send(
+            &self,
+            _request: http::Request<Bytes>,
+        ) -> Result<http::Response<ResponseBody>, Error> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(http::Response::new(ResponseBody::from_bytes("")))
+        }
+
+        fn reports_progress(&self) -> bool {
+            false
+        }
+    }
+
+    fn layers(provider: Arc<Flaky>) -> (Retry<Signing<Arc<Accepts>>>, Arc<Accepts>) {
+        let transport = Arc::new(Accepts::default());
+        let signing = Signing::new(
+            transport.clone(),
+            Arc::new(V4Signer::new("cn-hangzhou")),
+            provider,
+            Clock::new(),
+        );
+        let config = RetryConfig::default()
+            .max_attempts(4)
+            .backoff(Duration::from_millis(1), Duration::from_millis(2));
+        (Retry::new(signing, config), transport)
+    }
+
+    fn request() -> http::Request<Bytes> {
+        let mut request = http::Request::builder()
+            .uri("http://127.0.0.1:9/b/k")
+            .body(Bytes::new())
+            .unwrap();
+        request.extensions_mut().insert(OssResource {
+            bucket: Some("b".into()),
+            key: Some("k".into()),
+            query: Vec::new(),
+        });
+        request
+    }
+
+    #[tokio::test]
+    async fn a_transient_credentials_failure_is_retried_like_a_lost_connection() {
+        let provider = Arc::new(Flaky {
+            failures: 2,
+            transient: true,
+            calls: AtomicU32::new(0),
+        });
+        let (layers, transport) = layers(provider.clone());
+        let response = layers.send(request()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(transport.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_credentials_failure_is_final() {
+        let provider = Arc::new(Flaky {
+            failures: 1,
+            transient: false,
+            calls: AtomicU32::new(0),
+        });
+        let err = layers(provider.clone())
+            .0
+            .send(request())
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("credentials"), "{err}");
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -4,34 +4,36 @@
 //! It sits outside the [signing layer](crate::signing), so each attempt is signed afresh, and it is
 //! the only place in the crate that retries: the engine sees one call per request.
 //!
-//! What is retried ([`is_retryable_service_error`] and [`Error::is_retryable`]): HTTP 5xx, 408, 429,
-//! OSS `RequestTimeout`, connection refused/reset/closed, timeouts and stalls, and
-//! `RequestTimeTooSkewed` once the [`Clock`] has been corrected from the server's `Date`. Other 4xx
-//! answers are final.
+//! Whether a failed attempt is tried again, and after how long, is a [`RetryPolicy`]'s decision
+//! ([`DefaultRetryPolicy`] unless the client was given another). What the default retries
+//! ([`is_retryable_service_error`] and [`Error::is_retryable`]): HTTP 5xx, 408, 429, OSS
+//! `RequestTimeout`, connection refused/reset/closed, timeouts and stalls, a credentials provider's
+//! transient failure, and `RequestTimeTooSkewed` once the [`Clock`] has been corrected from the
+//! server's `<ServerTime>` (or, without one, its `Date`). Other 4xx answers are final. The timeouts
+//! (attempt, stall, response headers) are the layer's own, apart from the policy.
 //!
-//! A request may ask for its whole exchange to be one attempt (`ReadBody` in its extensions): the
+//! A request may ask for its whole exchange to be one attempt (a `ReadBody` in its extensions): the
 //! success answer's body is then read, and judged, within the attempt, so an answer cut short is
 //! retried like a lost one. The client asks this of the APIs that answer with a document
 //! (InitiateMultipartUpload, ListParts, CompleteMultipartUpload, ListMultipartUploads).
 
+mod policy;
+mod timeouts;
+
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
-use ossup_proto::{Api, ErrorResponse};
-use rand::Rng;
+use ossup_proto::{Api, ErrorCode};
 use tokio::time::Instant;
 
-use crate::ResponseBody;
-use crate::signing::Clock;
-use crate::{Error, TransferProgress, Transport};
+use crate::clock::{self, Clock};
+use crate::wire::{self, ReadBody, clone_request};
+use crate::{Error, ResponseBody, TransferProgress, Transport};
 
-/// The most bytes of an error response kept for its error document.
-pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
-
-/// How often the stall watchdog looks at the upload's progress.
-const STALL_CHECK_PERIOD: Duration = Duration::from_millis(250);
+pub use policy::{DefaultRetryPolicy, RetryDecision, RetryPolicy};
+use timeouts::Timeouts;
 
 /// How many times to try, how long to wait between tries, and when to give up on one try.
 ///
@@ -111,18 +113,18 @@ impl RetryConfig {
 
     /// The largest delay before retry `retry` (0 for the first retry).
     pub fn delay_cap(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.min(30)).unwrap_or(u32::MAX);
-        self.base_delay
-            .checked_mul(factor)
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
+        self.policy().delay_cap(retry)
     }
 
     /// A full-jitter delay before retry `retry`: uniform in `0..=delay_cap(retry)`.
     pub fn jittered_delay(&self, retry: u32) -> Duration {
-        let cap = self.delay_cap(retry);
-        let nanos = cap.as_nanos().min(u64::MAX as u128) as u64;
-        Duration::from_nanos(rand::thread_rng().gen_range(0..=nanos))
+        self.policy().delay(retry + 1)
+    }
+
+    /// The retry policy these settings describe: attempts and backoff (the timeouts are the layer's,
+    /// not the policy's).
+    pub fn policy(&self) -> DefaultRetryPolicy {
+        DefaultRetryPolicy::from(self)
     }
 }
 
@@ -180,31 +182,6 @@ impl fmt::Debug for RetryObserver {
     }
 }
 
-/// Judges a success answer's whole body: `Ok` to accept it, a retryable error to try the request
-/// again (a document cut short), any other error to hand the body on for the caller to report.
-pub(crate) type BodyCheck = Arc<dyn Fn(&[u8]) -> Result<(), Error> + Send + Sync>;
-
-/// Put in a request's extensions, asks the retry layer to read a success answer's body (at most
-/// `limit` bytes) within the attempt, and to judge it with `check`: a body cut short (the connection
-/// closed before its length was reached, or a document without its end) is retried with the same
-/// classification and backoff as a lost answer. The response then carries the whole body.
-#[derive(Clone)]
-pub(crate) struct ReadBody {
-    /// The most bytes of the body read into memory.
-    pub(crate) limit: usize,
-    /// What a complete body must pass.
-    pub(crate) check: Option<BodyCheck>,
-}
-
-impl fmt::Debug for ReadBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadBody")
-            .field("limit", &self.limit)
-            .field("check", &self.check.is_some())
-            .finish()
-    }
-}
-
 /// A transport that retries, times out and watches for stalls around an inner transport.
 ///
 /// An HTTP error answer that is not worth retrying, or the last one when attempts run out, is
@@ -213,18 +190,28 @@ impl fmt::Debug for ReadBody {
 #[derive(Debug)]
 pub struct Retry<T> {
     inner: T,
-    config: RetryConfig,
+    policy: Arc<dyn RetryPolicy>,
+    timeouts: Timeouts,
     clock: Option<Clock>,
 }
 
 impl<T> Retry<T> {
-    /// Retries requests sent through `inner` as `config` says.
+    /// Retries requests sent through `inner` as `config` says (its attempts and backoff as a
+    /// [`DefaultRetryPolicy`], its timeouts).
     pub fn new(inner: T, config: RetryConfig) -> Self {
         Self {
             inner,
-            config,
+            policy: Arc::new(config.policy()),
+            timeouts: Timeouts::from(&config),
             clock: None,
         }
+    }
+
+    /// Decides which failed attempts to try again, and when, by `policy` instead of the
+    /// configuration's attempts and backoff; the timeouts stay.
+    pub fn with_policy(mut self, policy: Arc<dyn RetryPolicy>) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Corrects `clock` (shared with the signing layer) when the server answers
@@ -235,89 +222,47 @@ impl<T> Retry<T> {
     }
 }
 
-/// One attempt's result, classified.
+/// One attempt's result: an answer to hand on, or a failure for the policy to judge (with the error
+/// answer to hand on should it say stop).
 enum Attempt {
     Done(http::Response<ResponseBody>),
-    Retry(Error, Option<http::Response<ResponseBody>>),
-    Fail(Error),
+    Failed {
+        error: Error,
+        response: Option<http::Response<ResponseBody>>,
+    },
+}
+
+impl Attempt {
+    fn failed(error: Error) -> Self {
+        Self::Failed {
+            error,
+            response: None,
+        }
+    }
 }
 
 impl<T: Transport> Retry<T> {
     async fn attempt(&self, request: http::Request<Bytes>) -> Attempt {
-        let body_len = request.body().len() as u64;
         let read_body = request.extensions().get::<ReadBody>().cloned();
+        // Each attempt counts its own body bytes; whoever observes the request hears of the counter.
         let progress = TransferProgress::new();
         if let Some(observer) = request.extensions().get::<RetryObserver>() {
             observer.attempt_started(&progress);
         }
         let mut request = request;
-        request.extensions_mut().insert(progress.clone());
-        let send = self.inner.send(request);
-        tokio::pin!(send);
-
-        let started = Instant::now();
-        let attempt_deadline = started + self.config.attempt_timeout;
-        let mut last_sent = 0u64;
-        let mut last_change = started;
-        let mut body_done_at: Option<Instant> = (body_len == 0).then_some(started);
-        let reports_progress = self.inner.reports_progress();
-        let mut ticker = tokio::time::interval(STALL_CHECK_PERIOD);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-        let result = loop {
-            tokio::select! {
-                result = &mut send => break result,
-                _ = tokio::time::sleep_until(attempt_deadline) => {
-                    break Err(Error::timeout(format!(
-                        "no answer within the attempt timeout of {:?}", self.config.attempt_timeout
-                    )));
-                }
-                _ = ticker.tick() => {
-                    let now = Instant::now();
-                    let sent = progress.sent();
-                    if sent != last_sent {
-                        last_sent = sent;
-                        last_change = now;
-                    }
-                    if body_done_at.is_none() && sent >= body_len {
-                        body_done_at = Some(now);
-                    }
-                    match body_done_at {
-                        // A transport that reports no progress is judged by the attempt timeout;
-                        // one that does and has not sent a byte is held before the body (a
-                        // connection that never came, a pool that never handed one out).
-                        None if (sent > 0 || reports_progress)
-                            && now - last_change >= self.config.stall_timeout =>
-                        {
-                            break Err(Error::timeout(format!(
-                                "upload stalled: {sent} of {body_len} bytes sent, none for {:?}",
-                                self.config.stall_timeout
-                            )));
-                        }
-                        Some(done) if now - done >= self.config.response_timeout => {
-                            break Err(Error::timeout(format!(
-                                "no response headers within {:?} of sending the request",
-                                self.config.response_timeout
-                            )));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        };
-
+        request.extensions_mut().insert(progress);
+        let (result, deadline) = self.timeouts.send(&self.inner, request).await;
         let response = match result {
             Ok(response) => response,
-            Err(e) if e.is_retryable() => return Attempt::Retry(e, None),
-            Err(e) => return Attempt::Fail(e),
+            Err(e) => return Attempt::failed(e),
         };
         let status = response.status();
         if status.is_success() || status.is_redirection() || status.is_informational() {
             let (parts, body) = response.into_parts();
-            let body = body.with_idle_timeout(self.config.stall_timeout);
+            let body = body.with_idle_timeout(self.timeouts.stall);
             return match read_body {
                 Some(read) if status.is_success() => {
-                    self.read_whole(parts, body, &read, attempt_deadline).await
+                    self.read_whole(parts, body, &read, deadline).await
                 }
                 _ => Attempt::Done(http::Response::from_parts(parts, body)),
             };
@@ -326,48 +271,43 @@ impl<T: Transport> Retry<T> {
         // An error answer: buffer its (small) body so the code can be read here and by the caller.
         let (parts, body) = response.into_parts();
         let body = match body
-            .with_idle_timeout(self.config.stall_timeout)
-            .collect(ERROR_BODY_LIMIT)
+            .with_idle_timeout(self.timeouts.stall)
+            .collect(wire::ERROR_BODY_LIMIT)
             .await
         {
             Ok(body) => body,
-            Err(e) if e.is_retryable() => return Attempt::Retry(e, None),
+            Err(e) if e.is_retryable() => return Attempt::failed(e),
             Err(_) => Bytes::new(),
         };
-        let document = std::str::from_utf8(&body)
-            .ok()
-            .and_then(|text| ErrorResponse::from_xml(text).ok());
-        let code = document
-            .as_ref()
-            .map(|d| d.code.clone())
-            .unwrap_or_default();
-        let service = crate::client::service_error(&parts, document);
+        let answer = wire::parse_error_answer(&parts, &body);
         let response = http::Response::from_parts(parts, ResponseBody::from_bytes(body));
-
-        if code == "RequestTimeTooSkewed" {
-            let Some(clock) = &self.clock else {
-                return Attempt::Done(response);
-            };
-            let Some(server_time) = server_time(&response) else {
-                return Attempt::Done(response);
-            };
-            clock.correct_to(server_time);
-            tracing::warn!(
-                offset_ms = clock.offset_ms(),
-                "server reports RequestTimeTooSkewed; corrected the clock from its Date header"
-            );
-            return Attempt::Retry(Error::service(service), Some(response));
+        let mut error = Error::service(answer.service);
+        if error.is_service_code(ErrorCode::RequestTimeTooSkewed) {
+            // Sent again with the same clock, the request would be refused the same way.
+            let corrected = self.clock.as_ref().and_then(|clock| {
+                let server_time = clock::server_time(response.headers(), answer.document.as_ref())?;
+                clock.correct_to(server_time);
+                Some(clock.offset_ms())
+            });
+            match corrected {
+                Some(offset_ms) => tracing::warn!(
+                    offset_ms,
+                    "server reports RequestTimeTooSkewed; corrected the clock from its time"
+                ),
+                None => error = error.set_retryable(false),
+            }
         }
-        if is_retryable_service_error(status.as_u16(), &code) {
-            return Attempt::Retry(Error::service(service), Some(response));
+        Attempt::Failed {
+            error,
+            response: Some(response),
         }
-        Attempt::Done(response)
     }
 }
 
 impl<T> Retry<T> {
     /// Reads a success answer's whole body within the attempt, as [`ReadBody`] asks: a body cut
-    /// short, or failing its check with a retryable error, makes the attempt one to retry.
+    /// short, or failing its check, makes the attempt a failed one (retryable when the cut or the
+    /// check says so); a body failing its check is handed on should the policy stop.
     async fn read_whole(
         &self,
         parts: http::response::Parts,
@@ -379,31 +319,36 @@ impl<T> Retry<T> {
             Ok(collected) => collected,
             Err(_) => Err(Error::timeout(format!(
                 "the answer's body did not arrive within the attempt timeout of {:?}",
-                self.config.attempt_timeout
+                self.timeouts.attempt
             ))),
         };
         let body = match collected {
             Ok(body) => body,
-            Err(e) if e.is_retryable() => return Attempt::Retry(e, None),
-            Err(e) => return Attempt::Fail(e),
+            Err(e) => return Attempt::failed(e),
         };
-        if let Some(check) = &read.check
-            && let Err(e) = check(&body)
-            && e.is_retryable()
-        {
-            return Attempt::Retry(e, None);
+        let checked = read.check.as_ref().map_or(Ok(()), |check| check(&body));
+        let response = http::Response::from_parts(parts, ResponseBody::from_bytes(body));
+        match checked {
+            Ok(()) => Attempt::Done(response),
+            // A cut document is not worth handing on: when the policy stops, the cut is the error.
+            Err(error) if error.is_retryable() => Attempt::failed(error),
+            Err(error) => Attempt::Failed {
+                error,
+                response: Some(response),
+            },
         }
-        Attempt::Done(http::Response::from_parts(
-            parts,
-            ResponseBody::from_bytes(body),
-        ))
     }
 }
 
-/// The server's time from a response: `Date`, or `<ServerTime>` of a skew error.
-fn server_time(response: &http::Response<ResponseBody>) -> Option<SystemTime> {
-    let date = response.headers().get(http::header::DATE)?.to_str().ok()?;
-    httpdate::parse_http_date(date).ok()
+/// The status and `x-oss-request-id` of an attempt's answer, for its log event.
+fn answer_of(response: Option<&http::Response<ResponseBody>>) -> (Option<u16>, &str) {
+    match response {
+        Some(response) => (
+            Some(response.status().as_u16()),
+            wire::request_id(response.headers()),
+        ),
+        None => (None, ""),
+    }
 }
 
 #[async_trait::async_trait]
@@ -416,21 +361,36 @@ impl<T: Transport> Transport for Retry<T> {
         let observer = request.extensions().get::<RetryObserver>().cloned();
         let mut attempt = 1u32;
         loop {
-            let copy = clone_request(&request);
-            tracing::trace!(?api, attempt, "attempt");
-            let (error, last_response) = match self.attempt(copy).await {
-                Attempt::Done(response) => return Ok(response),
-                Attempt::Fail(error) => return Err(error),
-                Attempt::Retry(error, response) => (error, response),
+            let started = Instant::now();
+            let outcome = self.attempt(clone_request(&request)).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let (error, last_response) = match outcome {
+                Attempt::Done(response) => {
+                    let (status, request_id) = answer_of(Some(&response));
+                    tracing::debug!(
+                        ?api,
+                        attempt,
+                        status,
+                        request_id,
+                        elapsed_ms,
+                        "attempt answered"
+                    );
+                    return Ok(response);
+                }
+                Attempt::Failed { error, response } => (error, response),
             };
-            if attempt >= self.config.max_attempts {
-                tracing::warn!(?api, attempt, %error, "giving up after the last attempt");
+            let (status, request_id) = answer_of(last_response.as_ref());
+            tracing::debug!(?api, attempt, status, request_id, elapsed_ms, %error, "attempt failed");
+            if self.policy.classify(&error, attempt) == RetryDecision::Stop {
+                if error.is_retryable() {
+                    tracing::warn!(?api, attempt, %error, "giving up after the last attempt");
+                }
                 return match last_response {
                     Some(response) => Ok(response),
                     None => Err(error),
                 };
             }
-            let delay = self.config.jittered_delay(attempt - 1);
+            let delay = self.policy.delay(attempt);
             tracing::info!(?api, attempt, ?delay, %error, "retrying");
             if let Some(observer) = &observer {
                 observer.notify(&RetryNotice {
@@ -451,24 +411,16 @@ impl<T: Transport> Transport for Retry<T> {
     }
 }
 
-/// A copy of a request for one attempt; the body is a cheap `Bytes` clone.
-pub(crate) fn clone_request(request: &http::Request<Bytes>) -> http::Request<Bytes> {
-    let mut copy = http::Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    *copy.extensions_mut() = request.extensions().clone();
-    copy
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TransferProgress;
+    use crate::wire::BodyCheck;
     use std::collections::VecDeque;
     use std::sync::Arc;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::SystemTime;
 
     /// One scripted answer: status, body, `Date` header; or a transport error.
     type Answer = Result<(u16, &'static str, Option<String>), Error>;
@@ -623,6 +575,100 @@ mod tests {
             fast(),
         );
         assert_eq!(retry.send(request()).await.unwrap().status(), 403);
+    }
+
+    #[tokio::test]
+    async fn skew_is_corrected_from_the_documents_server_time_before_the_date_header() {
+        let server_time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let document = Box::leak(
+            format!(
+                "<Error><Code>RequestTimeTooSkewed</Code><Message>m</Message><RequestId>R</RequestId><HostId>H</HostId><ServerTime>{}</ServerTime></Error>",
+                "2030-03-17T17:46:40.000Z"
+            )
+            .into_boxed_str(),
+        );
+        // The Date header (a proxy's, say) says otherwise; the document's time wins.
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let clock = Clock::new();
+        let scripted = Scripted::new(vec![Ok((403, document, Some(date))), Ok((200, "", None))]);
+        let retry = Retry::new(scripted, fast()).with_clock(clock.clone());
+        assert_eq!(retry.send(request()).await.unwrap().status(), 200);
+        let expected = server_time
+            .duration_since(SystemTime::now())
+            .unwrap()
+            .as_secs() as i64;
+        let offset_s = clock.offset_ms() / 1000;
+        assert!(
+            (expected - 2..=expected + 1).contains(&offset_s),
+            "offset {offset_s}, expected {expected}"
+        );
+    }
+
+    /// Never sends a request twice.
+    #[derive(Debug)]
+    struct NeverRetry;
+
+    impl RetryPolicy for NeverRetry {
+        fn classify(&self, _error: &Error, _attempt: u32) -> RetryDecision {
+            RetryDecision::Stop
+        }
+
+        fn delay(&self, _attempt: u32) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    /// Retries anything twice, without waiting, and counts what it was asked.
+    #[derive(Debug, Default)]
+    struct TwoRetries {
+        asked: AtomicU32,
+    }
+
+    impl RetryPolicy for TwoRetries {
+        fn classify(&self, _error: &Error, attempt: u32) -> RetryDecision {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            if attempt <= 2 {
+                RetryDecision::Retry
+            } else {
+                RetryDecision::Stop
+            }
+        }
+
+        fn delay(&self, _attempt: u32) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    #[tokio::test]
+    async fn a_policy_that_never_retries_hands_on_the_first_error_answer() {
+        let scripted = Scripted::new(vec![Ok((503, error_xml("ServiceUnavailable"), None))]);
+        let retry = Retry::new(scripted, fast()).with_policy(Arc::new(NeverRetry));
+        let response = retry.send(request()).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 1);
+
+        let refused = Scripted::new(vec![Err(Error::connection(
+            "refused",
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ))]);
+        let retry = Retry::new(refused, fast()).with_policy(Arc::new(NeverRetry));
+        assert!(retry.send(request()).await.unwrap_err().is_retryable());
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_policy_that_retries_twice_sends_three_times_even_what_the_default_would_not() {
+        let policy = Arc::new(TwoRetries::default());
+        let scripted = Scripted::new(
+            (0..5)
+                .map(|_| Ok((404, error_xml("NoSuchUpload"), None)))
+                .collect(),
+        );
+        let retry = Retry::new(scripted, fast()).with_policy(policy.clone());
+        let response = retry.send(request()).await.unwrap();
+        assert_eq!(response.status(), 404);
+        assert_eq!(retry.inner.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(policy.asked.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
