@@ -21,7 +21,7 @@ async fn readme_example(endpoint: &str) -> Result<UploadOutcome, Box<dyn StdErro
     let uploader = Uploader::builder()
         .endpoint(endpoint)?
         .credentials(Credentials::new("test-ak", "test-sk"))
-        .signer(ossup::V4Signer::new("cn-hangzhou"))
+        .region("cn-hangzhou") // V4 signing; an IP endpoint does not name its region
         .store(FileStore::open("checkpoints")?)
         .scheduler(Parallel::new(4))
         .build()?;
