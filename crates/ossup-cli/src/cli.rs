@@ -67,13 +67,47 @@ pub(crate) struct ConnectionArgs {
 #[command(group(ArgGroup::new("checkpoint").args(["checkpoint_dir", "checkpoint_db", "no_checkpoint"])))]
 #[command(group(ArgGroup::new("concurrency").args(["parallel", "sequential"])))]
 pub(crate) struct UploadArgs {
-    /// The file to upload.
-    #[arg(value_name = "FILE")]
+    /// The file to upload; with --recursive, the directory whose files to upload.
+    #[arg(value_name = "FILE|DIR")]
     pub file: PathBuf,
 
-    /// Where to put it: oss://BUCKET/KEY (a KEY ending in '/' gets the file's name appended).
-    #[arg(value_name = "oss://BUCKET/KEY", value_parser = OssUrl::parse_object)]
+    /// Where to put it: oss://BUCKET/KEY (a KEY ending in '/' gets the file's name appended); with
+    /// --recursive, oss://BUCKET/PREFIX/ (each file goes to PREFIX + its path below DIR).
+    #[arg(value_name = "oss://BUCKET/KEY", value_parser = OssUrl::parse)]
     pub destination: OssUrl,
+
+    /// Upload every file below the directory DIR. Files the bucket already holds (same size and
+    /// content) are skipped; one failed file does not stop the others.
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+
+    /// With --recursive, upload only files matching GLOB (gitignore-style: '*.jpg' at any depth,
+    /// 'docs/**' from DIR); repeat for more.
+    #[arg(long = "include", value_name = "GLOB", requires = "recursive")]
+    pub include: Vec<String>,
+
+    /// With --recursive, leave out files matching GLOB, or everything below a matching directory
+    /// ('node_modules', '*.tmp', 'build/'); repeat for more. Excludes win over includes.
+    #[arg(long = "exclude", value_name = "GLOB", requires = "recursive")]
+    pub exclude: Vec<String>,
+
+    /// With --recursive, follow symbolic links (loops are reported, not followed); without it
+    /// links are skipped.
+    #[arg(long, requires = "recursive")]
+    pub follow_symlinks: bool,
+
+    /// With --recursive, upload every file, even those the bucket already holds.
+    #[arg(long, requires = "recursive")]
+    pub force: bool,
+
+    /// With --recursive, stop at the first failed file (files in flight keep their checkpoints).
+    #[arg(long, requires = "recursive")]
+    pub fail_fast: bool,
+
+    /// With --recursive, write a JSON Lines report to FILE: one object per file with path, key,
+    /// status (uploaded, skipped, failed), bytes_sent, bytes_reused and, for a failure, error.
+    #[arg(long, value_name = "FILE", requires = "recursive")]
+    pub report: Option<PathBuf>,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -598,11 +632,14 @@ mod tests {
     }
 
     #[test]
-    fn upload_needs_a_key() {
-        let err = parse(&["upload", "f", "oss://bucket"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no object"), "{err}");
+    fn a_bucket_without_a_key_parses_as_the_destination_of_a_tree() {
+        // A single file needs a key; that is checked when the command runs (see `upload::run`).
+        let cli = parse(&["upload", "dir", "oss://bucket", "--recursive"]).unwrap();
+        let Command::Upload(args) = cli.command else {
+            panic!("not an upload")
+        };
+        assert!(args.recursive);
+        assert_eq!(args.destination.key, "");
     }
 
     #[test]

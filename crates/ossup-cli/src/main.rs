@@ -1,7 +1,8 @@
 //! `ossup`: resumable multipart upload to Alibaba Cloud OSS from the shell.
 //!
 //! `docs/cli.md` documents every command and flag. The modules: [`cli`] is the command tree;
-//! [`upload`], [`uploads`] and [`demo`] run the commands; [`progress`] shows events; [`explain`]
+//! [`upload`] (with [`tree_upload`] and [`tree`] for a directory), [`uploads`] and [`demo`] run the
+//! commands; [`progress`] shows events; [`explain`]
 //! turns engine errors into advice; [`failure`] holds exit codes; the rest parse what people type.
 
 mod cli;
@@ -16,6 +17,8 @@ mod object_args;
 mod oss_url;
 mod progress;
 mod size;
+mod tree;
+mod tree_upload;
 mod upload;
 mod uploads;
 

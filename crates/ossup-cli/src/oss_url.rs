@@ -52,16 +52,15 @@ impl OssUrl {
         })
     }
 
-    /// Parses an address that must name an object: `oss://BUCKET/KEY` with a non-empty key.
-    pub(crate) fn parse_object(text: &str) -> Result<Self, String> {
-        let url = Self::parse(text)?;
-        if url.key.is_empty() {
+    /// Fails when the URL names a bucket but no object.
+    pub(crate) fn require_key(&self) -> Result<(), String> {
+        if self.key.is_empty() {
             return Err(format!(
-                "{text:?} names a bucket but no object; write oss://{}/KEY",
-                url.bucket
+                "\"{self}\" names a bucket but no object; write oss://{}/KEY",
+                self.bucket
             ));
         }
-        Ok(url)
+        Ok(())
     }
 
     /// This URL with `file_name` appended when the key names a folder (ends with `/`), as `cp` does
@@ -134,10 +133,11 @@ mod tests {
 
     #[test]
     fn an_object_address_needs_a_key() {
-        let err = OssUrl::parse_object("oss://bucket").unwrap_err();
+        let object = |text: &str| OssUrl::parse(text).and_then(|url| url.require_key());
+        let err = object("oss://bucket").unwrap_err();
         assert!(err.contains("no object"), "{err}");
-        assert!(OssUrl::parse_object("oss://bucket/").is_err());
-        assert!(OssUrl::parse_object("oss://bucket/k").is_ok());
+        assert!(object("oss://bucket/").is_err());
+        assert!(object("oss://bucket/k").is_ok());
     }
 
     #[test]

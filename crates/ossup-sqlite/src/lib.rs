@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+mod digests;
 mod lease;
 mod rows;
 mod schema;

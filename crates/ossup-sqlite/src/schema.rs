@@ -9,7 +9,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use ossup::store::Durability;
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `PRAGMA application_id` of an ossup checkpoint database: "OSUP" in ASCII.
 pub(crate) const APPLICATION_ID: i32 = 0x4F53_5550;
@@ -66,6 +66,18 @@ const MIGRATIONS: &[&str] = &[
         set_aside_unix INTEGER NOT NULL
     );
     ",
+    // 1 -> 2: what ossup knows of local files' content (ossup::store::DigestCache), so that a batch
+    // does not read an unchanged file again. A hint, not a record: no checksum column.
+    "
+    CREATE TABLE file_digests (
+        path           TEXT PRIMARY KEY NOT NULL,
+        size           INTEGER NOT NULL,
+        modified_nanos BLOB NOT NULL,
+        inode          INTEGER NOT NULL,
+        md5            BLOB,
+        crc64          INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Why a database cannot be used as it is.
@@ -84,6 +96,14 @@ pub(crate) enum Problem {
 impl From<rusqlite::Error> for Problem {
     fn from(err: rusqlite::Error) -> Self {
         Problem::Sqlite(err)
+    }
+}
+
+/// The `synchronous` setting that gives `durability` to a commit in WAL mode.
+pub(crate) fn synchronous_for(durability: Durability) -> &'static str {
+    match durability {
+        Durability::ProcessCrash => "NORMAL",
+        _ => "FULL",
     }
 }
 
@@ -113,11 +133,7 @@ pub(crate) fn prepare(
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(journal_mode = %mode, "the checkpoint database could not switch to WAL mode");
     }
-    let synchronous = match durability {
-        Durability::ProcessCrash => "NORMAL",
-        _ => "FULL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "synchronous", synchronous_for(durability))?;
     conn.pragma_update(None, "foreign_keys", true)?;
     migrate(conn)
 }

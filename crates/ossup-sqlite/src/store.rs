@@ -150,7 +150,7 @@ impl SqliteStore {
         self.db.path()
     }
 
-    async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Db) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -295,6 +295,11 @@ pub(crate) struct Db {
 }
 
 impl Db {
+    /// The `synchronous` setting part records commit with, as the durability asks.
+    pub(crate) fn synchronous(&self) -> &'static str {
+        schema::synchronous_for(self.options.durability)
+    }
+
     fn open(path: PathBuf, options: SqliteOptions) -> Result<Db, StoreError> {
         let db = Db {
             path,

@@ -50,6 +50,7 @@
 
 #![deny(missing_docs)]
 
+mod batch;
 pub mod blocking;
 pub mod checkpoint;
 pub mod store;
@@ -71,6 +72,7 @@ mod source;
 mod upload;
 mod wire;
 
+pub use batch::{Batch, BatchItem, BatchRun, BatchSummary, FileOutcome, FileStatus, SkipReason};
 pub use checkpoint::{Checkpoint, PartRecord, SourceStamp, UploadIdentity};
 pub use store::{CheckpointStore, StoreError, StoreLock};
 pub use store::{Durability, FileStore, MemoryStore};

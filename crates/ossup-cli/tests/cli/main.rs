@@ -8,5 +8,6 @@ mod callback;
 mod demo;
 mod errors;
 mod interrupt;
+mod tree;
 mod upload;
 mod uploads;

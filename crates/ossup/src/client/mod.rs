@@ -7,6 +7,7 @@
 
 mod answers;
 mod document;
+mod listing;
 mod multipart;
 mod object;
 

@@ -1,10 +1,10 @@
 //! [`MemoryStore`]: checkpoints in this process's memory, for tests and for uploads that need no
 //! resume across runs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{CheckpointStore, StoreError, StoreLock};
+use super::{CheckpointStore, DigestCache, FileDigest, StoreError, StoreLock};
 use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 
 /// Checkpoints kept in memory, gone when the last handle drops.
@@ -36,6 +36,19 @@ pub struct MemoryStore {
 struct Inner {
     checkpoints: Mutex<BTreeMap<UploadIdentity, Checkpoint>>,
     held: Arc<Mutex<HashSet<UploadIdentity>>>,
+    digests: Mutex<HashMap<String, FileDigest>>,
+}
+
+#[async_trait::async_trait]
+impl DigestCache for MemoryStore {
+    async fn digest(&self, path: &str) -> Result<Option<FileDigest>, StoreError> {
+        Ok(self.digests().get(path).cloned())
+    }
+
+    async fn record_digest(&self, path: &str, digest: &FileDigest) -> Result<(), StoreError> {
+        self.digests().insert(path.to_owned(), digest.clone());
+        Ok(())
+    }
 }
 
 impl MemoryStore {
@@ -49,6 +62,13 @@ impl MemoryStore {
         // mutation below is a single map operation.
         self.inner
             .checkpoints
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn digests(&self) -> MutexGuard<'_, HashMap<String, FileDigest>> {
+        self.inner
+            .digests
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

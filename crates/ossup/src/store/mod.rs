@@ -15,11 +15,13 @@ use std::sync::Arc;
 use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 
 pub mod codec;
+mod digests;
 mod file;
 mod group_commit;
 mod journal;
 mod memory;
 
+pub use digests::{DigestCache, FileDigest, FileStat};
 pub use file::FileStore;
 pub use group_commit::{GroupCommit, replicate_error};
 pub use memory::MemoryStore;

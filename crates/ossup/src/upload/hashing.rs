@@ -13,11 +13,11 @@ use crate::{Error, PartSpec, Source, SourceStamp};
 const READ_CHUNK: usize = 256 << 10;
 
 /// The checksums of one part's bytes, computed as they were read.
-pub(super) struct Hashed {
+pub(crate) struct Hashed {
     /// The MD5, unless the upload is CRC-64-only.
-    pub(super) md5: Option<[u8; 16]>,
+    pub(crate) md5: Option<[u8; 16]>,
     /// The CRC-64/XZ.
-    pub(super) crc64: u64,
+    pub(crate) crc64: u64,
 }
 
 /// MD5 (unless CRC-64-only) and CRC-64, fed the same chunks.
@@ -96,7 +96,7 @@ fn read_error(part: &PartSpec, e: std::io::Error) -> Error {
 
 /// Hashes `part`'s range of the source on a blocking thread (to judge a listed part the checkpoint
 /// has no record of).
-pub(super) async fn hash_part(
+pub(crate) async fn hash_part(
     source: Arc<dyn Source>,
     part: PartSpec,
     mode: ChecksumMode,
@@ -135,7 +135,7 @@ pub(super) async fn read_part(
 }
 
 /// The source's stamp, read on a blocking thread.
-pub(super) async fn stamp_of(source: &Arc<dyn Source>) -> Result<SourceStamp, Error> {
+pub(crate) async fn stamp_of(source: &Arc<dyn Source>) -> Result<SourceStamp, Error> {
     let source = source.clone();
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(|| source.stamp()))

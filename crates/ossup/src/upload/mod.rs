@@ -47,6 +47,7 @@ use complete::Completion;
 use context::UploadContext;
 
 pub use builder::UploaderBuilder;
+pub(crate) use hashing::{hash_part, stamp_of};
 pub use outcome::{UploadMethod, UploadOutcome};
 pub use request::{ChecksumMode, OnCancel, UploadRequest};
 
@@ -110,6 +111,11 @@ impl Uploader {
     /// The checkpoint store.
     pub fn store(&self) -> &Arc<dyn CheckpointStore> {
         &self.store
+    }
+
+    /// The part scheduler; its concurrency is also the budget of a [`Batch`](crate::Batch).
+    pub fn scheduler(&self) -> &Arc<dyn PartScheduler> {
+        &self.scheduler
     }
 
     /// Uploads as `request` says, resuming an earlier run of the same upload.

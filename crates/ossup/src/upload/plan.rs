@@ -82,12 +82,16 @@ pub(super) async fn plan(
         None => uploader.client.clone(),
     };
     let method = method_for(stamp.size, threshold);
-    let (parts, pool) = match method {
-        UploadMethod::PutObject => (Vec::new(), BufferPool::new(1)),
+    let (parts, own_buffers) = match method {
+        UploadMethod::PutObject => (Vec::new(), 1),
         UploadMethod::Multipart => (
             plan_parts(stamp.size, part_size),
-            BufferPool::new(uploader.scheduler.concurrency() + 1),
+            uploader.scheduler.concurrency() + 1,
         ),
+    };
+    let pool = match &request.shared_pool {
+        Some(shared) => shared.clone(),
+        None => BufferPool::new(own_buffers),
     };
     let identity = UploadIdentity::new(
         request.source.identity(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::buffer::BufferPool;
 use crate::{Callback, ObjectOptions, ProgressSink, Source};
 
 /// Which checksums protect the parts.
@@ -46,6 +47,8 @@ pub struct UploadRequest {
     pub(super) progress: Option<Arc<dyn ProgressSink>>,
     pub(super) cancel: CancellationToken,
     pub(super) on_cancel: OnCancel,
+    /// Part buffers shared with the other uploads of a batch, in place of the upload's own pool.
+    pub(super) shared_pool: Option<Arc<BufferPool>>,
 }
 
 impl fmt::Debug for UploadRequest {
@@ -92,6 +95,7 @@ impl UploadRequest {
             progress: None,
             cancel: CancellationToken::new(),
             on_cancel: OnCancel::default(),
+            shared_pool: None,
         }
     }
 
@@ -150,5 +154,22 @@ impl UploadRequest {
     pub fn on_cancel(mut self, on_cancel: OnCancel) -> Self {
         self.on_cancel = on_cancel;
         self
+    }
+
+    /// Takes part buffers from `pool`, shared by every upload of a batch, so that the batch as a
+    /// whole holds at most the pool's capacity of parts in memory and in flight.
+    pub(crate) fn shared_pool(mut self, pool: Arc<BufferPool>) -> Self {
+        self.shared_pool = Some(pool);
+        self
+    }
+
+    /// The key this request uploads to.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The bucket this request uploads to.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
     }
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod batch;
 mod callback_sts;
 mod cancel_memory;
 mod chaos;

@@ -13,14 +13,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::group_commit::GroupCommit;
-use super::{CheckpointStore, Durability, StoreError, StoreLock};
+use super::{CheckpointStore, DigestCache, Durability, FileDigest, StoreError, StoreLock};
 use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 
+mod digest_log;
 mod disk;
 mod journal_file;
 mod listing;
 mod lock_file;
 
+use digest_log::DigestLog;
 use disk::remove_stale_temp_files;
 use journal_file::{Journal, JournalCore};
 use listing::list_journals;
@@ -75,6 +77,7 @@ struct Inner {
     durability: Durability,
     journals: Mutex<HashMap<String, Arc<Journal>>>,
     open_journals: Arc<AtomicUsize>,
+    digests: DigestLog,
 }
 
 impl FileStore {
@@ -97,6 +100,7 @@ impl FileStore {
                 durability,
                 journals: Mutex::new(HashMap::new()),
                 open_journals: Arc::new(AtomicUsize::new(0)),
+                digests: DigestLog::default(),
             }),
         }
     }
@@ -235,6 +239,21 @@ impl CheckpointStore for FileStore {
         let path = self.lock_path(identity);
         let identity = identity.clone();
         blocking(move || claim_lock_file(&path, &identity)).await
+    }
+}
+
+/// Digests live in `digests.jsonl` beside the journals (see `digest_log.rs`).
+#[async_trait::async_trait]
+impl DigestCache for FileStore {
+    async fn digest(&self, path: &str) -> Result<Option<FileDigest>, StoreError> {
+        self.inner.digests.digest(&self.inner.dir, path).await
+    }
+
+    async fn record_digest(&self, path: &str, digest: &FileDigest) -> Result<(), StoreError> {
+        self.inner
+            .digests
+            .record(&self.inner.dir, path, digest)
+            .await
     }
 }
 
