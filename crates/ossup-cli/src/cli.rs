@@ -287,6 +287,15 @@ pub(crate) struct UploadsLsArgs {
     /// Print one JSON object per upload per line instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    /// Look for local checkpoints in DIR (default: the default checkpoint directory of `ossup
+    /// upload`, when it exists), to tell uploads that can be resumed here from orphans.
+    #[arg(long, value_name = "DIR", conflicts_with = "checkpoint_db")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Look for local checkpoints in the SQLite database FILE.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint_db: Option<PathBuf>,
 }
 
 /// `ossup uploads abort`.

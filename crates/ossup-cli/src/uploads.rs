@@ -1,15 +1,18 @@
-//! `ossup uploads ls` and `ossup uploads abort`: the multipart uploads a bucket still holds open.
+//! `ossup uploads ls` and `ossup uploads abort`: the multipart uploads a bucket still holds open,
+//! and for each whether a local checkpoint can resume it or it is an orphan.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ossup::{Client, ListedUpload};
+use ossup::{CheckpointStore, Client, FileStore, ListedUpload};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::{UploadsAbortArgs, UploadsLsArgs};
-use crate::config::Connection;
+use crate::config::{Connection, default_checkpoint_dir};
 use crate::duration::age;
 use crate::explain::explain;
 use crate::failure::Failure;
@@ -18,15 +21,17 @@ use crate::failure::Failure;
 pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
     let connection = Connection::resolve(&args.connection)?;
     let client = connection.client()?;
+    let local = LocalCheckpoints::open(&args).await?;
     let uploads = list(&client, &args.location.bucket, &args.location.key)
         .await
         .map_err(|e| explain(&e, &connection.situation()))?;
+    let known = local.known(&args.location.bucket).await?;
     let now = SystemTime::now();
     let mut out = std::io::stdout().lock();
     if args.json {
         for upload in &uploads {
-            let line = serde_json::to_string(&UploadLine::new(upload, now))
-                .expect("upload lines serialize");
+            let line = UploadLine::new(upload, now, known.get(&upload.upload_id));
+            let line = serde_json::to_string(&line).expect("upload lines serialize");
             let _ = writeln!(out, "{line}");
         }
         return Ok(());
@@ -53,26 +58,125 @@ pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
         .max(9);
     let _ = writeln!(
         out,
-        "{:key_width$}  {:id_width$}  {:24}  AGE",
-        "KEY", "UPLOAD ID", "INITIATED"
+        "{:key_width$}  {:id_width$}  {:24}  {:8}  LOCAL CHECKPOINT",
+        "KEY", "UPLOAD ID", "INITIATED", "AGE"
     );
+    let mut orphans = 0;
     for upload in &uploads {
         let age = initiated_age(upload, now)
             .map(age)
             .unwrap_or_else(|| "?".to_owned());
+        let local_text = match known.get(&upload.upload_id) {
+            Some(found) => format!(
+                "resumable here: {} ({} parts recorded)",
+                found.source, found.parts
+            ),
+            None => {
+                orphans += 1;
+                "none (an orphan here)".to_owned()
+            }
+        };
         let _ = writeln!(
             out,
-            "{:key_width$}  {:id_width$}  {:24}  {age}",
+            "{:key_width$}  {:id_width$}  {:24}  {age:8}  {local_text}",
             upload.key, upload.upload_id, upload.initiated
         );
     }
     let _ = writeln!(
         out,
-        "{} open upload{}",
+        "{} open upload{}, {} with a checkpoint in {}, {orphans} without",
         uploads.len(),
-        if uploads.len() == 1 { "" } else { "s" }
+        if uploads.len() == 1 { "" } else { "s" },
+        uploads.len() - orphans,
+        local.location
     );
     Ok(())
+}
+
+/// A local checkpoint that names an open upload.
+#[derive(Debug, Clone, Serialize)]
+struct KnownUpload {
+    /// The source the checkpoint uploads (a file's canonical path).
+    source: String,
+    /// Parts recorded as acknowledged.
+    parts: usize,
+}
+
+/// The checkpoint store `uploads ls` compares the server's uploads with.
+struct LocalCheckpoints {
+    store: Option<Arc<dyn CheckpointStore>>,
+    location: String,
+}
+
+impl LocalCheckpoints {
+    /// The store the flags name, or the default checkpoint directory when it exists (it is not
+    /// created: listing must not leave a directory behind).
+    async fn open(args: &UploadsLsArgs) -> Result<Self, Failure> {
+        if let Some(db) = &args.checkpoint_db {
+            let store = ossup_sqlite::SqliteStore::open(db).await.map_err(|e| {
+                Failure::failed(format!(
+                    "cannot open the checkpoint database {}: {e}",
+                    db.display()
+                ))
+            })?;
+            return Ok(Self {
+                store: Some(Arc::new(store)),
+                location: db.display().to_string(),
+            });
+        }
+        let (dir, given) = match &args.checkpoint_dir {
+            Some(dir) => (dir.clone(), true),
+            None => (default_checkpoint_dir()?, false),
+        };
+        if !given && !dir.is_dir() {
+            return Ok(Self {
+                store: None,
+                location: dir.display().to_string(),
+            });
+        }
+        let store = FileStore::open(&dir).map_err(|e| {
+            Failure::failed(format!(
+                "cannot read the checkpoint directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(Self {
+            store: Some(Arc::new(store)),
+            location: dir.display().to_string(),
+        })
+    }
+
+    /// The uploads of `bucket` the store's checkpoints name, by upload id.
+    async fn known(&self, bucket: &str) -> Result<HashMap<String, KnownUpload>, Failure> {
+        let mut known = HashMap::new();
+        let Some(store) = &self.store else {
+            return Ok(known);
+        };
+        let read_failed = |e: ossup::StoreError| {
+            Failure::failed(format!(
+                "cannot read the checkpoints in {}: {e}",
+                self.location
+            ))
+        };
+        for identity in store.list().await.map_err(read_failed)? {
+            if identity.bucket != bucket {
+                continue;
+            }
+            // A checkpoint damaged since it was listed is set aside by `load`; it resumes nothing.
+            if let Ok(Some(checkpoint)) = store.load(&identity).await
+                && !checkpoint.upload_id.is_empty()
+            {
+                known.insert(
+                    checkpoint.upload_id.clone(),
+                    KnownUpload {
+                        source: identity.source.clone(),
+                        parts: checkpoint.parts.len(),
+                    },
+                );
+            }
+        }
+        Ok(known)
+    }
 }
 
 /// Runs `ossup uploads abort`.
@@ -204,16 +308,19 @@ struct UploadLine<'a> {
     initiated: &'a str,
     age_secs: Option<u64>,
     storage_class: Option<&'a str>,
+    /// The local checkpoint that can resume it; `null` for an orphan.
+    local_checkpoint: Option<&'a KnownUpload>,
 }
 
 impl<'a> UploadLine<'a> {
-    fn new(upload: &'a ListedUpload, now: SystemTime) -> Self {
+    fn new(upload: &'a ListedUpload, now: SystemTime, local: Option<&'a KnownUpload>) -> Self {
         Self {
             key: &upload.key,
             upload_id: &upload.upload_id,
             initiated: &upload.initiated,
             age_secs: initiated_age(upload, now).map(|a| a.as_secs()),
             storage_class: upload.storage_class.as_deref(),
+            local_checkpoint: local,
         }
     }
 }

@@ -144,3 +144,63 @@ fn abort_older_than_spares_young_uploads_and_removes_old_ones() {
     assert!(old.stdout.contains("aborted 2 of 2"), "{}", old.stdout);
     assert_eq!(h.open_uploads(), vec![("keep/c.bin".to_owned(), elsewhere)]);
 }
+
+#[test]
+fn ls_tells_uploads_a_local_checkpoint_can_resume_from_orphans() {
+    use ossup::{Checkpoint, CheckpointStore, FileStore, SourceStamp, UploadIdentity};
+    let h = Harness::start();
+    let resumable = h.initiate("data/kept.bin");
+    let orphan = h.initiate("data/lost.bin");
+    let store = FileStore::open(h.default_checkpoint_dir()).unwrap();
+    let identity = UploadIdentity::new("/src/kept.bin", "bucket", "data/kept.bin", 100 * 1024);
+    let stamp = SourceStamp {
+        size: 300 * 1024,
+        modified_nanos: None,
+    };
+    h.block_on(store.save(&Checkpoint::new(identity, resumable.clone(), stamp, 0, "")))
+        .unwrap();
+
+    let table = Run::of(h.ossup().args(["uploads", "ls", "oss://bucket/data/"])).expect_code(0);
+    let line_of = |id: &str| {
+        table
+            .stdout
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{id} missing: {}", table.stdout))
+            .to_owned()
+    };
+    assert!(line_of(&resumable).contains("resumable here: /src/kept.bin"));
+    assert!(line_of(&orphan).contains("orphan"));
+    assert!(
+        table.stdout.contains("1 with a checkpoint"),
+        "{}",
+        table.stdout
+    );
+
+    let json = Run::of(
+        h.ossup()
+            .args(["uploads", "ls", "oss://bucket/data/", "--json"]),
+    )
+    .expect_code(0);
+    let lines: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["local_checkpoint"]["source"], "/src/kept.bin");
+    assert!(lines[1]["local_checkpoint"].is_null());
+
+    // Another store knows nothing of either.
+    let elsewhere = h.dir.path().join("elsewhere");
+    let other = Run::of(
+        h.ossup()
+            .args(["uploads", "ls", "oss://bucket/data/", "--checkpoint-dir"])
+            .arg(&elsewhere),
+    )
+    .expect_code(0);
+    assert!(
+        other.stdout.contains("0 with a checkpoint"),
+        "{}",
+        other.stdout
+    );
+}
