@@ -297,8 +297,22 @@ impl Display {
         }
     }
 
-    /// A file's progress: the bytes it has on the server so far.
+    /// A file's progress: the bytes it has on the server so far, and its notices (a corrupt
+    /// checkpoint set aside, a changed file started over), which a person should hear of whatever
+    /// the style.
     fn file_event(&mut self, key: &str, event: &ProgressEvent) {
+        if let ProgressEvent::Notice { message, .. } = event {
+            match &self.style {
+                Style::Bar(bar) => bar.println(format!("note: {key}: {message}")),
+                Style::Json => {
+                    let line =
+                        serde_json::json!({"event": "notice", "key": key, "message": message});
+                    println!("{line}");
+                }
+                Style::Plain | Style::Quiet => eprintln!("note: {key}: {message}"),
+            }
+            return;
+        }
         let bytes = match event {
             ProgressEvent::Started {
                 already_on_server, ..
