@@ -241,11 +241,29 @@ async fn a_failed_file_is_reported_and_the_others_go_on_unless_asked_to_stop() {
 }
 
 #[tokio::test]
-async fn a_cancelled_batch_resumes_without_sending_acknowledged_parts_again() {
-    let server = mock().await;
+async fn a_cancelled_batch_resumes_from_file_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
-    let files = tree(dir.path(), 4, 3);
     let store = FileStore::open(dir.path().join("state")).unwrap();
+    cancelled_batch_resumes(dir.path(), Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_batch_resumes_from_sqlite_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ossup_sqlite::SqliteStore::open(dir.path().join("state.db"))
+        .await
+        .unwrap();
+    cancelled_batch_resumes(dir.path(), Arc::new(store)).await;
+}
+
+/// Cancels a batch after three parts of its multipart files, runs it again with the same store
+/// (as checkpoints and as the digest cache), and checks that no acknowledged part is sent again.
+async fn cancelled_batch_resumes<S: CheckpointStore + DigestCache + 'static>(
+    dir: &Path,
+    store: Arc<S>,
+) {
+    let server = mock().await;
+    let files = tree(&dir.join("src"), 4, 3);
     let uploader = builder(&server.endpoint())
         .scheduler(Parallel::new(2))
         .store(store.clone())
