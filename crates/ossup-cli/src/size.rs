@@ -118,6 +118,16 @@ impl fmt::Display for HumanBytes {
     }
 }
 
+/// `bytes` over `elapsed` as a rate, `12.5 MiB/s`, or `-` for no time at all.
+pub(crate) fn rate_text(bytes: u64, elapsed: std::time::Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        format!("{}/s", HumanBytes((bytes as f64 / secs) as u64))
+    } else {
+        "-".to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -418,14 +418,7 @@ impl Display {
             }
             Style::Quiet => {}
             _ => {
-                let rate = if secs > 0.0 {
-                    format!(
-                        "{}/s",
-                        HumanBytes((summary.bytes_sent as f64 / secs) as u64)
-                    )
-                } else {
-                    "-".to_owned()
-                };
+                let rate = crate::size::rate_text(summary.bytes_sent, elapsed);
                 println!(
                     "{files} files: {} uploaded, {} skipped (already in the bucket), {} failed",
                     summary.uploaded, summary.skipped, summary.failed

@@ -290,15 +290,7 @@ fn completed_event(object: &str, outcome: &UploadOutcome, elapsed: Duration) -> 
 }
 
 fn print_summary(object: &str, outcome: &UploadOutcome, elapsed: Duration) {
-    let secs = elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        format!(
-            "{}/s",
-            HumanBytes((outcome.bytes_sent as f64 / secs) as u64)
-        )
-    } else {
-        "-".to_owned()
-    };
+    let rate = crate::size::rate_text(outcome.bytes_sent, elapsed);
     let parts = match outcome.method {
         ossup::UploadMethod::PutObject => "1 request (PutObject)".to_owned(),
         _ => format!(

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::harness::{BUCKET, Harness};
+use crate::harness::{BUCKET, Harness, Run};
 
 /// Writes a tree of `small` small files and `large` multipart ones (at 100 KiB parts), plus an
 /// excluded log file; returns the relative paths of the files to upload.
@@ -88,13 +88,7 @@ fn a_tree_killed_run_again_and_edited_ends_with_exactly_the_right_objects() {
     child.wait().unwrap();
 
     // Second run: everything ends in the bucket; what the first run finished is skipped.
-    let out = tree_upload(&h, &root, &report).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Run::of(&mut tree_upload(&h, &root, &report)).expect_code(0);
     let lines = report_lines(&report);
     assert_eq!(lines.len(), relatives.len(), "one report line per file");
     let skipped = statuses(&lines, "skipped");
@@ -129,13 +123,7 @@ fn a_tree_killed_run_again_and_edited_ends_with_exactly_the_right_objects() {
     // Third run after one edit: exactly that file is sent.
     let edited = root.join(&relatives[5]);
     std::fs::write(&edited, b"a new version of this note").unwrap();
-    let out = tree_upload(&h, &root, &report).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Run::of(&mut tree_upload(&h, &root, &report)).expect_code(0);
     let lines = report_lines(&report);
     assert_eq!(
         statuses(&lines, "uploaded"),
@@ -143,7 +131,7 @@ fn a_tree_killed_run_again_and_edited_ends_with_exactly_the_right_objects() {
     );
     assert_eq!(statuses(&lines, "skipped").len(), relatives.len() - 1);
     h.assert_object_is(&format!("site/{}", relatives[5]), &edited);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = &out.stdout;
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["uploaded"], 1);
