@@ -115,6 +115,16 @@ impl Harness {
     }
 
     /// The (key, upload id) pairs the server holds open.
+    /// Arms the mock's fault rules, given as the JSON its `--faults` file takes.
+    pub(crate) fn set_faults(&self, rules: &str) {
+        let rules = oss_mock::parse_fault_rules(rules.as_bytes()).expect("fault rules parse");
+        self.server
+            .as_ref()
+            .expect("server")
+            .set_faults(rules)
+            .expect("fault rules are accepted");
+    }
+
     pub(crate) fn open_uploads(&self) -> Vec<(String, String)> {
         let client = self.client();
         self.block_on(client.list_multipart_uploads(BUCKET, None))

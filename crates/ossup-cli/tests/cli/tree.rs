@@ -199,3 +199,46 @@ fn tree_flags_without_recursive_and_a_file_as_the_tree_are_usage_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--recursive"));
 }
+
+#[test]
+fn ctrl_c_stops_a_tree_with_exit_status_130_and_the_same_command_finishes_it() {
+    let h = Harness::start();
+    let root = h.dir.path().join("tree");
+    let relatives = write_tree(&root, 30, 4);
+    let report = h.dir.path().join("report.jsonl");
+    // Slow enough that the interrupt lands while most files are still to go.
+    h.set_faults(r#"[{"api": "*", "action": {"kind": "delay", "ms": 50}}]"#);
+
+    let mut child = tree_upload(&h, &root, &report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut done = 0;
+    while done < 5 {
+        let Some(line) = lines.next() else { break };
+        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if event["event"] == "file" {
+            done += 1;
+        }
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    for _ in lines.by_ref() {}
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted by"), "{stderr}");
+    assert!(stderr.contains("resume with: "), "{stderr}");
+
+    h.set_faults("[]");
+    Run::of(&mut tree_upload(&h, &root, &report)).expect_code(0);
+    for relative in &relatives {
+        h.assert_object_is(&format!("site/{relative}"), &root.join(relative));
+    }
+    assert!(h.open_uploads().is_empty());
+}
