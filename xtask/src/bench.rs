@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: throughput, memory, resume cost and checkpoint overhead of `ossup upload`,
-//! against the machine's limit (one `md5sum` pass) and the official Python SDK, in one run.
+//! and its many-files figures (`--recursive`, `tree.rs`), against the machine's limit (one
+//! `md5sum` pass) and the official Python SDK, in one run.
 //!
 //! Everything runs as the user would run it: the release `ossup` and `oss-mock` binaries as separate
 //! processes on loopback, and `oss2` 2.19.1 in its venv. Each measured run gets a fresh mock with an
@@ -14,6 +15,7 @@ mod mock;
 mod process;
 mod report;
 mod stats;
+mod tree;
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -201,11 +203,12 @@ impl Bench {
         self.args.checkpoint_parts() * CHECKPOINT_PART_SIZE
     }
 
-    /// Room for both source files and the largest upload's data on the mock, plus 1 GiB to spare
-    /// where they share a file system.
+    /// Room for the source files and trees and the largest upload's data on the mock, plus 1 GiB
+    /// to spare where they share a file system.
     fn check_free_space(&self) -> Result<(), Failure> {
-        let sources = self.args.size + self.checkpoint_size() + (1 << 30);
-        let mock = self.args.size.max(self.checkpoint_size());
+        let (trees, largest_tree) = tree::bytes_needed(&self.args);
+        let sources = self.args.size + self.checkpoint_size() + trees + (1 << 30);
+        let mock = self.args.size.max(self.checkpoint_size()).max(largest_tree);
         let mock_parent = self.mock_data.parent().unwrap_or(&self.dir);
         if let Some(dir) = &self.args.mock_dir
             && !dir.is_dir()
@@ -272,6 +275,7 @@ impl Bench {
         let oss2 = self.measure_oss2(&mut crc)?;
         let resume = self.measure_resume()?;
         let checkpoint = self.measure_checkpoint()?;
+        let tree = tree::measure(self)?;
         Ok(Results {
             mock_data: format!(
                 "{} ({}, {})",
@@ -294,6 +298,7 @@ impl Bench {
             oss2,
             resume,
             checkpoint,
+            tree: Some(tree),
         })
     }
 
@@ -622,22 +627,29 @@ impl Bench {
         setting: UploadSetting,
         checkpoint: &CheckpointArg,
     ) -> Command {
-        let mut command = Command::new(&self.ossup_binary);
+        let mut command = self.ossup_upload(mock, file, &format!("oss://{BUCKET}/{KEY}"));
         command
-            .arg("upload")
-            .arg(file)
-            .arg(format!("oss://{BUCKET}/{KEY}"))
-            .args(["--endpoint", mock.endpoint(), "--region", REGION])
             .args(["--part-size", &setting.part_size.to_string()])
             .args(["--parallel", &setting.parallel.to_string()])
-            .args(["--checksum", setting.checksum.flag()])
-            .args(["--progress", "json"]);
+            .args(["--checksum", setting.checksum.flag()]);
         match checkpoint {
             CheckpointArg::Memory => command.arg("--no-checkpoint"),
             CheckpointArg::Dir(dir) => command.arg("--checkpoint-dir").arg(dir),
             CheckpointArg::Db(db) => command.arg("--checkpoint-db").arg(db),
         };
         command
+    }
+
+    /// `ossup upload SOURCE DESTINATION` to `mock` with JSON progress, the mock's credentials and
+    /// region, and none of the user's `OSS_*` settings.
+    fn ossup_upload(&self, mock: &Mock, source: &Path, destination: &str) -> Command {
+        let mut command = Command::new(&self.ossup_binary);
+        command
+            .arg("upload")
+            .arg(source)
+            .arg(destination)
+            .args(["--endpoint", mock.endpoint(), "--region", REGION])
+            .args(["--progress", "json"])
             .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
             .env_remove("OSS_SESSION_TOKEN")

@@ -8,8 +8,9 @@
 //!   the oss2 check and a short chaos run, stopping at the first failure.
 //! - `conformance [ARGS]`: the conformance suite against the mock (or `OSSUP_CONFORMANCE_*`), as a table.
 //! - `oss2`: the official Python SDK, oss2, against the mock server binary.
-//! - `bench [ARGS]`: throughput, memory, resume cost and checkpoint overhead of `ossup upload`
-//!   against `md5sum` and oss2, as a table and JSON (`docs/benchmarks.md`).
+//! - `bench [ARGS]`: throughput, memory, resume cost and checkpoint overhead of `ossup upload`,
+//!   and many files in one run (`--recursive`), against `md5sum` and oss2, as a table and JSON
+//!   (`docs/benchmarks.md`).
 //! - `chaos [ARGS]`: seeded fault injection and `kill -9` of `ossup upload` (and of the mock), then
 //!   a byte-for-byte check of every object (`docs/chaos.md`).
 
@@ -42,12 +43,14 @@ commands:
                        oss-mock binary: conformance/peers/oss2_peer.py
   bench [--size SIZE] [--json FILE] [--runs N] [--mock-dir DIR] [--mock-fsync] [--quick]
                        release ossup against md5sum and oss2 on the release mock:
-                       throughput, peak memory, resume cost, checkpoint overhead, as a
+                       throughput, peak memory, resume cost, checkpoint overhead, many
+                       files (10,000 × 4 KiB, the same tree again, 100 × 10 MiB), as a
                        markdown table with the targets met or missed, and JSON (default
                        target/bench.json); SIZE defaults to 1GiB, N to 3; the mock's data
                        goes under target/bench/ unless DIR is given; the mock runs with
                        --no-fsync unless --mock-fsync; --quick is a smoke test of the
-                       harness (32MiB, 1 run); see docs/benchmarks.md
+                       harness (32MiB, 1 run, 200 small and 5 large files); see
+                       docs/benchmarks.md
   chaos [--iterations N] [--seed S] [--max-size SIZE] [--kill-server]
                        N seeded iterations (default 100) of ossup upload against oss-mock
                        with fault rules, SIGKILLed at random moments and run again until it

@@ -16,6 +16,14 @@ pub(super) const DEFAULT_RUNS: usize = 3;
 pub(super) const CHECKPOINT_PARTS: u64 = 10_000;
 /// Parts of the checkpoint-overhead upload with `--quick`.
 pub(super) const QUICK_CHECKPOINT_PARTS: u64 = 200;
+/// Files of the tree of small files (`--quick`: [`QUICK_SMALL_TREE_FILES`]).
+pub(super) const SMALL_TREE_FILES: u64 = 10_000;
+/// Files of the tree of small files with `--quick`.
+pub(super) const QUICK_SMALL_TREE_FILES: u64 = 200;
+/// Files of the tree of large files (`--quick`: [`QUICK_LARGE_TREE_FILES`]).
+pub(super) const LARGE_TREE_FILES: u64 = 100;
+/// Files of the tree of large files with `--quick`.
+pub(super) const QUICK_LARGE_TREE_FILES: u64 = 5;
 
 /// What `cargo xtask bench` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +34,7 @@ pub(super) struct BenchArgs {
     pub json: PathBuf,
     /// Runs per figure.
     pub runs: usize,
-    /// A smoke test of the harness: a small file, one run, a small checkpoint upload.
+    /// A smoke test of the harness: a small file, one run, a small checkpoint upload, small trees.
     pub quick: bool,
     /// The directory the mock keeps its data under, when not `target/bench/`.
     pub mock_dir: Option<PathBuf>,
@@ -103,6 +111,24 @@ impl BenchArgs {
             CHECKPOINT_PARTS
         }
     }
+
+    /// Files of the tree of small files.
+    pub(super) fn small_tree_files(&self) -> u64 {
+        if self.quick {
+            QUICK_SMALL_TREE_FILES
+        } else {
+            SMALL_TREE_FILES
+        }
+    }
+
+    /// Files of the tree of large files.
+    pub(super) fn large_tree_files(&self) -> u64 {
+        if self.quick {
+            QUICK_LARGE_TREE_FILES
+        } else {
+            LARGE_TREE_FILES
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +146,10 @@ mod tests {
         assert_eq!(args.runs, DEFAULT_RUNS);
         assert!(!args.quick);
         assert_eq!(args.checkpoint_parts(), CHECKPOINT_PARTS);
+        assert_eq!(
+            (args.small_tree_files(), args.large_tree_files()),
+            (SMALL_TREE_FILES, LARGE_TREE_FILES)
+        );
         assert!(args.json.ends_with("bench.json"));
         assert_eq!(args.mock_dir, None);
         assert!(!args.mock_fsync);
@@ -132,6 +162,10 @@ mod tests {
         let quick = parse(&["--quick"]).unwrap();
         assert_eq!((quick.size, quick.runs), (QUICK_SIZE, 1));
         assert_eq!(quick.checkpoint_parts(), QUICK_CHECKPOINT_PARTS);
+        assert_eq!(
+            (quick.small_tree_files(), quick.large_tree_files()),
+            (QUICK_SMALL_TREE_FILES, QUICK_LARGE_TREE_FILES)
+        );
         let explicit = parse(&[
             "--quick",
             "--size=8MiB",

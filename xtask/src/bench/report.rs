@@ -6,8 +6,10 @@ use serde_json::{Value, json};
 use crate::oss2::OSS2_VERSION;
 
 use super::stats::{Summary, display_or_na, json_or_null};
+use super::tree::{SingleFile, TreeResult};
 
-const MIB: f64 = (1u64 << 20) as f64;
+/// Bytes in a MiB, for figures in MiB.
+pub(super) const MIB: f64 = (1u64 << 20) as f64;
 /// The widest spread of the checkpoint runs (max − min over the median, in percent) that still
 /// lets a 5% overhead be judged.
 const MAX_SPREAD_PERCENT: f64 = 10.0;
@@ -99,7 +101,8 @@ impl Runs {
         self.mock_peaks.push(run.mock_peak);
     }
 
-    fn cells(&self) -> [String; 4] {
+    /// The client CPU, mock CPU, client peak and mock peak cells of a table row.
+    pub(super) fn cells(&self) -> [String; 4] {
         [
             display_or_na(Summary::of_some(&self.client_cpu), 2),
             display_or_na(Summary::of_some(&self.mock_cpu), 2),
@@ -108,7 +111,8 @@ impl Runs {
         ]
     }
 
-    fn to_json(&self) -> Value {
+    /// Summaries and raw samples of every figure, as JSON.
+    pub(super) fn to_json(&self) -> Value {
         json!({
             "wall_secs": json_or_null(Summary::of(&self.walls)),
             "client_cpu_secs": json_or_null(Summary::of_some(&self.client_cpu)),
@@ -318,6 +322,8 @@ pub(super) struct Results {
     pub resume: ResumeResult,
     /// Checkpoint overhead.
     pub checkpoint: CheckpointResult,
+    /// Many files in one run (`--recursive`); `None` when not measured.
+    pub tree: Option<TreeResult>,
 }
 
 /// Whether a target was reached.
@@ -365,6 +371,16 @@ impl Results {
     /// The matrix setting oss2 and the resume run are compared with: 4 parts of 8 MiB, MD5.
     fn reference(&self) -> Option<&UploadResult> {
         self.upload(self.resume.setting)
+    }
+
+    /// The matrix's upload of one file at the setting of the tree of large files.
+    fn single_file(&self, tree: &TreeResult) -> SingleFile {
+        SingleFile {
+            size: self.size,
+            mb_per_sec: self
+                .upload(tree.large.setting)
+                .and_then(|u| self.throughput(&u.runs.walls)),
+        }
     }
 
     /// ossup's median wall time over oss2's, at the same parallelism and part size, with ossup's
@@ -499,6 +515,9 @@ impl Results {
                 false,
                 &note,
             ));
+        }
+        if let Some(tree) = &self.tree {
+            rows.extend(tree.rows(&self.single_file(tree)));
         }
         rows.join("\n")
     }
@@ -643,6 +662,9 @@ impl Results {
         verdicts.push(self.mock_rss_verdict());
         verdicts.push(self.resume_verdict());
         verdicts.push(self.checkpoint_verdict());
+        if let Some(tree) = &self.tree {
+            verdicts.extend(tree.verdicts(&self.single_file(tree)));
+        }
         verdicts
     }
 
@@ -957,6 +979,7 @@ impl Results {
                 "parallel": self.checkpoint.parallel,
                 "stores": checkpoint,
             },
+            "tree": self.tree.as_ref().map(|t| t.to_json(&self.single_file(t))),
             "md5sum_median_secs": limit,
             "targets": verdicts,
             "table": self.table(),
@@ -966,7 +989,7 @@ impl Results {
 }
 
 /// `base` (an object) with the fields of `extra` (an object) added.
-fn merged(mut base: Value, extra: Value) -> Value {
+pub(super) fn merged(mut base: Value, extra: Value) -> Value {
     if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
         base.extend(extra);
     }
@@ -975,12 +998,13 @@ fn merged(mut base: Value, extra: Value) -> Value {
 
 /// MB/s (10^6 bytes per second) of moving `bytes` in each of `walls` seconds. Each run's rate is
 /// summarised, so the fastest run is the maximum.
-fn throughput(bytes: u64, walls: &[f64]) -> Option<Summary> {
+pub(super) fn throughput(bytes: u64, walls: &[f64]) -> Option<Summary> {
     let rates: Vec<f64> = walls.iter().map(|w| bytes as f64 / 1e6 / w).collect();
     Summary::of(&rates)
 }
 
-fn not_measured(target: &str) -> Verdict {
+/// The verdict of a target nothing was measured for.
+pub(super) fn not_measured(target: &str) -> Verdict {
     Verdict {
         target: target.to_owned(),
         measured: "not measured".to_owned(),
@@ -1011,7 +1035,8 @@ pub(super) fn mib_label(bytes: u64) -> String {
     }
 }
 
-fn kib_label(bytes: u64) -> String {
+/// `100 KiB`, or `1000 B` when not whole.
+pub(super) fn kib_label(bytes: u64) -> String {
     if bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes >> 10)
     } else {
@@ -1112,6 +1137,7 @@ mod tests {
                     (Store::Sqlite, runs(&[11.0, 10.9, 11.2], 10, 10)),
                 ],
             },
+            tree: None,
         }
     }
 
