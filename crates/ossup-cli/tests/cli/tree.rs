@@ -206,8 +206,12 @@ fn ctrl_c_stops_a_tree_with_exit_status_130_and_the_same_command_finishes_it() {
     let root = h.dir.path().join("tree");
     let relatives = write_tree(&root, 30, 4);
     let report = h.dir.path().join("report.jsonl");
-    // Slow enough that the interrupt lands while most files are still to go.
-    h.set_faults(r#"[{"api": "*", "action": {"kind": "delay", "ms": 50}}]"#);
+    // One file's start answers seconds late, so the tree cannot end before the interrupt however
+    // fast the machine; the rest goes on around it (one Initiate holds one file, not the budget).
+    h.set_faults(
+        r#"[{"api": "InitiateMultipartUpload", "key_prefix": "site/media/clip0.bin",
+             "action": {"kind": "delay", "ms": 8000}}]"#,
+    );
 
     let mut child = tree_upload(&h, &root, &report)
         .stdout(Stdio::piped())
