@@ -1,9 +1,9 @@
 //! `ossup upload DIR oss://BUCKET/PREFIX/ --recursive`: a tree uploaded, killed and run again, an
 //! edited file, filters, a report that names every file's fate, and the exit status.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use crate::harness::{BUCKET, Harness, Run};
 
@@ -39,6 +39,25 @@ fn tree_upload(h: &Harness, root: &Path, report: &Path) -> Command {
     cmd
 }
 
+/// Starts `cmd` (a tree upload with `--progress json`) and returns once it has reported `files`
+/// file results (or ended sooner), with the rest of its standard output still to read.
+fn start_until_files_done(
+    cmd: &mut Command,
+    files: usize,
+) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut done = 0;
+    while done < files {
+        let Some(line) = lines.next() else { break };
+        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if event["event"] == "file" {
+            done += 1;
+        }
+    }
+    (child, lines)
+}
+
 fn report_lines(report: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(report)
         .unwrap()
@@ -70,20 +89,8 @@ fn a_tree_killed_run_again_and_edited_ends_with_exactly_the_right_objects() {
     };
 
     // First run, killed with -9 once ten files are done.
-    let mut child = tree_upload(&h, &root, &report)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut done = 0;
-    while done < 10 {
-        let Some(line) = lines.next() else { break };
-        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if event["event"] == "file" {
-            done += 1;
-        }
-    }
+    let (mut child, _lines) =
+        start_until_files_done(tree_upload(&h, &root, &report).stderr(Stdio::null()), 10);
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -213,20 +220,8 @@ fn ctrl_c_stops_a_tree_with_exit_status_130_and_the_same_command_finishes_it() {
              "action": {"kind": "delay", "ms": 8000}}]"#,
     );
 
-    let mut child = tree_upload(&h, &root, &report)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut done = 0;
-    while done < 5 {
-        let Some(line) = lines.next() else { break };
-        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if event["event"] == "file" {
-            done += 1;
-        }
-    }
+    let (child, mut lines) =
+        start_until_files_done(tree_upload(&h, &root, &report).stderr(Stdio::piped()), 5);
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
