@@ -87,6 +87,14 @@ impl PartBuffer {
         self.buf.as_mut().expect("buffer present until frozen")
     }
 
+    /// Keeps the first `len` bytes: a stream's last part ends before its planned size.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.buf
+            .as_mut()
+            .expect("buffer present until frozen")
+            .truncate(len);
+    }
+
     /// The filled bytes, to send; give them back with [`reclaim`](Self::reclaim) when the request is
     /// done so the allocation is reused.
     pub(crate) fn freeze(&mut self) -> Bytes {

@@ -89,7 +89,7 @@ pub use ossup_transport::{ResponseBody, TransferProgress, Transport};
 pub use progress::{Notice, PartSending, ProgressEvent, ProgressSink};
 pub use retry::{RetryConfig, RetryObserver};
 pub use scheduler::{Parallel, PartRunner, PartScheduler, PartSpec, Sequential};
-pub use source::{BytesSource, FileSource, Source};
+pub use source::{BytesSource, FileSource, Source, StreamSource};
 
 /// The stock HTTP transport (feature `hyper`, on by default).
 #[cfg(feature = "hyper")]

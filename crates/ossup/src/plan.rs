@@ -1,4 +1,5 @@
-//! Planning an upload: the part size (grown to fit 10,000 parts) and the parts themselves.
+//! Planning an upload: the part size (grown to fit 10,000 parts) and the parts themselves, for a
+//! source of known size and for a stream of unknown size.
 
 use ossup_proto::limits::{MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE};
 
@@ -64,6 +65,49 @@ pub fn plan_parts(size: u64, part_size: u64) -> Vec<PartSpec> {
         .collect()
 }
 
+/// How many parts of a stream go at one size before the size doubles.
+pub const STREAM_PARTS_PER_SIZE: u32 = 128;
+
+/// The size of part `number` (1-based) of a stream whose first part is `first` bytes: `first` for
+/// parts 1 to 128, then doubled every 128 parts, up to the 5 GiB OSS allows.
+///
+/// A stream's length is unknown until its end, so the layout cannot be chosen to fit it: it is
+/// fixed by the part number alone (a rerun of the same stream cuts the same parts), small at first
+/// (a 1 GiB stream in 8 MiB parts never grows them, and memory stays at the parts in flight), and
+/// large enough later that 10,000 parts hold [`stream_capacity`] bytes: 43.6 TiB from 8 MiB, close
+/// to the 48.8 TiB of OSS's largest object.
+///
+/// ```
+/// use ossup::plan::stream_part_size;
+/// assert_eq!(stream_part_size(8 << 20, 1), 8 << 20);
+/// assert_eq!(stream_part_size(8 << 20, 128), 8 << 20);
+/// assert_eq!(stream_part_size(8 << 20, 129), 16 << 20);
+/// assert_eq!(stream_part_size(8 << 20, 10_000), 5 << 30);
+/// ```
+pub fn stream_part_size(first: u64, number: u32) -> u64 {
+    let doublings = number.saturating_sub(1) / STREAM_PARTS_PER_SIZE;
+    if doublings >= 63 {
+        return MAX_PART_SIZE;
+    }
+    first
+        .checked_mul(1 << doublings)
+        .map_or(MAX_PART_SIZE, |size| size.min(MAX_PART_SIZE))
+}
+
+/// The most bytes a stream whose first part is `first` bytes can hold in 10,000 parts (see
+/// [`stream_part_size`]).
+///
+/// ```
+/// use ossup::plan::stream_capacity;
+/// // 8 MiB parts at first: 43.6 TiB.
+/// assert_eq!(stream_capacity(8 << 20), 45_693_952 << 20);
+/// ```
+pub fn stream_capacity(first: u64) -> u64 {
+    (1..=MAX_PART_NUMBER)
+        .map(|n| stream_part_size(first, n))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +145,19 @@ mod tests {
         assert!(part_size_for(10, MAX_PART_SIZE + 1).is_err());
         assert_eq!(part_size_for(10, MIN_PART_SIZE).unwrap(), MIN_PART_SIZE);
         assert!(part_size_for(10_000 * MAX_PART_SIZE + 1, MIN_PART_SIZE).is_err());
+    }
+
+    #[test]
+    fn a_stream_layout_grows_to_the_largest_part_and_stays() {
+        let sizes: Vec<u64> = (1..=MAX_PART_NUMBER)
+            .map(|n| stream_part_size(MIN_PART_SIZE, n))
+            .collect();
+        assert!(sizes.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(sizes[0], MIN_PART_SIZE);
+        assert_eq!(*sizes.last().unwrap(), MAX_PART_SIZE);
+        assert!(stream_capacity(MIN_PART_SIZE) > 40 << 40);
+        assert_eq!(stream_part_size(MAX_PART_SIZE, 1), MAX_PART_SIZE);
+        assert_eq!(stream_capacity(MAX_PART_SIZE), 10_000 * MAX_PART_SIZE);
     }
 
     proptest! {

@@ -45,6 +45,19 @@ pub enum Notice {
         /// The vanished upload.
         upload_id: String,
     },
+    /// The bytes of a stream differ from those an earlier run sent in its upload, from part `part`
+    /// on. When the very first part differs, nothing of the old upload fits: it was aborted and a
+    /// fresh one started. Later, the parts before `part` were verified equal and are kept, and every
+    /// differing part is sent again; the object is the new stream's bytes either way.
+    StreamDiffers {
+        /// The earlier run's upload.
+        upload_id: String,
+        /// The first part whose bytes differ.
+        part: u32,
+        /// Whether the old upload was aborted (only when part 1 differs, or the stream now fits in
+        /// one PutObject).
+        aborted: bool,
+    },
     /// CompleteMultipartUpload's answer was lost and the retry found no upload; HeadObject showed
     /// the object with the source's size and CRC-64, so the upload did complete.
     CompleteSettledByHead {
@@ -128,6 +141,22 @@ impl fmt::Display for Notice {
                 f,
                 "upload {upload_id} no longer exists on the server; started a fresh upload"
             ),
+            Notice::StreamDiffers {
+                upload_id,
+                part,
+                aborted: true,
+            } => write!(
+                f,
+                "the stream differs from the one upload {upload_id} was sending, from part {part} on; aborted that upload and started afresh"
+            ),
+            Notice::StreamDiffers {
+                upload_id,
+                part,
+                aborted: false,
+            } => write!(
+                f,
+                "the stream differs from the one upload {upload_id} was sending, from part {part} on; the parts before it are kept and the differing ones sent again"
+            ),
             Notice::CompleteSettledByHead { upload_id } => write!(
                 f,
                 "the answer to completing upload {upload_id} was lost; the object on the server matches the source's size and CRC-64"
@@ -183,6 +212,18 @@ pub enum ProgressEvent {
         part_size: u64,
         /// The multipart upload id, when multipart.
         upload_id: Option<String>,
+    },
+    /// The upload of a stream began (its size is known at its end only): parts go in order from
+    /// `part_size` bytes up, and a part the server already holds counts in `PartDone` once its
+    /// bytes are verified.
+    StreamStarted {
+        /// The size of the first parts (later ones grow: see
+        /// [`stream_part_size`](crate::plan::stream_part_size)).
+        part_size: u64,
+        /// The multipart upload.
+        upload_id: String,
+        /// Whether an earlier run's upload is carried on.
+        resumed: bool,
     },
     /// A part was acknowledged, verified and recorded in the checkpoint (or its record failed: see
     /// [`Notice::CheckpointRecordFailed`]).

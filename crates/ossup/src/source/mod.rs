@@ -1,13 +1,17 @@
 //! The [`Source`] trait: positional reads of the bytes to upload, and what identifies them.
 //!
 //! [`FileSource`] (a file, read with `pread`) and [`BytesSource`] (bytes in memory) ship; any type
-//! that can read a range at an offset can be uploaded.
+//! that can read a range at an offset can be uploaded. [`StreamSource`] is the exception: bytes of
+//! unknown length read once, in order, uploaded by their own path.
 
 mod bytes;
 mod file;
+mod stream;
 
 pub use self::bytes::BytesSource;
 pub use self::file::FileSource;
+pub(crate) use self::stream::StreamReader;
+pub use self::stream::StreamSource;
 
 use std::fmt::Debug;
 use std::io;

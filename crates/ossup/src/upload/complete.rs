@@ -32,6 +32,8 @@ pub(super) struct Completed {
 pub(super) struct Completion<'a> {
     /// The multipart upload.
     pub(super) upload_id: &'a str,
+    /// The object's size: the source's, or the bytes a stream yielded.
+    pub(super) size: u64,
     /// Every part of the plan, as the server holds it.
     pub(super) parts: &'a BTreeMap<u32, PartRecord>,
     /// The ETag of the object an earlier run completed from this upload, if one did: Complete is
@@ -45,6 +47,7 @@ pub(super) async fn complete(
     completion: Completion<'_>,
 ) -> Result<Completed, Error> {
     let upload_id = completion.upload_id;
+    let size = completion.size;
     ensure_unchanged(ctx.source(), ctx.plan.stamp)
         .await
         .map_err(|e| e.with_upload_id(upload_id))?;
@@ -60,7 +63,7 @@ pub(super) async fn complete(
     tracing::debug!(%upload_id, parts = parts.len(), "completing");
     let (etag, callback) = match completion.completed_etag {
         Some(etag) => (etag, None),
-        None => send_complete(ctx, upload_id, &parts, crc64).await?,
+        None => send_complete(ctx, upload_id, size, &parts, crc64).await?,
     };
     ctx.store
         .remove(&ctx.identity)
@@ -78,6 +81,7 @@ pub(super) async fn complete(
 async fn send_complete(
     ctx: &UploadContext,
     upload_id: &str,
+    size: u64,
     parts: &[CompletePart],
     crc64: u64,
 ) -> Result<(String, Option<CallbackResult>), Error> {
@@ -130,7 +134,7 @@ async fn send_complete(
             }
         }
         Err(e) if e.is_service_code(ErrorCode::NoSuchUpload) => {
-            settle_by_head(ctx, upload_id, crc64, e).await
+            settle_by_head(ctx, upload_id, size, crc64, e).await
         }
         Err(e) => Err(e),
     }
@@ -141,10 +145,10 @@ async fn send_complete(
 async fn settle_by_head(
     ctx: &UploadContext,
     upload_id: &str,
+    size: u64,
     crc64: u64,
     gone: Error,
 ) -> Result<(String, Option<CallbackResult>), Error> {
-    let size = ctx.plan.stamp.size;
     match ctx.client.head_object(ctx.bucket(), ctx.key()).await? {
         Some(head) if head.size == size && head.crc64 == Some(crc64) => {
             ctx.notice(Notice::CompleteSettledByHead {
@@ -198,6 +202,7 @@ mod tests {
             upload_id: "U1",
             parts,
             completed_etag: None,
+            size: PART + 500,
         }
     }
 

@@ -134,6 +134,24 @@ pub(super) async fn read_part(
     })
 }
 
+/// Hashes the bytes in `buffer` on a blocking thread (a part of a stream, read already).
+pub(super) async fn hash_buffer(
+    mut buffer: PartBuffer,
+    mode: ChecksumMode,
+) -> Result<(PartBuffer, Hashed), Error> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let mut hasher = Hasher::new(mode);
+        for chunk in buffer.as_mut().chunks(READ_CHUNK) {
+            hasher.update(chunk);
+        }
+        (buffer, hasher.finish())
+    })
+    .await
+    .map_err(|e| Error::internal(format!("hashing a part of the stream panicked: {e}")))
+}
+
 /// The source's stamp, read on a blocking thread.
 pub(crate) async fn stamp_of(source: &Arc<dyn Source>) -> Result<SourceStamp, Error> {
     let source = source.clone();

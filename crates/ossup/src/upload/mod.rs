@@ -11,6 +11,10 @@
 //! | transfer | `transfer.rs` | every part of the plan is on the server, acknowledged with the source's checksums, and recorded in the checkpoint |
 //! | complete | `complete.rs` | the object's CRC-64 is that of the source's parts (settling a lost answer with HeadObject); the checkpoint is removed |
 //!
+//! A stream ([`UploadRequest::stream`]) runs the same phases cut to what a stream allows, in
+//! `stream.rs`: its first part decides PutObject or parts, and on resume the parts the server
+//! holds are judged against the arriving bytes.
+//!
 //! Around them: `builder.rs` builds the [`Uploader`], `request.rs` and `outcome.rs` hold what goes
 //! in and comes out, `hashing.rs` reads and hashes the source, `progress.rs` reports events,
 //! `recorder.rs` commits part records in batches, `reconcile.rs` judges listed parts, `orphans.rs`
@@ -34,6 +38,7 @@ mod request;
 mod resume;
 #[cfg(test)]
 mod scripted;
+mod stream;
 mod transfer;
 
 use std::fmt;
@@ -193,9 +198,12 @@ impl Uploader {
             method,
             "upload starting"
         );
-        let outcome = match ctx.plan.method {
-            UploadMethod::PutObject => put::put(&ctx).instrument(tracing::info_span!("put")).await,
-            UploadMethod::Multipart => multipart(&ctx).await,
+        let outcome = match (&ctx.request.stream, ctx.plan.method) {
+            (Some(stream), _) => stream::upload(&ctx, &stream.clone()).await,
+            (None, UploadMethod::PutObject) => {
+                put::put(&ctx).instrument(tracing::info_span!("put")).await
+            }
+            (None, UploadMethod::Multipart) => multipart(&ctx).await,
         }
         .map_err(in_context)?;
         tracing::info!(
@@ -237,6 +245,7 @@ async fn multipart(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
         ctx,
         Completion {
             upload_id: &upload_id,
+            size: ctx.plan.stamp.size,
             parts: &transferred.parts,
             completed_etag: resumed.completed_etag,
         },

@@ -24,8 +24,11 @@ pub(super) struct Plan {
     pub(super) part_size: u64,
     /// Which checksums protect the parts.
     pub(super) mode: ChecksumMode,
-    /// PutObject or multipart.
+    /// PutObject or multipart. A stream is planned multipart; it goes in one PutObject when it
+    /// ends within its first part and `threshold`.
     pub(super) method: UploadMethod,
+    /// The multipart threshold: sources of at most this many bytes go in one PutObject.
+    pub(super) threshold: u64,
     /// The parts of a multipart upload, ascending; none for a PutObject.
     pub(super) parts: Vec<PartSpec>,
 }
@@ -81,9 +84,17 @@ pub(super) async fn plan(
         Some(observer) => uploader.client.with_retry_observer(observer),
         None => uploader.client.clone(),
     };
-    let method = method_for(stamp.size, threshold);
+    // A stream's size is known at its end only: it is planned in parts, and put whole if it ends
+    // early (see `stream.rs`).
+    let method = match request.stream {
+        Some(_) => UploadMethod::Multipart,
+        None => method_for(stamp.size, threshold),
+    };
     let (parts, own_buffers) = match method {
         UploadMethod::PutObject => (Vec::new(), 1),
+        UploadMethod::Multipart if request.stream.is_some() => {
+            (Vec::new(), uploader.scheduler.concurrency() + 1)
+        }
         UploadMethod::Multipart => (
             plan_parts(stamp.size, part_size),
             uploader.scheduler.concurrency() + 1,
@@ -112,6 +123,7 @@ pub(super) async fn plan(
             part_size,
             mode,
             method,
+            threshold,
             parts,
         },
         progress,

@@ -3,32 +3,49 @@
 //! server's). Nothing is checkpointed: a failed PutObject is simply sent again by the next run.
 
 use super::context::UploadContext;
-use super::hashing::{ensure_unchanged, read_part};
+use super::hashing::{Hashed, ensure_unchanged, read_part};
 use super::{UploadMethod, UploadOutcome};
+use crate::buffer::PartBuffer;
 use crate::client::PartBody;
 use crate::{Error, PartSpec, ProgressEvent};
 
 /// Runs the phase: the whole source in one PutObject (with the request's callback).
 pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
-    let (bucket, key) = (ctx.bucket(), ctx.key());
     let stamp = ctx.plan.stamp;
-    ctx.progress.emit(ProgressEvent::Started {
-        total: stamp.size,
-        already_on_server: 0,
-        parts: 0,
-        part_size: ctx.plan.part_size,
-        upload_id: None,
-    });
+    started(ctx, stamp.size);
     let whole = PartSpec {
         number: 1,
         offset: 0,
         size: stamp.size,
     };
-    let (mut buffer, hashed) = read_part(ctx.source(), &ctx.pool, whole, ctx.plan.mode).await?;
+    let (buffer, hashed) = read_part(ctx.source(), &ctx.pool, whole, ctx.plan.mode).await?;
     ensure_unchanged(ctx.source(), stamp).await?;
+    put_read(ctx, buffer, hashed, stamp.size).await
+}
+
+/// Reports the start of a PutObject of `size` bytes.
+pub(super) fn started(ctx: &UploadContext, size: u64) {
+    ctx.progress.emit(ProgressEvent::Started {
+        total: size,
+        already_on_server: 0,
+        parts: 0,
+        part_size: ctx.plan.part_size,
+        upload_id: None,
+    });
+}
+
+/// Sends `size` bytes already read into `buffer` (and `hashed`) in one PutObject: the whole source,
+/// or a stream that ended within its first part.
+pub(super) async fn put_read(
+    ctx: &UploadContext,
+    mut buffer: PartBuffer,
+    hashed: Hashed,
+    size: u64,
+) -> Result<UploadOutcome, Error> {
+    let (bucket, key) = (ctx.bucket(), ctx.key());
     let bytes = buffer.freeze();
     let body = PartBody::with_checksums(bytes, hashed.md5, Some(hashed.crc64));
-    let client = match ctx.progress.sending_whole(stamp.size) {
+    let client = match ctx.progress.sending_whole(size) {
         Some(observer) => ctx.client.with_retry_observer(observer),
         None => ctx.client.clone(),
     };
@@ -46,17 +63,17 @@ pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
         stored = put => stored?,
         never = ctx.progress.report_sending() => match never {},
     };
-    ctx.progress.part_done(1, stamp.size);
+    ctx.progress.part_done(1, size);
     ctx.progress.emit(ProgressEvent::Completed {
         etag: stored.etag.clone(),
         crc64: hashed.crc64,
-        bytes_sent: stamp.size,
+        bytes_sent: size,
         bytes_reused: 0,
     });
     UploadOutcome {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
-        size: stamp.size,
+        size,
         etag: stored.etag,
         crc64: hashed.crc64,
         method: UploadMethod::PutObject,
@@ -65,10 +82,10 @@ pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
         parts: 0,
         parts_sent: 0,
         parts_reused: 0,
-        bytes_sent: stamp.size,
+        bytes_sent: size,
         bytes_reused: 0,
         resumed: false,
-        notices: Vec::new(),
+        notices: ctx.take_notices(),
         peak_part_buffers: ctx.pool.peak(),
         callback: stored.callback,
     }

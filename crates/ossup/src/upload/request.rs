@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::buffer::BufferPool;
-use crate::{Callback, ObjectOptions, ProgressSink, Source};
+use crate::{Callback, ObjectOptions, ProgressSink, Source, StreamSource};
 
 /// Which checksums protect the parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -37,6 +37,8 @@ pub enum OnCancel {
 /// One upload: what to send, where, and how.
 pub struct UploadRequest {
     pub(super) source: Arc<dyn Source>,
+    /// The stream `source` is, for an upload of a stream.
+    pub(super) stream: Option<Arc<StreamSource>>,
     pub(super) bucket: String,
     pub(super) key: String,
     pub(super) part_size: Option<u64>,
@@ -85,6 +87,7 @@ impl UploadRequest {
     ) -> Self {
         Self {
             source,
+            stream: None,
             bucket: bucket.into(),
             key: key.into(),
             part_size: None,
@@ -97,6 +100,28 @@ impl UploadRequest {
             on_cancel: OnCancel::default(),
             shared_pool: None,
         }
+    }
+
+    /// Uploads the bytes of `stream` to `bucket`/`key`, reading it once, in order.
+    ///
+    /// Memory holds only the parts in flight (one per slot of the scheduler, plus one being read).
+    /// A stream that ends within the first part (and the multipart threshold) goes in one
+    /// PutObject; a longer one in parts whose size starts at the part size and grows with the part
+    /// number ([`stream_part_size`](crate::plan::stream_part_size)). Run the same stream again under
+    /// the same name and key after an interruption, and the parts the server holds are verified
+    /// against the arriving bytes and not sent again.
+    ///
+    /// ```
+    /// use ossup::{StreamSource, UploadRequest};
+    /// let request = UploadRequest::stream(StreamSource::stdin(), "bucket", "backups/db.sql")
+    ///     .part_size(16 << 20);
+    /// assert_eq!(request.key(), "backups/db.sql");
+    /// ```
+    pub fn stream(stream: StreamSource, bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        let stream = Arc::new(stream);
+        let mut request = Self::from_arc(stream.clone(), bucket, key);
+        request.stream = Some(stream);
+        request
     }
 
     /// The part size: 100 KiB to 5 GiB, grown (doubled) when the source would need more than 10,000

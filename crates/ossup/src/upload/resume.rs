@@ -96,7 +96,7 @@ pub(super) async fn resume(ctx: &UploadContext) -> Result<Resumed, Error> {
 }
 
 /// Starts a fresh multipart upload: the intent, Initiate, the orphan sweep, the checkpoint.
-async fn start(ctx: &UploadContext, carried: Option<u64>) -> Result<Checkpoint, Error> {
+pub(super) async fn start(ctx: &UploadContext, carried: Option<u64>) -> Result<Checkpoint, Error> {
     let intent = match carried {
         Some(created_unix) => Intent::carried_over(created_unix),
         None => Intent::now(),
@@ -212,7 +212,7 @@ fn changed(ctx: &UploadContext, cp: &Checkpoint) -> Option<Notice> {
 }
 
 /// Aborts the upload of a checkpoint that no longer fits the source or options, and removes it.
-async fn drop_changed(
+pub(super) async fn drop_changed(
     ctx: &UploadContext,
     cp: &Checkpoint,
     mut notice: Notice,
@@ -226,8 +226,9 @@ async fn drop_changed(
         Err(e) if e.is_service_code(ErrorCode::NoSuchUpload) => false,
         Err(e) => return Err(e),
     };
-    if let Notice::SourceChanged { aborted: a, .. } | Notice::OptionsChanged { aborted: a, .. } =
-        &mut notice
+    if let Notice::SourceChanged { aborted: a, .. }
+    | Notice::OptionsChanged { aborted: a, .. }
+    | Notice::StreamDiffers { aborted: a, .. } = &mut notice
     {
         *a = aborted;
     }

@@ -19,5 +19,6 @@ mod readme;
 mod resume;
 mod retry;
 mod shared_parts;
+mod stream;
 mod upload;
 mod upload_future_is_send;
