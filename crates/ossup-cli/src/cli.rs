@@ -67,8 +67,9 @@ pub(crate) struct ConnectionArgs {
 #[command(group(ArgGroup::new("checkpoint").args(["checkpoint_dir", "checkpoint_db", "no_checkpoint"])))]
 #[command(group(ArgGroup::new("concurrency").args(["parallel", "sequential"])))]
 pub(crate) struct UploadArgs {
-    /// The file to upload; with --recursive, the directory whose files to upload.
-    #[arg(value_name = "FILE|DIR")]
+    /// The file to upload; with --recursive, the directory whose files to upload; `-` for standard
+    /// input (a stream of unknown size: `pg_dump db | ossup upload - oss://bucket/db.sql`).
+    #[arg(value_name = "FILE|DIR|-")]
     pub file: PathBuf,
 
     /// Where to put it: oss://BUCKET/KEY (a KEY ending in '/' gets the file's name appended); with

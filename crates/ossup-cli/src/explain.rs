@@ -199,6 +199,14 @@ fn explain_checkpoint(error: &Error) -> Failure {
 
 fn explain_source(error: &Error, situation: &Situation) -> Failure {
     let file = situation.file.as_deref().unwrap_or("the source");
+    if file == "-" {
+        // The writer of the pipe died, or standard input failed: what was sent is kept.
+        return Failure::failed(format!(
+            "reading standard input failed: {}",
+            error.message()
+        ))
+        .hint("the parts sent so far are kept with the checkpoint: run the same command again with the same bytes on standard input, from their start, to resume");
+    }
     if let Some(io) = find_source::<std::io::Error>(error) {
         return match io.kind() {
             std::io::ErrorKind::NotFound => Failure::failed(format!("{file} does not exist")),

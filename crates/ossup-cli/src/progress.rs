@@ -34,6 +34,18 @@ pub(crate) enum Event {
         /// How many bytes the server already holds.
         bytes_reused: u64,
     },
+    /// The upload of a stream (standard input) began: its size is known at its end only.
+    StreamStarted {
+        /// The object, as `oss://bucket/key`.
+        object: String,
+        /// The multipart upload id.
+        upload_id: String,
+        /// The size of the first parts (later ones grow).
+        part_size: u64,
+        /// Whether an earlier run's upload is carried on (its parts are verified as the bytes
+        /// arrive, and counted in `part_done`).
+        resumed: bool,
+    },
     /// Something worth knowing that did not stop the upload: a corrupt checkpoint set aside, a
     /// changed source, an upload the server forgot (each starts a fresh upload).
     Notice {
@@ -51,8 +63,9 @@ pub(crate) enum Event {
         bytes: u64,
         /// Bytes on the server so far, reused ones included; never goes backwards.
         transferred: u64,
-        /// The source's size.
-        total: u64,
+        /// The source's size; absent for a stream.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
     },
     /// Bytes of the parts in flight have gone out, not yet acknowledged: at most every 100 ms while
     /// they move, so the bar moves within a part.
@@ -62,8 +75,9 @@ pub(crate) enum Event {
         /// Bytes of the parts in flight handed to the connection; `transferred + in_flight` never
         /// goes backwards (a retried part holds the furthest point it reached).
         in_flight: u64,
-        /// The source's size.
-        total: u64,
+        /// The source's size; absent for a stream.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
         /// The parts in flight.
         parts: Vec<PartInFlight>,
     },
@@ -133,7 +147,7 @@ impl Event {
     /// The bytes this event says have gone out, for a figure that moves within parts: the bytes on
     /// the server plus those in flight. A `part_done` alone does not count the other parts in
     /// flight, so a reporter keeps the largest figure seen.
-    fn bytes_out(&self) -> Option<(u64, u64)> {
+    fn bytes_out(&self) -> Option<(u64, Option<u64>)> {
         match self {
             Event::PartDone {
                 transferred, total, ..
@@ -263,23 +277,57 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
                 Some(line)
             }
             Event::Notice { message, .. } => Some(format!("note: {message}")),
+            Event::StreamStarted {
+                object,
+                upload_id,
+                part_size,
+                resumed,
+            } => {
+                self.started = Instant::now();
+                self.last_line = self.started;
+                let how = if *resumed {
+                    "; resuming: parts the server holds are verified as the bytes arrive"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "uploading a stream to {object} in parts of {} and up (upload id {upload_id}){how}",
+                    HumanBytes(*part_size)
+                ))
+            }
             Event::PartDone { .. } | Event::Sending { .. } => {
                 let (out, total) = event.bytes_out().unwrap_or_default();
                 self.out_so_far = self.out_so_far.max(out);
                 let out = self.out_so_far;
-                let tenth = (out * 10).checked_div(total).unwrap_or(10);
-                let due = self.last_line.elapsed() >= PLAIN_INTERVAL || tenth > self.last_tenth;
-                (due && out < total).then(|| {
-                    self.last_tenth = tenth;
-                    self.last_line = Instant::now();
-                    let percent = (out as f64 * 100.0) / total.max(1) as f64;
-                    format!(
-                        "{} of {} ({percent:.0}%), {} elapsed",
-                        HumanBytes(out),
-                        HumanBytes(total),
-                        crate::duration::brief(self.started.elapsed())
-                    )
-                })
+                let elapsed = self.started.elapsed();
+                match total {
+                    Some(total) => {
+                        let tenth = (out * 10).checked_div(total).unwrap_or(10);
+                        let due =
+                            self.last_line.elapsed() >= PLAIN_INTERVAL || tenth > self.last_tenth;
+                        (due && out < total).then(|| {
+                            self.last_tenth = tenth;
+                            self.last_line = Instant::now();
+                            let percent = (out as f64 * 100.0) / total.max(1) as f64;
+                            format!(
+                                "{} of {} ({percent:.0}%), {} elapsed",
+                                HumanBytes(out),
+                                HumanBytes(total),
+                                crate::duration::brief(elapsed)
+                            )
+                        })
+                    }
+                    // A stream: no total, no share, no ETA; the bytes so far and the rate.
+                    None => (self.last_line.elapsed() >= PLAIN_INTERVAL).then(|| {
+                        self.last_line = Instant::now();
+                        format!(
+                            "{} so far, {}/s, {} elapsed",
+                            HumanBytes(out),
+                            HumanBytes((out as f64 / elapsed.as_secs_f64().max(0.001)) as u64),
+                            crate::duration::brief(elapsed)
+                        )
+                    }),
+                }
             }
             Event::Retrying { .. } => Some(retry_line(event)),
             Event::Completed { .. } | Event::Cancelled { .. } | Event::Error { .. } => None,
@@ -365,6 +413,26 @@ impl Reporter for BarReporter {
                 bar.reset_eta();
                 self.bar = Some(bar);
             }
+            Event::StreamStarted {
+                object, resumed, ..
+            } => {
+                // No total: a spinner with the bytes so far and the rate, no ETA.
+                let bar =
+                    ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{msg}\n[{elapsed_precise}] {spinner} {bytes} {binary_bytes_per_sec}",
+                    )
+                    .expect("the bar template is valid"),
+                );
+                let mut message = format!("uploading a stream to {object}");
+                if *resumed {
+                    message
+                        .push_str(" (resuming: parts on the server are verified as they arrive)");
+                }
+                bar.set_message(message);
+                self.bar = Some(bar);
+            }
             Event::Notice { message, .. } => self.println(format!("note: {message}")),
             Event::PartDone { .. } | Event::Sending { .. } => {
                 if let (Some(bar), Some((out, _))) = (&self.bar, event.bytes_out()) {
@@ -424,7 +492,7 @@ mod tests {
                 part: 3,
                 bytes: 100,
                 transferred: 300,
-                total: 1000,
+                total: Some(1000),
             });
             reporter.event(&Event::Retrying {
                 part: Some(4),
@@ -460,7 +528,7 @@ mod tests {
                 part: 3,
                 bytes: 100,
                 transferred: 300,
-                total: 1000,
+                total: Some(1000),
             });
             reporter.event(&Event::Retrying {
                 part: Some(4),
@@ -485,7 +553,7 @@ mod tests {
         JsonReporter::new(&mut out).event(&Event::Sending {
             transferred: 300,
             in_flight: 150,
-            total: 1000,
+            total: Some(1000),
             parts: vec![
                 PartInFlight {
                     part: 4,
@@ -520,14 +588,14 @@ mod tests {
             reporter.event(&Event::Sending {
                 transferred: 200,
                 in_flight: 150,
-                total: 1000,
+                total: Some(1000),
                 parts: Vec::new(),
             });
             reporter.event(&Event::PartDone {
                 part: 3,
                 bytes: 100,
                 transferred: 300,
-                total: 1000,
+                total: Some(1000),
             });
         }
         let text = String::from_utf8(out).unwrap();
@@ -542,7 +610,7 @@ mod tests {
         reporter.event(&Event::Sending {
             transferred: 200,
             in_flight: 150,
-            total: 1000,
+            total: Some(1000),
             parts: Vec::new(),
         });
         let position = |r: &BarReporter| r.bar.as_ref().unwrap().position();
@@ -551,14 +619,14 @@ mod tests {
             part: 3,
             bytes: 100,
             transferred: 300,
-            total: 1000,
+            total: Some(1000),
         });
         assert_eq!(position(&reporter), 350);
         reporter.event(&Event::PartDone {
             part: 4,
             bytes: 100,
             transferred: 400,
-            total: 1000,
+            total: Some(1000),
         });
         assert_eq!(position(&reporter), 400);
     }
@@ -574,7 +642,7 @@ mod tests {
                     part,
                     bytes: 10,
                     transferred: 200 + u64::from(part) * 10,
-                    total: 1000,
+                    total: Some(1000),
                 });
             }
         }

@@ -10,8 +10,8 @@ use ossup::store::DigestCache;
 use ossup::{
     Callback, CallbackBodyType, CancellationToken, CheckpointStore, ChecksumMode, DataEncryption,
     FileSource, FileStore, MemoryStore, Notice, ObjectAcl, ObjectOptions, OnCancel, Parallel,
-    ProgressEvent, Sequential, ServerSideEncryption, StorageClass, UploadOutcome, UploadRequest,
-    Uploader,
+    ProgressEvent, Sequential, ServerSideEncryption, StorageClass, StreamSource, UploadOutcome,
+    UploadRequest, Uploader,
 };
 use ossup_proto::limits::{MAX_PART_SIZE, MIN_PART_SIZE};
 use ossup_proto::tagging;
@@ -39,11 +39,22 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     }
     let callback = callback(&args)?;
     args.destination.require_key().map_err(Failure::usage)?;
-    let file_name = check_file(&args.file)?;
-    let destination = args
-        .destination
-        .clone()
-        .with_file_name_if_folder(&file_name);
+    let streaming = args.file.as_os_str() == "-";
+    let destination = if streaming {
+        if args.destination.key.ends_with('/') {
+            return Err(Failure::usage(format!(
+                "{} names a folder, and standard input has no file name to put in it",
+                args.destination
+            ))
+            .hint("give the object's whole key, e.g. oss://bucket/backups/db.sql"));
+        }
+        args.destination.clone()
+    } else {
+        let file_name = check_file(&args.file)?;
+        args.destination
+            .clone()
+            .with_file_name_if_folder(&file_name)
+    };
     let connection = Connection::resolve(&args.connection)?;
 
     let (store, _) = open_store(&args).await?;
@@ -53,7 +64,6 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     let mut situation = connection.situation();
     situation.file = Some(args.file.display().to_string());
 
-    let source = FileSource::open(&args.file).map_err(|e| explain(&e, &situation))?;
     let object = destination.to_string();
     let reporter: Arc<Mutex<Box<dyn Reporter>>> = Arc::new(Mutex::new(reporter_for(args.progress)));
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -70,11 +80,22 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     };
 
     let cancel = CancellationToken::new();
-    let mut request = UploadRequest::new(source, &destination.bucket, &destination.key)
-        .options(
+    let request = if streaming {
+        if args.no_checkpoint {
+            eprintln!(
+                "note: with --no-checkpoint nothing of this stream can be resumed: an interrupted run aborts its upload"
+            );
+        }
+        UploadRequest::stream(StreamSource::stdin(), &destination.bucket, &destination.key)
+            .options(object_options(&args)?)
+    } else {
+        let source = FileSource::open(&args.file).map_err(|e| explain(&e, &situation))?;
+        UploadRequest::new(source, &destination.bucket, &destination.key).options(
             object_options(&args)?
                 .with_guessed_content_type(args.file.file_name().and_then(|n| n.to_str())),
         )
+    };
+    let mut request = request
         .checksum_mode(checksum_mode(&args))
         .progress(sink)
         .cancel(cancel.clone())
@@ -131,6 +152,11 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
                 Failure::cancelled(format!(
                     "interrupted by {by} before any part was stored; nothing was left on the server"
                 ))
+            } else if streaming {
+                Failure::cancelled(format!(
+                    "interrupted by {by}: {} parts of the stream are on the server; the checkpoint is kept",
+                    tally.parts_on_server(),
+                ))
             } else {
                 Failure::cancelled(format!(
                     "interrupted by {by}: {} of {} parts are on the server; the checkpoint is kept",
@@ -139,7 +165,11 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
                 ))
             };
             if let Some(command) = &resume {
-                failure = failure.hint(format!("resume with: {command}"));
+                failure = failure.hint(if streaming {
+                    format!("resume with the same bytes on standard input: {command}")
+                } else {
+                    format!("resume with: {command}")
+                });
             }
             Err(failure)
         }
@@ -160,7 +190,8 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
 /// What the events so far add up to, and how engine events become command-line events.
 #[derive(Debug, Default)]
 struct Tally {
-    total: u64,
+    /// The source's size; `None` for a stream.
+    total: Option<u64>,
     parts_total: u32,
     parts_reused: u32,
     parts_done: u32,
@@ -182,7 +213,7 @@ impl Tally {
                 part_size,
                 upload_id,
             } => {
-                self.total = *total;
+                self.total = Some(*total);
                 self.multipart_started = upload_id.is_some();
                 self.parts_total = *parts;
                 // Every reused part is full-size but the last, so this is their count exactly.
@@ -199,6 +230,19 @@ impl Tally {
                     part_size: *part_size,
                     parts_reused: self.parts_reused,
                     bytes_reused: *already_on_server,
+                })
+            }
+            ProgressEvent::StreamStarted {
+                part_size,
+                upload_id,
+                resumed,
+            } => {
+                self.multipart_started = true;
+                Some(Event::StreamStarted {
+                    object: object.to_owned(),
+                    upload_id: upload_id.clone(),
+                    part_size: *part_size,
+                    resumed: *resumed,
                 })
             }
             ProgressEvent::PartDone {
