@@ -122,6 +122,11 @@ pub(crate) struct UploadArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: Option<u16>,
 
+    /// Cap the bytes per second on the wire, e.g. 20MiB/s: for every part (and, with --recursive,
+    /// every file) together, retries included.
+    #[arg(long, value_name = "RATE", value_parser = crate::size::parse_rate)]
+    pub limit_rate: Option<u64>,
+
     /// Send one part at a time (the same as --parallel 1, through the sequential scheduler).
     #[arg(long)]
     pub sequential: bool,

@@ -192,12 +192,20 @@ impl Connection {
 impl Connection {
     /// A client for this connection, sending through `ossup-hyper`.
     pub(crate) fn client(&self) -> Result<Client, Failure> {
-        let builder = Client::builder()
+        self.client_limited(None)
+    }
+
+    /// A client of this connection whose request bodies go at most `bytes_per_sec` (`--limit-rate`).
+    pub(crate) fn client_limited(&self, bytes_per_sec: Option<u64>) -> Result<Client, Failure> {
+        let mut builder = Client::builder()
             .endpoint(&self.endpoint.url())
             .map_err(|e| Failure::usage(e.message()))?
             .credentials(self.credentials.clone())
             .transport(ossup_hyper::HyperTransport::new())
             .retry(RetryConfig::default().max_attempts(self.max_attempts));
+        if let Some(rate) = bytes_per_sec {
+            builder = builder.rate_limit(ossup::RateLimiter::new(rate));
+        }
         let builder = match (self.signature, &self.region) {
             (SignatureVersionArg::V4, Some(region)) => {
                 builder.signer(V4Signer::new(region.clone()))

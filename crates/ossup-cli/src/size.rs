@@ -8,6 +8,23 @@
 
 use std::fmt;
 
+/// Parses a rate in bytes per second: a size with an optional `/s` (`20MiB/s`, `500KB`); at least
+/// 1 KiB/s, as slower caps would starve every request of its timeouts.
+pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let size = trimmed
+        .strip_suffix("/s")
+        .or_else(|| trimmed.strip_suffix("/S"))
+        .unwrap_or(trimmed);
+    let rate = parse_size(size)?;
+    if rate < 1024 {
+        return Err(format!(
+            "{trimmed:?} is below 1KiB/s, too slow for any request to finish in time; write e.g. 20MiB/s"
+        ));
+    }
+    Ok(rate)
+}
+
 /// Parses a size. The error says what was wrong, without naming a flag (clap adds the flag).
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
@@ -131,6 +148,14 @@ pub(crate) fn rate_text(bytes: u64, elapsed: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_are_sizes_per_second() {
+        assert_eq!(parse_rate("20MiB/s"), Ok(20 << 20));
+        assert_eq!(parse_rate("500KB"), Ok(500_000));
+        assert!(parse_rate("100/s").unwrap_err().contains("below 1KiB/s"));
+        assert!(parse_rate("fast").is_err());
+    }
 
     #[test]
     fn plain_numbers_are_bytes() {

@@ -58,7 +58,7 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     let connection = Connection::resolve(&args.connection)?;
 
     let (store, _) = open_store(&args).await?;
-    let uploader = build_uploader(&args, connection.client()?, store)?;
+    let uploader = build_uploader(&args, connection.client_limited(args.limit_rate)?, store)?;
 
     let resume_command = (!args.no_checkpoint).then(|| shell_command(std::env::args()));
     let mut situation = connection.situation();

@@ -37,7 +37,7 @@ use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use ossup_transport::{Error, ResponseBody, TransferProgress, Transport};
+use ossup_transport::{Error, RateLimiter, ResponseBody, TransferProgress, Transport};
 
 use crate::connect::{ConnectTimedOut, Connector, find_cause};
 pub use crate::tls::Certificate;
@@ -203,7 +203,8 @@ impl Transport for HyperTransport {
         let uri = request.uri().clone();
         let (parts, data) = request.into_parts();
         let progress = parts.extensions.get::<TransferProgress>().cloned();
-        let request = http::Request::from_parts(parts, RequestBody { data, progress });
+        let limiter = parts.extensions.get::<RateLimiter>().cloned();
+        let request = http::Request::from_parts(parts, RequestBody::new(data, progress, limiter));
         let response = self
             .client
             .request(request)
@@ -216,6 +217,11 @@ impl Transport for HyperTransport {
 
     /// The request body's bytes are counted as hyper takes them for the connection.
     fn reports_progress(&self) -> bool {
+        true
+    }
+
+    /// Bodies take their [`RateLimiter`] tokens frame by frame, as hyper takes them.
+    fn paces_bodies(&self) -> bool {
         true
     }
 }
@@ -274,11 +280,47 @@ impl std::fmt::Display for Causes {
 
 impl std::error::Error for Causes {}
 
-/// A request body: the part buffer, handed out in slices, counting what went out.
-#[derive(Debug)]
+/// A request body: the part buffer, handed out in slices, counting what went out, and paced by the
+/// request's [`RateLimiter`] when it carries one.
 pub struct RequestBody {
     data: Bytes,
     progress: Option<TransferProgress>,
+    limiter: Option<RateLimiter>,
+    /// A frame whose tokens are reserved, waiting for `wait` to end.
+    held: Option<Bytes>,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBody")
+            .field(
+                "len",
+                &(self.data.len() + self.held.as_ref().map_or(0, Bytes::len)),
+            )
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestBody {
+    fn new(data: Bytes, progress: Option<TransferProgress>, limiter: Option<RateLimiter>) -> Self {
+        Self {
+            data,
+            progress,
+            limiter,
+            held: None,
+            wait: None,
+        }
+    }
+
+    /// Hands `frame` out, counting it.
+    fn emit(&self, frame: Bytes) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        if let Some(progress) = &self.progress {
+            progress.add(frame.len() as u64);
+        }
+        Poll::Ready(Some(Ok(Frame::data(frame))))
+    }
 }
 
 impl Body for RequestBody {
@@ -287,25 +329,47 @@ impl Body for RequestBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
+        if let Some(wait) = &mut this.wait {
+            if wait.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.wait = None;
+        }
+        if let Some(frame) = this.held.take() {
+            return this.emit(frame);
+        }
         if this.data.is_empty() {
             return Poll::Ready(None);
         }
-        let frame = this.data.split_to(this.data.len().min(FRAME));
-        if let Some(progress) = &this.progress {
-            progress.add(frame.len() as u64);
+        let Some(limiter) = &this.limiter else {
+            let frame = this.data.split_to(this.data.len().min(FRAME));
+            return this.emit(frame);
+        };
+        let frame = this
+            .data
+            .split_to(this.data.len().min(limiter.frame_size(FRAME)));
+        let wait = limiter.reserve(frame.len() as u64);
+        if wait.is_zero() {
+            return this.emit(frame);
         }
-        Poll::Ready(Some(Ok(Frame::data(frame))))
+        let mut sleep = Box::pin(tokio::time::sleep(wait));
+        if sleep.as_mut().poll(cx).is_ready() {
+            return this.emit(frame);
+        }
+        this.held = Some(frame);
+        this.wait = Some(sleep);
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_empty()
+        self.data.is_empty() && self.held.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
+        SizeHint::with_exact((self.data.len() + self.held.as_ref().map_or(0, Bytes::len)) as u64)
     }
 }
 
@@ -313,14 +377,36 @@ impl Body for RequestBody {
 mod tests {
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn a_body_with_a_rate_limiter_goes_out_at_the_cap() {
+        let data = Bytes::from(vec![1u8; 4 << 20]);
+        let limiter = RateLimiter::new(1 << 20);
+        let progress = TransferProgress::new();
+        let mut body =
+            RequestBody::new(data.clone(), Some(progress.clone()), Some(limiter.clone()));
+        let start = tokio::time::Instant::now();
+        let mut out = 0;
+        let mut frames = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.unwrap().into_data().unwrap();
+            assert!(frame.len() as u64 <= limiter.burst());
+            out += frame.len();
+            frames += 1;
+        }
+        assert_eq!(out, data.len());
+        assert_eq!(progress.sent(), data.len() as u64);
+        assert!(frames > 60, "{frames}");
+        // 4 MiB at 1 MiB/s, less the burst that went at once.
+        let expected = (data.len() as u64 - limiter.burst()) as f64 / (1 << 20) as f64;
+        let took = start.elapsed().as_secs_f64();
+        assert!((took - expected).abs() < 0.01, "{took} vs {expected}");
+    }
+
     #[tokio::test]
     async fn request_body_goes_out_in_slices_and_counts_progress() {
         let data = Bytes::from(vec![7u8; FRAME * 2 + 5]);
         let progress = TransferProgress::new();
-        let mut body = RequestBody {
-            data: data.clone(),
-            progress: Some(progress.clone()),
-        };
+        let mut body = RequestBody::new(data.clone(), Some(progress.clone()), None);
         assert_eq!(body.size_hint().exact(), Some(data.len() as u64));
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {

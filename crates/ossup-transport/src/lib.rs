@@ -30,12 +30,14 @@
 
 mod body;
 mod error;
+mod rate;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod transport;
 
 pub use body::ResponseBody;
 pub use error::{Error, ErrorKind, ServiceError, is_retryable_service_error};
+pub use rate::RateLimiter;
 pub use transport::{TransferProgress, Transport};
 
 /// Re-exported so a transport crate names the same versions of the types in the trait.

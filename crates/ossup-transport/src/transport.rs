@@ -57,6 +57,14 @@ pub trait Transport: Send + Sync + Debug {
     /// waiting for the whole attempt's timeout. A layer forwards the answer of the transport it
     /// wraps: there is no default, so a wrapper cannot weaken stall detection by forgetting it.
     fn reports_progress(&self) -> bool;
+
+    /// Whether this transport paces request bodies by the [`RateLimiter`](crate::RateLimiter) a
+    /// request carries as an extension, taking its tokens frame by frame as the body goes out.
+    /// When it does not (the default), the engine's rate-limit layer takes a whole body's tokens
+    /// before handing the request over.
+    fn paces_bodies(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -71,6 +79,10 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn reports_progress(&self) -> bool {
         (**self).reports_progress()
     }
+
+    fn paces_bodies(&self) -> bool {
+        (**self).paces_bodies()
+    }
 }
 
 #[async_trait::async_trait]
@@ -84,6 +96,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn reports_progress(&self) -> bool {
         (**self).reports_progress()
+    }
+
+    fn paces_bodies(&self) -> bool {
+        (**self).paces_bodies()
     }
 }
 

@@ -218,6 +218,11 @@ impl UploaderBuilder {
         self.inner.client(client).into()
     }
 
+    /// As [`crate::UploaderBuilder::rate_limit`].
+    pub fn rate_limit(self, limiter: crate::RateLimiter) -> Self {
+        self.inner.rate_limit(limiter).into()
+    }
+
     /// As [`crate::UploaderBuilder::store`].
     pub fn store(self, store: impl CheckpointStore + 'static) -> Self {
         self.inner.store(store).into()

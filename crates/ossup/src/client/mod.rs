@@ -76,6 +76,7 @@ pub struct ClientBuilder {
     transport: Option<Arc<dyn Transport>>,
     retry: RetryConfig,
     retry_policy: Option<Arc<dyn RetryPolicy>>,
+    rate_limit: Option<crate::RateLimiter>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -86,6 +87,7 @@ impl fmt::Debug for ClientBuilder {
             .field("transport", &self.transport)
             .field("retry", &self.retry)
             .field("retry_policy", &self.retry_policy)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +155,25 @@ impl ClientBuilder {
         self
     }
 
+    /// Caps the bytes per second of every request body this client sends (every part, every file
+    /// of a batch, every retry): clones of one [`RateLimiter`](crate::RateLimiter) share one cap,
+    /// across clients too.
+    ///
+    /// ```
+    /// use ossup::{Client, Credentials, RateLimiter};
+    /// let client = Client::builder()
+    ///     .endpoint("http://127.0.0.1:9000")?
+    ///     .credentials(Credentials::new("ak", "sk"))
+    ///     .region("cn-hangzhou")
+    ///     .rate_limit(RateLimiter::new(20 << 20)) // 20 MiB/s on the wire
+    ///     .build()?;
+    /// # Ok::<(), ossup::Error>(())
+    /// ```
+    pub fn rate_limit(mut self, limiter: crate::RateLimiter) -> Self {
+        self.rate_limit = Some(limiter);
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Result<Client, Error> {
         let mut endpoint = self.endpoint.ok_or_else(|| {
@@ -179,6 +200,10 @@ impl ClientBuilder {
                 })?;
                 Arc::new(V4Signer::new(region)) as Arc<dyn Signer>
             }
+        };
+        let transport: Arc<dyn Transport> = match self.rate_limit {
+            Some(limiter) => Arc::new(crate::RateLimited::new(transport, limiter)),
+            None => transport,
         };
         let clock = Clock::new();
         let signed = Signing::new(transport, signer, credentials, clock.clone());

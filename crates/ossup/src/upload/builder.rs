@@ -68,6 +68,13 @@ impl UploaderBuilder {
         self
     }
 
+    /// Caps the bytes per second on the wire of every part (and every file of a batch); see
+    /// [`ClientBuilder::rate_limit`].
+    pub fn rate_limit(mut self, limiter: crate::RateLimiter) -> Self {
+        self.client = self.client.rate_limit(limiter);
+        self
+    }
+
     /// Uses an already built client instead of the settings above.
     pub fn client(mut self, client: Client) -> Self {
         self.prebuilt = Some(client);

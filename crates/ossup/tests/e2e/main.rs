@@ -15,6 +15,7 @@ mod client_wiremock;
 mod integrity;
 mod options;
 mod orphans;
+mod rate_limit;
 mod readme;
 mod resume;
 mod retry;
