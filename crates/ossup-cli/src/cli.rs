@@ -144,6 +144,15 @@ pub(crate) struct UploadArgs {
     #[arg(long)]
     pub no_checkpoint: bool,
 
+    /// When there is no checkpoint of the upload (lost, wiped, or kept on another machine), carry
+    /// on the newest open multipart upload of the key whose parts fit the part size instead of
+    /// starting over: each of its parts is checked against the file (read once to hash it), and
+    /// only missing or different parts are sent. Other open uploads of the key are left alone; the
+    /// object gets the metadata and options the carried-on upload was started with. Needs
+    /// oss:ListMultipartUploads and oss:ListParts. With --recursive, for each file.
+    #[arg(long)]
+    pub resume_from_server: bool,
+
     /// The object's Content-Type (default: guessed from the file name).
     #[arg(long, value_name = "TYPE")]
     pub content_type: Option<String>,
@@ -644,6 +653,32 @@ mod tests {
             .to_string();
         assert!(err.contains("--part-size"), "{err}");
         assert!(err.contains("unknown unit"), "{err}");
+    }
+
+    #[test]
+    fn resume_from_server_is_off_unless_asked_for_a_file_or_a_tree() {
+        for (args, asked) in [
+            (&["upload", "f", "oss://bucket/k"][..], false),
+            (
+                &["upload", "f", "oss://bucket/k", "--resume-from-server"][..],
+                true,
+            ),
+            (
+                &[
+                    "upload",
+                    "d",
+                    "oss://bucket/p/",
+                    "-r",
+                    "--resume-from-server",
+                ][..],
+                true,
+            ),
+        ] {
+            let Command::Upload(parsed) = parse(args).unwrap().command else {
+                panic!("not an upload")
+            };
+            assert_eq!(parsed.resume_from_server, asked, "{args:?}");
+        }
     }
 
     #[test]

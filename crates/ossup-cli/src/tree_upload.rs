@@ -55,7 +55,8 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     let display = Arc::new(Mutex::new(Display::new(args.progress, &tree)));
     let cancel = CancellationToken::new();
     let mode = checksum_mode(&args);
-    let (part_size, no_checkpoint) = (args.part_size, args.no_checkpoint);
+    let (part_size, no_checkpoint, from_server) =
+        (args.part_size, args.no_checkpoint, args.resume_from_server);
     let mut batch = uploader
         .batch(&args.destination.bucket)
         .skip_unchanged(!args.force)
@@ -70,7 +71,8 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
                     OnCancel::AbortUpload
                 } else {
                     OnCancel::KeepCheckpoint
-                });
+                })
+                .resume_from_server(from_server);
             if let Some(size) = part_size {
                 request = request.part_size(size);
             }

@@ -103,7 +103,8 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
             OnCancel::AbortUpload
         } else {
             OnCancel::KeepCheckpoint
-        });
+        })
+        .resume_from_server(args.resume_from_server);
     if let Some(size) = args.part_size {
         request = request.part_size(size);
     }

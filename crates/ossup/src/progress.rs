@@ -103,6 +103,21 @@ pub enum Notice {
         /// Why.
         error: String,
     },
+    /// The store held no checkpoint of this upload and the request asked to resume from the
+    /// server ([`UploadRequest::resume_from_server`](crate::UploadRequest::resume_from_server)):
+    /// this open multipart upload of the key, the newest whose parts fit the upload's part layout,
+    /// is carried on. Its listed parts were verified against the source; those that hold other
+    /// bytes are sent again.
+    UploadAdopted {
+        /// The upload carried on.
+        upload_id: String,
+        /// The parts the server listed for it.
+        parts_listed: u32,
+        /// The listed parts that hold the source's bytes, kept and not sent again.
+        parts_kept: u32,
+        /// The bytes of the kept parts.
+        bytes_kept: u64,
+    },
 }
 
 impl fmt::Display for Notice {
@@ -190,6 +205,15 @@ impl fmt::Display for Notice {
             Notice::OrphanSweepFailed { upload_id, error } => write!(
                 f,
                 "could not look for uploads an interrupted start left open ({error}); upload {upload_id} goes on, but such uploads stay open until aborted"
+            ),
+            Notice::UploadAdopted {
+                upload_id,
+                parts_listed,
+                parts_kept,
+                bytes_kept,
+            } => write!(
+                f,
+                "no checkpoint; carried on upload {upload_id}, found open on the server: {parts_kept} of its {parts_listed} parts ({bytes_kept} bytes) hold the source's bytes and are kept, the rest are sent"
             ),
         }
     }

@@ -260,6 +260,59 @@ fn an_upload_killed_with_a_sqlite_checkpoint_resumes_from_the_database() {
 }
 
 #[test]
+fn an_upload_killed_whose_checkpoint_was_lost_resumes_from_the_server() {
+    let h = Harness::start();
+    let file = h.file("big.bin", 8 << 20, 5);
+    let checkpoints = h.dir.path().join("checkpoints");
+    let dir = checkpoints.to_str().unwrap();
+    let args = [
+        "--progress",
+        "json",
+        "--sequential",
+        "--checkpoint-dir",
+        dir,
+    ];
+    let first = run_until_parts_done(h.upload(&file, "big.bin", &args), 5, Stop::Kill);
+    assert_eq!(first.status.code(), None, "killed by a signal");
+    let done_before = first
+        .events
+        .iter()
+        .filter(|e| e["event"] == "part_done")
+        .count() as u64;
+    let open = h.open_uploads();
+    assert_eq!(open.len(), 1, "the killed run's upload is open");
+
+    // The checkpoint is lost: the directory is gone, and comes back empty.
+    std::fs::remove_dir_all(&checkpoints).unwrap();
+    std::fs::create_dir(&checkpoints).unwrap();
+
+    let mut again = args.to_vec();
+    again.push("--resume-from-server");
+    let second = Run::of(&mut h.upload(&file, "big.bin", &again)).expect_code(0);
+    let adopted = second.event("notice");
+    assert_eq!(adopted["notice"], "upload_adopted", "{}", second.stdout);
+    assert!(
+        adopted["message"].as_str().unwrap().contains(&open[0].1),
+        "{adopted}"
+    );
+    let started = second.event("started");
+    assert_eq!(started["upload_id"], open[0].1.as_str());
+    let completed = second.event("completed");
+    let bytes_reused = completed["bytes_reused"].as_u64().unwrap();
+    assert!(
+        bytes_reused >= done_before * 100 * 1024,
+        "{bytes_reused} bytes reused, {done_before} parts were acknowledged before the kill"
+    );
+    assert_eq!(started["bytes_reused"], completed["bytes_reused"]);
+    assert_eq!(
+        bytes_reused + completed["bytes_sent"].as_u64().unwrap(),
+        8 << 20
+    );
+    h.assert_object_is("big.bin", &file);
+    assert!(h.open_uploads().is_empty(), "no upload left open");
+}
+
+#[test]
 fn a_file_changed_during_the_upload_fails_it_instead_of_completing_a_wrong_object() {
     let h = Harness::start();
     let file = h.file("big.bin", 8 << 20, 5);

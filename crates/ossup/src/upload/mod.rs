@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | plan | `plan.rs` | the request is valid; the source is stamped; the part size fits 10,000 parts; PutObject or multipart is chosen |
 //! | put | `put.rs` | a small source is stored by one PutObject whose ETag (MD5) and CRC-64 match the bytes read |
-//! | resume | `resume.rs` | the checkpoint names a live multipart upload and holds exactly the parts the server lists with the source's checksums; a stale upload is aborted, a gone one replaced (or found completed), orphans of an interrupted start are swept |
+//! | resume | `resume.rs` | the checkpoint names a live multipart upload and holds exactly the parts the server lists with the source's checksums; a stale upload is aborted, a gone one replaced (or found completed), orphans of an interrupted start are swept; without a checkpoint and asked to resume from the server, the newest open upload of the key whose parts fit the plan is adopted (`adopt.rs`), its parts verified the same way |
 //! | transfer | `transfer.rs` | every part of the plan is on the server, acknowledged with the source's checksums, and recorded in the checkpoint |
 //! | complete | `complete.rs` | the object's CRC-64 is that of the source's parts (settling a lost answer with HeadObject); the checkpoint is removed |
 //!
@@ -18,8 +18,10 @@
 //! Around them: `builder.rs` builds the [`Uploader`], `request.rs` and `outcome.rs` hold what goes
 //! in and comes out, `hashing.rs` reads and hashes the source, `progress.rs` reports events,
 //! `recorder.rs` commits part records in batches, `reconcile.rs` judges listed parts, `orphans.rs`
-//! sweeps uploads an interrupted start left open, and `cancel.rs` settles a cancellation.
+//! sweeps uploads an interrupted start left open, `adopt.rs` finds an open upload of the key to
+//! carry on when no checkpoint names one, and `cancel.rs` settles a cancellation.
 
+mod adopt;
 mod builder;
 mod cancel;
 mod complete;

@@ -156,7 +156,7 @@ pub(super) fn now_unix() -> u64 {
 
 /// Milliseconds since the Unix epoch of an `Initiated` time: `YYYY-MM-DDTHH:MM:SS[.fff]` followed by
 /// `Z` or `+00:00` (OSS sends `2012-02-23T04:18:23.000Z`).
-fn parse_initiated(text: &str) -> Option<i64> {
+pub(super) fn parse_initiated(text: &str) -> Option<i64> {
     let text = text.trim();
     let text = text
         .strip_suffix('Z')

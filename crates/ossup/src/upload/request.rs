@@ -49,6 +49,8 @@ pub struct UploadRequest {
     pub(super) progress: Option<Arc<dyn ProgressSink>>,
     pub(super) cancel: CancellationToken,
     pub(super) on_cancel: OnCancel,
+    /// Without a checkpoint, look on the server for an open upload of the key to carry on.
+    pub(super) resume_from_server: bool,
     /// Part buffers shared with the other uploads of a batch, in place of the upload's own pool.
     pub(super) shared_pool: Option<Arc<BufferPool>>,
 }
@@ -65,6 +67,7 @@ impl fmt::Debug for UploadRequest {
             .field("options", &self.options)
             .field("callback", &self.callback)
             .field("on_cancel", &self.on_cancel)
+            .field("resume_from_server", &self.resume_from_server)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +101,7 @@ impl UploadRequest {
             progress: None,
             cancel: CancellationToken::new(),
             on_cancel: OnCancel::default(),
+            resume_from_server: false,
             shared_pool: None,
         }
     }
@@ -178,6 +182,36 @@ impl UploadRequest {
     /// What cancelling does to the multipart upload.
     pub fn on_cancel(mut self, on_cancel: OnCancel) -> Self {
         self.on_cancel = on_cancel;
+        self
+    }
+
+    /// When the store holds no checkpoint of this upload (lost with a machine, wiped, or never
+    /// written by a run killed early), carries on the newest open multipart upload of exactly this
+    /// key whose parts fit this upload's part layout, instead of sending every part again.
+    ///
+    /// Every part the server lists is verified as a resume verifies a part it has no record of:
+    /// its ETag must be the MD5 of that range of the source (or, in
+    /// [`ChecksumMode::Crc64Only`], its listed CRC-64 the range's), so the source is read once.
+    /// Parts that do not match are sent again; the object's CRC-64 is checked at Complete as
+    /// always. The other open uploads of the key are left alone. When no open upload fits, a fresh
+    /// upload starts as without this setting; the outcome's
+    /// [`resumed`](crate::UploadOutcome::resumed) and a
+    /// [`Notice::UploadAdopted`](crate::Notice::UploadAdopted) say when one was carried on.
+    ///
+    /// The object gets the metadata, Content-Type, storage class and encryption the adopted upload
+    /// was initiated with, which OSS does not list: only ask this when the open uploads of the key
+    /// were started by this same upload. Needs `oss:ListMultipartUploads` and `oss:ListParts`; a
+    /// refused listing fails the upload. Off by default.
+    ///
+    /// ```
+    /// use ossup::{BytesSource, UploadRequest};
+    ///
+    /// let request = UploadRequest::new(BytesSource::new(vec![0; 10], "example"), "bucket", "key")
+    ///     .resume_from_server(true);
+    /// # let _ = request;
+    /// ```
+    pub fn resume_from_server(mut self, resume_from_server: bool) -> Self {
+        self.resume_from_server = resume_from_server;
         self
     }
 

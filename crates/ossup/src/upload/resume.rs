@@ -7,10 +7,15 @@
 //! - A checkpoint whose upload is gone: when every part was recorded and the object at the key has
 //!   the source's size and combined CRC-64, an earlier run completed it ([`Resumed::completed_etag`]);
 //!   otherwise a fresh upload starts.
+//! - No checkpoint at all, and the request asks to resume from the server: the newest open upload of
+//!   the key whose listed parts all have a number and size of the plan is adopted ([`adopt`]); its
+//!   parts are judged as those of a checkpoint without records (the source range is hashed), and a
+//!   checkpoint holding the upload id and the kept parts is saved before anything is sent.
 //! - A fresh upload saves an intent before Initiate, aborts the uploads an interrupted start left
 //!   open ([`orphans`]), then saves the checkpoint with its upload id.
 //!
 //! [`reconcile`]: super::reconcile
+//! [`adopt`]: super::adopt
 
 use std::collections::BTreeMap;
 
@@ -20,6 +25,7 @@ use ossup_proto::checksum::crc64_of_parts;
 use ossup_proto::xml::ListedPart;
 
 use super::ChecksumMode;
+use super::adopt;
 use super::context::UploadContext;
 use super::hashing::{Hashed, hash_part};
 use super::orphans::{self, Intent, now_unix};
@@ -152,6 +158,13 @@ async fn find(ctx: &UploadContext) -> Result<Found, Error> {
         "checkpoint loaded"
     );
     match loaded {
+        // Only when the store has nothing at all: an intent, a damaged checkpoint or a changed
+        // source says what became of this upload's own multipart upload, and a stranger's open
+        // upload is no answer to that.
+        Ok(None) if ctx.request.resume_from_server => Ok(match adopt_open_upload(ctx).await? {
+            Some(checkpoint) => Found::Parts(checkpoint),
+            None => Found::Fresh(None),
+        }),
         Ok(None) => Ok(Found::Fresh(None)),
         Ok(Some(cp)) if cp.upload_id.is_empty() && &cp.identity == identity => {
             // An intent without an upload id: the run that saved it stopped before saving the
@@ -285,6 +298,56 @@ async fn carry_on(ctx: &UploadContext, cp: Checkpoint) -> Result<Found, Error> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Carries on the newest open upload of the key whose listed parts all have a number and size of the
+/// plan: its parts are judged as those of a checkpoint without records, and a checkpoint with its
+/// upload id and the kept parts is saved before anything is sent. `None` when no open upload fits.
+async fn adopt_open_upload(ctx: &UploadContext) -> Result<Option<Checkpoint>, Error> {
+    let sizes: BTreeMap<u32, u64> = ctx.plan.parts.iter().map(|p| (p.number, p.size)).collect();
+    // A part of another number or size means another part size or source: its parts are no use.
+    let fits = move |listed: &[ListedPart]| {
+        listed
+            .iter()
+            .all(|p| sizes.get(&p.part_number) == Some(&p.size))
+    };
+    let Some(found) = adopt::find(ctx, &fits).await? else {
+        tracing::info!("no open upload of the key fits this upload; starting a fresh one");
+        return Ok(None);
+    };
+    let mut checkpoint = Checkpoint::new(
+        ctx.identity.clone(),
+        found.upload_id.clone(),
+        ctx.plan.stamp,
+        now_unix(),
+        ctx.options_digest.clone(),
+    );
+    // No records: every listed part is judged by hashing its range of the source.
+    checkpoint.parts = reconcile(ctx, &checkpoint, &found.listed)
+        .await
+        .map_err(|e| e.with_upload_id(&found.upload_id))?;
+    ctx.store
+        .save(&checkpoint)
+        .await
+        .map_err(|e| Error::checkpoint(e).with_upload_id(&found.upload_id))?;
+    let parts_listed = found.listed.len() as u32;
+    let parts_kept = checkpoint.parts.len() as u32;
+    let bytes_kept = checkpoint.parts.values().map(|r| r.size).sum::<u64>();
+    tracing::info!(
+        upload_id = %found.upload_id,
+        initiated = %found.initiated,
+        parts_listed,
+        parts_kept,
+        bytes_kept,
+        "adopted an open upload of the key"
+    );
+    ctx.notice(Notice::UploadAdopted {
+        upload_id: found.upload_id,
+        parts_listed,
+        parts_kept,
+        bytes_kept,
+    });
+    Ok(Some(checkpoint))
 }
 
 /// Aborts the uploads of the key that an interrupted start of this upload left open (see
@@ -574,6 +637,238 @@ mod tests {
             [Notice::UploadGone {
                 upload_id: "U1".into()
             }]
+        );
+        assert_eq!(resumed.checkpoint.upload_id, "U2");
+    }
+
+    #[tokio::test]
+    async fn without_a_checkpoint_the_newest_fitting_open_upload_is_adopted_and_others_left_alone()
+    {
+        let data = three_parts();
+        let server = Scripted::new(vec![
+            Reply::uploads(&[
+                ("OLDER", "2024-01-01T00:00:00.000Z"),
+                ("NEWEST", "2024-01-01T00:00:09.000Z"),
+                ("FITS", "2024-01-01T00:00:05.000Z"),
+            ]),
+            // The newest holds a part of another size: another part size, not this upload's.
+            Reply::parts("NEWEST", &[(1, &part_of(&data, 1)[..1000])]),
+            Reply::parts("FITS", &[(1, part_of(&data, 1)), (3, part_of(&data, 3))]),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(
+            &uploader(&server, &store),
+            request(&data).resume_from_server(true),
+        )
+        .await;
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        // Nothing initiated, nothing aborted: OLDER stays open, untouched.
+        assert_eq!(
+            server.lines(),
+            [
+                "GET /bucket/?uploads&prefix=key",
+                "GET /bucket/key?uploadId=NEWEST",
+                "GET /bucket/key?uploadId=FITS"
+            ]
+        );
+        assert!(resumed.resumed);
+        assert_eq!(resumed.completed_etag, None);
+        let expected = checkpoint(&ctx, "FITS", &data, &[1, 3]);
+        assert_eq!(resumed.checkpoint.upload_id, "FITS");
+        assert_eq!(resumed.checkpoint.parts, expected.parts);
+        // Saved before anything is sent.
+        let saved = store.load(&ctx.identity).await.unwrap().unwrap();
+        assert_eq!(saved, resumed.checkpoint);
+        assert_eq!(
+            ctx.take_notices(),
+            [Notice::UploadAdopted {
+                upload_id: "FITS".into(),
+                parts_listed: 2,
+                parts_kept: 2,
+                bytes_kept: PART + 1000,
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_adopted_upload_keeps_only_the_parts_holding_the_sources_bytes() {
+        let data = three_parts();
+        let other = data.iter().map(|b| !b).collect::<Vec<u8>>();
+        let server = Scripted::new(vec![
+            Reply::uploads(&[("U1", "2024-01-01T00:00:00.000Z")]),
+            Reply::parts("U1", &[(1, part_of(&data, 1)), (2, part_of(&other, 2))]),
+            // Part 2 again (its bytes were another source's), part 3 for the first time.
+            Reply::stored(part_of(&data, 2)),
+            Reply::stored(part_of(&data, 3)),
+            Reply::completed("\"E-3\"", ossup_proto::checksum::crc64(&data)),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+
+        let outcome = uploader(&server, &store)
+            .upload(request(&data).resume_from_server(true))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            server.lines()[2..],
+            [
+                "PUT /bucket/key?partNumber=2&uploadId=U1",
+                "PUT /bucket/key?partNumber=3&uploadId=U1",
+                "POST /bucket/key?uploadId=U1"
+            ]
+        );
+        assert!(outcome.resumed);
+        assert_eq!(outcome.upload_id.as_deref(), Some("U1"));
+        assert_eq!((outcome.parts_reused, outcome.parts_sent), (1, 2));
+        assert_eq!(outcome.bytes_reused, PART);
+        assert_eq!(outcome.bytes_sent, data.len() as u64 - PART);
+        assert_eq!(
+            outcome.notices,
+            [Notice::UploadAdopted {
+                upload_id: "U1".into(),
+                parts_listed: 2,
+                parts_kept: 1,
+                bytes_kept: PART,
+            }]
+        );
+        assert!(store.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_crc64_only_mode_an_adopted_uploads_parts_are_judged_by_their_listed_crc() {
+        let data = three_parts();
+        let part = |number: u32, etag: &str, crc: u64| {
+            format!(
+                "<Part><PartNumber>{number}</PartNumber><LastModified>2024-01-01T00:00:00.000Z</LastModified><ETag>{etag}</ETag><HashCrc64ecma>{crc}</HashCrc64ecma><Size>{}</Size></Part>",
+                part_of(&data, number).len()
+            )
+        };
+        let crc = |number: u32| ossup_proto::checksum::crc64(part_of(&data, number));
+        let md5_etag = |number: u32| {
+            ossup_proto::etag::part_etag(&ossup_proto::checksum::md5(part_of(&data, number)))
+        };
+        let listed = format!(
+            "<ListPartsResult><Bucket>bucket</Bucket><Key>key</Key><UploadId>U1</UploadId><IsTruncated>false</IsTruncated>{}{}</ListPartsResult>",
+            // Part 1: an ETag that is no MD5 of the range, the range's CRC-64: kept.
+            part(1, "\"00000000000000000000000000000000\"", crc(1)),
+            // Part 2: the range's MD5, another CRC-64: sent again.
+            part(2, &md5_etag(2), crc(2) ^ 1),
+        );
+        let server = Scripted::new(vec![
+            Reply::uploads(&[("U1", "2024-01-01T00:00:00.000Z")]),
+            Reply::xml(listed),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(
+            &uploader(&server, &store),
+            request(&data)
+                .checksum_mode(ChecksumMode::Crc64Only)
+                .resume_from_server(true),
+        )
+        .await;
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        assert_eq!(
+            resumed.checkpoint.parts.keys().copied().collect::<Vec<_>>(),
+            [1]
+        );
+        assert_eq!(resumed.checkpoint.parts[&1].crc64, crc(1));
+    }
+
+    #[tokio::test]
+    async fn when_no_open_upload_fits_a_fresh_upload_starts_as_usual() {
+        let data = three_parts();
+        let server = Scripted::new(vec![
+            Reply::uploads(&[("U1", "2023-01-01T00:00:00.000Z")]),
+            // Part 4: a smaller part size, or a longer source.
+            Reply::parts("U1", &[(4, part_of(&data, 3))]),
+            Reply::initiated("U2"),
+            Reply::uploads(&[
+                ("U1", "2023-01-01T00:00:00.000Z"),
+                ("U2", "2024-01-01T00:00:00.000Z"),
+            ]),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(
+            &uploader(&server, &store),
+            request(&data).resume_from_server(true),
+        )
+        .await;
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        assert_eq!(
+            server.lines(),
+            [
+                "GET /bucket/?uploads&prefix=key",
+                "GET /bucket/key?uploadId=U1",
+                "POST /bucket/key?uploads",
+                "GET /bucket/?uploads&prefix=key"
+            ]
+        );
+        assert!(!resumed.resumed);
+        assert_eq!(resumed.checkpoint.upload_id, "U2");
+        assert!(resumed.checkpoint.parts.is_empty());
+        // U1 was opened long before this upload's intent: the sweep leaves it alone too.
+        assert!(ctx.take_notices().is_empty());
+    }
+
+    #[tokio::test]
+    async fn not_asked_to_resume_from_the_server_nothing_is_listed() {
+        let data = three_parts();
+        let server = Scripted::new(vec![
+            Reply::initiated("U1"),
+            Reply::uploads(&[("U1", "2024-01-01T00:00:00.000Z")]),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(
+            &uploader(&server, &store),
+            request(&data).resume_from_server(false),
+        )
+        .await;
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        // Exactly a fresh upload's requests: the sweep's listing, no ListParts.
+        assert_eq!(
+            server.lines(),
+            [
+                "POST /bucket/key?uploads",
+                "GET /bucket/?uploads&prefix=key"
+            ]
+        );
+        assert!(!resumed.resumed);
+    }
+
+    #[tokio::test]
+    async fn an_intent_left_by_an_interrupted_start_is_not_answered_by_adopting() {
+        let data = three_parts();
+        let server = Scripted::new(vec![
+            Reply::initiated("U2"),
+            Reply::uploads(&[("U2", "2024-01-01T00:00:00.000Z")]),
+        ]);
+        let store = Arc::new(MemoryStore::new());
+        let ctx = planned(
+            &uploader(&server, &store),
+            request(&data).resume_from_server(true),
+        )
+        .await;
+        let mut intent = checkpoint(&ctx, "", &data, &[]);
+        intent.created_unix = now_unix();
+        store.save(&intent).await.unwrap();
+
+        let resumed = resume(&ctx).await.unwrap();
+
+        // The intent's start is carried on (Initiate, sweep), with no look for uploads to adopt.
+        assert_eq!(
+            server.lines(),
+            [
+                "POST /bucket/key?uploads",
+                "GET /bucket/?uploads&prefix=key"
+            ]
         );
         assert_eq!(resumed.checkpoint.upload_id, "U2");
     }

@@ -37,9 +37,10 @@ use tracing::Instrument as _;
 use super::complete::{self, Completion};
 use super::context::UploadContext;
 use super::hashing::{Hashed, hash_buffer};
+use super::orphans::now_unix;
 use super::reconcile::{Known, Verdict, judge};
 use super::recorder::Recorder;
-use super::{ChecksumMode, UploadMethod, UploadOutcome, put, resume};
+use super::{ChecksumMode, UploadMethod, UploadOutcome, adopt, put, resume};
 use crate::buffer::{BufferPool, PartBuffer};
 use crate::client::PartBody;
 use crate::plan::{stream_capacity, stream_part_size};
@@ -83,22 +84,30 @@ pub(super) async fn upload(
             .instrument(tracing::info_span!("put"))
             .await;
     }
+    let mut adopted_from = None;
     let (checkpoint, listed, resumed, first) = match target {
-        Target::Existing { checkpoint, listed } => {
-            match first_part_differs(ctx, first, &listed).await? {
-                (first, false) => (*checkpoint, listed, true, first),
-                (first, true) => {
-                    let notice = Notice::StreamDiffers {
-                        upload_id: checkpoint.upload_id.clone(),
-                        part: 1,
-                        aborted: false,
-                    };
-                    resume::drop_changed(ctx, &checkpoint, notice).await?;
-                    let fresh = resume::start(ctx, None).await?;
-                    (fresh, BTreeMap::new(), false, first)
+        Target::Existing {
+            checkpoint,
+            listed,
+            adopted,
+        } => match first_part_differs(ctx, first, &listed).await? {
+            (first, false) => {
+                if adopted {
+                    adopted_from = Some(listed.len() as u32);
                 }
+                (*checkpoint, listed, true, first)
             }
-        }
+            (first, true) => {
+                let notice = Notice::StreamDiffers {
+                    upload_id: checkpoint.upload_id.clone(),
+                    part: 1,
+                    aborted: false,
+                };
+                resume::drop_changed(ctx, &checkpoint, notice).await?;
+                let fresh = resume::start(ctx, None).await?;
+                (fresh, BTreeMap::new(), false, first)
+            }
+        },
         Target::Fresh(carried) => {
             let fresh = resume::start(ctx, carried).await?;
             (fresh, BTreeMap::new(), false, first)
@@ -110,6 +119,15 @@ pub(super) async fn upload(
     let transferred = transfer(ctx, checkpoint, listed, resumed, first, parts)
         .instrument(tracing::info_span!("transfer", %upload_id))
         .await?;
+    if let Some(parts_listed) = adopted_from {
+        // Only now is it known which listed parts held the stream's bytes.
+        ctx.notice(Notice::UploadAdopted {
+            upload_id: upload_id.clone(),
+            parts_listed,
+            parts_kept: transferred.parts_reused,
+            bytes_kept: transferred.bytes_reused,
+        });
+    }
     let completed = complete::complete(
         ctx,
         Completion {
@@ -156,6 +174,8 @@ enum Target {
     Existing {
         checkpoint: Box<Checkpoint>,
         listed: BTreeMap<u32, ListedPart>,
+        /// Found open on the server rather than named by a checkpoint.
+        adopted: bool,
     },
     /// A fresh upload, to be initiated once the stream proves longer than one PutObject; with the
     /// time of an interrupted run's intent (see `resume.rs`).
@@ -213,6 +233,7 @@ async fn find(ctx: &UploadContext) -> Result<Target, Error> {
         Ok(listed) => Ok(Target::Existing {
             listed: listed.into_iter().map(|p| (p.part_number, p)).collect(),
             checkpoint: Box::new(checkpoint),
+            adopted: false,
         }),
         Err(e) if e.is_service_code(ErrorCode::NoSuchUpload) => {
             // Completed (its checkpoint's removal lost) or aborted: either way nothing to send to.
@@ -229,9 +250,52 @@ async fn find(ctx: &UploadContext) -> Result<Target, Error> {
     }
 }
 
-/// Without a checkpoint: a fresh upload (adopting an open upload of the key is not asked for).
-async fn adopt(_ctx: &UploadContext) -> Result<Target, Error> {
-    Ok(Target::Fresh(None))
+/// Without a checkpoint: with `resume_from_server`, the newest open upload of the key whose parts
+/// fit the stream's layout (every listed part of its planned size, but the highest-numbered one,
+/// which may be the end of a stream); a fresh upload otherwise. Its parts are judged as the bytes
+/// arrive, like a checkpointed upload's.
+async fn adopt(ctx: &UploadContext) -> Result<Target, Error> {
+    if !ctx.request.resume_from_server {
+        return Ok(Target::Fresh(None));
+    }
+    let first = ctx.plan.part_size;
+    let fits = move |listed: &[ListedPart]| {
+        let last = listed.iter().map(|p| p.part_number).max();
+        listed.iter().all(|p| {
+            let planned = stream_part_size(first, p.part_number);
+            p.size == planned || (Some(p.part_number) == last && p.size > 0 && p.size < planned)
+        })
+    };
+    let Some(found) = adopt::find(ctx, &fits).await? else {
+        tracing::info!("no open upload of the key fits this stream; starting a fresh one");
+        return Ok(Target::Fresh(None));
+    };
+    let checkpoint = Checkpoint::new(
+        ctx.identity.clone(),
+        found.upload_id.clone(),
+        ctx.plan.stamp,
+        now_unix(),
+        ctx.options_digest.clone(),
+    );
+    ctx.store
+        .save(&checkpoint)
+        .await
+        .map_err(|e| Error::checkpoint(e).with_upload_id(&found.upload_id))?;
+    tracing::info!(
+        upload_id = %found.upload_id,
+        initiated = %found.initiated,
+        parts_listed = found.listed.len(),
+        "adopted an open upload of the key for the stream"
+    );
+    Ok(Target::Existing {
+        listed: found
+            .listed
+            .into_iter()
+            .map(|p| (p.part_number, p))
+            .collect(),
+        checkpoint: Box::new(checkpoint),
+        adopted: true,
+    })
 }
 
 /// Whether the first part's bytes differ from the part 1 the server lists; the part comes back

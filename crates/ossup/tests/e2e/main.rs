@@ -6,6 +6,7 @@
 
 mod common;
 
+mod adopt;
 mod batch;
 mod callback_sts;
 mod cancel_memory;

@@ -299,3 +299,54 @@ fn the_blocking_api_uploads_any_read() {
         &bytes,
     ));
 }
+
+#[tokio::test]
+async fn a_stream_whose_checkpoint_was_lost_adopts_its_upload_from_the_server() {
+    let server = mock().await;
+    let bytes = data(12 * PART as usize + 5, 21);
+    let crash = CancellationToken::new();
+    let faulty = Faulty::new();
+    faulty.rule(Rule::new(Api::UploadPart, Action::ForwardThenCrash(crash.clone())).skip(6));
+    let first = builder_with(&server.endpoint(), faulty)
+        .store(shared_store())
+        .scheduler(Parallel::new(2))
+        .build()
+        .unwrap();
+    let stream = StreamSource::new(io::Cursor::new(bytes.clone()), "test-stream");
+    first
+        .upload(
+            UploadRequest::stream(stream, BUCKET, "adopted")
+                .part_size(PART)
+                .cancel(crash),
+        )
+        .await
+        .unwrap_err();
+
+    // Another host, or a wiped state directory: no checkpoint.
+    let uploader = builder(&server.endpoint())
+        .store(shared_store())
+        .scheduler(Parallel::new(2))
+        .build()
+        .unwrap();
+    let stream = StreamSource::new(io::Cursor::new(bytes.clone()), "test-stream");
+    let outcome = uploader
+        .upload(
+            UploadRequest::stream(stream, BUCKET, "adopted")
+                .part_size(PART)
+                .resume_from_server(true),
+        )
+        .await
+        .unwrap();
+    assert!(outcome.resumed);
+    assert!(outcome.bytes_reused >= 6 * PART, "{outcome:?}");
+    assert!(
+        outcome.notices.iter().any(|n| matches!(
+            n,
+            Notice::UploadAdopted { parts_kept, .. } if *parts_kept >= 6
+        )),
+        "{:?}",
+        outcome.notices
+    );
+    assert_object_is(&client(&server.endpoint()), "adopted", &bytes).await;
+    assert!(open_uploads(&server.endpoint(), "adopted").await.is_empty());
+}
