@@ -63,6 +63,28 @@ pub(crate) struct ConnectionArgs {
 }
 
 /// `ossup upload`.
+/// `--parallel`: a fixed number of parts in flight, or found by the adaptive scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParallelArg {
+    /// Exactly this many (1 to 256).
+    Fixed(u16),
+    /// Found while uploading, up to `--max-parallel`.
+    Auto,
+}
+
+/// Parses `--parallel`: `auto` or 1 to 256.
+fn parse_parallel(text: &str) -> Result<ParallelArg, String> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(ParallelArg::Auto);
+    }
+    match text.parse::<u16>() {
+        Ok(n @ 1..=256) => Ok(ParallelArg::Fixed(n)),
+        _ => Err(format!(
+            "{text:?} is neither a number of parts from 1 to 256 nor `auto`"
+        )),
+    }
+}
+
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("checkpoint").args(["checkpoint_dir", "checkpoint_db", "no_checkpoint"])))]
 #[command(group(ArgGroup::new("concurrency").args(["parallel", "sequential"])))]
@@ -118,9 +140,15 @@ pub(crate) struct UploadArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub part_size: Option<u64>,
 
-    /// How many parts to send at once.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub parallel: Option<u16>,
+    /// How many parts to send at once (1 to 256), or `auto`: start at 2 and keep raising it while
+    /// throughput still grows, backing off when parts slow down (503 SlowDown, timeouts), up to
+    /// --max-parallel.
+    #[arg(long, value_name = "N|auto", value_parser = parse_parallel)]
+    pub parallel: Option<ParallelArg>,
+
+    /// With --parallel auto, the most parts in flight (and so the memory: this many part buffers).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_parallel: u16,
 
     /// Cap the bytes per second on the wire, e.g. 20MiB/s: for every part (and, with --recursive,
     /// every file) together, retries included.
@@ -485,7 +513,7 @@ mod tests {
             panic!("not an upload")
         };
         assert_eq!(args.part_size, Some(8 << 20));
-        assert_eq!(args.parallel, Some(8));
+        assert_eq!(args.parallel, Some(ParallelArg::Fixed(8)));
         assert_eq!(args.meta.len(), 2);
         assert_eq!(args.acl, Some(AclArg::PublicRead));
         assert_eq!(args.storage_class, Some(StorageClassArg::Ia));

@@ -17,8 +17,8 @@ use ossup_proto::limits::{MAX_PART_SIZE, MIN_PART_SIZE};
 use ossup_proto::tagging;
 
 use crate::cli::{
-    AclArg, CallbackBodyTypeArg, ChecksumArg, ProgressArg, SseArg, SseDataArg, StorageClassArg,
-    UploadArgs,
+    AclArg, CallbackBodyTypeArg, ChecksumArg, ParallelArg, ProgressArg, SseArg, SseDataArg,
+    StorageClassArg, UploadArgs,
 };
 use crate::config::{Connection, default_checkpoint_dir};
 use crate::explain::explain;
@@ -535,7 +535,11 @@ pub(crate) fn build_uploader(
     let builder = Uploader::builder().client(client).store(store);
     let builder = match (args.sequential, args.parallel) {
         (true, _) => builder.scheduler(Sequential),
-        (false, n) => builder.scheduler(Parallel::new(usize::from(n.unwrap_or(4)))),
+        (false, Some(ParallelArg::Auto)) => {
+            builder.scheduler(ossup::Adaptive::new(usize::from(args.max_parallel)))
+        }
+        (false, Some(ParallelArg::Fixed(n))) => builder.scheduler(Parallel::new(usize::from(n))),
+        (false, None) => builder.scheduler(Parallel::new(4)),
     };
     builder.build().map_err(|e| Failure::usage(e.message()))
 }

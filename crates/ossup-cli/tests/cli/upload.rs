@@ -287,3 +287,27 @@ fn object_flags_oss_would_refuse_fail_as_usage_errors_before_any_upload() {
     assert!(run.stderr.contains("signer"), "{}", run.stderr);
     assert!(h.open_uploads().is_empty());
 }
+
+#[test]
+fn adaptive_concurrency_and_a_rate_cap_still_make_the_same_object() {
+    let h = Harness::start();
+    let file = h.file("auto.bin", 3 << 20, 12);
+    Run::of(&mut h.upload(
+        &file,
+        "auto.bin",
+        &[
+            "--parallel",
+            "auto",
+            "--max-parallel",
+            "8",
+            "--limit-rate",
+            "64MiB/s",
+        ],
+    ))
+    .expect_code(0);
+    h.assert_object_is("auto.bin", &file);
+    let run = Run::of(&mut h.upload(&file, "zero.bin", &["--parallel", "0"])).expect_code(2);
+    assert!(run.stderr.contains("nor `auto`"), "{}", run.stderr);
+    let run = Run::of(&mut h.upload(&file, "slow.bin", &["--limit-rate", "10/s"])).expect_code(2);
+    assert!(run.stderr.contains("below 1KiB/s"), "{}", run.stderr);
+}

@@ -8,10 +8,12 @@
 //!
 //! [`Sequential`] and [`Parallel`] ship.
 
+mod adaptive;
 mod parallel;
 mod runner;
 mod sequential;
 
+pub use adaptive::Adaptive;
 pub use parallel::Parallel;
 pub use runner::PartRunner;
 pub use sequential::Sequential;

@@ -329,6 +329,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn adaptive_passes_the_scheduler_contract() {
+        run_scheduler_contract(&crate::Adaptive::new(4)).await;
+        run_scheduler_contract(&crate::Adaptive::new(1)).await;
+    }
+
+    #[tokio::test]
     async fn parallel_passes_the_scheduler_contract_at_every_width() {
         for n in [1, 4, 16] {
             run_scheduler_contract(&Parallel::new(n)).await;

@@ -1,0 +1,323 @@
+//! [`Adaptive`]: finds how many parts to keep in flight from how long parts take, so nobody has to
+//! guess `--parallel` for their link.
+//!
+//! A hill climb on throughput, with a multiplicative back-off on trouble (AIMD in spirit, as TCP
+//! and Netflix's concurrency-limits do it): the limit starts low; every epoch (as many finished parts
+//! as the limit, at least four) measures the bytes per second. While a higher limit still buys more
+//! than 10 % more throughput the limit grows by half; when throughput falls by a fifth it shrinks
+//! to 70 %. A part that takes four times the usual time per byte (retries after 503 SlowDown or
+//! 429, timeouts, a stall: all happen inside the part) halves the limit at once. It never exceeds
+//! [`Adaptive::max`], which is also the [`concurrency`](PartScheduler::concurrency) the memory
+//! budget is sized by.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::time::Instant;
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+
+use super::{PartRunner, PartScheduler, PartSpec};
+use crate::Error;
+
+/// Throughput must grow by this factor for the limit to keep growing.
+const GROWTH_WORTH_IT: f64 = 1.10;
+
+/// Throughput falling below this factor of the last epoch's shrinks the limit.
+const WORSE: f64 = 0.8;
+
+/// A part this many times slower per byte than the usual signals trouble.
+const TROUBLE: f64 = 4.0;
+
+/// The weight of a part's time per byte in the usual.
+const USUAL_WEIGHT: f64 = 0.1;
+
+/// Adjusts the parts in flight to what the link and the server take, between 1 and `max`; parts
+/// start in ascending order, and the run stops at the first error (as [`Parallel`](crate::Parallel)).
+///
+/// The limit it runs at now is [`current`](Self::current) (shared by clones, so a progress display
+/// can show it while the upload runs).
+///
+/// ```
+/// use ossup::{Adaptive, PartScheduler};
+/// let adaptive = Adaptive::new(32);
+/// assert_eq!(adaptive.concurrency(), 32); // buffers are sized for the most it may reach
+/// assert_eq!(adaptive.current(), 2);      // it starts low
+/// ```
+#[derive(Debug, Clone)]
+pub struct Adaptive {
+    max: usize,
+    initial: usize,
+    current: Arc<AtomicUsize>,
+}
+
+impl Adaptive {
+    /// At most `max` parts at once (at least 1), starting at 2.
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1);
+        let initial = 2.min(max);
+        Self {
+            max,
+            initial,
+            current: Arc::new(AtomicUsize::new(initial)),
+        }
+    }
+
+    /// Starts at `initial` parts in flight instead of 2 (within 1..=max).
+    pub fn starting_at(mut self, initial: usize) -> Self {
+        self.initial = initial.clamp(1, self.max);
+        self.current.store(self.initial, Ordering::Relaxed);
+        self
+    }
+
+    /// The most parts it keeps in flight.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// The number of parts it keeps in flight now.
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Adaptive {
+    /// Up to 32 parts at once.
+    fn default() -> Self {
+        Self::new(32)
+    }
+}
+
+/// The limiter's state within one run.
+#[derive(Debug)]
+struct Climb {
+    limit: f64,
+    max: f64,
+    /// The usual time per byte of a part.
+    usual: Option<f64>,
+    /// The usual time a part takes, in seconds: an epoch lasts at least three of them, so parts
+    /// finishing together do not make a burst look like throughput.
+    usual_took: f64,
+    epoch_started: Instant,
+    epoch_bytes: u64,
+    epoch_parts: usize,
+    last_throughput: Option<f64>,
+    /// The limit before the last growth, while its worth is being measured.
+    before_growth: Option<f64>,
+    /// Epochs held at one limit since the last change; after [`PROBE_AFTER`], it grows again to
+    /// see whether the link has more to give.
+    held: u32,
+}
+
+/// Epochs at a steady limit before probing a higher one again.
+const PROBE_AFTER: u32 = 8;
+
+impl Climb {
+    fn new(initial: usize, max: usize, now: Instant) -> Self {
+        Self {
+            limit: initial as f64,
+            max: max as f64,
+            usual: None,
+            usual_took: 0.0,
+            epoch_started: now,
+            epoch_bytes: 0,
+            epoch_parts: 0,
+            last_throughput: None,
+            before_growth: None,
+            held: 0,
+        }
+    }
+
+    fn new_epoch(&mut self, now: Instant) {
+        self.epoch_started = now;
+        self.epoch_bytes = 0;
+        self.epoch_parts = 0;
+    }
+
+    /// Takes a part of `bytes` that took `took` seconds, finished at `now`, into account.
+    fn sample(&mut self, now: Instant, bytes: u64, took: f64) {
+        let per_byte = took / bytes.max(1) as f64;
+        if let Some(usual) = self.usual
+            && per_byte > TROUBLE * usual
+        {
+            self.limit = (self.limit * 0.5).max(1.0);
+            self.last_throughput = None;
+            self.new_epoch(now);
+            return;
+        }
+        self.usual = Some(match self.usual {
+            None => per_byte,
+            Some(usual) => usual + (per_byte - usual) * USUAL_WEIGHT,
+        });
+        self.usual_took = if self.usual_took == 0.0 {
+            took
+        } else {
+            self.usual_took + (took - self.usual_took) * USUAL_WEIGHT
+        };
+        self.epoch_bytes += bytes;
+        self.epoch_parts += 1;
+        let seconds = now.duration_since(self.epoch_started).as_secs_f64();
+        if self.epoch_parts < self.in_flight().max(4) || seconds < 3.0 * self.usual_took {
+            return;
+        }
+        let throughput = self.epoch_bytes as f64 / seconds.max(1e-6);
+        let grew = self.before_growth.take();
+        match self.last_throughput {
+            Some(last) if throughput < last * WORSE => {
+                self.limit = grew.unwrap_or(self.limit * 0.7).max(1.0);
+                self.held = 0;
+            }
+            Some(last) if throughput < last * GROWTH_WORTH_IT => match grew {
+                // The last growth bought nothing: back to the limit that did as well.
+                Some(before) => {
+                    self.limit = before;
+                    self.held = 0;
+                    // Judge the next epochs against what the smaller limit does.
+                    self.new_epoch(now);
+                    self.last_throughput = Some(throughput.max(last));
+                    return;
+                }
+                None if self.held >= PROBE_AFTER => self.grow(),
+                None => self.held += 1,
+            },
+            _ => self.grow(),
+        }
+        self.last_throughput = Some(throughput);
+        self.new_epoch(now);
+    }
+
+    /// Raises the limit by half (at least one part), remembering where it was.
+    fn grow(&mut self) {
+        if self.limit < self.max {
+            self.before_growth = Some(self.limit);
+            self.limit = (self.limit + (self.limit * 0.5).max(1.0)).min(self.max);
+        }
+        self.held = 0;
+    }
+
+    fn in_flight(&self) -> usize {
+        self.limit.floor() as usize
+    }
+}
+
+#[async_trait::async_trait]
+impl PartScheduler for Adaptive {
+    fn concurrency(&self) -> usize {
+        self.max
+    }
+
+    async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {
+        let mut climb = Climb::new(self.initial, self.max, Instant::now());
+        let mut pending = parts.into_iter().peekable();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < climb.in_flight() {
+                let Some(part) = pending.next() else { break };
+                in_flight.push(async move {
+                    let started = Instant::now();
+                    let result = runner.run_part(part).await;
+                    (part, started.elapsed(), result)
+                });
+            }
+            let Some((part, took, result)) = in_flight.next().await else {
+                return Ok(());
+            };
+            result?;
+            climb.sample(Instant::now(), part.size, took.as_secs_f64());
+            self.current.store(climb.in_flight(), Ordering::Relaxed);
+            tracing::trace!(
+                limit = climb.limit,
+                part = part.number,
+                took_ms = took.as_millis() as u64,
+                "adaptive concurrency"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// A link: each part takes `latency` while fewer than `capacity` parts are in flight; past that
+    /// they share the bandwidth, and each takes proportionally longer.
+    struct Link {
+        latency: Duration,
+        capacity: usize,
+        now: AtomicUsize,
+        peak: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl PartRunner for Link {
+        async fn run_part(&self, _part: PartSpec) -> Result<(), Error> {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            let share = (now as f64 / self.capacity as f64).max(1.0);
+            tokio::time::sleep(self.latency.mul_f64(share)).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn parts(n: u32) -> Vec<PartSpec> {
+        (1..=n)
+            .map(|number| PartSpec {
+                number,
+                offset: 0,
+                size: 1 << 20,
+            })
+            .collect()
+    }
+
+    fn link(capacity: usize) -> Link {
+        Link {
+            latency: Duration::from_millis(100),
+            capacity,
+            now: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_a_long_fat_link_it_climbs_to_what_the_link_carries() {
+        let adaptive = Adaptive::new(64);
+        let link = link(24);
+        adaptive.run(parts(600), &link).await.unwrap();
+        let reached = adaptive.current();
+        assert!((16..=40).contains(&reached), "{reached}");
+        assert!(link.peak.load(Ordering::SeqCst) <= 64);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_a_thin_link_it_stays_low() {
+        let adaptive = Adaptive::new(64);
+        let link = link(3);
+        adaptive.run(parts(400), &link).await.unwrap();
+        let reached = adaptive.current();
+        assert!(reached <= 8, "{reached}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_never_passes_its_maximum() {
+        let adaptive = Adaptive::new(5);
+        let link = link(100);
+        adaptive.run(parts(300), &link).await.unwrap();
+        assert_eq!(adaptive.current(), 5);
+        assert_eq!(link.peak.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn a_part_far_slower_than_usual_halves_the_limit() {
+        let start = Instant::now();
+        let mut climb = Climb::new(20, 64, start);
+        for i in 1..=10 {
+            climb.sample(start + Duration::from_millis(100 * i), 1 << 20, 0.1);
+        }
+        let before = climb.limit;
+        climb.sample(start + Duration::from_secs(5), 1 << 20, 1.0);
+        assert_eq!(climb.limit, before * 0.5);
+    }
+}
