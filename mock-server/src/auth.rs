@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::HeaderMap;
 use ossup_proto::limits::MAX_CLOCK_SKEW_SECS;
 use ossup_proto::{Api, ErrorCode};
-use ossup_sign::{RequestParts, Verified, VerifyError, verify};
+use ossup_sign::{RequestParts, SignatureVersion, Verified, VerifyError, verify};
+use subtle::ConstantTimeEq;
 
 use crate::error::OssError;
 use crate::response::iso8601;
@@ -45,7 +46,9 @@ const ALL_ACTIONS: &str = "oss:*";
 /// assert!(everything.allows(Api::DeleteBucket));
 /// assert_eq!(everything.expires, None);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output names the key id, expiry and actions, never the secret or the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StsCredential {
     /// The temporary access key id (OSS issues them as `STS.…`; any id works here).
     pub access_key_id: String,
@@ -125,6 +128,44 @@ impl StsCredential {
     }
 }
 
+impl fmt::Debug for StsCredential {
+    /// Redacts the secret and the token: a config or a credential printed in a log or a panic
+    /// message must not hand them out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StsCredential")
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &REDACTED)
+            .field("security_token", &REDACTED)
+            .field("expires", &self.expires)
+            .field("actions", &self.actions)
+            .finish()
+    }
+}
+
+/// What `Debug` output shows in place of a secret.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+/// A secret held by the server (the control token): `Debug` shows it redacted.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for a comparison.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
 /// The canonical spelling of a RAM action name the mock knows.
 fn canonical_action(name: &str) -> Result<String, String> {
     if name == ALL_ACTIONS {
@@ -152,15 +193,20 @@ impl FromStr for StsCredential {
     type Err = String;
 
     fn from_str(spec: &str) -> Result<Self, String> {
-        let usage = "expected ID:SECRET:TOKEN[:EXPIRES_UNIX][:ACTIONS], e.g. STS.id:secret:token:1700000000:oss:PutObject,oss:ListParts";
+        // Errors never repeat the spec: it holds a secret and a token.
+        let usage = "expected ID:SECRET:TOKEN[:EXPIRES_UNIX][:ACTIONS], e.g. STS.abc:s3cr3t:t0k3n:1700000000:oss:PutObject,oss:ListParts";
         let mut pieces = spec.splitn(4, ':');
         let (Some(id), Some(secret), Some(token)) = (pieces.next(), pieces.next(), pieces.next())
         else {
-            return Err(format!("{spec:?}: {usage}"));
+            return Err(format!(
+                "a temporary credential spec with {} ':'-separated fields: {usage}",
+                spec.split(':').count()
+            ));
         };
+        let shown = format!("{id}:<secret>:<token>");
         if id.is_empty() || secret.is_empty() || token.is_empty() {
             return Err(format!(
-                "{spec:?}: the id, secret and token must not be empty; {usage}"
+                "{shown}: the id, secret and token must not be empty; {usage}"
             ));
         }
         let mut credential = StsCredential::new(id, secret, token);
@@ -178,14 +224,22 @@ impl FromStr for StsCredential {
         };
         if !expires.is_empty() {
             let secs: u64 = expires.parse().map_err(|_| {
-                format!("{spec:?}: EXPIRES_UNIX {expires:?} is not a number of seconds")
+                format!("{shown}: EXPIRES_UNIX {expires:?} is not a number of seconds")
             })?;
-            credential = credential.expiring_at(UNIX_EPOCH + Duration::from_secs(secs));
+            // `UNIX_EPOCH + secs` panics past the platform's last representable time.
+            let at = UNIX_EPOCH
+                .checked_add(Duration::from_secs(secs))
+                .ok_or_else(|| {
+                    format!(
+                        "{shown}: EXPIRES_UNIX {secs} is past the last time this system can represent; leave it empty for credentials that never expire"
+                    )
+                })?;
+            credential = credential.expiring_at(at);
         }
         if !actions.is_empty() {
             credential = credential
                 .allowing(actions.split(',').filter(|a| !a.trim().is_empty()))
-                .map_err(|e| format!("{spec:?}: {e}"))?;
+                .map_err(|e| format!("{shown}: {e}"))?;
         }
         Ok(credential)
     }
@@ -253,19 +307,39 @@ impl StsRegistry {
 
 /// Checks signatures against the permanent access keys and the temporary credentials, and temporary
 /// credentials' tokens, expiry and allowed actions.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Authenticator {
     secrets: HashMap<String, String>,
     sts: Arc<StsRegistry>,
+    /// The region a V4 signature's scope must name.
+    region: String,
+}
+
+impl fmt::Debug for Authenticator {
+    /// Names the access key ids only: the secrets stay out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ids: Vec<&String> = self.secrets.keys().collect();
+        ids.sort();
+        f.debug_struct("Authenticator")
+            .field("access_key_ids", &ids)
+            .field("sts", &self.sts)
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 impl Authenticator {
     /// An authenticator accepting these `(access key id, secret)` pairs and the temporary credentials
-    /// in `sts` (which win over a permanent key with the same id).
-    pub(crate) fn new(credentials: &[(String, String)], sts: Arc<StsRegistry>) -> Self {
+    /// in `sts` (which win over a permanent key with the same id), whose V4 scopes must name `region`.
+    pub(crate) fn new(
+        credentials: &[(String, String)],
+        sts: Arc<StsRegistry>,
+        region: impl Into<String>,
+    ) -> Self {
         Self {
             secrets: credentials.iter().cloned().collect(),
             sts,
+            region: region.into(),
         }
     }
 
@@ -291,10 +365,60 @@ impl Authenticator {
                 .or_else(|| self.secrets.get(id).cloned())
         };
         let verified = verify(&request, secret_for, now).map_err(|e| self.to_oss_error(ctx, e))?;
+        if verified.version == SignatureVersion::V4 {
+            self.check_v4_scope(headers)?;
+        }
         if let Some(credential) = sts.get(&verified.access_key_id) {
             check_temporary(credential, &verified, ctx.api, now)?;
         }
         Ok(verified)
+    }
+
+    /// A V4 signature is only as good as its scope: a correct signature over a scope dated another
+    /// day, or for another region, was computed with another signing key than OSS would derive, and
+    /// OSS refuses it. `ossup_sign::verify` checks the signature with the scope the request names, so
+    /// the scope itself is checked here: its date must be the date of `x-oss-date`, its region the
+    /// server's.
+    fn check_v4_scope(&self, headers: &HeaderMap) -> Result<(), OssError> {
+        let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let credential = text(http::header::AUTHORIZATION.as_str())
+            .and_then(|auth| {
+                auth.split(',')
+                    .map(str::trim)
+                    .map(|field| field.rsplit(char::is_whitespace).next().unwrap_or(field))
+                    .find_map(|field| field.strip_prefix("Credential="))
+            })
+            .unwrap_or_default();
+        // AK/yyyyMMdd/REGION/oss/aliyun_v4_request, the key id possibly holding '/'.
+        let mut pieces = credential.rsplitn(5, '/').skip(2);
+        let (region, date) = (
+            pieces.next().unwrap_or_default(),
+            pieces.next().unwrap_or_default(),
+        );
+        let request_date = text("x-oss-date")
+            .and_then(|d| d.get(..8))
+            .unwrap_or_default();
+        let scope = credential.split_once('/').map_or("", |(_, scope)| scope);
+        if date != request_date {
+            return Err(OssError::invalid_argument(
+                "Authorization",
+                scope,
+                format!(
+                    "The date of the V4 credential scope ({date}) is not the date of x-oss-date ({request_date}): sign with the scope of the request's own day."
+                ),
+            ));
+        }
+        if region != self.region {
+            return Err(OssError::invalid_argument(
+                "Authorization",
+                scope,
+                format!(
+                    "The region of the V4 credential scope ({region}) is not this server's region ({}): sign for region {}.",
+                    self.region, self.region
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn to_oss_error(&self, ctx: &RequestContext, err: VerifyError) -> OssError {
@@ -368,7 +492,10 @@ fn check_temporary(
                 ))
                 .field("OSSAccessKeyId", id.as_str()));
         }
-        Some(token) if token != credential.security_token => {
+        // Constant time: how long the comparison takes must not tell how much of a guess was right.
+        Some(token)
+            if !bool::from(token.as_bytes().ct_eq(credential.security_token.as_bytes())) =>
+        {
             return Err(OssError::new(ErrorCode::InvalidSecurityToken));
         }
         Some(_) => {}
@@ -440,9 +567,17 @@ mod tests {
             ("id::token", "must not be empty"),
             ("id:secret:token:oss:PutObjekt", "unknown RAM action"),
             ("id:secret:token:99999999999999999999999", "not a number"),
+            (
+                "id:secret:token:18446744073709551615",
+                "last time this system can represent",
+            ),
         ] {
             let err = spec.parse::<StsCredential>().unwrap_err();
             assert!(err.contains(says), "{spec}: {err}");
+            assert!(
+                !err.contains("secret:token"),
+                "{spec}: {err} repeats the secret"
+            );
         }
     }
 
@@ -468,6 +603,27 @@ mod tests {
             Api::DeleteObject,
         ] {
             assert!(!sts.allows(api), "{api}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret_or_a_token() {
+        let sts = StsCredential::new("STS.id", "very-secret", "the-token");
+        let shown = format!("{sts:?}");
+        assert!(shown.contains("STS.id"), "{shown}");
+        assert!(
+            !shown.contains("very-secret") && !shown.contains("the-token"),
+            "{shown}"
+        );
+        let auth = Authenticator::new(
+            &[("ak".to_owned(), "permanent-secret".to_owned())],
+            Arc::new(StsRegistry::new(&[sts])),
+            "cn-hangzhou",
+        );
+        let shown = format!("{auth:?}");
+        assert!(shown.contains("\"ak\""), "{shown}");
+        for secret in ["permanent-secret", "very-secret", "the-token"] {
+            assert!(!shown.contains(secret), "{shown}");
         }
     }
 

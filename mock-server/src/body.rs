@@ -11,6 +11,7 @@
 //! the chunk takes at the allowed rate.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
+use crate::conn::Activity;
 use crate::stats::Stats;
 
 /// The most bytes read and discarded to deliver an error cleanly.
@@ -37,6 +39,9 @@ pub(crate) struct RequestBody {
     expect_continue: bool,
     declared_len: Option<u64>,
     throttle: Option<Throttle>,
+    /// The connection's activity, told when the handler waits for body bytes that do not come:
+    /// a client that stops sending mid-body is closed after the idle timeout.
+    activity: Option<Arc<Activity>>,
 }
 
 /// The allowed reading rate, and the pause owed for the last chunk read.
@@ -47,8 +52,12 @@ struct Throttle {
 }
 
 impl RequestBody {
-    /// Wraps hyper's body of a request with these headers.
-    pub(crate) fn new(inner: Incoming, headers: &HeaderMap) -> Self {
+    /// Wraps hyper's body of a request with these headers, on a connection with this activity.
+    pub(crate) fn new(
+        inner: Incoming,
+        headers: &HeaderMap,
+        activity: Option<Arc<Activity>>,
+    ) -> Self {
         Self {
             inner,
             polled: false,
@@ -61,6 +70,7 @@ impl RequestBody {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok()),
             throttle: None,
+            activity,
         }
     }
 
@@ -103,6 +113,14 @@ impl RequestBody {
     }
 }
 
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let Some(activity) = &self.activity {
+            activity.body_waiting(false);
+        }
+    }
+}
+
 impl Body for RequestBody {
     type Data = Bytes;
     type Error = hyper::Error;
@@ -117,6 +135,10 @@ impl Body for RequestBody {
         }
         this.polled = true;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        // Only here does the server wait on the client; a throttle pause above is the server's own.
+        if let Some(activity) = &this.activity {
+            activity.body_waiting(polled.is_pending());
+        }
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             this.ended = true;
         }

@@ -63,10 +63,26 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 pub(crate) struct PeerAddr(pub SocketAddr);
 
 /// Which hosts callbacks may go to, and how long a callback server may take.
+///
+/// A callback makes the mock a client of whatever host the uploader names, and hands the answer
+/// back: a way to reach, and to read, services only the mock can reach. So:
+///
+/// - a mock listening on loopback only (the default) calls back to loopback freely: whoever can
+///   reach the mock is on this machine already; its failures say what happened, as OSS's do.
+/// - a mock listening beyond loopback calls back only to the `--callback-allow` hosts, loopback
+///   included only when listed; and every failure says only `callback failed` (the reason goes to
+///   the server's log), so a remote client cannot map which ports answer.
+/// - a host name is allowed by its spelling (parse time), then resolved when the callback is made;
+///   every address it resolves to must be allowed too, and the connection goes to one of those
+///   checked addresses, never to a second lookup's answer.
 #[derive(Debug, Clone)]
 pub(crate) struct CallbackPolicy {
     allow: Vec<AllowRule>,
     timeout: Duration,
+    /// Loopback is allowed without being listed: the mock listens on loopback only.
+    loopback_implicit: bool,
+    /// Failures are reported as `callback failed` only: the mock listens beyond loopback.
+    terse: bool,
 }
 
 /// One `--callback-allow` entry.
@@ -138,16 +154,72 @@ fn in_block(addr: IpAddr, net: IpAddr, prefix: u8) -> bool {
 }
 
 impl CallbackPolicy {
-    /// Callbacks to loopback and to the `allow` entries, answered within `timeout`. Fails with a
-    /// message naming the entry that is not a host name, IP address or CIDR block.
-    pub(crate) fn new(allow: &[String], timeout: Duration) -> Result<Self, String> {
+    /// Callbacks to the `allow` entries (and to loopback unless the server is `exposed`, listening
+    /// beyond loopback), answered within `timeout`. Fails with a message naming the entry that is not
+    /// a host name, IP address or CIDR block.
+    pub(crate) fn new(allow: &[String], timeout: Duration, exposed: bool) -> Result<Self, String> {
         Ok(Self {
             allow: allow
                 .iter()
                 .map(|entry| AllowRule::parse(entry))
                 .collect::<Result<_, _>>()?,
             timeout,
+            loopback_implicit: !exposed,
+            terse: exposed,
         })
+    }
+
+    /// Whether a callback may connect to `addr`: loopback when implicit or when `localhost` is
+    /// listed, or an address inside a listed address or block.
+    fn allows_address(&self, addr: IpAddr) -> bool {
+        // An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is the IPv4 address it maps.
+        let addr = addr.to_canonical();
+        let localhost_listed = self
+            .allow
+            .iter()
+            .any(|rule| matches!(rule, AllowRule::Name(name) if name == "localhost"));
+        (addr.is_loopback() && (self.loopback_implicit || localhost_listed))
+            || self.allow.iter().any(|rule| match rule {
+                AllowRule::Net(net, prefix) => in_block(addr, *net, *prefix),
+                AllowRule::Name(_) => false,
+            })
+    }
+
+    /// Whether `addr`, one of the addresses the allowed name `host` resolved to, may be connected to:
+    /// an address allowed on its own, or, for a name listed with `--callback-allow`, any address but
+    /// those that reach this machine or its link (loopback, unspecified, link-local such as the cloud
+    /// metadata address 169.254.169.254, multicast, broadcast): a listed name must not be a way
+    /// around the address rules.
+    fn allows_resolved(&self, host: &str, addr: IpAddr) -> bool {
+        if self.allows_address(addr) {
+            return true;
+        }
+        let listed = self
+            .allow
+            .iter()
+            .any(|rule| matches!(rule, AllowRule::Name(name) if name.eq_ignore_ascii_case(host)));
+        let special = match addr.to_canonical() {
+            IpAddr::V4(v4) => {
+                v4.is_loopback()
+                    || v4.is_unspecified()
+                    || v4.is_link_local()
+                    || v4.is_multicast()
+                    || v4.is_broadcast()
+                    || v4.octets()[0] == 0
+            }
+            IpAddr::V6(v6) => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || v6.is_unicast_link_local()
+            }
+        };
+        listed && !special
+    }
+
+    /// Whether failures are reported as `callback failed` only.
+    pub(crate) fn terse(&self) -> bool {
+        self.terse
     }
 
     /// How long a callback server may take to answer.
@@ -155,13 +227,44 @@ impl CallbackPolicy {
         self.timeout
     }
 
-    /// Whether a callback may go to `host` (a name, or an address without brackets).
+    /// Whether a callback may go to `host` (a name, or an address without brackets), judged by its
+    /// spelling: an address must be allowed itself, a name must be listed (or be `localhost` on a
+    /// loopback-only server). A name's addresses are checked again when it is resolved.
     fn allows(&self, host: &str) -> bool {
-        let loopback = match host.parse::<IpAddr>() {
-            Ok(addr) => addr.is_loopback(),
-            Err(_) => host.eq_ignore_ascii_case("localhost"),
-        };
-        loopback || self.allow.iter().any(|rule| rule.matches(host))
+        match host.parse::<IpAddr>() {
+            Ok(addr) => self.allows_address(addr),
+            Err(_) => {
+                (self.loopback_implicit && host.eq_ignore_ascii_case("localhost"))
+                    || self.allow.iter().any(|rule| rule.matches(host))
+            }
+        }
+    }
+
+    /// The addresses to try for `target`: its address, or every address its name resolves to, each
+    /// checked. `Err` when the name does not resolve or any address is not allowed.
+    async fn addresses(&self, target: &Target) -> Result<Vec<SocketAddr>, String> {
+        if let Ok(addr) = target.host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(addr, target.port)]);
+        }
+        let resolved: Vec<SocketAddr> =
+            tokio::net::lookup_host((target.host.as_str(), target.port))
+                .await
+                .map_err(|e| format!("{} does not resolve: {e}", target.host))?
+                .collect();
+        if resolved.is_empty() {
+            return Err(format!("{} resolves to no address", target.host));
+        }
+        if let Some(bad) = resolved
+            .iter()
+            .find(|addr| !self.allows_resolved(&target.host, addr.ip()))
+        {
+            return Err(format!(
+                "{} resolves to {}, which callbacks may not reach (allow the address with --callback-allow)",
+                target.host,
+                bad.ip()
+            ));
+        }
+        Ok(resolved)
     }
 }
 
@@ -387,11 +490,11 @@ impl Callback {
     pub(crate) async fn answer(
         &self,
         facts: &UploadFacts,
-        timeout: Duration,
+        policy: &CallbackPolicy,
         headers: &[(&'static str, String)],
     ) -> Result<HttpResponse, OssError> {
         let body = self.render(facts);
-        match self.perform(&body, timeout).await {
+        match self.perform(&body, policy).await {
             Ok(reply) => {
                 let mut response = http::Response::new(response::full(reply.body));
                 response.headers_mut().insert(
@@ -410,7 +513,14 @@ impl Callback {
                     facts.bucket,
                     facts.key
                 );
-                let mut err = OssError::new(ErrorCode::CallbackFailed).message(why);
+                // Beyond loopback the reason stays in the log: "refused", "timed out" or "answered
+                // 404" would tell a remote client which ports of which hosts are open.
+                let message = if policy.terse() {
+                    "callback failed".to_owned()
+                } else {
+                    why
+                };
+                let mut err = OssError::new(ErrorCode::CallbackFailed).message(message);
                 for (name, value) in headers {
                     if let Ok(value) = HeaderValue::from_str(value) {
                         err.headers
@@ -423,11 +533,13 @@ impl Callback {
     }
 
     /// Tries each URL in order until one answers well; the error of the last one otherwise.
-    async fn perform(&self, body: &str, timeout: Duration) -> Result<Reply, String> {
+    async fn perform(&self, body: &str, policy: &CallbackPolicy) -> Result<Reply, String> {
+        let timeout = policy.timeout();
         let mut last = String::new();
         for target in &self.targets {
             let host = self.host.as_deref().unwrap_or(&target.authority);
-            match tokio::time::timeout(timeout, post(target, host, self.body_type, body)).await {
+            let attempt = post(target, policy, host, self.body_type, body);
+            match tokio::time::timeout(timeout, attempt).await {
                 Ok(Ok(reply)) => return Ok(reply),
                 Ok(Err(why)) => last = why,
                 Err(_) => {
@@ -633,6 +745,7 @@ struct Reply {
 /// One POST to one callback URL; `Err` says why it did not count as an answer, in OSS's words.
 async fn post(
     target: &Target,
+    policy: &CallbackPolicy,
     host: &str,
     body_type: BodyType,
     body: &str,
@@ -643,7 +756,9 @@ async fn post(
             target.url
         )
     };
-    let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+    // Connect to an address that was checked, never to a fresh lookup's answer.
+    let addresses = policy.addresses(target).await.map_err(unreachable)?;
+    let stream = tokio::net::TcpStream::connect(&addresses[..])
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     let _ = stream.set_nodelay(true);
@@ -717,9 +832,14 @@ mod tests {
     use super::*;
 
     fn policy(allow: &[&str]) -> CallbackPolicy {
+        policy_of(allow, false)
+    }
+
+    fn policy_of(allow: &[&str], exposed: bool) -> CallbackPolicy {
         CallbackPolicy::new(
             &allow.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
             Duration::from_secs(5),
+            exposed,
         )
         .unwrap()
     }
@@ -778,10 +898,72 @@ mod tests {
         }
         for bad in ["", "10.0.0.0/33", "exa mple.com", "x/8"] {
             assert!(
-                CallbackPolicy::new(&[bad.to_owned()], Duration::ZERO).is_err(),
+                CallbackPolicy::new(&[bad.to_owned()], Duration::ZERO, false).is_err(),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn beyond_loopback_loopback_callbacks_must_be_listed() {
+        let p = policy_of(&[], true);
+        for host in ["127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"] {
+            assert!(!p.allows(host), "{host}");
+        }
+        let p = policy_of(&["127.0.0.1"], true);
+        assert!(p.allows("127.0.0.1"));
+        assert!(!p.allows("127.0.0.2") && !p.allows("localhost"));
+        let p = policy_of(&["localhost"], true);
+        assert!(p.allows("localhost") && p.allows("127.0.0.1") && p.allows("::1"));
+        assert!(p.terse() && !policy(&[]).terse());
+    }
+
+    #[test]
+    fn a_listed_name_may_not_resolve_to_this_machine_or_its_link() {
+        let p = policy_of(&["callback.example", "10.9.0.0/16"], true);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(p.allows_resolved("callback.example", ip("203.0.113.7")));
+        assert!(p.allows_resolved("Callback.Example", ip("10.1.2.3")));
+        for forbidden in [
+            "127.0.0.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "fe80::1",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(
+                !p.allows_resolved("callback.example", ip(forbidden)),
+                "{forbidden}"
+            );
+        }
+        // An address rule allows an address whatever name led to it; an unlisted name gets nothing
+        // else.
+        assert!(p.allows_resolved("other.example", ip("10.9.1.1")));
+        assert!(!p.allows_resolved("other.example", ip("203.0.113.7")));
+        // On a loopback-only server, localhost resolves to loopback, which is allowed.
+        let local = policy(&[]);
+        assert!(local.allows_resolved("localhost", ip("127.0.0.1")));
+        assert!(!local.allows_resolved("localhost", ip("10.0.0.1")));
+    }
+
+    #[tokio::test]
+    async fn a_name_is_resolved_and_every_address_checked_before_connecting() {
+        let p = policy(&[]);
+        let target = |host: &str| Target {
+            url: format!("http://{host}:9/"),
+            host: host.to_owned(),
+            port: 9,
+            authority: format!("{host}:9"),
+            path_and_query: "/".to_owned(),
+        };
+        let addrs = p.addresses(&target("localhost")).await.unwrap();
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9));
+        let exposed = policy_of(&["localhost"], true);
+        assert!(exposed.addresses(&target("localhost")).await.is_ok());
     }
 
     #[test]

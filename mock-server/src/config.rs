@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::auth::StsCredential;
+use crate::auth::{REDACTED, StsCredential};
 use crate::faults::FaultRule;
 
 /// The access key id accepted when no credentials are configured.
@@ -28,7 +28,9 @@ pub const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// assert_eq!(config.listen.port(), 0);
 /// assert_eq!(config.region, "cn-hangzhou");
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output shows the access key ids, never the secrets, tokens or the control token.
+#[derive(Clone)]
 pub struct MockConfig {
     /// Where to listen; port 0 picks a free port. Default `127.0.0.1:0`.
     pub listen: SocketAddr,
@@ -58,6 +60,122 @@ pub struct MockConfig {
     /// What an acknowledged change survives, and so whether it is fsynced first. Default
     /// [`Durability::PowerLoss`] (fsynced); `oss-mock --no-fsync` is [`Durability::ProcessCrash`].
     pub durability: Durability,
+    /// The bearer token the control routes (`/_mock/…`) require. `None` (the default): they answer
+    /// loopback peers only; with a token they answer any peer whose request carries
+    /// `Authorization: Bearer TOKEN`, and only those.
+    pub control_token: Option<String>,
+    /// Bounds on what the server reads from clients: connections, timeouts, header and URL sizes.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for MockConfig {
+    /// Like a derived `Debug`, with every secret replaced: a config printed in a log or a failed
+    /// assertion must not hand out keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let credentials: Vec<(&str, &str)> = self
+            .credentials
+            .iter()
+            .map(|(id, _)| (id.as_str(), REDACTED))
+            .collect();
+        f.debug_struct("MockConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("buckets", &self.buckets)
+            .field("credentials", &credentials)
+            .field("region", &self.region)
+            .field("domain", &self.domain)
+            .field("sts", &self.sts)
+            .field("callback_allow", &self.callback_allow)
+            .field("callback_timeout", &self.callback_timeout)
+            .field("faults", &self.faults)
+            .field("durability", &self.durability)
+            .field(
+                "control_token",
+                &self.control_token.as_ref().map(|_| REDACTED),
+            )
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Bounds on what a server reads from its clients, so that no client (a slow one, a hostile one, a
+/// buggy one) can hold the server's memory, connections or time without limit. Each bound answers
+/// what OSS answers, or a clear refusal: `docs/mock-server.md` has the table.
+///
+/// ```
+/// use oss_mock::Limits;
+/// let limits = Limits::default();
+/// assert_eq!(limits.max_connections, 512);
+/// assert_eq!(limits.header_timeout.as_secs(), 10);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections open at once. One more is answered `503 ServiceUnavailable` at once and closed.
+    /// Default 512.
+    pub max_connections: usize,
+    /// How long a client may take to send a request head: from the connection's opening for its
+    /// first request, from the head's first byte for later ones. Past it the connection is closed.
+    /// Default 10 s.
+    pub header_timeout: Duration,
+    /// How long a connection may stay open with no request in progress, or with a request whose body
+    /// the server waits for and no byte arrives. Past it the connection is closed. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Header fields in one request head; more is `431` and the connection closed. Default 100.
+    pub max_headers: usize,
+    /// Bytes of one request head (request line and header fields); more is `431` and the connection
+    /// closed. Default 64 KiB.
+    pub max_header_bytes: usize,
+    /// Bytes of a request's path and query as sent; more is `400 InvalidArgument`. Default 16 KiB,
+    /// room for a 1023-byte key and list markers, all percent-encoded.
+    pub max_url_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
+            max_url_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// The smallest head size accepted: a signed request with a 1023-byte key needs about 4 KiB.
+    pub const MIN_HEADER_BYTES: usize = 4096;
+
+    /// Checks that every bound lets ordinary requests through; the error names the bound.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("max_connections (--max-connections)", self.max_connections),
+            ("max_headers (--max-headers)", self.max_headers),
+            ("max_url_bytes (--max-url-bytes)", self.max_url_bytes),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.max_header_bytes < Self::MIN_HEADER_BYTES {
+            return Err(format!(
+                "max_header_bytes (--max-header-bytes) is {}; it must be at least {} for a signed request to fit",
+                self.max_header_bytes,
+                Self::MIN_HEADER_BYTES
+            ));
+        }
+        for (name, value) in [
+            ("header_timeout (--header-timeout)", self.header_timeout),
+            ("idle_timeout (--idle-timeout)", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{name} must be more than zero"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How far an acknowledged change is guaranteed to survive: the same two levels as the checkpoint
@@ -108,6 +226,8 @@ impl Default for MockConfig {
             callback_timeout: DEFAULT_CALLBACK_TIMEOUT,
             faults: Vec::new(),
             durability: Durability::PowerLoss,
+            control_token: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -155,6 +275,19 @@ impl MockConfig {
         self
     }
 
+    /// Requires `Authorization: Bearer TOKEN` on the control routes, and answers them for any peer
+    /// that sends it (without a token only loopback peers are answered).
+    pub fn with_control_token(mut self, token: impl Into<String>) -> Self {
+        self.control_token = Some(token.into());
+        self
+    }
+
+    /// Replaces the bounds on what the server reads.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Keeps data in `dir` (created if missing) instead of a temporary directory.
     pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
@@ -175,6 +308,63 @@ impl MockConfig {
             )]
         } else {
             self.credentials.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let config = MockConfig::default()
+            .with_credentials("ak", "permanent-secret")
+            .with_sts(StsCredential::new("STS.id", "sts-secret", "sts-token"))
+            .with_control_token("control-token");
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("\"ak\"") && shown.contains("STS.id"),
+            "{shown}"
+        );
+        for secret in [
+            "permanent-secret",
+            "sts-secret",
+            "sts-token",
+            "control-token",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+
+    #[test]
+    fn limits_that_would_refuse_ordinary_requests_are_refused() {
+        assert!(Limits::default().validate().is_ok());
+        for (limits, says) in [
+            (
+                Limits {
+                    max_connections: 0,
+                    ..Limits::default()
+                },
+                "--max-connections",
+            ),
+            (
+                Limits {
+                    max_header_bytes: 100,
+                    ..Limits::default()
+                },
+                "--max-header-bytes",
+            ),
+            (
+                Limits {
+                    header_timeout: Duration::ZERO,
+                    ..Limits::default()
+                },
+                "--header-timeout",
+            ),
+        ] {
+            let err = limits.validate().unwrap_err();
+            assert!(err.contains(says), "{err}");
         }
     }
 }

@@ -1,5 +1,10 @@
 //! The mock's own control routes under `/_mock/`, which tests and tools use to steer a running
-//! server: fault rules and counters. They take JSON, answer JSON, and need no signature.
+//! server: fault rules and counters. They take JSON, answer JSON, and need no OSS signature.
+//!
+//! They can fail every request the server answers and abort uploads, so they are guarded: without a
+//! control token (`--control-token`, `MockConfig::control_token`) they answer loopback peers only;
+//! with one, only requests carrying `Authorization: Bearer TOKEN`, from any peer. Everything else is
+//! `403` with a JSON body saying why.
 //!
 //! | route | does |
 //! |---|---|
@@ -11,13 +16,18 @@
 //! Bucket names cannot start with `_`, so a path-style `/_mock/…` can never name a bucket. A
 //! virtual-hosted request (`Host: BUCKET.DOMAIN`) for the key `_mock/…` is an ordinary object request.
 
+use std::net::SocketAddr;
+
 use http::request::Parts;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use ossup_proto::Api;
 use serde_json::{Map, Value, json};
+use subtle::ConstantTimeEq;
 
+use crate::auth::Secret;
+use crate::callback::PeerAddr;
 use crate::faults::parse_fault_rules;
 use crate::response::{self, HttpResponse};
 use crate::route::{names_bucket_in_host, request_host};
@@ -34,8 +44,63 @@ pub(crate) fn is_control(parts: &Parts, domain: &str) -> bool {
     parts.uri.path().starts_with(PREFIX) && !names_bucket_in_host(&request_host(parts), domain)
 }
 
+/// Whether a control request may be answered: with a token configured, it must carry
+/// `Authorization: Bearer TOKEN`; without one, it must come from a loopback address. `Err` says why
+/// not, and what to do.
+pub(crate) fn access(
+    token: Option<&str>,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<(), String> {
+    match token {
+        Some(token) => {
+            let presented = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    let (scheme, rest) = v.trim().split_once(' ')?;
+                    scheme
+                        .eq_ignore_ascii_case("Bearer")
+                        .then(|| rest.trim())
+                });
+            match presented {
+                None => Err(
+                    "the control routes need the header Authorization: Bearer TOKEN, with the token the server was started with (--control-token or OSS_MOCK_CONTROL_TOKEN)"
+                        .to_owned(),
+                ),
+                // Constant time: how long the comparison takes must not tell how much of a guess
+                // was right.
+                Some(presented) if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) => {
+                    Ok(())
+                }
+                Some(_) => Err(
+                    "the bearer token is not this server's control token (--control-token or OSS_MOCK_CONTROL_TOKEN)"
+                        .to_owned(),
+                ),
+            }
+        }
+        None => match peer {
+            Some(peer) if peer.ip().to_canonical().is_loopback() => Ok(()),
+            Some(peer) => Err(format!(
+                "the control routes answer loopback peers only, and {} is not one; start the server with --control-token TOKEN (or OSS_MOCK_CONTROL_TOKEN) and send Authorization: Bearer TOKEN to use them from elsewhere",
+                peer.ip()
+            )),
+            None => Err("the peer's address is unknown, and without a control token only loopback peers are answered".to_owned()),
+        },
+    }
+}
+
 /// Answers a control request.
 pub(crate) async fn handle(app: &App, parts: &Parts, body: Incoming) -> HttpResponse {
+    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+    if let Err(why) = access(
+        app.control_token.as_ref().map(Secret::expose),
+        peer,
+        &parts.headers,
+    ) {
+        tracing::info!(?peer, "control request refused: {why}");
+        return problem(StatusCode::FORBIDDEN, why);
+    }
     let route = &parts.uri.path()[PREFIX.len()..];
     match (route, &parts.method) {
         ("faults", &Method::GET) => json_response(StatusCode::OK, &rules_json(app)),
@@ -128,4 +193,57 @@ fn method_not_allowed(allow: &'static str) -> HttpResponse {
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bearer(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_peers_are_answered() {
+        let none = HeaderMap::new();
+        for peer in [
+            "127.0.0.1:5",
+            "127.9.9.9:5",
+            "[::1]:5",
+            "[::ffff:127.0.0.1]:5",
+        ] {
+            assert!(
+                access(None, Some(peer.parse().unwrap()), &none).is_ok(),
+                "{peer}"
+            );
+        }
+        for peer in [
+            "10.1.2.3:5",
+            "192.168.0.2:5",
+            "[fe80::1]:5",
+            "[::ffff:10.0.0.1]:5",
+        ] {
+            let why = access(None, Some(peer.parse().unwrap()), &none).unwrap_err();
+            assert!(why.contains("--control-token"), "{why}");
+        }
+        assert!(access(None, None, &none).is_err());
+    }
+
+    #[test]
+    fn with_a_token_every_peer_needs_it() {
+        let remote = Some("10.1.2.3:5".parse().unwrap());
+        let local = Some("127.0.0.1:5".parse().unwrap());
+        assert!(access(Some("s3cret"), remote, &bearer("Bearer s3cret")).is_ok());
+        assert!(access(Some("s3cret"), local, &bearer("bearer  s3cret ")).is_ok());
+        let why = access(Some("s3cret"), local, &HeaderMap::new()).unwrap_err();
+        assert!(why.contains("Authorization: Bearer"), "{why}");
+        for wrong in ["Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret"] {
+            assert!(
+                access(Some("s3cret"), local, &bearer(wrong)).is_err(),
+                "{wrong}"
+            );
+        }
+    }
 }

@@ -4,6 +4,8 @@
 use http::{HeaderName, HeaderValue, StatusCode};
 use ossup_proto::{ErrorCode, ErrorResponse};
 
+use crate::response::xml_safe;
+
 /// An OSS error on its way to becoming a response.
 #[derive(Debug, Clone)]
 pub(crate) struct OssError {
@@ -78,11 +80,17 @@ impl OssError {
 
     /// The `<Error>` document, stamped with the request id and host id of the response.
     pub(crate) fn document(&self, request_id: &str, host_id: &str) -> ErrorResponse {
-        let mut doc = ErrorResponse::new(self.code, request_id, host_id);
+        let mut doc = ErrorResponse::new(self.code, request_id, xml_safe(host_id).as_ref());
         if let Some(message) = &self.message {
-            doc.message = message.clone();
+            doc.message = xml_safe(message).into_owned();
         }
-        doc.extra = self.fields.clone();
+        // Fields and messages echo client input (a key, a query value), which may hold characters
+        // XML 1.0 cannot carry; escaped, the document stays well formed.
+        doc.extra = self
+            .fields
+            .iter()
+            .map(|(name, value)| (name.clone(), xml_safe(value).into_owned()))
+            .collect();
         doc
     }
 }

@@ -24,13 +24,16 @@
 //!
 //! or as the `oss-mock` binary: `oss-mock --bucket bucket` prints `listening on http://HOST:PORT`.
 //!
-//! Inside, a request passes through layers: route (addressing to bucket, key and API), fault rules,
-//! authentication, the API's handler, and storage.
+//! Inside, a request passes through layers: route (addressing to bucket, key and API),
+//! authentication, fault rules, the API's handler, and storage. Every connection is bounded (count,
+//! head size, header, idle and body timeouts: [`Limits`]), and the control routes answer loopback
+//! peers or holders of the control token only.
 
 mod auth;
 mod body;
 mod callback;
 mod config;
+mod conn;
 mod control;
 mod error;
 mod faults;
@@ -47,7 +50,7 @@ mod storage;
 pub use auth::StsCredential;
 pub use config::{
     DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_CALLBACK_TIMEOUT, DEFAULT_DOMAIN,
-    DEFAULT_REGION, Durability, MockConfig,
+    DEFAULT_REGION, Durability, Limits, MockConfig,
 };
 pub use faults::{
     FAULT_KINDS, FaultAction, FaultRule, FaultRuleError, RuleReport, parse_fault_rules,

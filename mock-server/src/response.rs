@@ -104,10 +104,51 @@ pub(crate) fn with_url_encoding_type(document: String, root: &str) -> String {
     }
 }
 
+/// Whether XML 1.0 text can carry `c` so that a parser reads back the same character: XML 1.0 has
+/// no way to write U+0000 to U+0008, U+000B, U+000C, U+000E to U+001F, U+FFFE or U+FFFF (not even
+/// as a character reference), and a parser reads a literal carriage return as a line feed.
+pub(crate) fn xml_round_trips(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// The first character of `s` that XML 1.0 text cannot carry unchanged (see [`xml_round_trips`]).
+pub(crate) fn first_non_xml_char(s: &str) -> Option<char> {
+    s.chars().find(|c| !xml_round_trips(*c))
+}
+
+/// `s` with every character XML 1.0 cannot carry written as `%XX` (its UTF-8 bytes), for text that
+/// echoes client input in an error document: the document stays well formed and the reader still
+/// sees which character it was.
+pub(crate) fn xml_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if first_non_xml_char(s).is_none() {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if xml_round_trips(c) {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn text_xml_cannot_carry_is_written_as_percent_escapes() {
+        assert_eq!(xml_safe("plain/ü\tkey\n"), "plain/ü\tkey\n");
+        assert_eq!(xml_safe("a\0b\u{1}c\rd\u{FFFF}"), "a%00b%01c%0Dd%EF%BF%BF");
+        assert_eq!(first_non_xml_char("ok\u{7F}"), None);
+        assert_eq!(first_non_xml_char("bad\u{1B}"), Some('\u{1B}'));
+    }
 
     #[test]
     fn times_are_formatted_as_oss_does() {

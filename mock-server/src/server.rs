@@ -11,12 +11,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::auth::{Authenticator, StsCredential, StsRegistry};
+use crate::auth::{Authenticator, Secret, StsCredential, StsRegistry};
 use crate::callback::{CallbackPolicy, PeerAddr};
-use crate::config::MockConfig;
+use crate::config::{DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Limits, MockConfig};
+use crate::conn::{self, Activity, Watched};
+use crate::faults::action::ConnectionDropped;
 use crate::faults::armed::Faults;
 use crate::faults::{FaultRule, FaultRuleError, RuleReport};
 use crate::ids::Ids;
@@ -25,12 +27,10 @@ use crate::service::{self, App};
 use crate::stats::Stats;
 use crate::storage::Store;
 
-/// hyper's read buffer per connection. Body chunks are written to disk as they come, so a small
-/// buffer keeps memory flat however many parts arrive at once.
+/// hyper's read buffer per connection (at least; a larger head limit raises it). Body chunks are
+/// written to disk as they come, so a small buffer keeps memory flat however many parts arrive at
+/// once.
 const MAX_READ_BUFFER: usize = 64 * 1024;
-/// How long a client may take to send a request head (and how long an idle keep-alive connection
-/// stays open).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -69,11 +69,26 @@ impl MockServer {
     /// listening.
     ///
     /// Fails when the address cannot be bound, a configured bucket name is not legal, a
-    /// `callback_allow` entry is not a host, address or CIDR block, or the data directory is unusable
-    /// or damaged (the error names the file).
+    /// `callback_allow` entry is not a host, address or CIDR block, a limit would refuse ordinary
+    /// requests, the address is beyond loopback while the public default key is accepted, or the
+    /// data directory is unusable or damaged (the error names the file).
     pub async fn start(config: MockConfig) -> io::Result<MockServer> {
-        let callback = CallbackPolicy::new(&config.callback_allow, config.callback_timeout)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        config.limits.validate().map_err(invalid)?;
+        let exposed = !config.listen.ip().to_canonical().is_loopback();
+        if exposed
+            && config.effective_credentials().iter().any(|(id, secret)| {
+                id == DEFAULT_ACCESS_KEY_ID && secret == DEFAULT_ACCESS_KEY_SECRET
+            })
+        {
+            return Err(invalid(format!(
+                "refusing to listen on {} with the public default access key {DEFAULT_ACCESS_KEY_ID}: the address is reachable beyond this machine and anyone may know that key; give a key of your own (oss-mock --access-key-id and --access-key-secret, or OSS_MOCK_ACCESS_KEY_ID and OSS_MOCK_ACCESS_KEY_SECRET; MockConfig::with_credentials), or listen on 127.0.0.1",
+                config.listen
+            )));
+        }
+        let callback =
+            CallbackPolicy::new(&config.callback_allow, config.callback_timeout, exposed)
+                .map_err(invalid)?;
         let sts = Arc::new(StsRegistry::new(&config.sts));
         let faults = Arc::new(Faults::new());
         faults
@@ -119,16 +134,22 @@ impl MockServer {
             store: Arc::new(store),
             stats: Arc::clone(&stats),
             faults: Arc::clone(&faults),
-            auth: Authenticator::new(&config.effective_credentials(), Arc::clone(&sts)),
+            auth: Authenticator::new(
+                &config.effective_credentials(),
+                Arc::clone(&sts),
+                config.region.clone(),
+            ),
             ids,
             domain: config.domain.clone(),
             region: config.region.clone(),
             endpoint_host: addr.to_string(),
             callback,
+            control_token: config.control_token.clone().map(Secret::new),
+            max_url_bytes: config.limits.max_url_bytes,
         });
         let store = Arc::clone(&app.store);
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, app, stopped));
+        let task = tokio::spawn(accept_loop(listener, app, config.limits.clone(), stopped));
         Ok(MockServer {
             addr,
             data_dir,
@@ -256,15 +277,26 @@ impl Drop for MockServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<App>,
+    limits: Limits,
+    mut stopped: watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_READ_BUFFER)
+        // The connection's own watch (conn.rs) closes slow heads and idle connections; hyper's
+        // timer is only a backstop behind it.
+        .header_read_timeout(limits.idle_timeout + limits.header_timeout + Duration::from_secs(1))
+        .max_headers(limits.max_headers)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(MAX_READ_BUFFER.max(limits.max_header_bytes))
         .keep_alive(true);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(conn::MAX_REFUSALS));
     loop {
         while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
@@ -280,16 +312,69 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>, mut stopped: watch::R
             _ = stopped.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
-        let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(PeerAddr(peer));
-            service::handle(Arc::clone(&app), request)
-        });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        connections.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection from {peer} ended: {e}");
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            // Over the cap: a clear answer at once rather than a connection left hanging. Past
+            // MAX_REFUSALS refusals in progress the connection is simply closed.
+            tracing::warn!(
+                "refusing a connection from {peer}: {} connections open (--max-connections)",
+                limits.max_connections
+            );
+            if let Ok(refusing) = Arc::clone(&refusals).try_acquire_owned() {
+                let answer = conn::refusal(
+                    &app.ids.request_id(),
+                    &app.endpoint_host,
+                    limits.max_connections,
+                );
+                connections.spawn(async move {
+                    conn::refuse(stream, answer).await;
+                    drop(refusing);
+                });
             }
+            continue;
+        };
+        let activity = Activity::new(limits.header_timeout, limits.idle_timeout);
+        let check_every = activity.check_every();
+        let service = {
+            let (app, activity) = (Arc::clone(&app), Arc::clone(&activity));
+            service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                // The head is complete: from now until its answer is sent, the request is in
+                // flight and the connection is not idle.
+                let in_flight = activity.request_started();
+                request.extensions_mut().insert(PeerAddr(peer));
+                request.extensions_mut().insert(Arc::clone(&activity));
+                let app = Arc::clone(&app);
+                async move {
+                    let response = service::handle(app, request).await?;
+                    Ok::<_, ConnectionDropped>(
+                        response.map(|body| conn::hold_until_sent(body, in_flight)),
+                    )
+                }
+            })
+        };
+        let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+        let connection = graceful.watch(builder.serve_connection(io, service));
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let mut check = tokio::time::interval(check_every);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    ended = &mut connection => {
+                        if let Err(e) = ended {
+                            tracing::debug!("connection from {peer} ended: {e}");
+                        }
+                        break;
+                    }
+                    _ = check.tick() => {
+                        if let Some(why) = activity.expired(std::time::Instant::now()) {
+                            // Dropping the connection closes the socket.
+                            tracing::debug!("closing the connection from {peer}: {why}");
+                            break;
+                        }
+                    }
+                }
+            }
+            drop(slot);
         });
     }
     drop(listener);

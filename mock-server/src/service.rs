@@ -1,12 +1,12 @@
-//! The request pipeline: route, then fault rules, then authentication, then the API's handler; and
+//! The request pipeline: route, then authentication, then fault rules, then the API's handler; and
 //! the headers every response carries.
 //!
 //! ```text
-//! request ─> /_mock/ control routes (unsigned; never faulted)
+//! request ─> /_mock/ control routes (loopback peers or the control token; never faulted)
 //!         ─> route (addressing -> RequestContext: API, bucket, key, part number, upload id)
-//!         ─> fault rules (see the RequestContext before anything is checked; may answer, drop
-//!            the connection, stall, or slow the body down)
-//!         ─> auth (V1 / V4 verify, clock skew, key id)
+//!         ─> auth (V1 / V4 verify, scope, clock skew, key id, STS token): a refused request is
+//!            answered here and meets no fault rule
+//!         ─> fault rules (may answer, drop the connection, stall, or slow the body down)
 //!         ─> handler (one per API) ─> storage
 //!         ─> fault rules again, on the answer (drop it, delay it, tamper with it, cut it short)
 //! ```
@@ -23,9 +23,10 @@ use http::{HeaderValue, Method, Request, header};
 use hyper::body::Incoming;
 use ossup_proto::headers::REQUEST_ID;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Secret};
 use crate::body::RequestBody;
 use crate::callback::CallbackPolicy;
+use crate::conn::Activity;
 use crate::control;
 use crate::error::OssError;
 use crate::faults::action::{Before, ConnectionDropped};
@@ -57,6 +58,10 @@ pub(crate) struct App {
     pub endpoint_host: String,
     /// Where upload callbacks may go and how long they may take.
     pub callback: CallbackPolicy,
+    /// The bearer token the control routes require; `None`: loopback peers only.
+    pub control_token: Option<Secret>,
+    /// The longest path and query a request may have, in bytes.
+    pub max_url_bytes: usize,
 }
 
 /// Answers one request. Every failure is an OSS error response; the service fails only when a fault
@@ -66,14 +71,21 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ConnectionDropped> {
     let (parts, body) = request.into_parts();
-    if control::is_control(&parts, &app.domain) {
+    let url_too_long = url_too_long(&parts, app.max_url_bytes);
+    if url_too_long.is_none() && control::is_control(&parts, &app.domain) {
         return Ok(control::handle(&app, &parts, body).await);
     }
     let request_id = app.ids.request_id();
     let host_id = route::request_host(&parts);
-    let mut body = RequestBody::new(body, &parts.headers);
-    let (api, result, firing) =
-        process(&app, &parts, &mut body, request_id.clone(), host_id.clone()).await?;
+    let activity = parts.extensions.get::<Arc<Activity>>().cloned();
+    let mut body = RequestBody::new(body, &parts.headers, activity);
+    let (api, result, firing) = match url_too_long {
+        Some(err) => {
+            app.stats.record_request(None);
+            (None, Err(err), None)
+        }
+        None => process(&app, &parts, &mut body, request_id.clone(), host_id.clone()).await?,
+    };
     let mut response = match result {
         Ok(response) => response,
         Err(err) => error_response(&err, &request_id, &host_id, parts.method == Method::HEAD),
@@ -136,6 +148,15 @@ async fn process(
         key = ?ctx.key,
         "request"
     );
+    // Authentication comes first: a fault rule may change state (expire_upload aborts an upload),
+    // so only a request the server would have served may meet the rules. A refused request is
+    // answered with its authentication error and is not counted by any rule.
+    if let Err(err) = app
+        .auth
+        .authenticate(&ctx, &parts.headers, SystemTime::now())
+    {
+        return Ok((Some(ctx.api), Err(err), None));
+    }
     let firing = app.faults.decide(&ctx);
     if let Some(firing) = &firing {
         app.stats.record_fault(firing.action.kind_index());
@@ -152,14 +173,29 @@ async fn process(
             Before::Drop(dropped) => return Err(dropped),
         }
     }
-    let result = match app
-        .auth
-        .authenticate(&ctx, &parts.headers, SystemTime::now())
-    {
-        Ok(_) => handlers::dispatch(app, &ctx, parts, body).await,
-        Err(err) => Err(err),
-    };
+    let result = handlers::dispatch(app, &ctx, parts, body).await;
     Ok((Some(ctx.api), result, firing))
+}
+
+/// `400 InvalidArgument` when the request's path and query are longer than `max` bytes, before
+/// anything is decoded: the mock's own bound on what it reads (OSS documents none beyond the key's
+/// 1023 bytes).
+fn url_too_long(parts: &Parts, max: usize) -> Option<OssError> {
+    let url = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
+    (url.len() > max).then(|| {
+        let mut start = 64.min(url.len());
+        while !url.is_char_boundary(start) {
+            start -= 1;
+        }
+        OssError::invalid_argument(
+            "URL",
+            &format!("{}...", &url[..start]),
+            format!(
+                "The request's path and query are {} bytes long; oss-mock reads at most {max} (--max-url-bytes).",
+                url.len()
+            ),
+        )
+    })
 }
 
 fn error_response(err: &OssError, request_id: &str, host_id: &str, head: bool) -> HttpResponse {

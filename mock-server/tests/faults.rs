@@ -68,7 +68,7 @@ fn rule(action: FaultAction) -> FaultRule {
 }
 
 #[tokio::test]
-async fn an_error_rule_answers_its_status_and_code_before_authentication() {
+async fn an_error_rule_answers_its_status_and_code_after_authentication() {
     let server = server().await;
     server
         .set_faults(vec![
@@ -76,14 +76,17 @@ async fn an_error_rule_answers_its_status_and_code_before_authentication() {
         ])
         .unwrap();
     let client = Client::new(&server);
-    // Unsigned: the fault answers before the signature would have been refused.
-    let first = client.req(Method::GET, "k").unsigned().send().await;
+    // Unsigned: refused by authentication, never seen by the rule.
+    let unsigned = client.req(Method::GET, "k").unsigned().send().await;
+    unsigned.expect_error(403, "AccessDenied");
+    assert_eq!(server.fault_report()[0].matched, 0);
+    let first = client.req(Method::GET, "k").send().await;
     let err = first.expect_error(503, "ServiceUnavailable");
     assert_eq!(err.message, "Please reduce your request rate.");
-    let second = client.req(Method::GET, "k").unsigned().send().await;
-    second.expect_error(403, "AccessDenied");
+    let second = client.req(Method::GET, "k").send().await;
+    second.expect_error(404, "NoSuchKey");
     assert_eq!(server.stats().faults_fired("error"), 1);
-    assert_eq!(server.stats().error_responses(), 2);
+    assert_eq!(server.stats().error_responses(), 3);
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! What a fired rule does to its request, at the two points of the pipeline where faults act:
-//! before authentication (answer instead, drop the connection, stall, slow the body down) and after
+//! before the handler (answer instead, drop the connection, stall, slow the body down) and after
 //! the handler (drop the answer, delay it, tamper with it, cut it short).
 
 use std::fmt;
@@ -51,7 +51,7 @@ impl fmt::Display for ConnectionDropped {
 
 impl std::error::Error for ConnectionDropped {}
 
-/// What happens to a request after the rules had their say, before authentication.
+/// What happens to a request after the rules had their say, after authentication, before the handler.
 pub(crate) enum Before {
     /// Authenticate and handle it as usual.
     Proceed,
@@ -71,7 +71,7 @@ impl Firing {
         }
     }
 
-    /// Acts before authentication: the actions that replace the work, and `throttle`, which slows
+    /// Acts before the handler: the actions that replace the work, and `throttle`, which slows
     /// the body down for the handler.
     pub(crate) async fn before(
         &self,
@@ -164,9 +164,9 @@ impl Firing {
     ) -> HttpResponse {
         let mut document =
             ErrorResponse::new(ErrorCode::InternalError, &ctx.request_id, &ctx.host_id);
-        document.code = code.to_owned();
+        document.code = response::xml_safe(code).into_owned();
         document.message = match (message, ErrorCode::from_code(code)) {
-            (Some(message), _) => message.to_owned(),
+            (Some(message), _) => response::xml_safe(message).into_owned(),
             (None, Some(known)) => known.default_message().to_owned(),
             (None, None) => format!("Injected by oss-mock fault rule {}.", self.index),
         };

@@ -2,12 +2,14 @@
 //! delays, dropped connections before, during and after the work, cut-short and tampered answers,
 //! slow reads, stalls, forgotten uploads, a skewed clock), on chosen requests, reproducibly.
 //!
-//! A rule sees a request right after routing, before authentication, so any API can be made to
-//! misbehave without touching its handler:
+//! A rule sees a request after routing and authentication, so any API can be made to misbehave
+//! without touching its handler, and a request the server would refuse anyway (unsigned, wrongly
+//! signed) never meets a rule: `expire_upload` aborts an upload, and only a client allowed to abort
+//! it may cause that.
 //!
 //! ```text
-//! route ─> [rules decide: does one fire?] ─> before: error / reset / stall / expire / skew / throttle
-//!       ─> auth ─> handler ─> after: reset_after_commit / delay / corrupt / truncate ─> the wire
+//! route ─> auth ─> [rules decide: does one fire?] ─> before: error / reset / stall / expire / skew /
+//!       throttle ─> handler ─> after: reset_after_commit / delay / corrupt / truncate ─> the wire
 //! ```
 //!
 //! - `rule`: the JSON rule format ([`FaultRule`], [`FaultAction`]).

@@ -95,8 +95,8 @@ pub struct FaultRule {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum FaultAction {
-    /// Answer an OSS error document with this status and code, before authentication; nothing is
-    /// done.
+    /// Answer an OSS error document with this status and code instead of the work (the request has
+    /// been authenticated); nothing is done.
     Error {
         /// The HTTP status, 300 to 599.
         status: u16,

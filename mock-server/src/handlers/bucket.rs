@@ -10,7 +10,10 @@ use ossup_proto::xml::{
     ListBucketResult, ListedObject, Owner, from_xml, to_xml,
 };
 
-use super::{blocking, count_param, object_acl, read_small_body, storage_class, url_encoding};
+use super::{
+    blocking, check_xml_depth, count_param, listed_param, object_acl, read_small_body,
+    storage_class, url_encoding,
+};
 use crate::body::RequestBody;
 use crate::error::OssError;
 use crate::response::{self, HttpResponse, iso8601, status_only, url_encode};
@@ -51,6 +54,7 @@ pub(super) async fn put_bucket(
         let text = std::str::from_utf8(&xml).map_err(|_| {
             OssError::new(ErrorCode::MalformedXML).message("The bucket configuration is not UTF-8.")
         })?;
+        check_xml_depth(text)?;
         let config: CreateBucketConfiguration = from_xml("CreateBucketConfiguration", text)
             .map_err(|e| {
                 OssError::new(ErrorCode::MalformedXML).message(format!(
@@ -112,11 +116,11 @@ pub(super) async fn list_objects(
     app: &App,
     ctx: &RequestContext,
 ) -> Result<HttpResponse, OssError> {
-    let prefix = ctx.query("prefix").unwrap_or_default().to_owned();
-    let marker = ctx.query("marker").unwrap_or_default().to_owned();
-    let delimiter = ctx.query("delimiter").unwrap_or_default().to_owned();
-    let max = count_param(ctx, "max-keys", 100, 1000)?;
     let encode = url_encoding(ctx)?;
+    let prefix = listed_param(ctx, "prefix", encode)?;
+    let marker = listed_param(ctx, "marker", encode)?;
+    let delimiter = listed_param(ctx, "delimiter", encode)?;
+    let max = count_param(ctx, "max-keys", 100, 1000)?;
     let store = Arc::clone(&app.store);
     let page = {
         let (bucket, prefix, marker, delimiter) = (

@@ -20,7 +20,7 @@ use ossup_proto::{Api, ErrorCode, tagging};
 
 use crate::body::RequestBody;
 use crate::error::OssError;
-use crate::response::{HttpResponse, set_header};
+use crate::response::{HttpResponse, first_non_xml_char, set_header};
 use crate::route::RequestContext;
 use crate::service::App;
 use crate::storage::{ObjectAttrs, ReceiveError};
@@ -312,6 +312,35 @@ pub(crate) async fn read_small_body(
     Ok(Ok(buf.freeze()))
 }
 
+/// How deep the elements of a request's XML document may nest. The documents the mock reads
+/// (`CompleteMultipartUpload`, `CreateBucketConfiguration`) are three levels deep; the bound keeps a
+/// document of a million nested elements from costing more than reading it.
+pub(crate) const MAX_XML_DEPTH: usize = 16;
+
+/// `400 MalformedXML` when the elements of `text` nest deeper than [`MAX_XML_DEPTH`], checked by
+/// a flat scan before the document is deserialized. Syntax errors are left to the parser, which
+/// names them.
+pub(crate) fn check_xml_depth(text: &str) -> Result<(), OssError> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                if depth > MAX_XML_DEPTH {
+                    return Err(OssError::new(ErrorCode::MalformedXML).message(format!(
+                        "The XML you provided was not well-formed or did not validate against our published schema: its elements nest more than {MAX_XML_DEPTH} deep."
+                    )));
+                }
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Eof) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Parses a count parameter (`max-parts`, `max-uploads`, `max-keys`): `default` when absent or
 /// empty, 400 InvalidArgument when not a number in `1..=max`.
 pub(crate) fn count_param(
@@ -330,6 +359,46 @@ pub(crate) fn count_param(
                 format!("{name} must be an integer between 1 and {max}."),
             )),
         },
+    }
+}
+
+/// Refuses, with `400 InvalidObjectName`, a key that would make the answers naming it ill-formed:
+/// one holding a character XML 1.0 cannot carry (NUL and the other C0 controls but tab and line
+/// feed; a carriage return, which a parser reads back as a line feed; U+FFFE, U+FFFF). OSS stores
+/// such keys and its listings then need `encoding-type=url`; the mock refuses them when they are
+/// written, so every listing it answers is well formed. Checked by the APIs that create a key
+/// (PutObject, InitiateMultipartUpload); other APIs simply find no such key.
+pub(crate) fn check_key_for_write(key: &str) -> Result<(), OssError> {
+    match first_non_xml_char(key) {
+        None => Ok(()),
+        Some(c) => Err(OssError::new(ErrorCode::InvalidObjectName)
+            .message(format!(
+                "The specified object is not valid: the key holds the control character U+{:04X}, which XML 1.0 listings cannot carry; oss-mock refuses such keys.",
+                u32::from(c)
+            ))
+            .field("ObjectName", key)),
+    }
+}
+
+/// A query value a listing echoes in its XML (`prefix`, `marker`, …): `400 InvalidArgument` when it
+/// holds a character XML 1.0 cannot carry and the answer is not URL-encoded, since the answer would be
+/// ill-formed.
+pub(crate) fn listed_param(
+    ctx: &RequestContext,
+    name: &str,
+    url_encoded: bool,
+) -> Result<String, OssError> {
+    let value = ctx.query(name).unwrap_or_default();
+    match first_non_xml_char(value) {
+        Some(c) if !url_encoded => Err(OssError::invalid_argument(
+            name,
+            value,
+            format!(
+                "{name} holds the control character U+{:04X}, which an XML answer cannot carry; ask with encoding-type=url.",
+                u32::from(c)
+            ),
+        )),
+        _ => Ok(value.to_owned()),
     }
 }
 

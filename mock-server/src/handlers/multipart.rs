@@ -17,9 +17,9 @@ use ossup_proto::xml::{
 
 use super::object::digest_mismatch;
 use super::{
-    blocking, check_declared_length, client_ip, content_md5, count_param, forbid_overwrite,
-    header_text, object_acl, object_attrs, read_small_body, receive_error, set_encryption_headers,
-    url_encoding,
+    blocking, check_declared_length, check_key_for_write, check_xml_depth, client_ip, content_md5,
+    count_param, forbid_overwrite, header_text, listed_param, object_acl, object_attrs,
+    read_small_body, receive_error, set_encryption_headers, url_encoding,
 };
 use crate::body::RequestBody;
 use crate::callback::{Callback, UploadFacts};
@@ -70,6 +70,7 @@ pub(super) async fn initiate(
     ctx: &RequestContext,
     parts: &Parts,
 ) -> Result<HttpResponse, OssError> {
+    check_key_for_write(ctx.key())?;
     let attrs = object_attrs(&parts.headers)?;
     let forbid = forbid_overwrite(&parts.headers);
     let store = Arc::clone(&app.store);
@@ -185,6 +186,7 @@ fn listed_parts(body: &[u8]) -> Result<Vec<(u32, String)>, OssError> {
             "The XML you provided was not well-formed or did not validate against our published schema: the body is not UTF-8.",
         )
     })?;
+    check_xml_depth(text)?;
     let doc: CompleteMultipartUpload =
         from_xml("CompleteMultipartUpload", text).map_err(|e| {
             OssError::new(ErrorCode::MalformedXML).message(format!(
@@ -195,6 +197,14 @@ fn listed_parts(body: &[u8]) -> Result<Vec<(u32, String)>, OssError> {
         return Err(OssError::new(ErrorCode::MalformedXML).message(
             "The XML you provided was not well-formed or did not validate against our published schema: <CompleteMultipartUpload> lists no <Part>.",
         ));
+    }
+    // Part numbers run from 1 to 10000 and must ascend, so a longer list cannot be right; saying
+    // so names the real problem rather than the first misordered or unknown part.
+    if doc.parts.len() > MAX_PART_NUMBER as usize {
+        return Err(OssError::new(ErrorCode::MalformedXML).message(format!(
+            "The XML you provided was not well-formed or did not validate against our published schema: <CompleteMultipartUpload> lists {} parts; an upload has at most {MAX_PART_NUMBER}.",
+            doc.parts.len()
+        )));
     }
     for pair in doc.parts.windows(2) {
         if pair[1].part_number <= pair[0].part_number {
@@ -285,9 +295,7 @@ pub(super) async fn complete(
             ("etag", record.etag.clone()),
             (HASH_CRC64ECMA, record.crc64.to_string()),
         ];
-        return callback
-            .answer(&facts, app.callback.timeout(), &headers)
-            .await;
+        return callback.answer(&facts, &app.callback, &headers).await;
     }
     let mut response = response::xml(to_xml(&CompleteMultipartUploadResult {
         location: match ctx.addressing {
@@ -320,16 +328,17 @@ pub(super) async fn list_uploads(
     app: &App,
     ctx: &RequestContext,
 ) -> Result<HttpResponse, OssError> {
-    let prefix = ctx.query("prefix").unwrap_or_default().to_owned();
-    let key_marker = ctx.query("key-marker").unwrap_or_default().to_owned();
-    let upload_id_marker = ctx.query("upload-id-marker").unwrap_or_default().to_owned();
+    let encode = url_encoding(ctx)?;
+    let prefix = listed_param(ctx, "prefix", encode)?;
+    let key_marker = listed_param(ctx, "key-marker", encode)?;
+    // Echoed as is even in a URL-encoded answer.
+    let upload_id_marker = listed_param(ctx, "upload-id-marker", false)?;
     let max = count_param(ctx, "max-uploads", MAX_LIST_UPLOADS, MAX_LIST_UPLOADS)?;
     if ctx.query("delimiter").is_some_and(|d| !d.is_empty()) {
         return Err(OssError::new(ErrorCode::NotImplemented).message(
             "ListMultipartUploads with a delimiter is not implemented by oss-mock; list with a prefix instead.",
         ));
     }
-    let encode = url_encoding(ctx)?;
     let store = Arc::clone(&app.store);
     let page = {
         let (bucket, prefix, key_marker, upload_id_marker) = (

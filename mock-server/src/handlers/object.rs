@@ -10,8 +10,8 @@ use ossup_proto::headers::{HASH_CRC64ECMA, OBJECT_TYPE, STORAGE_CLASS};
 use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
 
 use super::{
-    blocking, check_declared_length, client_ip, content_md5, forbid_overwrite, header_text,
-    object_attrs, receive_error, set_encryption_headers, set_tagging_count,
+    blocking, check_declared_length, check_key_for_write, client_ip, content_md5, forbid_overwrite,
+    header_text, object_attrs, receive_error, set_encryption_headers, set_tagging_count,
 };
 use crate::body::RequestBody;
 use crate::callback::{Callback, UploadFacts};
@@ -37,6 +37,7 @@ pub(super) async fn put_object(
     parts: &Parts,
     body: &mut RequestBody,
 ) -> Result<HttpResponse, OssError> {
+    check_key_for_write(ctx.key())?;
     let headers = &parts.headers;
     let callback = Callback::from_headers(headers, &app.callback)?;
     let attrs = object_attrs(headers)?;
@@ -87,9 +88,7 @@ pub(super) async fn put_object(
             (HASH_CRC64ECMA, record.crc64.to_string()),
             ("content-md5", encode_content_md5(&md5)),
         ];
-        return callback
-            .answer(&facts, app.callback.timeout(), &headers)
-            .await;
+        return callback.answer(&facts, &app.callback, &headers).await;
     }
     let mut response = status_only(StatusCode::OK);
     set_header(&mut response, "etag", &record.etag);
