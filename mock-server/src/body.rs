@@ -74,8 +74,13 @@ impl RequestBody {
         }
     }
 
-    /// Reads the body at most `bytes_per_sec` fast from now on.
+    /// Reads the body at most `bytes_per_sec` fast from now on (the slower of two caps wins: a
+    /// throttle fault and the request's `x-oss-traffic-limit`).
     pub(crate) fn throttle(&mut self, bytes_per_sec: u64) {
+        let bytes_per_sec = match &self.throttle {
+            Some(set) => set.bytes_per_sec.min(bytes_per_sec),
+            None => bytes_per_sec,
+        };
         self.throttle = Some(Throttle {
             bytes_per_sec: bytes_per_sec.max(1),
             pause: None,

@@ -46,6 +46,7 @@ mod server;
 mod service;
 mod stats;
 mod storage;
+mod traffic;
 
 pub use auth::StsCredential;
 pub use config::{

@@ -173,6 +173,11 @@ async fn process(
             Before::Drop(dropped) => return Err(dropped),
         }
     }
+    match crate::traffic::requested(ctx.api, &parts.headers) {
+        Ok(Some(bytes_per_sec)) => body.throttle(bytes_per_sec),
+        Ok(None) => {}
+        Err(err) => return Ok((Some(ctx.api), Err(err), firing)),
+    }
     let result = handlers::dispatch(app, &ctx, parts, body).await;
     Ok((Some(ctx.api), result, firing))
 }

@@ -155,6 +155,11 @@ pub(crate) struct UploadArgs {
     #[arg(long, value_name = "RATE", value_parser = crate::size::parse_rate)]
     pub limit_rate: Option<u64>,
 
+    /// Ask OSS to take each request at most RATE fast (x-oss-traffic-limit), e.g. 10MiB/s: a cap
+    /// per request, enforced by the server, from 100KiB/s to 100MiB/s.
+    #[arg(long, value_name = "RATE", value_parser = crate::size::parse_rate)]
+    pub traffic_limit: Option<u64>,
+
     /// Send one part at a time (the same as --parallel 1, through the sequential scheduler).
     #[arg(long)]
     pub sequential: bool,

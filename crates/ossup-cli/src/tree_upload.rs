@@ -55,8 +55,12 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     let display = Arc::new(Mutex::new(Display::new(args.progress, &tree)));
     let cancel = CancellationToken::new();
     let mode = checksum_mode(&args);
-    let (part_size, no_checkpoint, from_server) =
-        (args.part_size, args.no_checkpoint, args.resume_from_server);
+    let (part_size, no_checkpoint, from_server, traffic_limit) = (
+        args.part_size,
+        args.no_checkpoint,
+        args.resume_from_server,
+        args.traffic_limit,
+    );
     let mut batch = uploader
         .batch(&args.destination.bucket)
         .skip_unchanged(!args.force)
@@ -73,6 +77,9 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
                     OnCancel::KeepCheckpoint
                 })
                 .resume_from_server(from_server);
+            if let Some(bytes_per_sec) = traffic_limit {
+                request = request.traffic_limit(bytes_per_sec.saturating_mul(8));
+            }
             if let Some(size) = part_size {
                 request = request.part_size(size);
             }

@@ -105,6 +105,9 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
             OnCancel::KeepCheckpoint
         })
         .resume_from_server(args.resume_from_server);
+    if let Some(bytes_per_sec) = args.traffic_limit {
+        request = request.traffic_limit(bytes_per_sec.saturating_mul(8));
+    }
     if let Some(size) = args.part_size {
         request = request.part_size(size);
     }

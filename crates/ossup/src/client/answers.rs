@@ -19,6 +19,9 @@ pub struct PartBody {
     pub md5: Option<[u8; 16]>,
     /// The CRC-64/XZ of the bytes, checked against `x-oss-hash-crc64ecma`.
     pub crc64: Option<u64>,
+    /// The server-side cap on this request's speed, in bit/s (`x-oss-traffic-limit`, 819,200 to
+    /// 838,860,800); see [`with_traffic_limit`](Self::with_traffic_limit).
+    pub traffic_limit: Option<u64>,
 }
 
 impl PartBody {
@@ -29,12 +32,30 @@ impl PartBody {
             md5: Some(checksum::md5(&data)),
             crc64: Some(checksum::crc64(&data)),
             data,
+            traffic_limit: None,
         }
     }
 
     /// A body whose checksums the caller computed (or chose not to).
     pub fn with_checksums(data: Bytes, md5: Option<[u8; 16]>, crc64: Option<u64>) -> Self {
-        Self { data, md5, crc64 }
+        Self {
+            data,
+            md5,
+            crc64,
+            traffic_limit: None,
+        }
+    }
+
+    /// Asks OSS to take this body at most `bits_per_sec` fast (`x-oss-traffic-limit`), a cap the
+    /// server enforces per request; OSS accepts 819,200 (100 KiB/s) to 838,860,800 (100 MiB/s).
+    ///
+    /// ```
+    /// let body = ossup::PartBody::new(vec![0u8; 10]).with_traffic_limit(8 << 20);
+    /// assert_eq!(body.traffic_limit, Some(8 << 20));
+    /// ```
+    pub fn with_traffic_limit(mut self, bits_per_sec: u64) -> Self {
+        self.traffic_limit = Some(bits_per_sec);
+        self
     }
 }
 

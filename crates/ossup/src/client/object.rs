@@ -71,6 +71,10 @@ impl Client {
                     .expect("base64 is a header value"),
             );
         }
+        if let Some(bits) = body.traffic_limit {
+            op.headers
+                .insert("x-oss-traffic-limit", HeaderValue::from(bits));
+        }
         op.body = body.data;
         let response = self.execute(&op).await?;
         let headers = response.headers();

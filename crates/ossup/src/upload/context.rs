@@ -56,6 +56,21 @@ impl UploadContext {
         &self.request.source
     }
 
+    /// The body of a part (or of a PutObject) with its checksums, carrying the request's traffic
+    /// limit.
+    pub(super) fn body(
+        &self,
+        data: bytes::Bytes,
+        md5: Option<[u8; 16]>,
+        crc64: u64,
+    ) -> crate::PartBody {
+        let body = crate::PartBody::with_checksums(data, md5, Some(crc64));
+        match self.request.traffic_limit {
+            Some(bits) => body.with_traffic_limit(bits),
+            None => body,
+        }
+    }
+
     /// Reports `notice` and keeps it for the outcome.
     pub(super) fn notice(&self, notice: Notice) {
         let mut notices = self.notices.lock().expect("notices lock");

@@ -33,6 +33,12 @@ pub(super) struct Plan {
     pub(super) parts: Vec<PartSpec>,
 }
 
+/// The smallest `x-oss-traffic-limit` OSS accepts, in bit/s (100 KiB/s).
+const TRAFFIC_LIMIT_MIN: u64 = 819_200;
+
+/// The largest `x-oss-traffic-limit` OSS accepts, in bit/s (100 MiB/s).
+const TRAFFIC_LIMIT_MAX: u64 = 838_860_800;
+
 /// A source of `size` bytes goes in one PutObject when it is at most `threshold` bytes (an empty
 /// source always does), and in parts otherwise.
 pub(super) fn method_for(size: u64, threshold: u64) -> UploadMethod {
@@ -63,6 +69,13 @@ pub(super) async fn plan(
         return Err(Error::config("bucket and key must not be empty"));
     }
     request.options.validate()?;
+    if let Some(bits) = request.traffic_limit
+        && !(TRAFFIC_LIMIT_MIN..=TRAFFIC_LIMIT_MAX).contains(&bits)
+    {
+        return Err(Error::config(format!(
+            "traffic limit {bits} bit/s is outside the {TRAFFIC_LIMIT_MIN}..={TRAFFIC_LIMIT_MAX} bit/s (100 KiB/s to 100 MiB/s) OSS accepts"
+        )));
+    }
     if let Some(callback) = &request.callback {
         callback.validate()?;
     }

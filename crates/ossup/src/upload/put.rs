@@ -6,7 +6,6 @@ use super::context::UploadContext;
 use super::hashing::{Hashed, ensure_unchanged, read_part};
 use super::{UploadMethod, UploadOutcome};
 use crate::buffer::PartBuffer;
-use crate::client::PartBody;
 use crate::{Error, PartSpec, ProgressEvent};
 
 /// Runs the phase: the whole source in one PutObject (with the request's callback).
@@ -44,7 +43,7 @@ pub(super) async fn put_read(
 ) -> Result<UploadOutcome, Error> {
     let (bucket, key) = (ctx.bucket(), ctx.key());
     let bytes = buffer.freeze();
-    let body = PartBody::with_checksums(bytes, hashed.md5, Some(hashed.crc64));
+    let body = ctx.body(bytes, hashed.md5, hashed.crc64);
     let client = match ctx.progress.sending_whole(size) {
         Some(observer) => ctx.client.with_retry_observer(observer),
         None => ctx.client.clone(),

@@ -51,6 +51,8 @@ pub struct UploadRequest {
     pub(super) on_cancel: OnCancel,
     /// Without a checkpoint, look on the server for an open upload of the key to carry on.
     pub(super) resume_from_server: bool,
+    /// The server-side speed cap of every UploadPart and PutObject, in bit/s.
+    pub(super) traffic_limit: Option<u64>,
     /// Part buffers shared with the other uploads of a batch, in place of the upload's own pool.
     pub(super) shared_pool: Option<Arc<BufferPool>>,
 }
@@ -102,6 +104,7 @@ impl UploadRequest {
             cancel: CancellationToken::new(),
             on_cancel: OnCancel::default(),
             resume_from_server: false,
+            traffic_limit: None,
             shared_pool: None,
         }
     }
@@ -219,6 +222,23 @@ impl UploadRequest {
     /// whole holds at most the pool's capacity of parts in memory and in flight.
     pub(crate) fn shared_pool(mut self, pool: Arc<BufferPool>) -> Self {
         self.shared_pool = Some(pool);
+        self
+    }
+
+    /// Asks OSS to take each part (and a PutObject) at most `bits_per_sec` fast: the server-side
+    /// cap `x-oss-traffic-limit`, per request, from 819,200 (100 KiB/s) to 838,860,800 (100 MiB/s)
+    /// bit/s; a value outside is refused before anything is sent. Parts in parallel each get the
+    /// cap: for one cap on the whole upload use
+    /// [`UploaderBuilder::rate_limit`](crate::UploaderBuilder::rate_limit).
+    ///
+    /// ```
+    /// use ossup::{BytesSource, UploadRequest};
+    /// let request = UploadRequest::new(BytesSource::new("x", "x"), "bucket", "key")
+    ///     .traffic_limit(80 << 20); // 10 MiB/s per request
+    /// # let _ = request;
+    /// ```
+    pub fn traffic_limit(mut self, bits_per_sec: u64) -> Self {
+        self.traffic_limit = Some(bits_per_sec);
         self
     }
 

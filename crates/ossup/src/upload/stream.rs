@@ -42,7 +42,6 @@ use super::reconcile::{Known, Verdict, judge};
 use super::recorder::Recorder;
 use super::{ChecksumMode, UploadMethod, UploadOutcome, adopt, put, resume};
 use crate::buffer::{BufferPool, PartBuffer};
-use crate::client::PartBody;
 use crate::plan::{stream_capacity, stream_part_size};
 use crate::source::StreamReader;
 use crate::store::StoreError;
@@ -655,7 +654,7 @@ impl StreamRun<'_> {
                     ctx.key(),
                     self.upload_id,
                     spec.number,
-                    PartBody::with_checksums(bytes.clone(), md5, Some(hashed.crc64)),
+                    ctx.body(bytes.clone(), md5, hashed.crc64),
                 )
                 .await;
             buffer.reclaim(bytes);

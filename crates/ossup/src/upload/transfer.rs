@@ -16,7 +16,6 @@ use tracing::{Instrument as _, Span, field};
 use super::context::UploadContext;
 use super::hashing::read_part;
 use super::recorder::Recorder;
-use crate::client::PartBody;
 use crate::{Checkpoint, Error, PartRecord, PartRunner, PartSpec, ProgressEvent};
 
 /// What the transfer phase leaves for Complete.
@@ -154,7 +153,7 @@ impl Runner<'_> {
                 ctx.key(),
                 self.upload_id,
                 part.number,
-                PartBody::with_checksums(bytes.clone(), hashed.md5, Some(hashed.crc64)),
+                ctx.body(bytes.clone(), hashed.md5, hashed.crc64),
             )
             .await;
         buffer.reclaim(bytes);

@@ -30,3 +30,36 @@ async fn parts_in_parallel_share_one_cap() {
     assert_eq!(outcome.bytes_sent, bytes.len() as u64);
     assert_object_is(&client(&server.endpoint()), "capped", &bytes).await;
 }
+
+#[tokio::test]
+async fn the_server_side_traffic_limit_is_sent_and_honoured() {
+    let server = mock().await;
+    let uploader = builder(&server.endpoint()).build().unwrap();
+    let bytes = data(1 << 20, 42);
+    let started = std::time::Instant::now();
+    uploader
+        .upload(
+            UploadRequest::new(
+                BytesSource::new(bytes.clone(), "limited"),
+                BUCKET,
+                "limited",
+            )
+            .multipart_threshold(2 << 20)
+            .traffic_limit(8 << 20), // 1 MiB/s
+        )
+        .await
+        .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert!(took >= 0.9, "1 MiB at 1 MiB/s took {took} s");
+    assert_object_is(&client(&server.endpoint()), "limited", &bytes).await;
+
+    let err = uploader
+        .upload(
+            UploadRequest::new(BytesSource::new(bytes, "limited"), BUCKET, "refused")
+                .traffic_limit(1000),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ossup::ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("819200"), "{err}");
+}
