@@ -10,21 +10,29 @@
 //! bytes (GET: size, MD5, CRC-64) are the file's, that no multipart upload is left open for the
 //! key, that no checkpoint is left behind, and that no part acknowledged before a kill was sent
 //! again. `docs/chaos.md` describes the checks and how to reproduce a failure.
+//!
+//! With `--tree`, an iteration uploads a seeded directory tree instead (`ossup upload DIR ...
+//! --recursive`; see [`tree`]), with files rewritten between runs, and checks the bucket against
+//! the tree object by object.
 
 mod iteration;
 mod mock;
 mod plan;
 mod report;
 mod run;
+mod tree;
+mod tree_plan;
+mod tree_verify;
 mod verify;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cmd::{Failure, Step, parse_size, target_dir};
 
-use iteration::Binaries;
+use iteration::{Binaries, Outcome};
 use plan::Plan;
-use report::Totals;
+use report::{Planned, Totals};
+use tree_plan::TreePlan;
 use verify::Net;
 
 /// Iterations when `--iterations` is not given.
@@ -43,6 +51,8 @@ pub(crate) struct ChaosArgs {
     pub max_size: u64,
     /// Whether the server is killed and restarted too.
     pub kill_server: bool,
+    /// Whether each iteration uploads a tree rather than one file.
+    pub tree: bool,
 }
 
 impl ChaosArgs {
@@ -56,6 +66,7 @@ impl ChaosArgs {
                 .unwrap_or(0),
             max_size: DEFAULT_MAX_SIZE,
             kill_server: false,
+            tree: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -82,9 +93,10 @@ impl ChaosArgs {
                     }
                 }
                 "--kill-server" => parsed.kill_server = true,
+                "--tree" => parsed.tree = true,
                 other => {
                     return Err(format!(
-                        "unknown argument {other:?}; chaos takes --iterations N, --seed S, --max-size SIZE and --kill-server"
+                        "unknown argument {other:?}; chaos takes --tree, --iterations N, --seed S, --max-size SIZE and --kill-server"
                     ));
                 }
             }
@@ -94,8 +106,14 @@ impl ChaosArgs {
 
     /// The command that runs the iteration of `seed` alone.
     pub(crate) fn reproduce(&self, seed: u64) -> String {
+        self.command_line(1, seed)
+    }
+
+    /// The command that runs `iterations` iterations from `seed` as these arguments do.
+    fn command_line(&self, iterations: u64, seed: u64) -> String {
         format!(
-            "cargo xtask chaos --iterations 1 --seed {seed} --max-size {}{}",
+            "cargo xtask chaos{} --iterations {iterations} --seed {seed} --max-size {}{}",
+            if self.tree { " --tree" } else { "" },
             self.max_size,
             if self.kill_server {
                 " --kill-server"
@@ -136,9 +154,14 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::new(format!("cannot create {}: {e}", work.display())))?;
     let net = Net::new().map_err(Failure::new)?;
     println!(
-        "==> chaos: {} iterations from seed {}, files up to {}{}",
+        "==> chaos: {} iterations from seed {}, {} up to {}{}",
         args.iterations,
         args.seed,
+        if args.tree {
+            "trees with large files"
+        } else {
+            "files"
+        },
         report::size(args.max_size),
         if args.kill_server {
             ", killing the server too"
@@ -150,9 +173,17 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     let mut totals = Totals::default();
     for i in 0..args.iterations {
         let seed = args.seed.wrapping_add(i);
-        let plan = Plan::generate(seed, args.max_size, args.kill_server);
-        let dir = work.join(format!("seed-{seed}"));
-        let outcome = iteration::run(&bins, &plan, &dir, &net);
+        let (plan, dir, outcome): (Box<dyn Planned>, _, Outcome) = if args.tree {
+            let plan = TreePlan::generate(seed, args.max_size, args.kill_server);
+            let dir = work.join(format!("tree-{seed}"));
+            let outcome = tree::run(&bins, &plan, &dir, &net);
+            (Box::new(plan), dir, outcome)
+        } else {
+            let plan = Plan::generate(seed, args.max_size, args.kill_server);
+            let dir = work.join(format!("seed-{seed}"));
+            let outcome = iteration::run(&bins, &plan, &dir, &net);
+            (Box::new(plan), dir, outcome)
+        };
         let verdict = if outcome.failures.is_empty() {
             let _ = std::fs::remove_dir_all(&dir);
             "ok".to_owned()
@@ -166,7 +197,7 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
             .map(|(kind, n)| format!("{kind} x{n}"))
             .collect();
         println!(
-            "[{:>4}/{}] seed {seed} {verdict} in {:.1} s: {}; runs {}, kills {}, server restarts {}, fired [{}]",
+            "[{:>4}/{}] seed {seed} {verdict} in {:.1} s: {}; runs {}, kills {}, server restarts {}, {}fired [{}]",
             i + 1,
             args.iterations,
             outcome.elapsed.as_secs_f64(),
@@ -174,25 +205,29 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
             outcome.counts.runs,
             outcome.counts.kills + outcome.counts.watchdog_kills,
             outcome.counts.server_restarts,
+            if args.tree {
+                format!("{}, ", outcome.tree.describe())
+            } else {
+                String::new()
+            },
             fired.join(", ")
         );
-        totals.add(&plan, &outcome, &dir.display().to_string());
+        totals.add(plan.as_ref(), &outcome, &dir.display().to_string());
     }
     totals.elapsed = started.elapsed();
-    let title = format!(
-        "cargo xtask chaos --iterations {} --seed {} --max-size {}{}",
-        args.iterations,
-        args.seed,
-        args.max_size,
-        if args.kill_server {
-            " --kill-server"
-        } else {
-            ""
-        }
-    );
-    let table = totals.table(&title, |seed| args.reproduce(seed));
+    let title = args.command_line(args.iterations, args.seed);
+    let rows = if args.tree {
+        tree::rows(&totals)
+    } else {
+        totals.file_rows()
+    };
+    let table = totals.table(&title, &rows, |seed| args.reproduce(seed));
     print!("{table}");
-    let summary = work.join("summary.md");
+    let summary = work.join(if args.tree {
+        "tree-summary.md"
+    } else {
+        "summary.md"
+    });
     if let Err(e) = std::fs::write(&summary, &table) {
         eprintln!("warning: cannot write {}: {e}", summary.display());
     }
@@ -235,7 +270,8 @@ mod tests {
                 iterations: 500,
                 seed: 42,
                 max_size: 2 << 20,
-                kill_server: true
+                kill_server: true,
+                tree: false,
             }
         );
         assert_eq!(
@@ -256,6 +292,17 @@ mod tests {
             Plan::generate(57, reproduced.max_size, reproduced.kill_server).describe(),
             Plan::generate(57, args.max_size, args.kill_server).describe()
         );
+    }
+
+    #[test]
+    fn tree_iterations_are_asked_for_and_reproduced_as_trees() {
+        let args = parse(&["--tree", "--seed", "9", "--kill-server"]).unwrap();
+        assert!(args.tree && args.kill_server);
+        assert_eq!(
+            args.reproduce(11),
+            "cargo xtask chaos --tree --iterations 1 --seed 11 --max-size 4194304 --kill-server"
+        );
+        assert!(!parse(&[]).unwrap().tree);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   and many files in one run (`--recursive`), against `md5sum` and oss2, as a table and JSON
 //!   (`docs/benchmarks.md`).
 //! - `chaos [ARGS]`: seeded fault injection and `kill -9` of `ossup upload` (and of the mock), then
-//!   a byte-for-byte check of every object (`docs/chaos.md`).
+//!   a byte-for-byte check of every object, for one file or (`--tree`) a whole tree per iteration
+//!   (`docs/chaos.md`).
 
 mod bench;
 mod chaos;
@@ -33,7 +34,8 @@ commands:
                        transport (and no hyper in its tree then), cargo doc --no-deps with
                        warnings denied, the conformance suite, the oss2 check,
                        20 chaos iterations (cargo xtask chaos --seed 6000 --max-size 1MiB
-                       --kill-server);
+                       --kill-server) and 3 of trees (cargo xtask chaos --tree --seed 7003
+                       --max-size 1MiB --kill-server);
                        stops at the first step that fails
   conformance [ARGS]   the OSS wire conformance suite as a table (ARGS go to ossup-conformance,
                        e.g. --filter complete, --list); against the mock unless
@@ -51,12 +53,16 @@ commands:
                        --no-fsync unless --mock-fsync; --quick is a smoke test of the
                        harness (32MiB, 1 run, 200 small and 5 large files); see
                        docs/benchmarks.md
-  chaos [--iterations N] [--seed S] [--max-size SIZE] [--kill-server]
+  chaos [--tree] [--iterations N] [--seed S] [--max-size SIZE] [--kill-server]
                        N seeded iterations (default 100) of ossup upload against oss-mock
                        with fault rules, SIGKILLed at random moments and run again until it
                        succeeds (--kill-server: the mock too, restarted on its data); checks
                        every object byte for byte, no upload left open, no checkpoint left,
                        no acknowledged part sent again; SIZE (default 4MiB) caps the files;
+                       --tree: each iteration uploads a seeded tree of about 200 files
+                       (--recursive, --exclude '*.log', 2 to 4 of them multipart), rewrites
+                       some files between runs, and checks every object against its file,
+                       no extra key, the report, and that one more run sends nothing;
                        prints a summary with the seed that reproduces each failure;
                        see docs/chaos.md";
 
@@ -120,6 +126,18 @@ fn short_chaos() -> chaos::ChaosArgs {
         seed: 6_000,
         max_size: 1 << 20,
         kill_server: true,
+        tree: false,
+    }
+}
+
+/// The tree chaos run of `cargo xtask test`: three trees, from a fixed seed, the server killed too.
+fn short_tree_chaos() -> chaos::ChaosArgs {
+    chaos::ChaosArgs {
+        iterations: 3,
+        seed: 7_003,
+        max_size: 1 << 20,
+        kill_server: true,
+        tree: true,
     }
 }
 
@@ -202,7 +220,9 @@ fn test() -> Result<(), Failure> {
         }),
         Box::new(|| conformance(&[]).run()),
         Box::new(oss2::run),
-        Box::new(|| chaos::run_with(&short_chaos())),
+        Box::new(|| {
+            chaos::run_with(&short_chaos()).and_then(|()| chaos::run_with(&short_tree_chaos()))
+        }),
     ];
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {

@@ -10,11 +10,12 @@ use serde_json::Value;
 use super::mock::Mock;
 use super::plan::{Gen, Interruption, Plan, Store};
 use super::run::{End, Kill, Run, Upload};
+use super::tree::TreeCounts;
 use super::verify::{Digest, Net};
 
 /// Runs allowed beyond the planned interruptions before the iteration counts as failed: enough
 /// for every capped fault to run out, few enough that an upload that cannot finish is caught.
-const SPARE_RUNS: usize = 8;
+pub(super) const SPARE_RUNS: usize = 8;
 /// Notices that mean the run dropped the upload it had and began a fresh one, after which sending
 /// every part again is right.
 const FRESH_START_NOTICES: &[&str] = &[
@@ -46,6 +47,8 @@ pub(super) struct Outcome {
     pub failures: Vec<String>,
     /// Wall time.
     pub elapsed: Duration,
+    /// What a tree iteration counts beside.
+    pub tree: TreeCounts,
 }
 
 /// What the runs of `ossup` came to: counted per iteration, summed over the whole chaos run.
@@ -175,28 +178,11 @@ fn run_in(
                     outcome.run_errors.push(message.to_owned());
                 }
             }
-            End::Exited(code) => {
-                outcome.failures.push(format!(
-                    "run {index} exited with status {code}: {}",
-                    run.stderr_tail
-                ));
-                if *code == 2 {
-                    // A usage error: running it again would say the same.
+            _ => {
+                if !count_other_end(index, &run, outcome) {
                     break;
                 }
             }
-            End::Killed(Kill::Planned) => outcome.counts.kills += 1,
-            End::Killed(Kill::Watchdog) => outcome.counts.watchdog_kills += 1,
-            End::Killed(Kill::Hung) => outcome.failures.push(format!(
-                "run {index} hung: no end after {} s; stderr: {}; its log ended with:\n{}",
-                super::run::RUN_LIMIT.as_secs(),
-                run.stderr_tail,
-                run.log_tail
-            )),
-            End::Crashed(signal) => outcome.failures.push(format!(
-                "run {index} died of signal {signal}: {}",
-                run.stderr_tail
-            )),
         }
     }
     let stats = net.stats(&mock.endpoint())?;
@@ -225,8 +211,37 @@ fn run_in(
     Ok(())
 }
 
+/// Counts a run that ended neither with status 0 nor 1: killed as planned or by the watchdog (to
+/// be run again), or hung, crashed or ended with another status (failures). Returns false when
+/// running it again is pointless.
+pub(super) fn count_other_end(index: usize, run: &Run, outcome: &mut Outcome) -> bool {
+    match &run.end {
+        End::Exited(code) => {
+            outcome.failures.push(format!(
+                "run {index} exited with status {code}: {}",
+                run.stderr_tail
+            ));
+            // A usage error: running it again would say the same.
+            return *code != 2;
+        }
+        End::Killed(Kill::Planned) => outcome.counts.kills += 1,
+        End::Killed(Kill::Watchdog) => outcome.counts.watchdog_kills += 1,
+        End::Killed(Kill::Hung) => outcome.failures.push(format!(
+            "run {index} hung: no end after {} s; stderr: {}; its log ended with:\n{}",
+            super::run::RUN_LIMIT.as_secs(),
+            run.stderr_tail,
+            run.log_tail
+        )),
+        End::Crashed(signal) => outcome.failures.push(format!(
+            "run {index} died of signal {signal}: {}",
+            run.stderr_tail
+        )),
+    }
+    true
+}
+
 /// Appends what a run did to the iteration's log, for whoever reads a failure.
-fn log_run(path: &Path, index: usize, interruption: Option<Interruption>, run: &Run) {
+pub(super) fn log_run(path: &Path, index: usize, interruption: Option<Interruption>, run: &Run) {
     let mut text = format!(
         "run {index}: interruption {interruption:?}, ended {:?}, {} server restarts\n",
         run.end, run.server_restarts
@@ -243,6 +258,11 @@ fn log_run(path: &Path, index: usize, interruption: Option<Interruption>, run: &
             run.stderr_tail.replace('\n', "\n          ")
         ));
     }
+    append(path, &text);
+}
+
+/// Appends `text` to the log at `path`; a log that cannot be written is worth a warning only.
+pub(super) fn append(path: &Path, text: &str) {
     let appended = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -254,7 +274,7 @@ fn log_run(path: &Path, index: usize, interruption: Option<Interruption>, run: &
 }
 
 /// Adds a stats snapshot's faults to the outcome; returns its bytes received.
-fn add_stats(outcome: &mut Outcome, stats: &Value) -> u64 {
+pub(super) fn add_stats(outcome: &mut Outcome, stats: &Value) -> u64 {
     if let Some(fired) = stats["faults_fired"].as_object() {
         for (kind, n) in fired {
             *outcome.faults_fired.entry(kind.clone()).or_default() += n.as_u64().unwrap_or(0);

@@ -84,6 +84,9 @@ pub(super) enum Moment {
     AfterMs(u64),
     /// As soon as the run has printed this many progress lines (1 is the `started` line).
     AfterLines(usize),
+    /// As soon as a tree run has printed this many `"event":"file"` lines: that many files have a
+    /// result, whatever else is in flight.
+    FileResults(usize),
 }
 
 /// What is killed (with SIGKILL) during one run.
@@ -186,9 +189,18 @@ impl Plan {
         };
         let multipart = size > part_size;
         let rule_count = g.weighted(&[(2, 0), (4, 1), (3, 2), (2, 3)]);
-        let rules = (0..rule_count)
-            .map(|_| Self::rule(&mut g, multipart, part_size, parts))
-            .collect();
+        let nth_limit = |api: &str| if api == "UploadPart" { parts.min(6) } else { 2 };
+        let space = RuleSpace {
+            apis: if multipart {
+                MULTIPART_APIS
+            } else {
+                SINGLE_APIS
+            },
+            allowed: |_, _| true,
+            body: part_size,
+            nth_limit: &nth_limit,
+        };
+        let rules = (0..rule_count).map(|_| draw_rule(&mut g, &space)).collect();
         let lines = parts as usize + 2;
         let mut interruptions = Vec::new();
         let client_kills = g.weighted(&[(2, 0), (3, 1), (3, 2), (2, 3)]);
@@ -246,56 +258,9 @@ impl Plan {
         }
     }
 
-    /// A rule that fires a few times at most, so that some run eventually gets through.
-    fn rule(g: &mut Gen, multipart: bool, part_size: u64, parts: u64) -> Rule {
-        let api = g.weighted(if multipart {
-            MULTIPART_APIS
-        } else {
-            SINGLE_APIS
-        });
-        let kind = g.weighted(KINDS);
-        let action = match kind {
-            "error" => {
-                let (status, code) = g.weighted(&[
-                    (4, (503, "ServiceUnavailable")),
-                    (3, (500, "InternalError")),
-                    (1, (429, "TooManyRequests")),
-                    (1, (408, "RequestTimeout")),
-                ]);
-                json!({"kind": kind, "status": status, "code": code})
-            }
-            "delay" => json!({"kind": kind, "ms": g.range(10, 400)}),
-            "reset_mid_body" => json!({"kind": kind, "after_bytes": g.below(part_size)}),
-            "truncate_response" => json!({"kind": kind, "bytes": g.below(200)}),
-            "throttle" => json!({"kind": kind, "bytes_per_sec": g.range(1 << 20, 8 << 20)}),
-            "skew_clock" => {
-                let seconds = g.range(900, 7200) as i64;
-                json!({"kind": kind, "seconds": if g.chance(0.5) { seconds } else { -seconds }})
-            }
-            _ => json!({"kind": kind}),
-        };
-        let mut rule = json!({"api": api, "seed": g.next_u64(), "action": action});
-        let times = match kind {
-            "stall" | "expire_upload" => 1,
-            _ => g.range(1, 3),
-        };
-        rule["times"] = json!(times);
-        let nth_limit = if api == "UploadPart" { parts.min(6) } else { 2 };
-        rule["nth"] = json!(g.range(1, nth_limit.max(1)));
-        if g.chance(0.3) {
-            rule["probability"] = json!(g.range(30, 100) as f64 / 100.0);
-        }
-        Rule {
-            kind,
-            api,
-            json: rule,
-        }
-    }
-
     /// The rules as the JSON array `oss-mock --faults` reads.
     pub(super) fn rules_json(&self) -> String {
-        let rules: Vec<&Value> = self.rules.iter().map(|r| &r.json).collect();
-        serde_json::to_string_pretty(&rules).expect("rules serialise")
+        rules_json(&self.rules)
     }
 
     /// How many parts the file has (a file of at most one part is one PutObject).
@@ -331,6 +296,70 @@ impl Plan {
             rules.join(" "),
             self.interruptions.len()
         )
+    }
+}
+
+/// `rules` as the JSON array `oss-mock --faults` reads.
+pub(super) fn rules_json(rules: &[Rule]) -> String {
+    let rules: Vec<&Value> = rules.iter().map(|r| &r.json).collect();
+    serde_json::to_string_pretty(&rules).expect("rules serialise")
+}
+
+/// What a fault rule is drawn from.
+pub(super) struct RuleSpace<'a> {
+    /// The APIs the rule may match, with their weights.
+    pub apis: &'a [(u64, &'static str)],
+    /// Whether an action kind may go on an API (the others are not drawn for it).
+    pub allowed: fn(&str, &str) -> bool,
+    /// The largest request body, within which a `reset_mid_body` cuts.
+    pub body: u64,
+    /// Per API, the last matching request the rule may first fire on (`nth`).
+    pub nth_limit: &'a dyn Fn(&str) -> u64,
+}
+
+/// A rule that fires a few times at most, so that some run eventually gets through.
+pub(super) fn draw_rule(g: &mut Gen, space: &RuleSpace<'_>) -> Rule {
+    let api = g.weighted(space.apis);
+    let kinds: Vec<(u64, &'static str)> = KINDS
+        .iter()
+        .copied()
+        .filter(|(_, kind)| (space.allowed)(api, kind))
+        .collect();
+    let kind = g.weighted(&kinds);
+    let action = match kind {
+        "error" => {
+            let (status, code) = g.weighted(&[
+                (4, (503, "ServiceUnavailable")),
+                (3, (500, "InternalError")),
+                (1, (429, "TooManyRequests")),
+                (1, (408, "RequestTimeout")),
+            ]);
+            json!({"kind": kind, "status": status, "code": code})
+        }
+        "delay" => json!({"kind": kind, "ms": g.range(10, 400)}),
+        "reset_mid_body" => json!({"kind": kind, "after_bytes": g.below(space.body)}),
+        "truncate_response" => json!({"kind": kind, "bytes": g.below(200)}),
+        "throttle" => json!({"kind": kind, "bytes_per_sec": g.range(1 << 20, 8 << 20)}),
+        "skew_clock" => {
+            let seconds = g.range(900, 7200) as i64;
+            json!({"kind": kind, "seconds": if g.chance(0.5) { seconds } else { -seconds }})
+        }
+        _ => json!({"kind": kind}),
+    };
+    let mut rule = json!({"api": api, "seed": g.next_u64(), "action": action});
+    let times = match kind {
+        "stall" | "expire_upload" => 1,
+        _ => g.range(1, 3),
+    };
+    rule["times"] = json!(times);
+    rule["nth"] = json!(g.range(1, (space.nth_limit)(api).max(1)));
+    if g.chance(0.3) {
+        rule["probability"] = json!(g.range(30, 100) as f64 / 100.0);
+    }
+    Rule {
+        kind,
+        api,
+        json: rule,
     }
 }
 

@@ -6,7 +6,44 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::iteration::{Outcome, RunCounts};
-use super::plan::Plan;
+use super::plan::{Plan, Rule};
+use super::tree::TreeCounts;
+
+/// What the summary needs of an iteration's plan, a file's or a tree's.
+pub(super) trait Planned {
+    /// The seed it was drawn from.
+    fn seed(&self) -> u64;
+    /// The bytes it uploads.
+    fn bytes(&self) -> u64;
+    /// Its parts in all (a file put whole is one).
+    fn parts(&self) -> u64;
+    /// The server's fault rules.
+    fn rules(&self) -> &[Rule];
+    /// A one-line description for the log.
+    fn describe(&self) -> String;
+}
+
+impl Planned for Plan {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn bytes(&self) -> u64 {
+        self.size
+    }
+
+    fn parts(&self) -> u64 {
+        Plan::parts(self)
+    }
+
+    fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    fn describe(&self) -> String {
+        Plan::describe(self)
+    }
+}
 
 /// One failed iteration.
 #[derive(Debug)]
@@ -32,6 +69,8 @@ pub(super) struct Totals {
     pub parts: u64,
     /// What the runs came to.
     pub counts: RunCounts,
+    /// What the tree iterations counted beside.
+    pub tree: TreeCounts,
     /// Fault rules planned, per kind.
     pub rules: BTreeMap<String, u64>,
     /// Faults fired, per kind.
@@ -46,12 +85,13 @@ pub(super) struct Totals {
 
 impl Totals {
     /// Adds one iteration.
-    pub(super) fn add(&mut self, plan: &Plan, outcome: &Outcome, dir: &str) {
+    pub(super) fn add(&mut self, plan: &dyn Planned, outcome: &Outcome, dir: &str) {
         self.iterations += 1;
-        self.bytes += plan.size;
+        self.bytes += plan.bytes();
         self.parts += plan.parts();
         self.counts.add(&outcome.counts);
-        for rule in &plan.rules {
+        self.tree.add(&outcome.tree);
+        for rule in plan.rules() {
             *self.rules.entry(rule.kind.to_owned()).or_default() += 1;
         }
         for (kind, n) in &outcome.faults_fired {
@@ -62,7 +102,7 @@ impl Totals {
         }
         if !outcome.failures.is_empty() {
             self.failed.push(FailedIteration {
-                seed: plan.seed,
+                seed: plan.seed(),
                 plan: plan.describe(),
                 failures: outcome.failures.clone(),
                 dir: dir.to_owned(),
@@ -70,14 +110,64 @@ impl Totals {
         }
     }
 
-    /// The summary, as markdown. `reproduce` turns a seed into the command that runs that
+    /// The summary, as markdown: `rows` of measures (see [`Totals::file_rows`]), then the
+    /// faults, errors and failures. `reproduce` turns a seed into the command that runs that
     /// iteration alone.
-    pub(super) fn table(&self, title: &str, reproduce: impl Fn(u64) -> String) -> String {
+    pub(super) fn table(
+        &self,
+        title: &str,
+        rows: &[(&str, String)],
+        reproduce: impl Fn(u64) -> String,
+    ) -> String {
         let mut out = String::new();
-        let passed = self.iterations as usize - self.failed.len();
         let _ = writeln!(out, "\n## {title}\n");
         let _ = writeln!(out, "| measure | value |\n|---|---|");
-        let rows = [
+        for (name, value) in rows {
+            let _ = writeln!(out, "| {name} | {value} |");
+        }
+        let _ = writeln!(
+            out,
+            "\n| fault kind | rules planned | fired |\n|---|---|---|"
+        );
+        let kinds: std::collections::BTreeSet<&String> =
+            self.rules.keys().chain(self.fired.keys()).collect();
+        for kind in kinds {
+            let _ = writeln!(
+                out,
+                "| {kind} | {} | {} |",
+                self.rules.get(kind).copied().unwrap_or(0),
+                self.fired.get(kind).copied().unwrap_or(0)
+            );
+        }
+        if !self.run_errors.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| why a run ended with an error, or a file of a tree failed (then run again) | times |\n|---|---|"
+            );
+            let mut errors: Vec<(&String, &u64)> = self.run_errors.iter().collect();
+            errors.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (message, n) in errors {
+                let _ = writeln!(out, "| {} | {n} |", message.replace('|', "\\|"));
+            }
+        }
+        if !self.failed.is_empty() {
+            let _ = writeln!(out, "\n### failures\n");
+            for failed in &self.failed {
+                let _ = writeln!(out, "- seed {}: {}", failed.seed, failed.plan);
+                for failure in &failed.failures {
+                    let _ = writeln!(out, "  - {}", failure.replace('\n', "\n    "));
+                }
+                let _ = writeln!(out, "  - files kept in {}", failed.dir);
+                let _ = writeln!(out, "  - reproduce: `{}`", reproduce(failed.seed));
+            }
+        }
+        out
+    }
+
+    /// The measures of file iterations.
+    pub(super) fn file_rows(&self) -> Vec<(&'static str, String)> {
+        let passed = self.iterations as usize - self.failed.len();
+        vec![
             (
                 "iterations",
                 format!(
@@ -124,47 +214,7 @@ impl Totals {
                 ),
             ),
             ("time", format!("{:.0} s", self.elapsed.as_secs_f64())),
-        ];
-        for (name, value) in rows {
-            let _ = writeln!(out, "| {name} | {value} |");
-        }
-        let _ = writeln!(
-            out,
-            "\n| fault kind | rules planned | fired |\n|---|---|---|"
-        );
-        let kinds: std::collections::BTreeSet<&String> =
-            self.rules.keys().chain(self.fired.keys()).collect();
-        for kind in kinds {
-            let _ = writeln!(
-                out,
-                "| {kind} | {} | {} |",
-                self.rules.get(kind).copied().unwrap_or(0),
-                self.fired.get(kind).copied().unwrap_or(0)
-            );
-        }
-        if !self.run_errors.is_empty() {
-            let _ = writeln!(
-                out,
-                "\n| why a run ended with an error (then resumed) | runs |\n|---|---|"
-            );
-            let mut errors: Vec<(&String, &u64)> = self.run_errors.iter().collect();
-            errors.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            for (message, n) in errors {
-                let _ = writeln!(out, "| {} | {n} |", message.replace('|', "\\|"));
-            }
-        }
-        if !self.failed.is_empty() {
-            let _ = writeln!(out, "\n### failures\n");
-            for failed in &self.failed {
-                let _ = writeln!(out, "- seed {}: {}", failed.seed, failed.plan);
-                for failure in &failed.failures {
-                    let _ = writeln!(out, "  - {}", failure.replace('\n', "\n    "));
-                }
-                let _ = writeln!(out, "  - files kept in {}", failed.dir);
-                let _ = writeln!(out, "  - reproduce: `{}`", reproduce(failed.seed));
-            }
-        }
-        out
+        ]
     }
 }
 
@@ -244,7 +294,9 @@ mod tests {
             ..Outcome::default()
         };
         totals.add(&plan, &outcome, "target/chaos/7");
-        let table = totals.table("chaos", |seed| format!("cargo xtask chaos --seed {seed}"));
+        let table = totals.table("chaos", &totals.file_rows(), |seed| {
+            format!("cargo xtask chaos --seed {seed}")
+        });
         assert!(
             table.contains("| iterations | 1 (0 passed, 1 failed) |"),
             "{table}"

@@ -1,6 +1,6 @@
-//! One run of `ossup upload --progress json` as a child process: its JSON lines read as they come,
-//! killed with SIGKILL at the planned moment (or the server killed and restarted under it), and a
-//! watchdog for runs a `stall` fault holds.
+//! One run of `ossup upload --progress json` (a file or a tree) as a child process: its JSON lines
+//! read as they come, killed with SIGKILL at the planned moment (or the server killed and restarted
+//! under it), and a watchdog for runs a `stall` fault holds.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -102,22 +102,12 @@ impl Upload<'_> {
             REGION.to_owned(),
             "--part-size".to_owned(),
             self.plan.part_size.to_string(),
-            match self.plan.store {
-                Store::Files => "--checkpoint-dir",
-                Store::Sqlite => "--checkpoint-db",
-            }
-            .to_owned(),
+            store_flag(self.plan.store).to_owned(),
             self.checkpoints.display().to_string(),
             "--progress".to_owned(),
             "json".to_owned(),
         ];
-        match self.plan.scheduler {
-            Scheduler::Sequential => args.push("--sequential".to_owned()),
-            Scheduler::Parallel(n) => {
-                args.push("--parallel".to_owned());
-                args.push(n.to_string());
-            }
-        }
+        args.extend(scheduler_args(self.plan.scheduler));
         args
     }
 
@@ -128,112 +118,146 @@ impl Upload<'_> {
         net: &Net,
         interruption: Option<Interruption>,
     ) -> Result<Run, String> {
-        let endpoint = mock.endpoint();
-        let stderr = File::create(self.stderr)
-            .map_err(|e| format!("cannot create {}: {e}", self.stderr.display()))?;
-        let mut child = Command::new(self.ossup)
-            .args(self.args(&endpoint))
-            .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
-            .env_remove("OSS_SESSION_TOKEN")
-            .env_remove("OSS_ENDPOINT")
-            .env_remove("OSS_REGION")
-            // The engine's step-by-step log: what a hung or failed run was doing when it ended.
-            .env("RUST_LOG", CHILD_LOG)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.ossup.display()))?;
-        let lines = read_lines(&mut child);
-        let mut run = Run {
-            events: Vec::new(),
-            stray_lines: Vec::new(),
-            end: End::Exited(-1),
-            stats_before_server_kills: Vec::new(),
-            server_restarts: 0,
-            stderr_tail: String::new(),
-            log_tail: String::new(),
-        };
-        let mut pending = interruption;
-        let started = Instant::now();
-        let mut last_line = started;
-        let mut last_watchdog_look = started;
-        let end = loop {
-            let mut stdout_closed = false;
-            match lines.recv_timeout(TICK) {
-                Ok(line) => {
-                    last_line = Instant::now();
-                    match serde_json::from_str::<Value>(&line) {
-                        Ok(value) if value.is_object() => run.events.push(value),
-                        _ => run.stray_lines.push(line),
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => stdout_closed = true,
-            }
-            if let Some(interruption) = pending
-                && due(interruption, started, run.events.len())
-            {
-                pending = None;
-                match interruption {
-                    Interruption::Client(_) => break kill(&mut child, Kill::Planned),
-                    Interruption::Server {
-                        client_too,
-                        down_ms,
-                        ..
-                    } => {
-                        run.stats_before_server_kills.push(net.stats(&endpoint)?);
-                        mock.kill();
-                        let end = client_too.then(|| kill(&mut child, Kill::Planned));
-                        thread::sleep(Duration::from_millis(down_ms));
-                        mock.restart()?;
-                        run.server_restarts += 1;
-                        if let Some(end) = end {
-                            break end;
-                        }
-                    }
-                }
-            }
-            if stdout_closed {
-                let status = child
-                    .wait()
-                    .map_err(|e| format!("waiting for ossup: {e}"))?;
-                break exit_end(status);
-            }
-            if last_line.elapsed() > STALL_PATIENCE
-                && last_watchdog_look.elapsed() > Duration::from_secs(1)
-            {
-                last_watchdog_look = Instant::now();
-                let stalled = net
-                    .stats(&endpoint)
-                    .ok()
-                    .and_then(|s| s["stalled_requests"].as_u64())
-                    .unwrap_or(0);
-                if stalled > 0 {
-                    break kill(&mut child, Kill::Watchdog);
-                }
-            }
-            if started.elapsed() > RUN_LIMIT {
-                break kill(&mut child, Kill::Hung);
-            }
-        };
-        // Lines printed before the process ended are part of the run.
-        while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
-            match serde_json::from_str::<Value>(&line) {
-                Ok(value) if value.is_object() => run.events.push(value),
-                _ => run.stray_lines.push(line),
-            }
-        }
-        run.end = end;
-        let stderr = std::fs::read_to_string(self.stderr).unwrap_or_default();
-        let (log, messages): (Vec<&str>, Vec<&str>) = stderr.lines().partition(|l| is_log_line(l));
-        run.stderr_tail = last_lines(&messages, 8);
-        if run.end == End::Killed(Kill::Hung) {
-            run.log_tail = last_lines(&log, HUNG_LOG_LINES);
-        }
-        Ok(run)
+        let args = self.args(&mock.endpoint());
+        run_ossup(self.ossup, &args, self.stderr, mock, net, interruption)
     }
+}
+
+/// The flag that names the checkpoint store.
+pub(super) fn store_flag(store: Store) -> &'static str {
+    match store {
+        Store::Files => "--checkpoint-dir",
+        Store::Sqlite => "--checkpoint-db",
+    }
+}
+
+/// The flags of the scheduler.
+pub(super) fn scheduler_args(scheduler: Scheduler) -> Vec<String> {
+    match scheduler {
+        Scheduler::Sequential => vec!["--sequential".to_owned()],
+        Scheduler::Parallel(n) => vec!["--parallel".to_owned(), n.to_string()],
+    }
+}
+
+/// Runs `ossup ARGS` once against `mock`, its stderr (with its log) in `stderr_path`, carrying out
+/// `interruption` if the run lasts long enough for it.
+pub(super) fn run_ossup(
+    ossup: &Path,
+    args: &[String],
+    stderr_path: &Path,
+    mock: &mut Mock,
+    net: &Net,
+    interruption: Option<Interruption>,
+) -> Result<Run, String> {
+    let endpoint = mock.endpoint();
+    let stderr = File::create(stderr_path)
+        .map_err(|e| format!("cannot create {}: {e}", stderr_path.display()))?;
+    let mut child = Command::new(ossup)
+        .args(args)
+        .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+        .env_remove("OSS_SESSION_TOKEN")
+        .env_remove("OSS_ENDPOINT")
+        .env_remove("OSS_REGION")
+        // The engine's step-by-step log: what a hung or failed run was doing when it ended.
+        .env("RUST_LOG", CHILD_LOG)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", ossup.display()))?;
+    let lines = read_lines(&mut child);
+    let mut run = Run {
+        events: Vec::new(),
+        stray_lines: Vec::new(),
+        end: End::Exited(-1),
+        stats_before_server_kills: Vec::new(),
+        server_restarts: 0,
+        stderr_tail: String::new(),
+        log_tail: String::new(),
+    };
+    let mut pending = interruption;
+    let started = Instant::now();
+    let mut last_line = started;
+    let mut last_watchdog_look = started;
+    let mut files = 0;
+    let end = loop {
+        let mut stdout_closed = false;
+        match lines.recv_timeout(TICK) {
+            Ok(line) => {
+                last_line = Instant::now();
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(value) if value.is_object() => {
+                        files += usize::from(value["event"] == "file");
+                        run.events.push(value);
+                    }
+                    _ => run.stray_lines.push(line),
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => stdout_closed = true,
+        }
+        if let Some(interruption) = pending
+            && due(interruption, started, run.events.len(), files)
+        {
+            pending = None;
+            match interruption {
+                Interruption::Client(_) => break kill(&mut child, Kill::Planned),
+                Interruption::Server {
+                    client_too,
+                    down_ms,
+                    ..
+                } => {
+                    run.stats_before_server_kills.push(net.stats(&endpoint)?);
+                    mock.kill();
+                    let end = client_too.then(|| kill(&mut child, Kill::Planned));
+                    thread::sleep(Duration::from_millis(down_ms));
+                    mock.restart()?;
+                    run.server_restarts += 1;
+                    if let Some(end) = end {
+                        break end;
+                    }
+                }
+            }
+        }
+        if stdout_closed {
+            let status = child
+                .wait()
+                .map_err(|e| format!("waiting for ossup: {e}"))?;
+            break exit_end(status);
+        }
+        if last_line.elapsed() > STALL_PATIENCE
+            && last_watchdog_look.elapsed() > Duration::from_secs(1)
+        {
+            last_watchdog_look = Instant::now();
+            let stalled = net
+                .stats(&endpoint)
+                .ok()
+                .and_then(|s| s["stalled_requests"].as_u64())
+                .unwrap_or(0);
+            if stalled > 0 {
+                break kill(&mut child, Kill::Watchdog);
+            }
+        }
+        if started.elapsed() > RUN_LIMIT {
+            break kill(&mut child, Kill::Hung);
+        }
+    };
+    // Lines printed before the process ended are part of the run.
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(2)) {
+        match serde_json::from_str::<Value>(&line) {
+            Ok(value) if value.is_object() => run.events.push(value),
+            _ => run.stray_lines.push(line),
+        }
+    }
+    run.end = end;
+    let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
+    let (log, messages): (Vec<&str>, Vec<&str>) = stderr.lines().partition(|l| is_log_line(l));
+    run.stderr_tail = last_lines(&messages, 8);
+    if run.end == End::Killed(Kill::Hung) {
+        run.log_tail = last_lines(&log, HUNG_LOG_LINES);
+    }
+    Ok(run)
 }
 
 /// Whether `line` is one of the log's (`2026-01-01T00:00:00.000000Z DEBUG ...`), not a message.
@@ -249,14 +273,16 @@ fn last_lines(lines: &[&str], n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Whether the interruption's moment has come.
-fn due(interruption: Interruption, started: Instant, lines: usize) -> bool {
+/// Whether the interruption's moment has come, `lines` JSON lines and `files` of them file results
+/// into the run.
+fn due(interruption: Interruption, started: Instant, lines: usize, files: usize) -> bool {
     let moment = match interruption {
         Interruption::Client(at) | Interruption::Server { at, .. } => at,
     };
     match moment {
         Moment::AfterMs(ms) => started.elapsed() >= Duration::from_millis(ms),
         Moment::AfterLines(n) => lines >= n,
+        Moment::FileResults(n) => files >= n,
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ossup::{CheckpointStore, Client, FileStore, RetryConfig, Transport};
+use ossup::{CheckpointStore, Client, FileStore, RetryConfig, Transport, UploadIdentity};
 use ossup_hyper::HyperTransport;
 use ossup_proto::checksum::{Crc64, Md5};
 use ossup_sign::{Credentials, V4Signer};
@@ -24,7 +24,7 @@ pub(super) const ACCESS_KEY_SECRET: &str = "test-sk";
 pub(super) const REGION: &str = "cn-hangzhou";
 
 /// What the source file is: its size and digests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Digest {
     /// Bytes.
     pub size: u64,
@@ -114,9 +114,14 @@ impl Net {
         })
     }
 
+    /// Runs `work` to its end on the harness's runtime.
+    pub(super) fn block_on<F: Future>(&self, work: F) -> F::Output {
+        self.runtime.block_on(work)
+    }
+
     /// A signed client for the mock at `endpoint`, with quick retries (faults are cleared before it
     /// is used, so a failure is worth knowing fast).
-    fn client(&self, endpoint: &str) -> Result<Client, String> {
+    pub(super) fn client(&self, endpoint: &str) -> Result<Client, String> {
         let _guard = self.runtime.enter();
         Client::builder()
             .endpoint(endpoint)
@@ -186,7 +191,11 @@ pub(super) struct Verification {
 }
 
 /// GETs the object and compares size, MD5 and CRC-64 with the source's.
-async fn check_object(client: &Client, key: &str, source: &Digest) -> Result<(), String> {
+pub(super) async fn check_object(
+    client: &Client,
+    key: &str,
+    source: &Digest,
+) -> Result<(), String> {
     let mut object = client
         .get_object(BUCKET, key, None)
         .await
@@ -216,23 +225,47 @@ async fn check_object(client: &Client, key: &str, source: &Digest) -> Result<(),
 /// The store lists no checkpoint, and a checkpoint directory holds no file at all (no journal, no
 /// lock, nothing set aside as corrupt).
 async fn check_no_checkpoint(store: Store, location: &Path) -> Result<(), String> {
+    let files = checkpoint_files(store, location);
+    if !files.is_empty() {
+        return Err(format!(
+            "checkpoint files left in {}: {}",
+            location.display(),
+            files.join(", ")
+        ));
+    }
+    let left = list_checkpoints(store, location).await?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "checkpoints left behind in {}: {left:?}",
+            location.display()
+        ))
+    }
+}
+
+/// The names of the files in a checkpoint directory (none for a database).
+pub(super) fn checkpoint_files(store: Store, location: &Path) -> Vec<String> {
+    match store {
+        Store::Files => std::fs::read_dir(location)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Store::Sqlite => Vec::new(),
+    }
+}
+
+/// The checkpoints the store lists, opened as `ossup` opens it.
+pub(super) async fn list_checkpoints(
+    store: Store,
+    location: &Path,
+) -> Result<Vec<UploadIdentity>, String> {
     let listed = match store {
         Store::Files => {
-            let files: Vec<String> = std::fs::read_dir(location)
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !files.is_empty() {
-                return Err(format!(
-                    "checkpoint files left in {}: {}",
-                    location.display(),
-                    files.join(", ")
-                ));
-            }
             FileStore::open(location)
                 .map_err(|e| e.to_string())?
                 .list()
@@ -246,17 +279,7 @@ async fn check_no_checkpoint(store: Store, location: &Path) -> Result<(), String
                 .await
         }
     };
-    match listed {
-        Ok(left) if left.is_empty() => Ok(()),
-        Ok(left) => Err(format!(
-            "checkpoints left behind in {}: {left:?}",
-            location.display()
-        )),
-        Err(e) => Err(format!(
-            "cannot list the checkpoints in {}: {e}",
-            location.display()
-        )),
-    }
+    listed.map_err(|e| format!("cannot list the checkpoints in {}: {e}", location.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {
