@@ -13,13 +13,15 @@
 //!
 //! With `--tree`, an iteration uploads a seeded directory tree instead (`ossup upload DIR ...
 //! --recursive`; see [`tree`]), with files rewritten between runs, and checks the bucket against
-//! the tree object by object.
+//! the tree object by object. With `--stream`, an iteration pipes a seeded stream into
+//! `ossup upload -` ([`stream`]), the writer dying part way or piping other bytes in some runs.
 
 mod iteration;
 mod mock;
 mod plan;
 mod report;
 mod run;
+mod stream;
 mod tree;
 mod tree_plan;
 mod tree_verify;
@@ -32,6 +34,7 @@ use crate::cmd::{Failure, Step, parse_size, target_dir};
 use iteration::{Binaries, Outcome};
 use plan::Plan;
 use report::{Planned, Totals};
+use stream::StreamPlan;
 use tree_plan::TreePlan;
 use verify::Net;
 
@@ -53,6 +56,8 @@ pub(crate) struct ChaosArgs {
     pub kill_server: bool,
     /// Whether each iteration uploads a tree rather than one file.
     pub tree: bool,
+    /// Whether each iteration pipes a stream into `ossup upload -` rather than uploading a file.
+    pub stream: bool,
 }
 
 impl ChaosArgs {
@@ -67,6 +72,7 @@ impl ChaosArgs {
             max_size: DEFAULT_MAX_SIZE,
             kill_server: false,
             tree: false,
+            stream: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -94,12 +100,18 @@ impl ChaosArgs {
                 }
                 "--kill-server" => parsed.kill_server = true,
                 "--tree" => parsed.tree = true,
+                "--stream" => parsed.stream = true,
                 other => {
                     return Err(format!(
-                        "unknown argument {other:?}; chaos takes --tree, --iterations N, --seed S, --max-size SIZE and --kill-server"
+                        "unknown argument {other:?}; chaos takes --tree or --stream, --iterations N, --seed S, --max-size SIZE and --kill-server"
                     ));
                 }
             }
+        }
+        if parsed.tree && parsed.stream {
+            return Err(
+                "--tree and --stream exclude each other: run them one after the other".to_owned(),
+            );
         }
         Ok(parsed)
     }
@@ -113,7 +125,13 @@ impl ChaosArgs {
     fn command_line(&self, iterations: u64, seed: u64) -> String {
         format!(
             "cargo xtask chaos{} --iterations {iterations} --seed {seed} --max-size {}{}",
-            if self.tree { " --tree" } else { "" },
+            if self.tree {
+                " --tree"
+            } else if self.stream {
+                " --stream"
+            } else {
+                ""
+            },
             self.max_size,
             if self.kill_server {
                 " --kill-server"
@@ -159,6 +177,8 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
         args.seed,
         if args.tree {
             "trees with large files"
+        } else if args.stream {
+            "streams piped into `ossup upload -`"
         } else {
             "files"
         },
@@ -173,7 +193,12 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     let mut totals = Totals::default();
     for i in 0..args.iterations {
         let seed = args.seed.wrapping_add(i);
-        let (plan, dir, outcome): (Box<dyn Planned>, _, Outcome) = if args.tree {
+        let (plan, dir, outcome): (Box<dyn Planned>, _, Outcome) = if args.stream {
+            let plan = StreamPlan::generate(seed, args.max_size, args.kill_server);
+            let dir = work.join(format!("stream-{seed}"));
+            let outcome = stream::run(&bins, &plan, &dir, &net);
+            (Box::new(plan), dir, outcome)
+        } else if args.tree {
             let plan = TreePlan::generate(seed, args.max_size, args.kill_server);
             let dir = work.join(format!("tree-{seed}"));
             let outcome = tree::run(&bins, &plan, &dir, &net);
@@ -218,6 +243,8 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     let title = args.command_line(args.iterations, args.seed);
     let rows = if args.tree {
         tree::rows(&totals)
+    } else if args.stream {
+        stream::rows(&totals)
     } else {
         totals.file_rows()
     };
@@ -225,6 +252,8 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     print!("{table}");
     let summary = work.join(if args.tree {
         "tree-summary.md"
+    } else if args.stream {
+        "stream-summary.md"
     } else {
         "summary.md"
     });
@@ -272,6 +301,7 @@ mod tests {
                 max_size: 2 << 20,
                 kill_server: true,
                 tree: false,
+                stream: false,
             }
         );
         assert_eq!(

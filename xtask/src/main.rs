@@ -34,8 +34,9 @@ commands:
                        transport (and no hyper in its tree then), cargo doc --no-deps with
                        warnings denied, the conformance suite, the oss2 check,
                        20 chaos iterations (cargo xtask chaos --seed 6000 --max-size 1MiB
-                       --kill-server) and 3 of trees (cargo xtask chaos --tree --seed 7003
-                       --max-size 1MiB --kill-server);
+                       --kill-server), 3 of trees (cargo xtask chaos --tree --seed 7003
+                       --max-size 1MiB --kill-server) and 5 of streams (cargo xtask chaos
+                       --stream --seed 15001 --max-size 1MiB --kill-server);
                        stops at the first step that fails
   conformance [ARGS]   the OSS wire conformance suite as a table (ARGS go to ossup-conformance,
                        e.g. --filter complete, --list); against the mock unless
@@ -53,7 +54,7 @@ commands:
                        --no-fsync unless --mock-fsync; --quick is a smoke test of the
                        harness (32MiB, 1 run, 200 small and 5 large files); see
                        docs/benchmarks.md
-  chaos [--tree] [--iterations N] [--seed S] [--max-size SIZE] [--kill-server]
+  chaos [--tree|--stream] [--iterations N] [--seed S] [--max-size SIZE] [--kill-server]
                        N seeded iterations (default 100) of ossup upload against oss-mock
                        with fault rules, SIGKILLed at random moments and run again until it
                        succeeds (--kill-server: the mock too, restarted on its data); checks
@@ -63,6 +64,9 @@ commands:
                        (--recursive, --exclude '*.log', 2 to 4 of them multipart), rewrites
                        some files between runs, and checks every object against its file,
                        no extra key, the report, and that one more run sends nothing;
+                       --stream: each iteration pipes a seeded stream into `ossup upload -`,
+                       the writer dying part way or other bytes piped in some runs, and
+                       checks each completed object against the bytes its run read;
                        prints a summary with the seed that reproduces each failure;
                        see docs/chaos.md";
 
@@ -127,6 +131,7 @@ fn short_chaos() -> chaos::ChaosArgs {
         max_size: 1 << 20,
         kill_server: true,
         tree: false,
+        stream: false,
     }
 }
 
@@ -138,6 +143,20 @@ fn short_tree_chaos() -> chaos::ChaosArgs {
         max_size: 1 << 20,
         kill_server: true,
         tree: true,
+        stream: false,
+    }
+}
+
+/// The stream chaos run of `cargo xtask test`: five streams, from a fixed seed, the server killed
+/// too.
+fn short_stream_chaos() -> chaos::ChaosArgs {
+    chaos::ChaosArgs {
+        iterations: 5,
+        seed: 15_001,
+        max_size: 1 << 20,
+        kill_server: true,
+        tree: false,
+        stream: true,
     }
 }
 
@@ -221,7 +240,9 @@ fn test() -> Result<(), Failure> {
         Box::new(|| conformance(&[]).run()),
         Box::new(oss2::run),
         Box::new(|| {
-            chaos::run_with(&short_chaos()).and_then(|()| chaos::run_with(&short_tree_chaos()))
+            chaos::run_with(&short_chaos())
+                .and_then(|()| chaos::run_with(&short_tree_chaos()))
+                .and_then(|()| chaos::run_with(&short_stream_chaos()))
         }),
     ];
     let total = steps.len();

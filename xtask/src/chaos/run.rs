@@ -139,6 +139,17 @@ pub(super) fn scheduler_args(scheduler: Scheduler) -> Vec<String> {
     }
 }
 
+/// What a run reads on its standard input: the first `len` bytes of `data`, written by a thread
+/// that then closes the pipe (a writer that dies part way closes it early, as a killed `pg_dump`
+/// would).
+#[derive(Debug, Clone)]
+pub(super) struct Feed {
+    /// The stream's bytes.
+    pub data: std::sync::Arc<Vec<u8>>,
+    /// How many of them the writer gets out before the pipe closes.
+    pub len: usize,
+}
+
 /// Runs `ossup ARGS` once against `mock`, its stderr (with its log) in `stderr_path`, carrying out
 /// `interruption` if the run lasts long enough for it.
 pub(super) fn run_ossup(
@@ -148,6 +159,19 @@ pub(super) fn run_ossup(
     mock: &mut Mock,
     net: &Net,
     interruption: Option<Interruption>,
+) -> Result<Run, String> {
+    run_ossup_fed(ossup, args, stderr_path, mock, net, interruption, None)
+}
+
+/// As [`run_ossup`], with `feed` on the run's standard input when there is one.
+pub(super) fn run_ossup_fed(
+    ossup: &Path,
+    args: &[String],
+    stderr_path: &Path,
+    mock: &mut Mock,
+    net: &Net,
+    interruption: Option<Interruption>,
+    feed: Option<Feed>,
 ) -> Result<Run, String> {
     let endpoint = mock.endpoint();
     let stderr = File::create(stderr_path)
@@ -161,11 +185,26 @@ pub(super) fn run_ossup(
         .env_remove("OSS_REGION")
         // The engine's step-by-step log: what a hung or failed run was doing when it ended.
         .env("RUST_LOG", CHILD_LOG)
-        .stdin(Stdio::null())
+        .stdin(if feed.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", ossup.display()))?;
+    if let (Some(feed), Some(mut stdin)) = (feed, child.stdin.take()) {
+        thread::spawn(move || {
+            use std::io::Write as _;
+            // A killed reader closes the pipe: the writer just stops.
+            for chunk in feed.data[..feed.len].chunks(64 << 10) {
+                if stdin.write_all(chunk).is_err() {
+                    return;
+                }
+            }
+        });
+    }
     let lines = read_lines(&mut child);
     let mut run = Run {
         events: Vec::new(),
