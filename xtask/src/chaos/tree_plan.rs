@@ -216,7 +216,8 @@ impl TreePlan {
         };
         let space = RuleSpace {
             apis: TREE_APIS,
-            // A request stalled on InitiateMultipartUpload was seen to hold a tree run for good.
+            // A stalled InitiateMultipartUpload holds a tree run for ossup's 120 s answer timeout
+            // unless the watchdog finds the run silent, which other files' results can put off.
             allowed: |api, kind| {
                 !(kind == "stall" && matches!(api, "*" | "InitiateMultipartUpload"))
             },
