@@ -202,6 +202,10 @@ impl fmt::Display for Notice {
                 f,
                 "aborted upload {upload_id} of this key, left open by an interrupted start of this upload"
             ),
+            Notice::OrphanSweepFailed { upload_id, error } if upload_id.is_empty() => write!(
+                f,
+                "could not look for uploads an interrupted start left open ({error}); they stay open until aborted, and the next run looks again"
+            ),
             Notice::OrphanSweepFailed { upload_id, error } => write!(
                 f,
                 "could not look for uploads an interrupted start left open ({error}); upload {upload_id} goes on, but such uploads stay open until aborted"

@@ -146,6 +146,41 @@ pub(super) async fn sweep(
     Ok(swept)
 }
 
+/// The most the client's clock may be off the server's when no upload of this run gives the
+/// server's time: OSS refuses requests whose time is off by more (`RequestTimeTooSkewed`).
+const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// Aborts the uploads of exactly the context's key that an interrupted start, whose intent was
+/// saved at `intent_unix`, may have left open, when this run starts no multipart upload of its own
+/// (the source now goes in one PutObject): every open upload of the key initiated since the intent,
+/// on the client's clock corrected by what the client learned of the server's, less [`MAX_SKEW`]
+/// and [`SLACK`].
+pub(super) async fn sweep_since(ctx: &UploadContext, intent_unix: u64) -> Result<Swept, Error> {
+    let (client, bucket, key) = (&ctx.client, ctx.bucket(), ctx.key());
+    let start = (intent_unix as i64) * 1000 + client.clock_offset_ms()
+        - (MAX_SKEW + SLACK).as_millis() as i64;
+    let mut swept = Swept::default();
+    for upload in client.list_multipart_uploads(bucket, Some(key)).await? {
+        if upload.key != key {
+            continue;
+        }
+        if parse_initiated(&upload.initiated).is_none_or(|initiated| initiated < start) {
+            continue;
+        }
+        match client
+            .abort_multipart_upload(bucket, key, &upload.upload_id)
+            .await
+        {
+            Ok(()) => swept.aborted.push(upload.upload_id),
+            Err(e) if e.is_service_code(ossup_proto::ErrorCode::NoSuchUpload) => {}
+            Err(e) => {
+                swept.failed.get_or_insert(e);
+            }
+        }
+    }
+    Ok(swept)
+}
+
 /// Seconds since the Unix epoch on the client's clock (0 if it is set before 1970).
 pub(super) fn now_unix() -> u64 {
     SystemTime::now()

@@ -6,10 +6,11 @@ use super::context::UploadContext;
 use super::hashing::{Hashed, ensure_unchanged, read_part};
 use super::{UploadMethod, UploadOutcome};
 use crate::buffer::PartBuffer;
-use crate::{Error, PartSpec, ProgressEvent};
+use crate::{Error, Notice, PartSpec, ProgressEvent};
 
 /// Runs the phase: the whole source in one PutObject (with the request's callback).
 pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
+    drop_outgrown_upload(ctx).await?;
     let stamp = ctx.plan.stamp;
     started(ctx, stamp.size);
     let whole = PartSpec {
@@ -20,6 +21,50 @@ pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
     let (buffer, hashed) = read_part(ctx.source(), &ctx.pool, whole, ctx.plan.mode).await?;
     ensure_unchanged(ctx.source(), stamp).await?;
     put_read(ctx, buffer, hashed, stamp.size).await
+}
+
+/// A source that shrank to one PutObject since an earlier run began it in parts: that run's
+/// multipart upload is aborted and its checkpoint removed ([`Notice::SourceChanged`]), as a
+/// multipart resume does for a changed source, so nothing is left open or listed as resumable. An
+/// intent (a run stopped while starting its multipart upload) has the uploads of the key it may
+/// have left open aborted ([`Notice::OrphanAborted`]), and is removed.
+async fn drop_outgrown_upload(ctx: &UploadContext) -> Result<(), Error> {
+    match ctx.store.load(&ctx.identity).await {
+        Ok(Some(cp)) if !cp.upload_id.is_empty() && cp.identity == ctx.identity => {
+            let notice = Notice::SourceChanged {
+                upload_id: cp.upload_id.clone(),
+                aborted: false,
+            };
+            super::resume::drop_changed(ctx, &cp, notice).await
+        }
+        Ok(Some(cp)) if cp.identity == ctx.identity => {
+            // An intent: a run stopped while starting a multipart upload, which may be open.
+            let swept = super::orphans::sweep_since(ctx, cp.created_unix).await;
+            let (aborted, failed) = match swept {
+                Ok(swept) => (swept.aborted, swept.failed),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            for upload_id in aborted {
+                ctx.notice(Notice::OrphanAborted { upload_id });
+            }
+            match failed {
+                // Kept: the next run looks again.
+                Some(e) => ctx.notice(Notice::OrphanSweepFailed {
+                    upload_id: String::new(),
+                    error: e.to_string(),
+                }),
+                None => ctx
+                    .store
+                    .remove(&ctx.identity)
+                    .await
+                    .map_err(Error::checkpoint)?,
+            }
+            Ok(())
+        }
+        // Nothing of an earlier run, or a checkpoint the store cannot read: the PutObject does not
+        // depend on it.
+        _ => Ok(()),
+    }
 }
 
 /// Reports the start of a PutObject of `size` bytes.

@@ -494,3 +494,46 @@ async fn transferred_never_goes_backwards_across_retries_and_resumes() {
     assert_object_is(&client(&server.endpoint()), "progress", &bytes).await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_file_that_shrank_to_one_put_aborts_the_upload_it_had_begun_in_parts() {
+    let server = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrinks.bin");
+    std::fs::write(&path, data(1_000_000, 14)).unwrap();
+    let store = MemoryStore::new();
+    crashed_run(&server.endpoint(), &store, &path, "shrinks", 3, true).await;
+    let client = client(&server.endpoint());
+    let open = |client: ossup::Client| async move {
+        client
+            .list_multipart_uploads(BUCKET, Some("shrinks"))
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(open(client.clone()).await, 1);
+
+    std::fs::write(&path, b"ten bytes!").unwrap();
+    let outcome = builder(&server.endpoint())
+        .store(store.clone())
+        .build()
+        .unwrap()
+        .upload(UploadRequest::new(
+            FileSource::open(&path).unwrap(),
+            BUCKET,
+            "shrinks",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        outcome
+            .notices
+            .iter()
+            .any(|n| matches!(n, Notice::SourceChanged { aborted: true, .. })),
+        "{:?}",
+        outcome.notices
+    );
+    assert_eq!(open(client.clone()).await, 0);
+    assert!(store.list().await.unwrap().is_empty());
+    assert_object_is(&client, "shrinks", b"ten bytes!").await;
+}
