@@ -190,13 +190,17 @@ impl Connection {
 }
 
 impl Connection {
-    /// A client for this connection, sending through `ossup-hyper`.
+    /// A client for this connection, sending through `ossup-hyper`. Says on stderr when it would
+    /// send a security token in the clear (see [`token_in_the_clear`](Self::token_in_the_clear)).
     pub(crate) fn client(&self) -> Result<Client, Failure> {
         self.client_limited(None)
     }
 
     /// A client of this connection whose request bodies go at most `bytes_per_sec` (`--limit-rate`).
     pub(crate) fn client_limited(&self, bytes_per_sec: Option<u64>) -> Result<Client, Failure> {
+        if let Some(note) = self.token_in_the_clear() {
+            eprintln!("note: {note}");
+        }
         let mut builder = Client::builder()
             .endpoint(&self.endpoint.url())
             .map_err(|e| Failure::usage(e.message()))?
@@ -218,6 +222,21 @@ impl Connection {
             (SignatureVersionArg::V1, _) => builder.signer(V1Signer),
         };
         builder.build().map_err(|e| Failure::usage(e.message()))
+    }
+
+    /// A warning when temporary (STS) credentials would go over plain `http://` to a host that is
+    /// not this machine: anyone on the way could read the token and use it until it expires.
+    pub(crate) fn token_in_the_clear(&self) -> Option<String> {
+        (self.credentials.security_token().is_some()
+            && self.endpoint.scheme == "http"
+            && !is_loopback(&self.endpoint.host))
+            .then(|| {
+                format!(
+                    "the STS security token (OSS_SESSION_TOKEN) goes to {} over plain http, readable by \
+                     anyone on the network path until it expires; use an https:// endpoint",
+                    self.endpoint.url()
+                )
+            })
     }
 
     /// What an error explanation needs to know about this connection.
@@ -384,6 +403,30 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn an_sts_token_over_plain_http_to_another_host_gets_a_note() {
+        let sts = |name: &str| match name {
+            "OSS_SESSION_TOKEN" => Some("TOKEN-VALUE-123".to_owned()),
+            other => env(other),
+        };
+        let note = |endpoint: &str, lookup: &dyn Fn(&str) -> Option<String>| {
+            Connection::resolve_with(&args(Some(endpoint), None, SignatureVersionArg::V1), lookup)
+                .unwrap()
+                .token_in_the_clear()
+        };
+        let text = note("http://oss.example.com", &sts).unwrap();
+        assert!(text.contains("OSS_SESSION_TOKEN"), "{text}");
+        assert!(text.contains("https://"), "{text}");
+        assert!(!text.contains("TOKEN-VALUE-123"), "{text}");
+        assert!(note("http://10.0.0.1:9000", &sts).is_some());
+        assert_eq!(note("https://oss.example.com", &sts), None);
+        assert_eq!(note("http://127.0.0.1:9000", &sts), None);
+        assert_eq!(note("localhost:9000", &sts), None);
+        assert_eq!(note("http://[::1]:9000", &sts), None);
+        // Long-lived keys: no token to give away.
+        assert_eq!(note("http://oss.example.com", &env), None);
     }
 
     #[test]

@@ -409,7 +409,12 @@ async fn write_random_file(path: &Path, size: u64) -> Result<Digest, Failure> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || -> std::io::Result<Digest> {
         let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        // Owner-only, like every file ossup writes (it lives in a private temporary directory too).
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, ossup::store::PRIVATE_FILE_MODE);
+        let mut file = std::io::BufWriter::new(options.open(&path)?);
         let mut md5 = Md5::new();
         let mut crc = Crc64::new();
         let mut chunk = vec![0u8; 1 << 20];

@@ -1,7 +1,11 @@
 //! How a command ends badly: a sentence for a person, what to do about it, and the exit code.
 
+use std::ffi::OsStr;
 use std::fmt;
+use std::fmt::Write as _;
 use std::process::ExitCode;
+
+use crate::terminal::printable;
 
 /// Exit code: the command did what was asked.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -63,31 +67,65 @@ impl Failure {
     }
 }
 
+/// The message and its hints, with the control characters of any server text they quote escaped
+/// (see [`printable`]): this is what reaches the terminal.
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", printable(&self.message))?;
         for hint in &self.hints {
-            write!(f, "\n  hint: {hint}")?;
+            write!(f, "\n  hint: {}", printable(hint))?;
         }
         Ok(())
     }
 }
 
-/// Quotes `args` for a POSIX shell, so a printed command can be pasted back as it was run.
-pub(crate) fn shell_command(args: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+/// Quotes `args` for a POSIX shell, so a printed command can be pasted back as it was run. Takes
+/// the arguments as the system gave them (`std::env::args_os()`): a file name need not be UTF-8.
+pub(crate) fn shell_command(args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> String {
     args.into_iter()
         .map(|arg| shell_quote(arg.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn shell_quote(arg: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
-    if !arg.is_empty() && arg.chars().all(safe) {
-        arg.to_owned()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
+fn shell_quote(arg: &OsStr) -> String {
+    match arg.to_str() {
+        Some(text) if !text.chars().any(char::is_control) => {
+            let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
+            if !text.is_empty() && text.chars().all(safe) {
+                text.to_owned()
+            } else {
+                format!("'{}'", text.replace('\'', r"'\''"))
+            }
+        }
+        _ => ansi_c_quote(arg.as_encoded_bytes()),
     }
+}
+
+/// `$'…'` quoting (bash, zsh, ksh), the one form that pastes back bytes that are not UTF-8 and
+/// control characters, each written as `\xHH`: the printed command then holds no raw control
+/// character either.
+fn ansi_c_quote(bytes: &[u8]) -> String {
+    let mut out = String::from("$'");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\'"),
+                c if c.is_control() => {
+                    for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+                        let _ = write!(out, "\\x{byte:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out.push('\'');
+    out
 }
 
 #[cfg(test)]
@@ -107,6 +145,29 @@ mod tests {
         assert_eq!(
             shell_command(["my file", "it's", ""]),
             r"'my file' 'it'\''s' ''"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn arguments_that_are_not_text_are_quoted_byte_for_byte() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = OsStr::from_bytes(b"caf\xe9 it's\\.bin");
+        assert_eq!(
+            shell_command([OsStr::new("ossup"), name]),
+            r"ossup $'caf\xe9 it\'s\\.bin'"
+        );
+        assert_eq!(shell_command(["a\nb\x1b[2J"]), r"$'a\x0ab\x1b[2J'");
+    }
+
+    #[test]
+    fn server_text_in_a_failure_cannot_drive_the_terminal() {
+        let f = Failure::failed("OSS said: \x1b[2Jgone\nerror: fake").hint("see \x1b]0;t\x07");
+        let shown = f.to_string();
+        assert!(!shown.contains('\x1b'), "{shown:?}");
+        assert_eq!(
+            shown,
+            "OSS said: \\x1b[2Jgone\\nerror: fake\n  hint: see \\x1b]0;t\\x07"
         );
     }
 

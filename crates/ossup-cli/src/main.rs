@@ -3,7 +3,8 @@
 //! `docs/cli.md` documents every command and flag. The modules: [`cli`] is the command tree;
 //! [`upload`] (with [`tree_upload`] and [`tree`] for a directory), [`uploads`] and [`demo`] run the
 //! commands; [`progress`] shows events; [`explain`]
-//! turns engine errors into advice; [`failure`] holds exit codes; the rest parse what people type.
+//! turns engine errors into advice; [`failure`] holds exit codes; [`terminal`] escapes text from
+//! servers before it is printed; the rest parse what people type.
 
 mod cli;
 mod config;
@@ -17,6 +18,7 @@ mod object_args;
 mod oss_url;
 mod progress;
 mod size;
+mod terminal;
 mod tree;
 mod tree_upload;
 mod upload;

@@ -3,6 +3,9 @@
 //! The JSON lines are an interface (the chaos harness and the benchmarks parse them), so their shape
 //! is owned here and documented in `docs/cli.md`, not borrowed from the engine's types: every line
 //! is one complete object with an `"event"` field naming its kind.
+//!
+//! Events carry the server's text (a retried request's error, an upload id, a callback reply):
+//! every reporter escapes it on the way out (`terminal.rs`).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -12,6 +15,7 @@ use serde::Serialize;
 
 use crate::cli::ProgressArg;
 use crate::size::HumanBytes;
+use crate::terminal::{json_line, printable};
 
 /// One thing that happened during an upload, as the command line reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -188,7 +192,7 @@ pub(crate) struct QuietReporter;
 impl Reporter for QuietReporter {
     fn event(&mut self, event: &Event) {
         if let Event::Notice { message, .. } = event {
-            eprintln!("note: {message}");
+            eprintln!("note: {}", printable(message));
         }
     }
 }
@@ -209,7 +213,7 @@ impl<W: Write + Send> JsonReporter<W> {
 impl<W: Write + Send> Reporter for JsonReporter<W> {
     fn event(&mut self, event: &Event) {
         // A closed pipe (`| head`) must not turn into a panic; the upload goes on regardless.
-        if let Ok(line) = serde_json::to_string(event) {
+        if let Some(line) = json_line(event) {
             let _ = writeln!(self.out, "{line}");
             let _ = self.out.flush();
         }
@@ -333,7 +337,7 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
             Event::Completed { .. } | Event::Cancelled { .. } | Event::Error { .. } => None,
         };
         if let Some(line) = line {
-            let _ = writeln!(self.out, "{line}");
+            let _ = writeln!(self.out, "{}", printable(&line));
         }
     }
 }
@@ -407,7 +411,7 @@ impl Reporter for BarReporter {
                         HumanBytes(*bytes_reused)
                     ));
                 }
-                bar.set_message(message);
+                bar.set_message(printable(&message).into_owned());
                 // Reused bytes are not this run's speed: start the bar there without counting them.
                 bar.set_position(*bytes_reused);
                 bar.reset_eta();
@@ -430,7 +434,7 @@ impl Reporter for BarReporter {
                     message
                         .push_str(" (resuming: parts on the server are verified as they arrive)");
                 }
-                bar.set_message(message);
+                bar.set_message(printable(&message).into_owned());
                 self.bar = Some(bar);
             }
             Event::Notice { message, .. } => self.println(format!("note: {message}")),
@@ -459,6 +463,7 @@ impl Reporter for BarReporter {
 
 impl BarReporter {
     fn println(&self, line: String) {
+        let line = printable(&line);
         match &self.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),
@@ -516,6 +521,42 @@ mod tests {
         assert_eq!(lines[1]["transferred"], 300);
         assert_eq!(lines[2]["event"], "retrying");
         assert_eq!(lines[2]["attempt"], 2);
+    }
+
+    #[test]
+    fn server_text_in_events_reaches_no_terminal_raw() {
+        let hostile = "SlowDown\x1b]0;pwned\x07\x1b[2J\u{9b}31m\nfake line";
+        let events = [
+            Event::Retrying {
+                part: Some(4),
+                api: Some("UploadPart".to_owned()),
+                attempt: 2,
+                delay_ms: 150,
+                error: hostile.to_owned(),
+            },
+            Event::Notice {
+                notice: "upload_gone".to_owned(),
+                message: hostile.to_owned(),
+            },
+        ];
+        let mut plain = Vec::new();
+        let mut json = Vec::new();
+        {
+            let mut reporter = PlainReporter::new(&mut plain);
+            let mut json_reporter = JsonReporter::new(&mut json);
+            for event in &events {
+                reporter.event(event);
+                json_reporter.event(event);
+            }
+        }
+        for out in [plain, json] {
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(text.lines().count(), 2, "{text}");
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::failure::{Failure, shell_command};
 use crate::interrupt::{exit_on_second_interrupt, interrupted};
 use crate::meta::check_unique;
 use crate::size::HumanBytes;
+use crate::terminal::{json_line, printable};
 use crate::tree::{Filter, Tree, TreeEntry, walk};
 use crate::upload::{
     build_uploader, callback, check_part_size, checksum_mode, object_options, open_store,
@@ -143,7 +144,7 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
         ));
         return Err(failure.hint(format!(
             "resume with: {} (files the bucket holds are skipped)",
-            shell_command(std::env::args())
+            shell_command(std::env::args_os())
         )));
     }
     if summary.failed > 0 {
@@ -165,7 +166,7 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
         };
         return Err(failure.hint(format!(
             "run the same command again to retry them: {}",
-            shell_command(std::env::args())
+            shell_command(std::env::args_os())
         )));
     }
     Ok(())
@@ -229,10 +230,22 @@ struct ReportFile {
 }
 
 impl ReportFile {
+    /// Creates (or empties) the report, owner-only: it names every file of the tree and the errors
+    /// the server gave, which are nobody else's business.
     fn create(path: &Path) -> Result<Self, Failure> {
-        let file = File::create(path).map_err(|e| {
+        let cannot = |e: std::io::Error| {
             Failure::usage(format!("cannot write the report {}: {e}", path.display()))
-        })?;
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, ossup::store::PRIVATE_FILE_MODE);
+        let file = options.open(path).map_err(cannot)?;
+        // A report that existed keeps its old mode through the open: narrow it. Not a pipe or a
+        // terminal (`--report /dev/stdout`), whose mode is not the report's.
+        if file.metadata().map_err(cannot)?.is_file() {
+            ossup::store::restrict_to_owner(&file, path).map_err(cannot)?;
+        }
         Ok(Self {
             path: path.to_owned(),
             out: BufWriter::new(file),
@@ -240,10 +253,9 @@ impl ReportFile {
     }
 
     fn write(&mut self, outcome: &FileOutcome) -> Result<(), Failure> {
-        serde_json::to_writer(&mut self.out, &file_line(outcome, None))
-            .map_err(std::io::Error::other)
-            .and_then(|()| self.out.write_all(b"\n"))
-            .map_err(|e| self.failed(e))
+        let line = json_line(&file_line(outcome, None))
+            .ok_or_else(|| self.failed(std::io::Error::other("a report line did not serialize")))?;
+        writeln!(self.out, "{line}").map_err(|e| self.failed(e))
     }
 
     fn finish(mut self) -> Result<(), Failure> {
@@ -311,14 +323,17 @@ impl Display {
     /// the style.
     fn file_event(&mut self, key: &str, event: &ProgressEvent) {
         if let ProgressEvent::Notice { message, .. } = event {
+            let text = || printable(&format!("note: {key}: {message}")).into_owned();
             match &self.style {
-                Style::Bar(bar) => bar.println(format!("note: {key}: {message}")),
+                Style::Bar(bar) => bar.println(text()),
                 Style::Json => {
                     let line =
                         serde_json::json!({"event": "notice", "key": key, "message": message});
-                    println!("{line}");
+                    if let Some(line) = json_line(&line) {
+                        println!("{line}");
+                    }
                 }
-                Style::Plain | Style::Quiet => eprintln!("note: {key}: {message}"),
+                Style::Plain | Style::Quiet => eprintln!("{}", text()),
             }
             return;
         }
@@ -349,6 +364,7 @@ impl Display {
             }
             _ => self.counts.failed += 1,
         }
+        // The error is the server's text, the key and the path are the tree's: all escaped.
         let line = || {
             let shown = outcome
                 .path
@@ -372,12 +388,12 @@ impl Display {
         match &self.style {
             Style::Bar(bar) => {
                 if outcome.error().is_some() {
-                    bar.println(line());
+                    bar.println(printable(&line()));
                 }
             }
-            Style::Plain => eprintln!("{}", line()),
+            Style::Plain => eprintln!("{}", printable(&line())),
             Style::Json => {
-                if let Ok(text) = serde_json::to_string(&file_line(outcome, Some("file"))) {
+                if let Some(text) = json_line(&file_line(outcome, Some("file"))) {
                     println!("{text}");
                 }
             }
@@ -396,14 +412,17 @@ impl Display {
             .take(3)
             .map(|(k, _)| k.as_str())
             .collect();
-        bar.set_message(format!(
-            "files {}/{} ({} skipped, {} failed) {}",
-            self.counts.uploaded + self.counts.skipped + self.counts.failed,
-            self.total_files,
-            self.counts.skipped,
-            self.counts.failed,
-            names.join(", ")
-        ));
+        bar.set_message(
+            printable(&format!(
+                "files {}/{} ({} skipped, {} failed) {}",
+                self.counts.uploaded + self.counts.skipped + self.counts.failed,
+                self.total_files,
+                self.counts.skipped,
+                self.counts.failed,
+                names.join(", ")
+            ))
+            .into_owned(),
+        );
     }
 
     fn finish(&mut self, summary: &ossup::BatchSummary, files: u64, elapsed: Duration) {
@@ -423,7 +442,9 @@ impl Display {
                     "bytes_reused": summary.bytes_reused,
                     "elapsed_secs": secs,
                 });
-                println!("{line}");
+                if let Some(line) = json_line(&line) {
+                    println!("{line}");
+                }
             }
             Style::Quiet => {}
             _ => {

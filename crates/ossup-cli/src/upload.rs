@@ -1,5 +1,6 @@
 //! `ossup upload`: one file to one object, resumable, with progress, interruption and a summary.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -27,6 +28,7 @@ use crate::interrupt::{exit_on_second_interrupt, interrupted};
 use crate::meta::check_unique;
 use crate::progress::{Event, PartInFlight, Reporter, reporter_for};
 use crate::size::HumanBytes;
+use crate::terminal::printable;
 
 /// Runs `ossup upload`: one file, or with `--recursive` a tree (see `tree_upload.rs`).
 pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
@@ -51,16 +53,28 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
         args.destination.clone()
     } else {
         let file_name = check_file(&args.file)?;
-        args.destination
-            .clone()
-            .with_file_name_if_folder(&file_name)
+        if args.destination.key.ends_with('/') {
+            // The key takes the file's name, and an OSS key is UTF-8: say so rather than upload
+            // under a name with replacement characters.
+            let name = file_name.to_str().ok_or_else(|| {
+                Failure::usage(format!(
+                    "the file name of {} is not valid UTF-8, so it cannot end the key {}",
+                    args.file.display(),
+                    args.destination
+                ))
+                .hint("give the object's whole key, e.g. oss://bucket/dir/name.bin")
+            })?;
+            args.destination.clone().with_file_name_if_folder(name)
+        } else {
+            args.destination.clone()
+        }
     };
     let connection = Connection::resolve(&args.connection)?;
 
     let (store, _) = open_store(&args).await?;
     let uploader = build_uploader(&args, connection.client_limited(args.limit_rate)?, store)?;
 
-    let resume_command = (!args.no_checkpoint).then(|| shell_command(std::env::args()));
+    let resume_command = (!args.no_checkpoint).then(|| shell_command(std::env::args_os()));
     let mut situation = connection.situation();
     situation.file = Some(args.file.display().to_string());
 
@@ -350,14 +364,15 @@ fn print_summary(object: &str, outcome: &UploadOutcome, elapsed: Duration) {
         ),
     };
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "uploaded {object}");
+    // The ETag, the upload id and the callback's reply are the server's text.
+    let _ = writeln!(out, "uploaded {}", printable(object));
     let _ = writeln!(
         out,
         "  size    {} ({} bytes)",
         HumanBytes(outcome.size),
         outcome.size
     );
-    let _ = writeln!(out, "  ETag    {}", outcome.etag);
+    let _ = writeln!(out, "  ETag    {}", printable(&outcome.etag));
     let _ = writeln!(out, "  CRC-64  {} (matches the file)", outcome.crc64);
     let _ = writeln!(out, "  parts   {parts}");
     let _ = writeln!(
@@ -369,12 +384,13 @@ fn print_summary(object: &str, outcome: &UploadOutcome, elapsed: Duration) {
     if let Some(id) = &outcome.upload_id {
         let _ = writeln!(
             out,
-            "  upload  {id}{}",
+            "  upload  {}{}",
+            printable(id),
             if outcome.resumed { " (resumed)" } else { "" }
         );
     }
     if let Some(reply) = callback_reply(outcome) {
-        let _ = writeln!(out, "  callback replied: {reply}");
+        let _ = writeln!(out, "  callback replied: {}", printable(reply));
     }
 }
 
@@ -505,13 +521,27 @@ pub(crate) async fn open_store(
     if args.no_checkpoint {
         return Ok((Arc::new(MemoryStore::new()), None));
     }
+    let hint = |e: &ossup::StoreError, otherwise: &str| {
+        match e {
+        // The error says what is wrong and the chmod that fixes it.
+        ossup::StoreError::NotPrivate { .. } => {
+            "or keep checkpoints elsewhere: --checkpoint-dir DIR, --checkpoint-db FILE, --no-checkpoint"
+                .to_owned()
+        }
+        _ => otherwise.to_owned(),
+    }
+    };
     if let Some(db) = &args.checkpoint_db {
         let store = ossup_sqlite::SqliteStore::open(db).await.map_err(|e| {
+            let hint = hint(
+                &e,
+                "check the path, or pass --checkpoint-dir DIR or --no-checkpoint",
+            );
             Failure::failed(format!(
                 "cannot open the checkpoint database {}: {e}",
                 db.display()
             ))
-            .hint("check the path, or pass --checkpoint-dir DIR or --no-checkpoint")
+            .hint(hint)
         })?;
         return Ok((Arc::new(store.clone()), Some(Arc::new(store))));
     }
@@ -520,11 +550,15 @@ pub(crate) async fn open_store(
         None => default_checkpoint_dir()?,
     };
     let store = FileStore::open(&dir).map_err(|e| {
+        let hint = hint(
+            &e,
+            "pass --checkpoint-dir DIR with a writable directory, or --no-checkpoint",
+        );
         Failure::failed(format!(
             "cannot use the checkpoint directory {}: {e}",
             dir.display()
         ))
-        .hint("pass --checkpoint-dir DIR with a writable directory, or --no-checkpoint")
+        .hint(hint)
     })?;
     Ok((Arc::new(store.clone()), Some(Arc::new(store))))
 }
@@ -566,7 +600,7 @@ pub(crate) fn check_part_size(size: u64) -> Result<(), Failure> {
 }
 
 /// Checks the file is there, is a regular file and can be read; returns its name.
-fn check_file(path: &Path) -> Result<String, Failure> {
+fn check_file(path: &Path) -> Result<OsString, Failure> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Failure::failed(format!("{shown} does not exist")),
@@ -592,10 +626,7 @@ fn check_file(path: &Path) -> Result<String, Failure> {
         }
         _ => Failure::failed(format!("cannot read {shown}: {e}")),
     })?;
-    Ok(path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default())
+    Ok(path.file_name().map(OsStr::to_owned).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -719,6 +750,14 @@ mod tests {
         let file = dir.path().join("a.bin");
         std::fs::write(&file, b"x").unwrap();
         assert_eq!(check_file(&file).unwrap(), "a.bin");
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let name = OsStr::from_bytes(b"caf\xe9.bin");
+            let odd = dir.path().join(name);
+            std::fs::write(&odd, b"x").unwrap();
+            assert_eq!(check_file(&odd).unwrap(), name);
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::config::{Connection, default_checkpoint_dir};
 use crate::duration::age;
 use crate::explain::explain;
 use crate::failure::Failure;
+use crate::terminal::{json_line, printable};
 
 /// Runs `ossup uploads ls`.
 pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
@@ -31,8 +32,9 @@ pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
     if args.json {
         for upload in &uploads {
             let line = UploadLine::new(upload, now, known.get(&upload.upload_id));
-            let line = serde_json::to_string(&line).expect("upload lines serialize");
-            let _ = writeln!(out, "{line}");
+            if let Some(line) = json_line(&line) {
+                let _ = writeln!(out, "{line}");
+            }
         }
         return Ok(());
     }
@@ -40,19 +42,31 @@ pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
         let _ = writeln!(
             out,
             "no open multipart uploads under oss://{}/{}",
-            args.location.bucket, args.location.key
+            args.location.bucket,
+            printable(&args.location.key)
         );
         return Ok(());
     }
-    let key_width = uploads
+    // Keys, ids and dates are the server's text: escaped before they are measured and printed.
+    let shown: Vec<(String, String, String)> = uploads
         .iter()
-        .map(|u| u.key.chars().count())
+        .map(|u| {
+            (
+                printable(&u.key).into_owned(),
+                printable(&u.upload_id).into_owned(),
+                printable(&u.initiated).into_owned(),
+            )
+        })
+        .collect();
+    let key_width = shown
+        .iter()
+        .map(|(key, _, _)| key.chars().count())
         .max()
         .unwrap_or(0)
         .max(3);
-    let id_width = uploads
+    let id_width = shown
         .iter()
-        .map(|u| u.upload_id.len())
+        .map(|(_, id, _)| id.chars().count())
         .max()
         .unwrap_or(0)
         .max(9);
@@ -62,14 +76,15 @@ pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
         "KEY", "UPLOAD ID", "INITIATED", "AGE"
     );
     let mut orphans = 0;
-    for upload in &uploads {
+    for (upload, (key, upload_id, initiated)) in uploads.iter().zip(&shown) {
         let age = initiated_age(upload, now)
             .map(age)
             .unwrap_or_else(|| "?".to_owned());
         let local_text = match known.get(&upload.upload_id) {
             Some(found) => format!(
                 "resumable here: {} ({} parts recorded)",
-                found.source, found.parts
+                printable(&found.source),
+                found.parts
             ),
             None => {
                 orphans += 1;
@@ -78,8 +93,7 @@ pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
         };
         let _ = writeln!(
             out,
-            "{:key_width$}  {:id_width$}  {:24}  {age:8}  {local_text}",
-            upload.key, upload.upload_id, upload.initiated
+            "{key:key_width$}  {upload_id:id_width$}  {initiated:24}  {age:8}  {local_text}"
         );
     }
     let _ = writeln!(
@@ -229,16 +243,19 @@ pub(crate) async fn abort(args: UploadsAbortArgs) -> Result<(), Failure> {
     for (upload, _) in &undated {
         eprintln!(
             "warning: skipped upload {} of {}: its initiation time {:?} is not a date",
-            upload.upload_id, upload.key, upload.initiated
+            printable(&upload.upload_id),
+            printable(&upload.key),
+            upload.initiated
         );
     }
     let mut failed = 0usize;
     for (upload, age_of) in &stale {
         let age_text = age_of.map(age).unwrap_or_default();
-        let what = format!(
+        let what = printable(&format!(
             "upload {} of oss://{}/{} (initiated {}, {age_text} ago)",
             upload.upload_id, location.bucket, upload.key, upload.initiated
-        );
+        ))
+        .into_owned();
         if args.dry_run {
             let _ = writeln!(out, "would abort {what}");
             continue;
@@ -284,13 +301,30 @@ pub(crate) async fn abort(args: UploadsAbortArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The open uploads of `bucket` under `prefix`: what the server lists, less any upload whose key
+/// is not under the prefix. The server filters by the prefix too, but `abort --older-than` acts
+/// on what it lists, and a server that ignored the prefix (a proxy, a lookalike, a bug) must not
+/// get other uploads aborted; as the orphan sweep checks the exact key, this checks the prefix.
 async fn list(
     client: &Client,
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<ListedUpload>, ossup::Error> {
-    let prefix = (!prefix.is_empty()).then_some(prefix);
-    client.list_multipart_uploads(bucket, prefix).await
+    let asked = (!prefix.is_empty()).then_some(prefix);
+    let listed = client.list_multipart_uploads(bucket, asked).await?;
+    let (under, outside): (Vec<_>, Vec<_>) = listed
+        .into_iter()
+        .partition(|upload| upload.key.starts_with(prefix));
+    if !outside.is_empty() {
+        eprintln!(
+            "warning: the server listed {} upload{} outside oss://{bucket}/{}, e.g. of {}; they are left out",
+            outside.len(),
+            if outside.len() == 1 { "" } else { "s" },
+            printable(prefix),
+            printable(&outside[0].key)
+        );
+    }
+    Ok(under)
 }
 
 /// How long ago `upload` was initiated; `None` when its date does not parse.

@@ -124,6 +124,12 @@ impl SqliteStore {
     }
 
     /// Opens the database at `path` with `options`.
+    ///
+    /// A database this creates is owner-only (`0600`, and so are the -wal and -shm files SQLite
+    /// makes beside it), whatever the umask; an existing ossup database and its companions are
+    /// narrowed to that. The directory holding it is checked as
+    /// [`check_private_dir`](ossup::store::check_private_dir) says: one that other users can
+    /// write to is refused with [`StoreError::NotPrivate`].
     pub async fn open_with(
         path: impl AsRef<Path>,
         options: SqliteOptions,
@@ -301,6 +307,11 @@ impl Db {
     }
 
     fn open(path: PathBuf, options: SqliteOptions) -> Result<Db, StoreError> {
+        // SQLite puts its -wal, -shm and -journal files beside the database, and another user who
+        // can write to that directory could replace any of them.
+        if let Some(dir) = path.parent().filter(|dir| dir.is_dir()) {
+            ossup::store::check_private_dir(dir)?;
+        }
         let db = Db {
             path,
             options,
@@ -339,13 +350,17 @@ impl Db {
     }
 
     fn connect(&self, set_aside_damage: bool) -> Result<Connection, StoreError> {
+        self.create_private()?;
         let mut conn = Connection::open(&self.path).map_err(|err| self.sqlite_error(err))?;
         let problem = match schema::prepare(
             &mut conn,
             self.options.durability,
             self.options.busy_timeout,
         ) {
-            Ok(()) => return Ok(conn),
+            Ok(()) => {
+                self.restrict_to_owner();
+                return Ok(conn);
+            }
             Err(problem) => problem,
         };
         drop(conn);
@@ -364,6 +379,51 @@ impl Db {
                 "{} is not an ossup checkpoint database ({why}); it was left as it is: choose another file",
                 self.location()
             ))),
+        }
+    }
+
+    /// Creates a missing database file owner-only (`0600`) before SQLite opens it: SQLite would
+    /// create it `0644` less the umask, and gives its -wal and -shm files the database's mode.
+    fn create_private(&self) -> Result<(), StoreError> {
+        let created = ossup::store::private_file_options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&self.path);
+        match created {
+            Ok(file) => ossup::store::restrict_to_owner(&file, &self.path).map_err(|source| {
+                StoreError::Io {
+                    location: self.location(),
+                    source,
+                }
+            }),
+            // An existing database is SQLite's to judge; its mode is narrowed once it is known to
+            // be ossup's (`restrict_to_owner`).
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(source) => Err(StoreError::Io {
+                location: self.location(),
+                source,
+            }),
+        }
+    }
+
+    /// Narrows the database and its -wal, -shm and -journal files to their owner, once the
+    /// database is known to be ossup's (a foreign one is left as it is): one made by an earlier
+    /// version, or under a wide umask, may be readable by others. A file that cannot be changed
+    /// (another user's) is reported, not fatal: the directory check already vouched for the place.
+    fn restrict_to_owner(&self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = self.path.clone().into_os_string();
+            name.push(suffix);
+            let path = PathBuf::from(name);
+            let narrowed = match std::fs::File::open(&path) {
+                Ok(file) => ossup::store::restrict_to_owner(&file, &path),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = narrowed {
+                tracing::warn!(file = %path.display(), "the checkpoint database file may be readable by other users: {err}");
+            }
         }
     }
 

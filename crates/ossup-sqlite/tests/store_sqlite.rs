@@ -80,9 +80,10 @@ impl StoreFactory for Databases {
         let path = self.latest_db();
         checkpoint_wal(&path);
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let page_size: usize = conn
+        let page_size: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .unwrap();
+        let page_size = usize::try_from(page_size).unwrap();
         let etag: String = conn
             .query_row(
                 "SELECT etag FROM parts WHERE fingerprint = ?1 ORDER BY number DESC LIMIT 1",
@@ -423,4 +424,91 @@ async fn a_damaged_database_is_moved_aside_with_its_wal_and_a_fresh_one_started(
             .unwrap()
             .is_some()
     );
+}
+
+/// The database, its -wal and -shm files are owner-only even under a umask of 000, and so is an
+/// older database that was not, once it is opened again.
+#[cfg(unix)]
+#[test]
+fn the_database_and_its_wal_files_are_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    // The umask is the whole process's, and the other tests here create files beside this one:
+    // the test runs again, alone, in a child process that sets it.
+    const CHILD: &str = "OSSUP_TEST_UNDER_UMASK_000";
+    if std::env::var_os(CHILD).is_none() {
+        let name = "the_database_and_its_wal_files_are_owner_only_whatever_the_umask";
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{text}");
+        assert!(
+            text.contains("1 passed"),
+            "the test did not run in the child: {text}"
+        );
+        return;
+    }
+    rustix::process::umask(rustix::fs::Mode::empty());
+    // Under this umask the temporary directory itself is 0777: keep the database in a private one.
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("private");
+    ossup::store::create_private_dir(&dir).unwrap();
+    let db = dir.join(DB);
+    let mode = |suffix: &str| {
+        let path = PathBuf::from(format!("{}{suffix}", db.display()));
+        fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    let use_store = || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = SqliteStore::open(&db).await.unwrap();
+            let cp = checkpoint("k");
+            store.save(&cp).await.unwrap();
+            store.record_part(&cp.identity, &part(1)).await.unwrap();
+            let _lease = store.lock(&cp.identity).await.unwrap();
+            for suffix in ["", "-wal", "-shm"] {
+                assert_eq!(mode(suffix), 0o600, "{DB}{suffix} is {:04o}", mode(suffix));
+            }
+        });
+    };
+    use_store();
+
+    // An older database left readable by everyone is narrowed when next opened (SQLite gives the
+    // -wal and -shm files it makes then the database's mode, so they are narrowed too).
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", db.display()));
+        if path.exists() {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    assert_eq!(mode(""), 0o644);
+    use_store();
+}
+
+/// A database in a directory everyone can write to is refused before anything is written there.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_database_in_a_directory_anyone_can_write_to_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = tempfile::tempdir().unwrap();
+    let open = scratch.path().join("shared");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = SqliteStore::open(open.join(DB)).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotPrivate { .. }), "{err:?}");
+    assert!(err.to_string().contains("chmod 700"), "{err}");
+    assert!(!open.join(DB).exists());
 }

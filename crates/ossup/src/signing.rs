@@ -6,8 +6,12 @@
 //! credentials (`SecurityTokenExpired`, `InvalidSecurityToken`, `InvalidAccessKeyId` for a key that
 //! came with a token), the layer asks the provider to [`refresh`](CredentialsProvider::refresh) and,
 //! given different credentials, signs and sends the request once more.
+//!
+//! Temporary credentials sent over plain `http://` to a host that is not this machine cross the
+//! network in the clear (the token travels as a header): the layer warns of it, once per client.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use ossup_proto::ErrorCode;
@@ -48,6 +52,8 @@ pub struct Signing<T> {
     signer: Arc<dyn Signer>,
     credentials: Arc<dyn CredentialsProvider>,
     clock: Clock,
+    /// Whether the warning about a token over plain HTTP was given.
+    warned_plain_http: AtomicBool,
 }
 
 impl<T> Signing<T> {
@@ -63,8 +69,40 @@ impl<T> Signing<T> {
             signer,
             credentials,
             clock,
+            warned_plain_http: AtomicBool::new(false),
         }
     }
+
+    /// Warns, the first time only, when `request` would carry a security token in the clear to
+    /// another machine.
+    fn warn_of_token_in_the_clear(
+        &self,
+        request: &http::Request<Bytes>,
+        credentials: &Credentials,
+    ) {
+        if credentials.security_token().is_none()
+            || request.uri().scheme_str() != Some("http")
+            || request.uri().host().is_none_or(is_loopback)
+            || self.warned_plain_http.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        tracing::warn!(
+            host = request.uri().host().unwrap_or_default(),
+            "temporary (STS) credentials are sent over plain http:// to a host that is not this \
+             machine: anyone on the network path can read the security token and use it until it \
+             expires; use an https:// endpoint"
+        );
+    }
+}
+
+/// Whether `host` (as a URI names it: an IPv6 address in brackets) is this machine.
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl<T: Transport> Signing<T> {
@@ -110,6 +148,7 @@ impl<T: Transport> Transport for Signing<T> {
             .credentials()
             .await
             .map_err(credentials_error)?;
+        self.warn_of_token_in_the_clear(&request, &credentials);
         // Only temporary credentials can be refreshed; keep the request to sign it again.
         let unsigned = credentials
             .security_token()
@@ -279,5 +318,69 @@ mod tests {
         assert!(!err.is_retryable(), "{err}");
         assert!(err.to_string().contains("credentials"), "{err}");
         assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// A sink for formatted tracing output.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// How many times sending three requests to `uri` with `credentials` warned of a token in the
+    /// clear. Nothing leaves this process: the transport answers every request itself.
+    async fn warnings_for(uri: &str, credentials: Credentials) -> usize {
+        let signing = Signing::new(
+            Arc::new(Accepts::default()),
+            Arc::new(V4Signer::new("cn-hangzhou")),
+            Arc::new(credentials),
+            Clock::new(),
+        );
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        for _ in 0..3 {
+            let mut request = request();
+            *request.uri_mut() = uri.parse().unwrap();
+            signing.send(request).await.unwrap();
+        }
+        drop(guard);
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(!log.contains("STS-TOKEN-VALUE"), "{log}");
+        log.matches("plain http://").count()
+    }
+
+    #[tokio::test]
+    async fn a_token_over_plain_http_to_another_host_is_warned_of_once_per_client() {
+        let sts = || Credentials::new("ak", "sk").with_security_token("STS-TOKEN-VALUE");
+        assert_eq!(warnings_for("http://oss.example.com/b/k", sts()).await, 1);
+        assert_eq!(warnings_for("http://10.1.2.3:9000/b/k", sts()).await, 1);
+        for quiet in [
+            "https://oss.example.com/b/k",
+            "http://127.0.0.1:9/b/k",
+            "http://127.8.0.1:9/b/k",
+            "http://localhost:9/b/k",
+            "http://[::1]:9/b/k",
+        ] {
+            assert_eq!(warnings_for(quiet, sts()).await, 0, "{quiet}");
+        }
+        // Long-lived keys carry no token to give away.
+        assert_eq!(
+            warnings_for("http://oss.example.com/b/k", Credentials::new("ak", "sk")).await,
+            0
+        );
     }
 }

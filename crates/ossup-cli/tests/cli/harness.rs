@@ -125,6 +125,14 @@ impl Harness {
             .expect("fault rules are accepted");
     }
 
+    /// Has the mock accept temporary credentials: `id` and `secret` with the security `token`.
+    pub(crate) fn allow_sts(&self, id: &str, secret: &str, token: &str) {
+        self.server
+            .as_ref()
+            .expect("server")
+            .set_sts_credential(oss_mock::StsCredential::new(id, secret, token));
+    }
+
     pub(crate) fn open_uploads(&self) -> Vec<(String, String)> {
         let client = self.client();
         self.block_on(client.list_multipart_uploads(BUCKET, None))
@@ -201,4 +209,25 @@ impl Run {
             assert!(!text.contains("kind:"), "{text}");
         }
     }
+}
+
+/// `cmd` run by `sh` under a umask of 000, so every file it creates gets exactly the mode it asks
+/// for: the same program, arguments, environment and directory.
+pub(crate) fn under_umask_000(cmd: &Command) -> Command {
+    let mut wrapped = Command::new("sh");
+    wrapped
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
 }

@@ -8,6 +8,7 @@ mod callback;
 mod demo;
 mod errors;
 mod interrupt;
+mod security;
 mod stream;
 mod tree;
 mod upload;

@@ -222,6 +222,15 @@ impl ClientBuilder {
     }
 }
 
+/// How far a listing of every page may go before it is taken for a server that never ends it.
+#[derive(Debug, Clone, Copy)]
+struct ListCaps {
+    /// The most entries gathered.
+    entries: usize,
+    /// The most pages asked for.
+    pages: usize,
+}
+
 /// The region of `oss-REGION[-internal].aliyuncs.com`.
 fn region_of(authority: &str) -> Option<String> {
     let host = authority.split(':').next()?;
@@ -567,6 +576,95 @@ mod tests {
         }
         assert!(!log.to_ascii_lowercase().contains("authorization"), "{log}");
         assert!(!log.contains("security-token"), "{log}");
+    }
+
+    /// A page body for the script, which holds `'static` text.
+    fn leak(text: String) -> &'static str {
+        Box::leak(text.into_boxed_str())
+    }
+
+    /// A ListObjects page of one object, `k{n}`, that says more follow.
+    fn endless_objects_page(n: usize) -> Answer {
+        let body = leak(format!(
+            "<ListBucketResult><Name>b</Name><IsTruncated>true</IsTruncated><NextMarker>k{n:05}</NextMarker>\
+             <Contents><Key>k{n:05}</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified><ETag>\"E\"</ETag>\
+             <Type>Normal</Type><Size>1</Size><StorageClass>Standard</StorageClass></Contents></ListBucketResult>"
+        ));
+        (200, body, vec![])
+    }
+
+    /// A ListMultipartUploads page of one upload of `k{n}` that says more follow.
+    fn endless_uploads_page(n: usize) -> Answer {
+        let body = leak(format!(
+            "<ListMultipartUploadsResult><Bucket>b</Bucket><NextKeyMarker>k{n:05}</NextKeyMarker>\
+             <NextUploadIdMarker>U</NextUploadIdMarker><IsTruncated>true</IsTruncated>\
+             <Upload><Key>k{n:05}</Key><UploadId>U</UploadId><Initiated>2024-01-01T00:00:00.000Z</Initiated></Upload>\
+             </ListMultipartUploadsResult>"
+        ));
+        (200, body, vec![])
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_never_ends_stops_at_its_page_cap() {
+        let caps = ListCaps {
+            entries: 100,
+            pages: 3,
+        };
+        let (listing, transport) = client(
+            (1..=5).map(endless_objects_page).collect(),
+            Credentials::new("ak", "sk"),
+        );
+        let err = listing
+            .list_objects_within("b", "", caps)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+        assert_eq!(err.api(), Some(Api::ListObjects));
+        assert!(err.to_string().contains("after 3 pages"), "{err}");
+        assert_eq!(transport.seen.lock().unwrap().len(), 3);
+
+        let (listing, transport) = client(
+            (1..=5).map(endless_uploads_page).collect(),
+            Credentials::new("ak", "sk"),
+        );
+        let err = listing
+            .list_multipart_uploads_within("b", None, caps)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+        assert_eq!(err.api(), Some(Api::ListMultipartUploads));
+        assert!(err.to_string().contains("after 3 pages"), "{err}");
+        assert_eq!(transport.seen.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_never_ends_stops_at_its_entry_cap() {
+        let caps = ListCaps {
+            entries: 2,
+            pages: 100,
+        };
+        let (listing, transport) = client(
+            (1..=5).map(endless_objects_page).collect(),
+            Credentials::new("ak", "sk"),
+        );
+        let err = listing
+            .list_objects_within("b", "", caps)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+        assert!(err.to_string().contains("more than 2 objects"), "{err}");
+        assert_eq!(transport.seen.lock().unwrap().len(), 3);
+
+        let (listing, _) = client(
+            (1..=5).map(endless_uploads_page).collect(),
+            Credentials::new("ak", "sk"),
+        );
+        let err = listing
+            .list_multipart_uploads_within("b", None, caps)
+            .await
+            .unwrap_err();
+        assert_eq!(err.api(), Some(Api::ListMultipartUploads));
+        assert!(err.to_string().contains("more than 2 uploads"), "{err}");
     }
 
     #[test]

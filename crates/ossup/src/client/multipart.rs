@@ -12,12 +12,25 @@ use ossup_proto::{Api, headers, limits};
 
 use super::document::crc_header;
 use super::object::{add_callback, callback_result};
-use super::{Client, CompletedUpload, Op, PartBody, StoredBody};
+use super::{Client, CompletedUpload, ListCaps, Op, PartBody, StoredBody};
 use crate::callback::Callback;
 use crate::wire::{CALLBACK_REPLY_LIMIT, ReadBody, header_str};
 use crate::{Error, ObjectOptions};
 
 impl Client {
+    /// The most parts [`list_parts`](Self::list_parts) gathers: an upload has at most 10,000
+    /// ([`limits::MAX_PART_NUMBER`]), so a listing that goes on past that is not OSS's protocol.
+    pub const MAX_LISTED_PARTS: usize = limits::MAX_PART_NUMBER as usize;
+
+    /// The most uploads [`list_multipart_uploads`](Self::list_multipart_uploads) gathers before it
+    /// gives up with a [`MalformedResponse`](crate::ErrorKind::MalformedResponse) error: a million,
+    /// so a server that never ends its listing cannot keep the client asking forever.
+    pub const MAX_LISTED_UPLOADS: usize = 1_000_000;
+
+    /// The most pages [`list_multipart_uploads`](Self::list_multipart_uploads) asks for: 2,000,
+    /// twice what [`MAX_LISTED_UPLOADS`](Self::MAX_LISTED_UPLOADS) takes in full pages of 1,000.
+    pub const MAX_UPLOAD_PAGES: usize = 2_000;
+
     /// InitiateMultipartUpload: starts an upload of `key` with `options`; returns its upload id.
     pub async fn initiate_multipart_upload(
         &self,
@@ -96,6 +109,11 @@ impl Client {
     }
 
     /// ListParts, every page: all the parts the server holds for the upload, ascending.
+    ///
+    /// Each page's next part-number marker must be greater than the previous one and below the
+    /// last part number, and the listing must hold at most
+    /// [`MAX_LISTED_PARTS`](Self::MAX_LISTED_PARTS) parts; otherwise the listing stops with a
+    /// [`MalformedResponse`](crate::ErrorKind::MalformedResponse) error naming ListParts.
     pub async fn list_parts(
         &self,
         bucket: &str,
@@ -104,22 +122,39 @@ impl Client {
     ) -> Result<Vec<ListedPart>, Error> {
         let mut parts: Vec<ListedPart> = Vec::new();
         let mut marker = 0;
+        let malformed = |what: String| {
+            Error::malformed_response(what)
+                .with_api(Api::ListParts)
+                .with_object(bucket, key)
+                .with_upload_id(upload_id)
+        };
         loop {
             let page = self
                 .list_parts_page(bucket, key, upload_id, marker, None)
                 .await?;
             parts.extend(page.parts);
+            if parts.len() > Self::MAX_LISTED_PARTS {
+                return Err(malformed(format!(
+                    "ListParts listed more than {} parts, more than an upload can have",
+                    Self::MAX_LISTED_PARTS
+                )));
+            }
             if !page.is_truncated {
                 break;
             }
+            // Markers strictly increase and stay below the last part number, so this loop asks for
+            // at most 10,000 pages whatever the server says.
             let next = page.next_part_number_marker;
             if next <= marker {
-                return Err(Error::malformed_response(format!(
+                return Err(malformed(format!(
                     "ListParts is truncated but its next marker {next} does not advance past {marker}"
-                ))
-                .with_api(Api::ListParts)
-                .with_object(bucket, key)
-                .with_upload_id(upload_id));
+                )));
+            }
+            if next >= limits::MAX_PART_NUMBER {
+                return Err(malformed(format!(
+                    "ListParts is truncated after part {next}, but no part comes after {}",
+                    limits::MAX_PART_NUMBER
+                )));
             }
             marker = next;
         }
@@ -264,15 +299,42 @@ impl Client {
     }
 
     /// ListMultipartUploads, every page: the open uploads of `bucket` (under `prefix`).
+    ///
+    /// The server is trusted with the prefix only as a filter of what it sends: a caller that acts
+    /// on the uploads (aborting them, say) should check each key itself.
+    ///
+    /// Each page's next markers must come after the previous ones (in key order, then upload id
+    /// order within a key, as OSS pages), and the listing must end within
+    /// [`MAX_UPLOAD_PAGES`](Self::MAX_UPLOAD_PAGES) pages and
+    /// [`MAX_LISTED_UPLOADS`](Self::MAX_LISTED_UPLOADS) uploads; otherwise the listing stops with
+    /// a [`MalformedResponse`](crate::ErrorKind::MalformedResponse) error naming
+    /// ListMultipartUploads.
     pub async fn list_multipart_uploads(
         &self,
         bucket: &str,
         prefix: Option<&str>,
     ) -> Result<Vec<ListedUpload>, Error> {
+        let caps = ListCaps {
+            entries: Self::MAX_LISTED_UPLOADS,
+            pages: Self::MAX_UPLOAD_PAGES,
+        };
+        self.list_multipart_uploads_within(bucket, prefix, caps)
+            .await
+    }
+
+    /// [`list_multipart_uploads`](Self::list_multipart_uploads) within `caps`.
+    pub(super) async fn list_multipart_uploads_within(
+        &self,
+        bucket: &str,
+        prefix: Option<&str>,
+        caps: ListCaps,
+    ) -> Result<Vec<ListedUpload>, Error> {
         let mut uploads = Vec::new();
         let mut key_marker = String::new();
         let mut id_marker = String::new();
+        let mut pages = 0usize;
         loop {
+            pages += 1;
             let mut op =
                 Op::new(Api::ListMultipartUploads, Method::GET, bucket, None).query("uploads", "");
             if let Some(prefix) = prefix {
@@ -291,17 +353,73 @@ impl Client {
                 )
                 .await?;
             uploads.extend(page.uploads);
+            if uploads.len() > caps.entries {
+                return Err(op.context(Error::malformed_response(format!(
+                    "ListMultipartUploads listed more than {} uploads without ending; stopped there \
+                     (abort old uploads by a narrower prefix if the bucket really holds that many)",
+                    caps.entries
+                ))));
+            }
             if !page.is_truncated {
                 break;
             }
-            if page.next_key_marker == key_marker && page.next_upload_id_marker == id_marker {
-                return Err(op.context(Error::malformed_response(
-                    "ListMultipartUploads is truncated but its next markers do not advance",
-                )));
+            if pages >= caps.pages {
+                return Err(op.context(Error::malformed_response(format!(
+                    "ListMultipartUploads is still truncated after {pages} pages; stopped there"
+                ))));
+            }
+            // A marker that repeats or goes back (or alternates between two values) would keep
+            // this loop asking forever.
+            if !markers_advance(
+                (&key_marker, &id_marker),
+                (&page.next_key_marker, &page.next_upload_id_marker),
+            ) {
+                return Err(op.context(Error::malformed_response(format!(
+                    "ListMultipartUploads is truncated but its next markers (key {:?}, upload id {:?}) \
+                     do not come after the previous ones (key {key_marker:?}, upload id {id_marker:?})",
+                    page.next_key_marker, page.next_upload_id_marker
+                ))));
             }
             key_marker = page.next_key_marker;
             id_marker = page.next_upload_id_marker;
         }
         Ok(uploads)
+    }
+}
+
+/// Whether the markers `next` of a ListMultipartUploads page come after `previous`, each a (key
+/// marker, upload id marker) pair. OSS lists uploads by key, then by upload id; an empty upload id
+/// marker means "after every upload of the key", so it comes after any id of the same key.
+fn markers_advance(previous: (&str, &str), next: (&str, &str)) -> bool {
+    let ((previous_key, previous_id), (next_key, next_id)) = (previous, next);
+    if next_key != previous_key {
+        return next_key > previous_key;
+    }
+    if previous_id.is_empty() {
+        // `previous` already pointed past every upload of this key: only a later key advances.
+        return false;
+    }
+    next_id.is_empty() || next_id > previous_id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markers_advance;
+
+    #[test]
+    fn upload_markers_advance_by_key_then_by_upload_id() {
+        assert!(markers_advance(("", ""), ("a", "")));
+        assert!(markers_advance(("", ""), ("a", "U1")));
+        assert!(markers_advance(("a", "U1"), ("a", "U2")));
+        assert!(markers_advance(("a", "U2"), ("b", "U1")));
+        assert!(markers_advance(("a", "U1"), ("a", "")));
+        assert!(markers_advance(("a", ""), ("b", "")));
+        // Repeats, steps back, and alternation between two markers.
+        assert!(!markers_advance(("a", "U1"), ("a", "U1")));
+        assert!(!markers_advance(("a", "U2"), ("a", "U1")));
+        assert!(!markers_advance(("b", ""), ("a", "U9")));
+        assert!(!markers_advance(("a", ""), ("a", "U1")));
+        assert!(!markers_advance(("a", ""), ("a", "")));
+        assert!(!markers_advance(("", ""), ("", "")));
     }
 }

@@ -305,6 +305,15 @@ pub fn replicate_error(error: &StoreError) -> StoreError {
             identity: identity.clone(),
             holder: holder.clone(),
         },
+        StoreError::NotPrivate {
+            location,
+            problem,
+            fix,
+        } => StoreError::NotPrivate {
+            location: location.clone(),
+            problem: problem.clone(),
+            fix: fix.clone(),
+        },
         StoreError::NotFound(identity) => StoreError::NotFound(identity.clone()),
         StoreError::Io { location, source } => StoreError::Io {
             location: location.clone(),

@@ -20,11 +20,16 @@ mod file;
 mod group_commit;
 mod journal;
 mod memory;
+mod private;
 
 pub use digests::{DigestCache, FileDigest, FileStat};
 pub use file::FileStore;
 pub use group_commit::{GroupCommit, replicate_error};
 pub use memory::MemoryStore;
+pub use private::{
+    PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, check_private_dir, create_private_dir,
+    private_file_options, restrict_to_owner,
+};
 
 /// A durable (or not) home for checkpoints.
 ///
@@ -268,6 +273,17 @@ pub enum StoreError {
         identity: String,
         /// Who holds it, as far as the store knows (process id, host).
         holder: String,
+    },
+    /// The checkpoint directory is open to other users, who could remove, replace or plant
+    /// checkpoints in it (see [`check_private_dir`]); nothing was written there.
+    #[error("checkpoint directory {location} is not private: {problem}; {fix}")]
+    NotPrivate {
+        /// The directory.
+        location: String,
+        /// What is wrong with it: its owner or its mode.
+        problem: String,
+        /// How to fix it, e.g. `chmod 700 DIR`.
+        fix: String,
     },
     /// `record_part` for an identity with no saved checkpoint.
     #[error("no checkpoint saved for {0}; save one before recording parts")]

@@ -257,6 +257,156 @@ async fn list_multipart_uploads_follows_both_markers() {
     );
 }
 
+/// A ListMultipartUploads page of one upload of `key`, naming the next markers.
+fn uploads_page(key: &str, next: (&str, &str)) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_string(format!(
+        "<ListMultipartUploadsResult><Bucket>b</Bucket><NextKeyMarker>{}</NextKeyMarker><NextUploadIdMarker>{}</NextUploadIdMarker><IsTruncated>true</IsTruncated><Upload><Key>{key}</Key><UploadId>U-{key}</UploadId><Initiated>2024-01-01T00:00:00.000Z</Initiated></Upload></ListMultipartUploadsResult>",
+        next.0, next.1
+    ))
+}
+
+#[tokio::test]
+async fn list_multipart_uploads_refuses_markers_that_alternate_instead_of_looping() {
+    let server = MockServer::start().await;
+    // Page after "b" points back to "a", and the page after "a" points to "b" again: a client that
+    // only checks for a repeated marker would go round forever.
+    Mock::given(method("GET"))
+        .and(path("/b/"))
+        .and(query_param("key-marker", "b"))
+        .respond_with(uploads_page("b", ("a", "U-a")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/b/"))
+        .and(query_param("key-marker", "a"))
+        .respond_with(uploads_page("a2", ("b", "U-b")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/b/"))
+        .and(query_param("uploads", ""))
+        .respond_with(uploads_page("a", ("b", "U-b")))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .list_multipart_uploads("b", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+    assert_eq!(err.api(), Some(ossup::Api::ListMultipartUploads));
+    assert!(err.to_string().contains("do not come after"), "{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+
+    // The same key with a smaller upload id goes back too.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/b/"))
+        .and(query_param("upload-id-marker", "U-2"))
+        .respond_with(uploads_page("a", ("a", "U-1")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/b/"))
+        .and(query_param("uploads", ""))
+        .respond_with(uploads_page("a", ("a", "U-2")))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .list_multipart_uploads("b", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+/// A ListParts page of parts `numbers`, naming the next marker.
+fn parts_page(numbers: std::ops::RangeInclusive<u32>, next: u32) -> ResponseTemplate {
+    let parts: String = numbers
+        .map(|n| format!("<Part><PartNumber>{n}</PartNumber><LastModified>2024-01-01T00:00:00.000Z</LastModified><ETag>\"E{n}\"</ETag><Size>102400</Size></Part>"))
+        .collect();
+    ResponseTemplate::new(200).set_body_string(format!(
+        "<ListPartsResult><Bucket>b</Bucket><Key>k</Key><UploadId>U</UploadId><NextPartNumberMarker>{next}</NextPartNumberMarker><IsTruncated>true</IsTruncated>{parts}</ListPartsResult>"
+    ))
+}
+
+#[tokio::test]
+async fn list_parts_refuses_markers_that_go_back_or_past_the_last_part() {
+    // 5, then back to 3.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/b/k"))
+        .and(query_param("part-number-marker", "5"))
+        .respond_with(parts_page(6..=6, 3))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/b/k"))
+        .and(query_param("uploadId", "U"))
+        .respond_with(parts_page(1..=5, 5))
+        .mount(&server)
+        .await;
+    let err = client(&server).list_parts("b", "k", "U").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+    assert_eq!(err.api(), Some(ossup::Api::ListParts));
+    assert!(err.to_string().contains("does not advance past 5"), "{err}");
+
+    // Truncated after part 10,000: nothing can follow.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/b/k"))
+        .respond_with(parts_page(10_000..=10_000, 10_000))
+        .mount(&server)
+        .await;
+    let err = client(&server).list_parts("b", "k", "U").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+    assert!(err.to_string().contains("no part comes after"), "{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+
+    // More parts than an upload can have, in pages whose markers do advance.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/b/k"))
+        .and(query_param("part-number-marker", "9000"))
+        .respond_with(parts_page(1..=1001, 9500))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/b/k"))
+        .and(query_param("uploadId", "U"))
+        .respond_with(parts_page(1..=9000, 9000))
+        .mount(&server)
+        .await;
+    assert_eq!(ossup::Client::MAX_LISTED_PARTS, 10_000);
+    let err = client(&server).list_parts("b", "k", "U").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+    assert!(err.to_string().contains("more than 10000 parts"), "{err}");
+}
+
+#[tokio::test]
+async fn list_objects_refuses_a_marker_that_goes_back() {
+    let server = MockServer::start().await;
+    let page = |key: &str, next: &str| {
+        ResponseTemplate::new(200).set_body_string(format!(
+            "<ListBucketResult><Name>b</Name><IsTruncated>true</IsTruncated><NextMarker>{next}</NextMarker><Contents><Key>{key}</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified><ETag>\"E\"</ETag><Type>Normal</Type><Size>1</Size><StorageClass>Standard</StorageClass></Contents></ListBucketResult>"
+        ))
+    };
+    Mock::given(method("GET"))
+        .and(path("/b/"))
+        .and(query_param("marker", "m"))
+        .respond_with(page("n", "c"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/b/"))
+        .respond_with(page("a", "m"))
+        .mount(&server)
+        .await;
+    let err = client(&server).list_objects("b", "").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MalformedResponse, "{err}");
+    assert_eq!(err.api(), Some(ossup::Api::ListObjects));
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
 #[tokio::test]
 async fn get_object_sends_the_range_and_head_object_reads_404_as_absent() {
     let server = MockServer::start().await;

@@ -5,7 +5,7 @@
 //! middle of an append) or an unreadable file only costs a read of the files it named.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::Path;
 use std::sync::Mutex;
@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 
 use super::disk::write_atomically;
 use super::{io_error, lock};
-use crate::store::{FileDigest, StoreError};
+use crate::store::{FileDigest, StoreError, private_file_options, restrict_to_owner};
 
 /// The name of the digest file in the store's directory.
 pub(super) const DIGEST_FILE: &str = "digests.jsonl";
@@ -113,11 +113,13 @@ fn load(dir: &Path) -> Result<Loaded, StoreError> {
     let file = if torn_tail || lines > digests.len() + SLACK_LINES {
         compact(dir, &path, &digests)?
     } else {
-        OpenOptions::new()
+        let file = private_file_options()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| io_error(&path, e))?
+            .map_err(|e| io_error(&path, e))?;
+        restrict_to_owner(&file, &path).map_err(|e| io_error(&path, e))?;
+        file
     };
     Ok(Loaded { digests, file })
 }
@@ -143,6 +145,8 @@ fn compact(
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+
     use super::*;
     use crate::store::FileStat;
 

@@ -1,11 +1,13 @@
 //! Crash-safe file operations: atomic writes, sweeping the temp files of killed writers, and
 //! setting damaged journals aside.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::store::{private_file_options, restrict_to_owner};
 
 /// Removes `<name>.tmp-<pid>-<n>` files whose writer process is gone: a save killed before its rename
 /// leaves one, and nothing else would ever remove it. A file whose process id is alive is kept (it may
@@ -56,13 +58,14 @@ pub(super) fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Res
         std::process::id(),
         SEQUENCE.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut file = OpenOptions::new()
+    // Owner-only from the start (the rename keeps the mode), so no other user ever reads a checkpoint.
+    let mut file = private_file_options()
         .read(true)
         .append(true)
         .create_new(true)
         .open(&temp)?;
-    let written = file
-        .write_all(bytes)
+    let written = restrict_to_owner(&file, &temp)
+        .and_then(|()| file.write_all(bytes))
         .and_then(|()| file.sync_all())
         .and_then(|()| fs::rename(&temp, path));
     if let Err(err) = written {

@@ -1,7 +1,7 @@
 //! One upload's journal file: loading, atomic saves, batched appends and compaction.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +12,7 @@ use super::{COMPACT_MIN_ENTRIES, Inner, io_error, lock};
 use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 use crate::store::group_commit::{GroupCommit, replicate_error};
 use crate::store::journal::{self, Invalid};
-use crate::store::{Durability, StoreError};
+use crate::store::{Durability, StoreError, private_file_options};
 
 /// One upload's journal: its file state, and the queue that batches its part records.
 #[derive(Debug)]
@@ -228,7 +228,12 @@ impl JournalCore {
                 Err(err) => return Err(io_error(&self.path, err)),
             }
         }
-        let mut file = match OpenOptions::new().read(true).append(true).open(&self.path) {
+        // Not through a link: a journal is only ever a file this store wrote.
+        let mut file = match private_file_options()
+            .read(true)
+            .append(true)
+            .open(&self.path)
+        {
             Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound(self.identity.to_string()));

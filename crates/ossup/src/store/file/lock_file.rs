@@ -1,13 +1,13 @@
 //! Claiming an upload through an advisory lock on its `<name>.lock` file.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::disk::same_file;
 use super::io_error;
 use crate::checkpoint::UploadIdentity;
-use crate::store::{StoreError, StoreLock};
+use crate::store::{StoreError, StoreLock, private_file_options, restrict_to_owner};
 
 /// Holds the advisory lock on an upload's lock file; dropping it removes the file and unlocks.
 #[derive(Debug)]
@@ -31,13 +31,16 @@ pub(super) fn claim_lock_file(
 ) -> Result<StoreLock, StoreError> {
     const ATTEMPTS: usize = 16;
     for _ in 0..ATTEMPTS {
-        let mut file = OpenOptions::new()
+        // Not through a link, and not truncated before it is known to be our own lock file: a link
+        // or a hard link planted at this name must not let the write below clobber another file.
+        let mut file = private_file_options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|err| io_error(path, err))?;
+            .map_err(|err| io_error(path, refuse_link(err)))?;
+        check_lock_file(&file, path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -78,6 +81,44 @@ pub(super) fn claim_lock_file(
         "could not claim {} after {ATTEMPTS} attempts: the lock file keeps being replaced",
         path.display()
     )))
+}
+
+/// `O_NOFOLLOW` on a symbolic link fails with `ELOOP`: say what that means.
+fn refuse_link(err: io::Error) -> io::Error {
+    #[cfg(unix)]
+    if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        return io::Error::new(
+            err.kind(),
+            "the lock file is a symbolic link, which ossup never makes: remove it",
+        );
+    }
+    err
+}
+
+/// Refuses a lock file that is not a plain file of this user's with one name: writing the holder
+/// into anything else (a device, a hard link to some other file) would damage it.
+fn check_lock_file(file: &File, path: &Path) -> Result<(), StoreError> {
+    let meta = file.metadata().map_err(|err| io_error(path, err))?;
+    let refuse = |why: &str| {
+        Err(StoreError::Other(format!(
+            "the lock file {} {why}, which ossup never makes; remove it and run again",
+            path.display()
+        )))
+    };
+    if !meta.is_file() {
+        return refuse("is not a regular file");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return refuse("has other names (hard links)");
+        }
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            return refuse(&format!("belongs to another user (uid {})", meta.uid()));
+        }
+    }
+    restrict_to_owner(file, path).map_err(|err| io_error(path, err))
 }
 
 fn host_name() -> String {

@@ -6,14 +6,15 @@
 //! The byte layout is in [`journal`](super::journal) and `docs/checkpoint-format.md`.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::group_commit::GroupCommit;
-use super::{CheckpointStore, DigestCache, Durability, FileDigest, StoreError, StoreLock};
+use super::{
+    CheckpointStore, DigestCache, Durability, FileDigest, StoreError, StoreLock, create_private_dir,
+};
 use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 
 mod digest_log;
@@ -83,11 +84,16 @@ struct Inner {
 impl FileStore {
     /// A store keeping its journals in `dir`, created if missing.
     ///
+    /// `dir` and any parent it creates are made owner-only (`0700`), and every file the store writes
+    /// in it is `0600`, whatever the umask. A directory other users can write to is refused with
+    /// [`StoreError::NotPrivate`], which says how to fix it (see
+    /// [`check_private_dir`](crate::store::check_private_dir)).
+    ///
     /// Opening reads no journal: each is validated when first loaded or recorded to. It does remove
     /// the temporary files that a process killed in the middle of a save left behind.
     pub fn open(dir: impl AsRef<Path>) -> Result<FileStore, StoreError> {
         let dir = dir.as_ref();
-        fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+        create_private_dir(dir)?;
         let dir = std::path::absolute(dir).map_err(|source| io_error(dir, source))?;
         remove_stale_temp_files(&dir);
         Ok(Self::with_inner(dir, Durability::default()))
@@ -285,7 +291,7 @@ async fn blocking<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use std::fs::OpenOptions;
+    use std::fs::{self, OpenOptions};
 
     use super::disk::temp_file_writer;
     use super::*;
@@ -507,6 +513,88 @@ mod tests {
             unrelated.exists(),
             "files that are not journal temp files are not touched"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn every_file_and_directory_is_owner_only_whatever_the_umask() {
+        use crate::store::private::{modes_below, under_umask_000};
+        let name = "store::file::tests::every_file_and_directory_is_owner_only_whatever_the_umask";
+        under_umask_000(name, || {
+            let scratch = tempfile::tempdir().unwrap();
+            let dir = scratch.path().join("state/ossup/checkpoints");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let store = FileStore::open(&dir).unwrap();
+                let cp = checkpoint("k");
+                store.save(&cp).await.unwrap();
+                store
+                    .record_part(&cp.identity, &part(1, "a"))
+                    .await
+                    .unwrap();
+                let digest = FileDigest {
+                    stat: crate::store::FileStat {
+                        size: 1,
+                        modified_nanos: 1,
+                        inode: 1,
+                    },
+                    md5: None,
+                    crc64: 1,
+                };
+                store.record_digest("/src/a", &digest).await.unwrap();
+                let _held = store.lock(&cp.identity).await.unwrap();
+                // A damaged journal set aside keeps its mode too.
+                let other = checkpoint("other");
+                store.save(&other).await.unwrap();
+                fs::write(store.journal_path(&other.identity), b"garbage").unwrap();
+                let _ = store.load(&other.identity).await;
+                let found = modes_below(scratch.path());
+                let names: Vec<String> = found
+                    .iter()
+                    .map(|(path, _)| path.file_name().unwrap().to_string_lossy().into_owned())
+                    .collect();
+                assert!(names.iter().any(|n| n.ends_with(".lock")), "{names:?}");
+                assert!(names.iter().any(|n| n == "digests.jsonl"), "{names:?}");
+                assert!(names.iter().any(|n| n.contains(".corrupt-")), "{names:?}");
+                for (path, mode) in found {
+                    let expected = if path.is_dir() { 0o700 } else { 0o600 };
+                    assert_eq!(mode, expected, "{} is {mode:04o}", path.display());
+                }
+            });
+        });
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_lock_file_planted_as_a_link_is_refused_and_its_target_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let precious = elsewhere.path().join("precious");
+        fs::write(&precious, b"keep me").unwrap();
+
+        let id = identity("by-symlink");
+        std::os::unix::fs::symlink(&precious, store.lock_path(&id)).unwrap();
+        let err = store.lock(&id).await.unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+
+        let id = identity("by-hard-link");
+        fs::hard_link(&precious, store.lock_path(&id)).unwrap();
+        let err = store.lock(&id).await.unwrap_err();
+        assert!(err.to_string().contains("hard links"), "{err}");
+
+        let id = identity("by-directory");
+        fs::create_dir(store.lock_path(&id)).unwrap();
+        let err = store.lock(&id).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Io { .. } | StoreError::Other(_)),
+            "{err}"
+        );
+
+        assert_eq!(fs::read(&precious).unwrap(), b"keep me");
     }
 
     #[test]
