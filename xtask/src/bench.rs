@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: throughput, memory, resume cost and checkpoint overhead of `ossup upload`,
-//! and its many-files figures (`--recursive`, `tree.rs`), against the machine's limit (one
-//! `md5sum` pass) and the official Python SDK, in one run.
+//! a stream from a pipe against the same file (`stream.rs`), and its many-files figures
+//! (`--recursive`, `tree.rs`), against the machine's limit (one `md5sum` pass) and the official
+//! Python SDK, in one run.
 //!
 //! Everything runs as the user would run it: the release `ossup` and `oss-mock` binaries as separate
 //! processes on loopback, and `oss2` 2.19.1 in its venv. Each measured run gets a fresh mock with an
@@ -15,6 +16,7 @@ mod mock;
 mod process;
 mod report;
 mod stats;
+mod stream;
 mod tree;
 
 use std::io::Write;
@@ -274,6 +276,7 @@ impl Bench {
         let uploads = self.measure_uploads(&mut crc)?;
         let oss2 = self.measure_oss2(&mut crc)?;
         let resume = self.measure_resume()?;
+        let stream = stream::measure(self, &mut crc)?;
         let checkpoint = self.measure_checkpoint()?;
         let tree = tree::measure(self)?;
         Ok(Results {
@@ -298,6 +301,7 @@ impl Bench {
             oss2,
             resume,
             checkpoint,
+            stream: Some(stream),
             tree: Some(tree),
         })
     }

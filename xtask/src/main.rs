@@ -9,8 +9,8 @@
 //! - `conformance [ARGS]`: the conformance suite against the mock (or `OSSUP_CONFORMANCE_*`), as a table.
 //! - `oss2`: the official Python SDK, oss2, against the mock server binary.
 //! - `bench [ARGS]`: throughput, memory, resume cost and checkpoint overhead of `ossup upload`,
-//!   and many files in one run (`--recursive`), against `md5sum` and oss2, as a table and JSON
-//!   (`docs/benchmarks.md`).
+//!   a stream from a pipe against the same file, and many files in one run (`--recursive`),
+//!   against `md5sum` and oss2, as a table and JSON (`docs/benchmarks.md`).
 //! - `chaos [ARGS]`: seeded fault injection and `kill -9` of `ossup upload` (and of the mock), then
 //!   a byte-for-byte check of every object, for one file or (`--tree`) a whole tree per iteration
 //!   (`docs/chaos.md`).
@@ -46,7 +46,8 @@ commands:
                        oss-mock binary: conformance/peers/oss2_peer.py
   bench [--size SIZE] [--json FILE] [--runs N] [--mock-dir DIR] [--mock-fsync] [--quick]
                        release ossup against md5sum and oss2 on the release mock:
-                       throughput, peak memory, resume cost, checkpoint overhead, many
+                       throughput, peak memory, resume cost, checkpoint overhead, the
+                       file piped into ossup upload - against the same file, many
                        files (10,000 × 4 KiB, the same tree again, 100 × 10 MiB), as a
                        markdown table with the targets met or missed, and JSON (default
                        target/bench.json); SIZE defaults to 1GiB, N to 3; the mock's data

@@ -46,12 +46,20 @@ impl Running {
     /// Spawns `command` with stdout piped to a reader thread and stderr to `log`. `what` names it in
     /// messages.
     pub(super) fn spawn(what: &str, command: &mut Command, log: &Path) -> Result<Self, Failure> {
+        Self::spawn_with_stdin(what, command, log, Stdio::null())
+    }
+
+    /// [`spawn`](Self::spawn) with `stdin` as the process's standard input (the read end of a pipe,
+    /// for an upload of a stream).
+    pub(super) fn spawn_with_stdin(
+        what: &str,
+        command: &mut Command,
+        log: &Path,
+        stdin: Stdio,
+    ) -> Result<Self, Failure> {
         let stderr = File::create(log)
             .map_err(|e| Failure::new(format!("could not create {}: {e}", log.display())))?;
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
+        command.stdin(stdin).stdout(Stdio::piped()).stderr(stderr);
         let children_cpu_before = waited_children_cpu_secs();
         let started = Instant::now();
         let mut child = command

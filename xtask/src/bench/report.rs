@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::oss2::OSS2_VERSION;
 
 use super::stats::{Summary, display_or_na, json_or_null};
+use super::stream::StreamResult;
 use super::tree::{SingleFile, TreeResult};
 
 /// Bytes in a MiB, for figures in MiB.
@@ -322,6 +323,8 @@ pub(super) struct Results {
     pub resume: ResumeResult,
     /// Checkpoint overhead.
     pub checkpoint: CheckpointResult,
+    /// A stream from a pipe beside the same file; `None` when not measured.
+    pub stream: Option<StreamResult>,
     /// Many files in one run (`--recursive`); `None` when not measured.
     pub tree: Option<TreeResult>,
 }
@@ -419,7 +422,7 @@ impl Results {
 
     /// One row of the table: `runs` moved `bytes` each; `versus_md5sum` when they moved the file
     /// `md5sum` read.
-    fn row(
+    pub(super) fn row(
         &self,
         what: &str,
         setting: &str,
@@ -515,6 +518,9 @@ impl Results {
                 false,
                 &note,
             ));
+        }
+        if let Some(stream) = &self.stream {
+            rows.extend(stream.rows(self));
         }
         if let Some(tree) = &self.tree {
             rows.extend(tree.rows(&self.single_file(tree)));
@@ -662,6 +668,9 @@ impl Results {
         verdicts.push(self.mock_rss_verdict());
         verdicts.push(self.resume_verdict());
         verdicts.push(self.checkpoint_verdict());
+        if let Some(stream) = &self.stream {
+            verdicts.extend(stream.verdicts());
+        }
         if let Some(tree) = &self.tree {
             verdicts.extend(tree.verdicts(&self.single_file(tree)));
         }
@@ -979,6 +988,7 @@ impl Results {
                 "parallel": self.checkpoint.parallel,
                 "stores": checkpoint,
             },
+            "stream": self.stream.as_ref().map(StreamResult::to_json),
             "tree": self.tree.as_ref().map(|t| t.to_json(&self.single_file(t))),
             "md5sum_median_secs": limit,
             "targets": verdicts,
@@ -1137,6 +1147,7 @@ mod tests {
                     (Store::Sqlite, runs(&[11.0, 10.9, 11.2], 10, 10)),
                 ],
             },
+            stream: None,
             tree: None,
         }
     }

@@ -9,24 +9,21 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
 
-use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 use super::Source;
 use crate::SourceStamp;
 
-/// How much a pumped [`Read`] hands over at a time.
-const PUMP_CHUNK: usize = 1 << 20;
-
-/// Chunks a pumped [`Read`] may read ahead of the upload: with [`PUMP_CHUNK`], 4 MiB, part of the
-/// 32 MiB the memory bound allows beyond the parts in flight.
-const PUMP_AHEAD: usize = 4;
-
 /// The reader of a stream, once taken.
-pub(crate) type StreamReader = Pin<Box<dyn AsyncRead + Send>>;
+pub(crate) enum StreamReader {
+    /// Read on the runtime, into each part's buffer.
+    Async(Pin<Box<dyn AsyncRead + Send>>),
+    /// A blocking reader on a thread of its own, which reads into each part's buffer in place.
+    Blocking(ReaderThread),
+}
 
 /// A stream of bytes whose length is not known in advance, read once from start to end.
 ///
@@ -67,19 +64,24 @@ impl StreamSource {
         Self {
             identity: format!("stream:{}", name.into()),
             name: None,
-            reader: Mutex::new(Some(Box::pin(reader))),
+            reader: Mutex::new(Some(StreamReader::Async(Box::pin(reader)))),
         }
     }
 
-    /// The bytes a blocking `reader` yields, read on a thread of its own a megabyte at a time (at
-    /// most 4 MiB ahead of the upload). For the blocking API, and for standard input.
+    /// The bytes a blocking `reader` yields, read on a thread of its own straight into the part
+    /// buffers (no copy, and nothing read ahead of a free buffer). For the blocking API, and for
+    /// standard input.
     ///
     /// ```
     /// let stream = ossup::StreamSource::from_read(std::io::Cursor::new(vec![7u8; 1000]), "cursor");
     /// assert_eq!(ossup::Source::identity(&stream), "stream:cursor");
     /// ```
     pub fn from_read(reader: impl Read + Send + 'static, name: impl Into<String>) -> Self {
-        Self::new(pump(reader), name)
+        Self {
+            identity: format!("stream:{}", name.into()),
+            name: None,
+            reader: Mutex::new(Some(StreamReader::Blocking(ReaderThread::start(reader)))),
+        }
     }
 
     /// Standard input, known across runs as `stdin`.
@@ -128,91 +130,82 @@ impl Source for StreamSource {
     }
 }
 
-/// Turns a blocking reader into an `AsyncRead`: a thread reads it a chunk at a time into a bounded
-/// channel. The thread ends at the reader's end, at its first error (handed on), or when the
-/// upload drops the stream.
-fn pump(mut reader: impl Read + Send + 'static) -> impl AsyncRead + Send {
-    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(PUMP_AHEAD);
-    let spawned = std::thread::Builder::new()
-        .name("ossup-stream-reader".into())
-        .spawn(move || {
-            loop {
-                let mut chunk = BytesMut::zeroed(PUMP_CHUNK);
-                let mut filled = 0;
-                // A pipe hands over at most its buffer (64 KiB) per read: fill a whole chunk so the
-                // upload gets few large hand-overs.
-                let outcome = loop {
-                    match reader.read(&mut chunk[filled..]) {
-                        Ok(0) => break Ok(true),
-                        Ok(n) => {
-                            filled += n;
-                            if filled == chunk.len() {
-                                break Ok(false);
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    }
-                };
-                chunk.truncate(filled);
-                if filled > 0 && tx.blocking_send(Ok(chunk.freeze())).is_err() {
-                    return;
+/// Work for the reader thread: it is handed the reader.
+type Job = Box<dyn FnOnce(&mut dyn Read) + Send>;
+
+/// A blocking reader kept on a thread of its own, and a way to run work that reads from it there.
+///
+/// A plain thread, not the runtime's blocking pool: a read of standard input may block for as long
+/// as the writer likes, and a runtime waits for its blocking tasks when it shuts down. The thread
+/// ends once this handle is dropped and its last job is done (or, blocked in a read, with the
+/// process).
+pub(crate) struct ReaderThread {
+    jobs: Result<mpsc::Sender<Job>, io::Error>,
+}
+
+impl ReaderThread {
+    fn start(mut reader: impl Read + Send + 'static) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("ossup-stream-reader".into())
+            .spawn(move || {
+                for job in queue {
+                    job(&mut reader);
                 }
-                match outcome {
-                    Ok(false) => {}
-                    Ok(true) => return,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
-            }
+            });
+        Self {
+            jobs: spawned.map(|_| jobs),
+        }
+    }
+
+    /// Runs `job` with the reader on the reader's thread and returns what it returned.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut dyn Read) -> T + Send + 'static,
+    ) -> io::Result<T> {
+        let jobs = self.jobs.as_ref().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot start the thread that reads the stream: {e}"),
+            )
+        })?;
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |reader| {
+            let _ = done.send(job(reader));
         });
-    let failed = spawned.err();
-    let chunks = futures::stream::poll_fn(move |cx| match &failed {
-        Some(e) => std::task::Poll::Ready(Some(Err(io::Error::new(
-            e.kind(),
-            format!("cannot start the thread that reads the stream: {e}"),
-        )))),
-        None => rx.poll_recv(cx),
-    });
-    tokio_util::io::StreamReader::new(chunks)
+        let gone = || io::Error::other("the thread that reads the stream ended");
+        jobs.send(job).map_err(|_| gone())?;
+        result.await.map_err(|_| gone())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt as _;
 
     #[tokio::test]
-    async fn a_pumped_reader_yields_every_byte_in_order() {
+    async fn a_blocking_reader_is_read_on_its_own_thread_in_order() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let stream = StreamSource::from_read(io::Cursor::new(data.clone()), "t");
-        let mut reader = stream.take_reader().unwrap();
-        let mut out = Vec::new();
-        reader.read_to_end(&mut out).await.unwrap();
-        assert_eq!(out, data);
+        let Some(StreamReader::Blocking(thread)) = stream.take_reader() else {
+            panic!("a Read is read on a thread of its own");
+        };
         assert!(stream.take_reader().is_none(), "a stream is read once");
-    }
-
-    #[tokio::test]
-    async fn a_read_error_reaches_the_upload_after_the_bytes_before_it() {
-        struct Dies(u8);
-        impl Read for Dies {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                if self.0 == 0 {
-                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, "writer died"));
-                }
-                self.0 -= 1;
-                buf[..10].fill(1);
-                Ok(10)
-            }
-        }
-        let mut reader = StreamSource::from_read(Dies(3), "t").take_reader().unwrap();
         let mut out = Vec::new();
-        let err = reader.read_to_end(&mut out).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
-        assert_eq!(out.len(), 30);
+        while let Some(chunk) = thread
+            .run(|reader| {
+                let mut chunk = vec![0u8; 1 << 20];
+                let n = reader.read(&mut chunk).unwrap();
+                let name = std::thread::current().name().map(str::to_owned);
+                assert_eq!(name.as_deref(), Some("ossup-stream-reader"));
+                (n > 0).then(|| chunk[..n].to_vec())
+            })
+            .await
+            .unwrap()
+        {
+            out.extend(chunk);
+        }
+        assert_eq!(out, data);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! told from a short one: it is uploaded as it is.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -31,7 +32,7 @@ use futures::stream::FuturesUnordered;
 use ossup_proto::ErrorCode;
 use ossup_proto::limits::MAX_PART_NUMBER;
 use ossup_proto::xml::ListedPart;
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tracing::Instrument as _;
 
 use super::complete::{self, Completion};
@@ -391,34 +392,29 @@ impl PartReader {
         let len = usize::try_from(size)
             .map_err(|_| Error::config(format!("part size {size} does not fit in memory")))?;
         let mut buffer = pool.acquire(len).await;
-        let buf = buffer.as_mut();
-        let mut filled = 0;
+        let mut start = 0;
         if let Some(byte) = self.carried.take() {
-            buf[0] = byte;
-            filled = 1;
+            buffer.as_mut()[0] = byte;
+            start = 1;
         }
-        while filled < len {
-            match self.reader.read(&mut buf[filled..]).await {
-                Ok(0) => {
-                    self.ended = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.read_error(number, filled, e)),
+        let (mut buffer, fill) = match &mut self.reader {
+            StreamReader::Async(reader) => {
+                let fill = fill_async(reader, buffer.as_mut(), start).await;
+                (buffer, fill)
             }
-        }
-        if !self.ended {
-            let mut byte = [0u8; 1];
-            loop {
-                match self.reader.read(&mut byte).await {
-                    Ok(0) => self.ended = true,
-                    Ok(_) => self.carried = Some(byte[0]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(self.read_error(number, filled, e)),
-                }
-                break;
-            }
+            // The reader's thread reads straight into the part's buffer: no copy on the way.
+            StreamReader::Blocking(thread) => thread
+                .run(move |reader| {
+                    let fill = fill_blocking(reader, buffer.as_mut(), start);
+                    (buffer, fill)
+                })
+                .await
+                .map_err(|e| self.read_error(number, start, e))?,
+        };
+        let filled = fill.filled;
+        (self.ended, self.carried) = (fill.ended, fill.carried);
+        if let Some(e) = fill.error {
+            return Err(self.read_error(number, filled, e));
         }
         if filled == 0 && number > 1 {
             return Ok(None);
@@ -446,6 +442,87 @@ impl PartReader {
             e,
         )
         .with_part(number)
+    }
+}
+
+/// How far filling one part's buffer got.
+struct Fill {
+    /// Bytes in the buffer: all of it, unless the stream ended (or failed) first.
+    filled: usize,
+    /// The stream ended within this part: no part follows.
+    ended: bool,
+    /// The byte read past a full part to learn whether the stream goes on; it starts the next part.
+    carried: Option<u8>,
+    /// The read error that stopped the filling.
+    error: Option<std::io::Error>,
+}
+
+/// Fills `buf` from an async reader after the `start` bytes already in it, then reads one byte
+/// past a full buffer.
+async fn fill_async(reader: &mut (impl AsyncRead + Unpin), buf: &mut [u8], start: usize) -> Fill {
+    let mut fill = Fill {
+        filled: start,
+        ended: false,
+        carried: None,
+        error: None,
+    };
+    while fill.filled < buf.len() {
+        match reader.read(&mut buf[fill.filled..]).await {
+            Ok(0) => {
+                fill.ended = true;
+                return fill;
+            }
+            Ok(n) => fill.filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                fill.error = Some(e);
+                return fill;
+            }
+        }
+    }
+    let mut byte = [0u8; 1];
+    loop {
+        match reader.read(&mut byte).await {
+            Ok(0) => fill.ended = true,
+            Ok(_) => fill.carried = Some(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => fill.error = Some(e),
+        }
+        return fill;
+    }
+}
+
+/// [`fill_async`] for a blocking reader, on its thread.
+fn fill_blocking(reader: &mut dyn Read, buf: &mut [u8], start: usize) -> Fill {
+    let mut fill = Fill {
+        filled: start,
+        ended: false,
+        carried: None,
+        error: None,
+    };
+    while fill.filled < buf.len() {
+        match reader.read(&mut buf[fill.filled..]) {
+            Ok(0) => {
+                fill.ended = true;
+                return fill;
+            }
+            Ok(n) => fill.filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                fill.error = Some(e);
+                return fill;
+            }
+        }
+    }
+    let mut byte = [0u8; 1];
+    loop {
+        match reader.read(&mut byte) {
+            Ok(0) => fill.ended = true,
+            Ok(_) => fill.carried = Some(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => fill.error = Some(e),
+        }
+        return fill;
     }
 }
 

@@ -7,8 +7,8 @@ use crate::common::faults::{Action, Faulty, Rule};
 use crate::common::*;
 use ossup::plan::stream_part_size;
 use ossup::{
-    Api, CancellationToken, ErrorKind, MemoryStore, Notice, Parallel, StreamSource, UploadMethod,
-    UploadOutcome, UploadRequest,
+    Api, CancellationToken, ChecksumMode, ErrorKind, MemoryStore, Notice, Parallel, StreamSource,
+    UploadMethod, UploadOutcome, UploadRequest,
 };
 use ossup_test_support::credentials;
 
@@ -349,4 +349,82 @@ async fn a_stream_whose_checkpoint_was_lost_adopts_its_upload_from_the_server() 
     );
     assert_object_is(&client(&server.endpoint()), "adopted", &bytes).await;
     assert!(open_uploads(&server.endpoint(), "adopted").await.is_empty());
+}
+
+/// Hands over at most 7,000 bytes per read, as a pipe hands over what its writer has written so
+/// far: the parts are filled (and hashed) across many reads that do not line up with anything.
+struct Trickle(io::Cursor<Vec<u8>>);
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(7000);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+fn trickle(bytes: &[u8]) -> StreamSource {
+    StreamSource::from_read(Trickle(io::Cursor::new(bytes.to_vec())), "test-stream")
+}
+
+#[tokio::test]
+async fn a_blocking_reader_fills_the_parts_in_place_at_every_length() {
+    let server = mock().await;
+    let uploader = builder(&server.endpoint())
+        .scheduler(Parallel::new(3))
+        .build()
+        .unwrap();
+    let part = PART as usize;
+    for (len, parts) in [(0, 0), (part, 0), (part + 1, 2), (3 * part + 17, 4)] {
+        let bytes = data(len, len as u64 + 100);
+        let key = format!("blocking-{len}");
+        let outcome = uploader
+            .upload(UploadRequest::stream(trickle(&bytes), BUCKET, &key).part_size(PART))
+            .await
+            .unwrap();
+        assert_eq!((outcome.size, outcome.parts), (len as u64, parts), "{len}");
+        assert!(outcome.peak_part_buffers <= 4, "{outcome:?}");
+        assert_object_is(&client(&server.endpoint()), &key, &bytes).await;
+    }
+}
+
+#[tokio::test]
+async fn a_blocking_stream_in_crc64_mode_resumes_by_the_md5_of_the_listed_parts() {
+    let server = mock().await;
+    let store = shared_store();
+    let old = data(10 * PART as usize, 6);
+    let mut new = old.clone();
+    new[3 * PART as usize + 10] ^= 0xff; // part 4 differs
+    let crash = CancellationToken::new();
+    let faulty = Faulty::new();
+    faulty.rule(Rule::new(Api::UploadPart, Action::ForwardThenCrash(crash.clone())).skip(6));
+    let first = builder_with(&server.endpoint(), faulty)
+        .store(store.clone())
+        .scheduler(Parallel::new(2))
+        .build()
+        .unwrap();
+    let request = |bytes: &[u8]| {
+        UploadRequest::stream(trickle(bytes), BUCKET, "crc64")
+            .part_size(PART)
+            .checksum_mode(ChecksumMode::Crc64Only)
+    };
+    first.upload(request(&old).cancel(crash)).await.unwrap_err();
+    let uploader = builder(&server.endpoint())
+        .store(store)
+        .scheduler(Parallel::new(2))
+        .build()
+        .unwrap();
+    // The upload sends no MD5, but the parts the server lists are judged by theirs.
+    let outcome = uploader.upload(request(&new)).await.unwrap();
+    assert!(outcome.resumed, "{outcome:?}");
+    assert!(outcome.bytes_reused >= 3 * PART, "{outcome:?}");
+    assert!(
+        outcome
+            .notices
+            .iter()
+            .any(|n| matches!(n, Notice::StreamDiffers { part: 4, .. })),
+        "{:?}",
+        outcome.notices
+    );
+    assert_object_is(&client(&server.endpoint()), "crc64", &new).await;
+    assert!(open_uploads(&server.endpoint(), "crc64").await.is_empty());
 }
