@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::mock::Mock;
-use super::plan::{Gen, Interruption, Plan, Store};
+use super::plan::{Gen, Interruption, Plan};
 use super::run::{End, Kill, Run, Upload};
 use super::tree::TreeCounts;
 use super::verify::{Digest, Net};
@@ -124,14 +124,8 @@ fn run_in(
     std::fs::write(&file, &bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     let source = Digest::of(&bytes);
     drop(bytes);
-    let faults = dir.join("faults.json");
-    std::fs::write(&faults, plan.rules_json())
-        .map_err(|e| format!("cannot write {}: {e}", faults.display()))?;
-    let mut mock = Mock::start(bins.mock, &dir.join("data"), &faults, &dir.join("mock.log"))?;
-    let checkpoints = match plan.store {
-        Store::Files => dir.join("checkpoints"),
-        Store::Sqlite => dir.join("checkpoints.db"),
-    };
+    let mut mock = Mock::start_in(bins.mock, dir, &plan.rules_json())?;
+    let checkpoints = plan.store.location(dir);
     let key = format!("chaos/{}.bin", plan.seed);
     let upload = Upload {
         ossup: bins.ossup,

@@ -43,6 +43,15 @@ impl Mock {
         Ok(mock)
     }
 
+    /// Starts `binary` for the iteration in `dir`: its rules written to `dir/faults.json` (kept for
+    /// whoever reads a failure), its data in `dir/data`, its log in `dir/mock.log`.
+    pub(super) fn start_in(binary: &Path, dir: &Path, rules_json: &str) -> Result<Mock, String> {
+        let faults = dir.join("faults.json");
+        std::fs::write(&faults, rules_json)
+            .map_err(|e| format!("cannot write {}: {e}", faults.display()))?;
+        Mock::start(binary, &dir.join("data"), &faults, &dir.join("mock.log"))
+    }
+
     /// `http://127.0.0.1:PORT`; the same across restarts.
     pub(super) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -3,6 +3,8 @@
 //!
 //! The same seed and `--max-size` always give the same plan, which is how a failure is reproduced.
 
+use std::path::{Path, PathBuf};
+
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
@@ -66,6 +68,16 @@ pub(super) enum Store {
     Files,
     /// `--checkpoint-db`: one SQLite database.
     Sqlite,
+}
+
+impl Store {
+    /// Where an iteration in `dir` keeps its checkpoints with this store.
+    pub(super) fn location(self, dir: &Path) -> PathBuf {
+        match self {
+            Store::Files => dir.join("checkpoints"),
+            Store::Sqlite => dir.join("checkpoints.db"),
+        }
+    }
 }
 
 /// How parts are scheduled.

@@ -243,14 +243,8 @@ fn run_in(
 ) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let faults = dir.join("faults.json");
-    std::fs::write(&faults, rules_json(&plan.rules))
-        .map_err(|e| format!("cannot write {}: {e}", faults.display()))?;
-    let mut mock = Mock::start(bins.mock, &dir.join("data"), &faults, &dir.join("mock.log"))?;
-    let checkpoints = match plan.store {
-        Store::Files => dir.join("checkpoints"),
-        Store::Sqlite => dir.join("checkpoints.db"),
-    };
+    let mut mock = Mock::start_in(bins.mock, dir, &rules_json(&plan.rules))?;
+    let checkpoints = plan.store.location(dir);
     let log = dir.join("runs.log");
     let whole = Step {
         input: Input::Whole,

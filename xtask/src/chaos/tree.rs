@@ -10,7 +10,7 @@ use super::iteration::{
     Binaries, Outcome, SPARE_RUNS, add_stats, append, count_other_end, log_run,
 };
 use super::mock::{BUCKET, Mock};
-use super::plan::{Store, rules_json};
+use super::plan::rules_json;
 use super::report::{self, Totals};
 use super::run::{End, run_ossup, scheduler_args, store_flag};
 use super::tree_plan::{EXCLUDE, EditKind, EditRound, TREE_PART, TreePlan};
@@ -219,14 +219,8 @@ fn run_in(
     }
     // Bytes the bucket must receive at least: the tree, and each edit of a file it takes.
     let mut needed = expected.bytes();
-    let faults = dir.join("faults.json");
-    std::fs::write(&faults, rules_json(&plan.rules))
-        .map_err(|e| format!("cannot write {}: {e}", faults.display()))?;
-    let mut mock = Mock::start(bins.mock, &dir.join("data"), &faults, &dir.join("mock.log"))?;
-    let checkpoints = match plan.store {
-        Store::Files => dir.join("checkpoints"),
-        Store::Sqlite => dir.join("checkpoints.db"),
-    };
+    let mut mock = Mock::start_in(bins.mock, dir, &rules_json(&plan.rules))?;
+    let checkpoints = plan.store.location(dir);
     let report = dir.join("report.jsonl");
     let places = Places {
         root: &root,
