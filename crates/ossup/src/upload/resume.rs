@@ -146,6 +146,44 @@ pub(super) async fn start(ctx: &UploadContext, carried: Option<u64>) -> Result<C
 /// What the stored checkpoint allows, after aborting a stale upload and setting a bad checkpoint
 /// aside.
 async fn find(ctx: &UploadContext) -> Result<Found, Error> {
+    match load(ctx).await? {
+        // Only when the store has nothing at all: an intent, a damaged checkpoint or a changed
+        // source says what became of this upload's own multipart upload, and a stranger's open
+        // upload is no answer to that.
+        Stored::Nothing if ctx.request.resume_from_server => {
+            Ok(match adopt_open_upload(ctx).await? {
+                Some(checkpoint) => Found::Parts(checkpoint),
+                None => Found::Fresh(None),
+            })
+        }
+        Stored::Nothing | Stored::Unusable => Ok(Found::Fresh(None)),
+        Stored::Intent(created_unix) => Ok(Found::Fresh(Some(created_unix))),
+        Stored::Checkpoint(cp) => match changed(ctx, &cp) {
+            Some(notice) => {
+                drop_changed(ctx, &cp, notice).await?;
+                Ok(Found::Fresh(None))
+            }
+            None => carry_on(ctx, *cp).await,
+        },
+    }
+}
+
+/// What the store holds for an upload, damage already reported and set aside.
+pub(super) enum Stored {
+    /// Nothing at all.
+    Nothing,
+    /// An intent without an upload id: the run that saved it (at this time) stopped before saving
+    /// the upload its Initiate created, if it created one.
+    Intent(u64),
+    /// A checkpoint that could not be used (damaged, or another upload's): reported, start fresh.
+    Unusable,
+    /// The checkpoint of this upload, naming its multipart upload.
+    Checkpoint(Box<Checkpoint>),
+}
+
+/// Loads the checkpoint of `ctx`'s upload and says what it allows; a damaged one or another
+/// upload's is reported as [`Notice::CheckpointCorrupt`].
+pub(super) async fn load(ctx: &UploadContext) -> Result<Stored, Error> {
     let identity = &ctx.identity;
     let loaded = ctx.store.load(identity).await;
     tracing::debug!(
@@ -158,18 +196,9 @@ async fn find(ctx: &UploadContext) -> Result<Found, Error> {
         "checkpoint loaded"
     );
     match loaded {
-        // Only when the store has nothing at all: an intent, a damaged checkpoint or a changed
-        // source says what became of this upload's own multipart upload, and a stranger's open
-        // upload is no answer to that.
-        Ok(None) if ctx.request.resume_from_server => Ok(match adopt_open_upload(ctx).await? {
-            Some(checkpoint) => Found::Parts(checkpoint),
-            None => Found::Fresh(None),
-        }),
-        Ok(None) => Ok(Found::Fresh(None)),
+        Ok(None) => Ok(Stored::Nothing),
         Ok(Some(cp)) if cp.upload_id.is_empty() && &cp.identity == identity => {
-            // An intent without an upload id: the run that saved it stopped before saving the
-            // upload its Initiate created (if it created one). Start fresh from its time.
-            Ok(Found::Fresh(Some(cp.created_unix)))
+            Ok(Stored::Intent(cp.created_unix))
         }
         Ok(Some(cp)) if &cp.identity != identity => {
             ctx.notice(Notice::CheckpointCorrupt {
@@ -180,15 +209,9 @@ async fn find(ctx: &UploadContext) -> Result<Found, Error> {
                 ),
                 set_aside_to: None,
             });
-            Ok(Found::Fresh(None))
+            Ok(Stored::Unusable)
         }
-        Ok(Some(cp)) => match changed(ctx, &cp) {
-            Some(notice) => {
-                drop_changed(ctx, &cp, notice).await?;
-                Ok(Found::Fresh(None))
-            }
-            None => carry_on(ctx, cp).await,
-        },
+        Ok(Some(cp)) => Ok(Stored::Checkpoint(Box::new(cp))),
         Err(StoreError::Corrupt {
             location,
             reason,
@@ -199,7 +222,7 @@ async fn find(ctx: &UploadContext) -> Result<Found, Error> {
                 reason,
                 set_aside_to,
             });
-            Ok(Found::Fresh(None))
+            Ok(Stored::Unusable)
         }
         Err(e) => Err(Error::checkpoint(e)),
     }
@@ -207,7 +230,7 @@ async fn find(ctx: &UploadContext) -> Result<Found, Error> {
 
 /// The notice to give when `cp` was saved for another source stamp or other options (not yet
 /// saying whether its upload was aborted).
-fn changed(ctx: &UploadContext, cp: &Checkpoint) -> Option<Notice> {
+pub(super) fn changed(ctx: &UploadContext, cp: &Checkpoint) -> Option<Notice> {
     let upload_id = cp.upload_id.clone();
     if cp.source != ctx.plan.stamp {
         Some(Notice::SourceChanged {

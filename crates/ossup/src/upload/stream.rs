@@ -41,11 +41,11 @@ use super::hashing::{Hashed, hash_buffer};
 use super::orphans::now_unix;
 use super::reconcile::{Known, Verdict, judge};
 use super::recorder::Recorder;
+use super::resume::Stored;
 use super::{ChecksumMode, UploadMethod, UploadOutcome, adopt, put, resume};
 use crate::buffer::{BufferPool, PartBuffer};
 use crate::plan::{stream_capacity, stream_part_size};
 use crate::source::StreamReader;
-use crate::store::StoreError;
 use crate::{Checkpoint, Error, Notice, PartRecord, PartSpec, ProgressEvent, StreamSource};
 
 /// Uploads `stream`, planned in `ctx`.
@@ -185,43 +185,14 @@ enum Target {
 /// The upload an earlier run of this stream left, from the checkpoint (or, asked to, from the
 /// server's open uploads of the key).
 async fn find(ctx: &UploadContext) -> Result<Target, Error> {
-    let identity = &ctx.identity;
-    let checkpoint = match ctx.store.load(identity).await {
-        Ok(None) => return adopt(ctx).await,
-        Ok(Some(cp)) if cp.upload_id.is_empty() && &cp.identity == identity => {
-            return Ok(Target::Fresh(Some(cp.created_unix)));
-        }
-        Ok(Some(cp)) if &cp.identity != identity => {
-            ctx.notice(Notice::CheckpointCorrupt {
-                location: identity.to_string(),
-                reason: format!(
-                    "the store returned the checkpoint of another upload ({})",
-                    cp.identity
-                ),
-                set_aside_to: None,
-            });
-            return Ok(Target::Fresh(None));
-        }
-        Ok(Some(cp)) => cp,
-        Err(StoreError::Corrupt {
-            location,
-            reason,
-            set_aside_to,
-        }) => {
-            ctx.notice(Notice::CheckpointCorrupt {
-                location,
-                reason,
-                set_aside_to,
-            });
-            return Ok(Target::Fresh(None));
-        }
-        Err(e) => return Err(Error::checkpoint(e)),
+    let checkpoint = match resume::load(ctx).await? {
+        Stored::Nothing => return adopt(ctx).await,
+        Stored::Unusable => return Ok(Target::Fresh(None)),
+        Stored::Intent(created_unix) => return Ok(Target::Fresh(Some(created_unix))),
+        Stored::Checkpoint(cp) => *cp,
     };
-    if checkpoint.options_digest != ctx.options_digest {
-        let notice = Notice::OptionsChanged {
-            upload_id: checkpoint.upload_id.clone(),
-            aborted: false,
-        };
+    // A stream's stamp never changes: only other options make the old upload unusable.
+    if let Some(notice) = resume::changed(ctx, &checkpoint) {
         resume::drop_changed(ctx, &checkpoint, notice).await?;
         return Ok(Target::Fresh(None));
     }
@@ -238,7 +209,7 @@ async fn find(ctx: &UploadContext) -> Result<Target, Error> {
         Err(e) if e.is_service_code(ErrorCode::NoSuchUpload) => {
             // Completed (its checkpoint's removal lost) or aborted: either way nothing to send to.
             ctx.store
-                .remove(identity)
+                .remove(&ctx.identity)
                 .await
                 .map_err(Error::checkpoint)?;
             ctx.notice(Notice::UploadGone {
