@@ -140,15 +140,20 @@ pub(crate) struct UploadArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub part_size: Option<u64>,
 
-    /// How many parts to send at once (1 to 256), or `auto`: start at 2 and keep raising it while
-    /// throughput still grows, backing off when parts slow down (503 SlowDown, timeouts), up to
-    /// --max-parallel.
+    /// How many parts to send at once (1 to 256), or `auto` (the default): start at 2 and keep
+    /// raising it while throughput still grows, backing off when parts slow down (503 SlowDown,
+    /// timeouts), up to --max-parallel.
     #[arg(long, value_name = "N|auto", value_parser = parse_parallel)]
     pub parallel: Option<ParallelArg>,
 
     /// With --parallel auto, the most parts in flight (and so the memory: this many part buffers).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub max_parallel: u16,
+
+    /// Do not hedge: by default a part still in flight 3 times longer than the median part (and
+    /// at least 2 s) is sent again on another connection, and the first answer wins.
+    #[arg(long)]
+    pub no_hedge: bool,
 
     /// Cap the bytes per second on the wire, e.g. 20MiB/s: for every part (and, with --recursive,
     /// every file) together, retries included.

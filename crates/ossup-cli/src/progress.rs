@@ -70,6 +70,8 @@ pub(crate) enum Event {
         /// The source's size; absent for a stream.
         #[serde(skip_serializing_if = "Option::is_none")]
         total: Option<u64>,
+        /// The most parts sent at once now (it moves with `--parallel auto`).
+        concurrency: u32,
     },
     /// Bytes of the parts in flight have gone out, not yet acknowledged: at most every 100 ms while
     /// they move, so the bar moves within a part.
@@ -84,6 +86,8 @@ pub(crate) enum Event {
         total: Option<u64>,
         /// The parts in flight.
         parts: Vec<PartInFlight>,
+        /// The most parts sent at once now (it moves with `--parallel auto`).
+        concurrency: u32,
     },
     /// A request failed and will be tried again.
     Retrying {
@@ -119,6 +123,8 @@ pub(crate) enum Event {
         bytes_sent: u64,
         /// Bytes the server already held.
         bytes_reused: u64,
+        /// Parts sent a second time because they straggled (see `--no-hedge`).
+        parts_hedged: u64,
         /// Wall time of this run.
         elapsed_secs: f64,
         /// `bytes_sent / elapsed_secs`.
@@ -148,6 +154,16 @@ pub(crate) struct PartInFlight {
 }
 
 impl Event {
+    /// The most parts sent at once, when this event says.
+    fn concurrency(&self) -> Option<u32> {
+        match self {
+            Event::PartDone { concurrency, .. } | Event::Sending { concurrency, .. } => {
+                Some(*concurrency)
+            }
+            _ => None,
+        }
+    }
+
     /// The bytes this event says have gone out, for a figure that moves within parts: the bytes on
     /// the server plus those in flight. A `part_done` alone does not count the other parts in
     /// flight, so a reporter keeps the largest figure seen.
@@ -314,10 +330,11 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
                             self.last_line = Instant::now();
                             let percent = (out as f64 * 100.0) / total.max(1) as f64;
                             format!(
-                                "{} of {} ({percent:.0}%), {} elapsed",
+                                "{} of {} ({percent:.0}%), {} elapsed, {}",
                                 HumanBytes(out),
                                 HumanBytes(total),
-                                crate::duration::brief(elapsed)
+                                crate::duration::brief(elapsed),
+                                at_once(event.concurrency().unwrap_or(1))
                             )
                         })
                     }
@@ -325,10 +342,11 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
                     None => (self.last_line.elapsed() >= PLAIN_INTERVAL).then(|| {
                         self.last_line = Instant::now();
                         format!(
-                            "{} so far, {}/s, {} elapsed",
+                            "{} so far, {}/s, {} elapsed, {}",
                             HumanBytes(out),
                             HumanBytes((out as f64 / elapsed.as_secs_f64().max(0.001)) as u64),
-                            crate::duration::brief(elapsed)
+                            crate::duration::brief(elapsed),
+                            at_once(event.concurrency().unwrap_or(1))
                         )
                     }),
                 }
@@ -339,6 +357,14 @@ impl<W: Write + Send> Reporter for PlainReporter<W> {
         if let Some(line) = line {
             let _ = writeln!(self.out, "{}", printable(&line));
         }
+    }
+}
+
+/// `4 parts at once`.
+fn at_once(concurrency: u32) -> String {
+    match concurrency {
+        1 => "1 part at a time".to_owned(),
+        n => format!("{n} parts at once"),
     }
 }
 
@@ -400,7 +426,7 @@ impl Reporter for BarReporter {
                 );
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{msg}\n[{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                        "{msg}\n[{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {prefix}",
                     )
                     .expect("the bar template is valid"),
                 );
@@ -425,7 +451,7 @@ impl Reporter for BarReporter {
                     ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{msg}\n[{elapsed_precise}] {spinner} {bytes} {binary_bytes_per_sec}",
+                        "{msg}\n[{elapsed_precise}] {spinner} {bytes} {binary_bytes_per_sec} {prefix}",
                     )
                     .expect("the bar template is valid"),
                 );
@@ -443,6 +469,9 @@ impl Reporter for BarReporter {
                     // A `part_done` alone leaves out the other parts in flight: never go back.
                     if out > bar.position() {
                         bar.set_position(out);
+                    }
+                    if let Some(concurrency) = event.concurrency() {
+                        bar.set_prefix(format!("({})", at_once(concurrency)));
                     }
                 }
             }
@@ -498,6 +527,7 @@ mod tests {
                 bytes: 100,
                 transferred: 300,
                 total: Some(1000),
+                concurrency: 4,
             });
             reporter.event(&Event::Retrying {
                 part: Some(4),
@@ -570,6 +600,7 @@ mod tests {
                 bytes: 100,
                 transferred: 300,
                 total: Some(1000),
+                concurrency: 4,
             });
             reporter.event(&Event::Retrying {
                 part: Some(4),
@@ -595,6 +626,7 @@ mod tests {
             transferred: 300,
             in_flight: 150,
             total: Some(1000),
+            concurrency: 4,
             parts: vec![
                 PartInFlight {
                     part: 4,
@@ -614,6 +646,7 @@ mod tests {
             serde_json::json!({
                 "event": "sending", "transferred": 300, "in_flight": 150, "total": 1000,
                 "parts": [{"part": 4, "sent": 100, "bytes": 100}, {"part": 5, "sent": 50, "bytes": 100}],
+                "concurrency": 4,
             })
         );
     }
@@ -630,6 +663,7 @@ mod tests {
                 transferred: 200,
                 in_flight: 150,
                 total: Some(1000),
+                concurrency: 4,
                 parts: Vec::new(),
             });
             reporter.event(&Event::PartDone {
@@ -637,6 +671,7 @@ mod tests {
                 bytes: 100,
                 transferred: 300,
                 total: Some(1000),
+                concurrency: 4,
             });
         }
         let text = String::from_utf8(out).unwrap();
@@ -652,6 +687,7 @@ mod tests {
             transferred: 200,
             in_flight: 150,
             total: Some(1000),
+            concurrency: 4,
             parts: Vec::new(),
         });
         let position = |r: &BarReporter| r.bar.as_ref().unwrap().position();
@@ -661,6 +697,7 @@ mod tests {
             bytes: 100,
             transferred: 300,
             total: Some(1000),
+            concurrency: 4,
         });
         assert_eq!(position(&reporter), 350);
         reporter.event(&Event::PartDone {
@@ -668,6 +705,7 @@ mod tests {
             bytes: 100,
             transferred: 400,
             total: Some(1000),
+            concurrency: 4,
         });
         assert_eq!(position(&reporter), 400);
     }
@@ -684,6 +722,7 @@ mod tests {
                     bytes: 10,
                     transferred: 200 + u64::from(part) * 10,
                     total: Some(1000),
+                    concurrency: 4,
                 });
             }
         }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use ossup::{
-    BatchItem, CancellationToken, Error, FileOutcome, FileStatus, OnCancel, ProgressEvent,
+    BatchItem, CancellationToken, Error, FileOutcome, FileStatus, HedgeStats, OnCancel,
+    ProgressEvent,
 };
 use serde::Serialize;
 
@@ -50,7 +51,8 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::failed(format!("walking the tree panicked: {e}")))??
     };
     let (store, digests) = open_store(&args).await?;
-    let uploader = build_uploader(&args, connection.client_limited(args.limit_rate)?, store)?;
+    let (uploader, hedges) =
+        build_uploader(&args, connection.client_limited(args.limit_rate)?, store)?;
 
     let files = tree.entries.len() as u64;
     let display = Arc::new(Mutex::new(Display::new(args.progress, &tree)));
@@ -130,10 +132,12 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
         report.finish()?;
     }
     let elapsed = started.elapsed();
-    display
-        .lock()
-        .expect("display lock")
-        .finish(&summary, files, elapsed);
+    display.lock().expect("display lock").finish(
+        &summary,
+        files,
+        elapsed,
+        hedges.as_deref().map_or(0, HedgeStats::hedged),
+    );
 
     if let Some(signal) = signal {
         let failure = Failure::cancelled(format!(
@@ -425,7 +429,13 @@ impl Display {
         );
     }
 
-    fn finish(&mut self, summary: &ossup::BatchSummary, files: u64, elapsed: Duration) {
+    fn finish(
+        &mut self,
+        summary: &ossup::BatchSummary,
+        files: u64,
+        elapsed: Duration,
+        parts_hedged: u64,
+    ) {
         if let Style::Bar(bar) = &self.style {
             bar.finish_and_clear();
         }
@@ -440,6 +450,7 @@ impl Display {
                     "failed": summary.failed,
                     "bytes_sent": summary.bytes_sent,
                     "bytes_reused": summary.bytes_reused,
+                    "parts_hedged": parts_hedged,
                     "elapsed_secs": secs,
                 });
                 if let Some(line) = json_line(&line) {
@@ -459,6 +470,9 @@ impl Display {
                     crate::duration::brief(elapsed),
                     HumanBytes(summary.bytes_reused)
                 );
+                if parts_hedged > 0 {
+                    println!("  {parts_hedged} straggling parts sent again (hedged)");
+                }
             }
         }
     }

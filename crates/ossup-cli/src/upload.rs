@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use ossup::store::DigestCache;
 use ossup::{
-    Callback, CallbackBodyType, CancellationToken, CheckpointStore, ChecksumMode, DataEncryption,
-    FileSource, FileStore, MemoryStore, Notice, ObjectAcl, ObjectOptions, OnCancel, Parallel,
-    ProgressEvent, Sequential, ServerSideEncryption, StorageClass, StreamSource, UploadOutcome,
-    UploadRequest, Uploader,
+    Adaptive, Callback, CallbackBodyType, CancellationToken, CheckpointStore, ChecksumMode,
+    DataEncryption, FileSource, FileStore, HedgeStats, Hedged, MemoryStore, Notice, ObjectAcl,
+    ObjectOptions, OnCancel, Parallel, PartScheduler, ProgressEvent, Sequential,
+    ServerSideEncryption, StorageClass, StreamSource, UploadOutcome, UploadRequest, Uploader,
 };
 use ossup_proto::limits::{MAX_PART_SIZE, MIN_PART_SIZE};
 use ossup_proto::tagging;
@@ -72,7 +72,8 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     let connection = Connection::resolve(&args.connection)?;
 
     let (store, _) = open_store(&args).await?;
-    let uploader = build_uploader(&args, connection.client_limited(args.limit_rate)?, store)?;
+    let (uploader, hedges) =
+        build_uploader(&args, connection.client_limited(args.limit_rate)?, store)?;
 
     let resume_command = (!args.no_checkpoint).then(|| shell_command(std::env::args_os()));
     let mut situation = connection.situation();
@@ -147,10 +148,11 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
 
     match result {
         Ok(outcome) => {
-            let completed = completed_event(&object, &outcome, elapsed);
+            let hedged = hedges.as_deref().map_or(0, HedgeStats::hedged);
+            let completed = completed_event(&object, &outcome, elapsed, hedged);
             report(completed);
             if args.progress != ProgressArg::Json {
-                print_summary(&object, &outcome, elapsed);
+                print_summary(&object, &outcome, elapsed, hedges.as_deref());
             }
             Ok(())
         }
@@ -267,6 +269,7 @@ impl Tally {
                 number,
                 bytes,
                 transferred,
+                concurrency,
             } => {
                 self.parts_done += 1;
                 Some(Event::PartDone {
@@ -274,13 +277,16 @@ impl Tally {
                     bytes: *bytes,
                     transferred: *transferred,
                     total: self.total,
+                    concurrency: *concurrency,
                 })
             }
             ProgressEvent::Sending {
                 transferred,
                 in_flight,
                 parts,
+                concurrency,
             } => Some(Event::Sending {
+                concurrency: *concurrency,
                 transferred: *transferred,
                 in_flight: *in_flight,
                 total: self.total,
@@ -330,7 +336,12 @@ impl Tally {
     }
 }
 
-fn completed_event(object: &str, outcome: &UploadOutcome, elapsed: Duration) -> Event {
+fn completed_event(
+    object: &str,
+    outcome: &UploadOutcome,
+    elapsed: Duration,
+    parts_hedged: u64,
+) -> Event {
     let secs = elapsed.as_secs_f64();
     Event::Completed {
         object: object.to_owned(),
@@ -342,6 +353,7 @@ fn completed_event(object: &str, outcome: &UploadOutcome, elapsed: Duration) -> 
         parts_reused: outcome.parts_reused,
         bytes_sent: outcome.bytes_sent,
         bytes_reused: outcome.bytes_reused,
+        parts_hedged,
         elapsed_secs: secs,
         bytes_per_sec: if secs > 0.0 {
             outcome.bytes_sent as f64 / secs
@@ -351,7 +363,12 @@ fn completed_event(object: &str, outcome: &UploadOutcome, elapsed: Duration) -> 
     }
 }
 
-fn print_summary(object: &str, outcome: &UploadOutcome, elapsed: Duration) {
+fn print_summary(
+    object: &str,
+    outcome: &UploadOutcome,
+    elapsed: Duration,
+    hedges: Option<&HedgeStats>,
+) {
     let rate = crate::size::rate_text(outcome.bytes_sent, elapsed);
     let parts = match outcome.method {
         ossup::UploadMethod::PutObject => "1 request (PutObject)".to_owned(),
@@ -381,6 +398,14 @@ fn print_summary(object: &str, outcome: &UploadOutcome, elapsed: Duration) {
         HumanBytes(outcome.bytes_sent),
         crate::duration::brief(elapsed)
     );
+    if let Some(hedges) = hedges.filter(|h| h.hedged() > 0) {
+        let _ = writeln!(
+            out,
+            "  hedged  {} straggling parts sent again ({} answered first)",
+            hedges.hedged(),
+            hedges.won()
+        );
+    }
     if let Some(id) = &outcome.upload_id {
         let _ = writeln!(
             out,
@@ -563,22 +588,30 @@ pub(crate) async fn open_store(
     Ok((Arc::new(store.clone()), Some(Arc::new(store))))
 }
 
-/// The uploader the flags ask for: the scheduler of `--parallel` / `--sequential` over `store`.
+/// The uploader the flags ask for: the scheduler of `--parallel` / `--sequential`, hedged unless
+/// `--no-hedge`, over `store`; and the hedging's counters, when it hedges.
 pub(crate) fn build_uploader(
     args: &UploadArgs,
     client: ossup::Client,
     store: Arc<dyn CheckpointStore>,
-) -> Result<Uploader, Failure> {
+) -> Result<(Uploader, Option<Arc<HedgeStats>>), Failure> {
     let builder = Uploader::builder().client(client).store(store);
-    let builder = match (args.sequential, args.parallel) {
-        (true, _) => builder.scheduler(Sequential),
-        (false, Some(ParallelArg::Auto)) => {
-            builder.scheduler(ossup::Adaptive::new(usize::from(args.max_parallel)))
+    let scheduler: Box<dyn PartScheduler> = match (args.sequential, args.parallel) {
+        (true, _) => Box::new(Sequential),
+        (false, Some(ParallelArg::Fixed(n))) => Box::new(Parallel::new(usize::from(n))),
+        (false, Some(ParallelArg::Auto) | None) => {
+            Box::new(Adaptive::new(usize::from(args.max_parallel)))
         }
-        (false, Some(ParallelArg::Fixed(n))) => builder.scheduler(Parallel::new(usize::from(n))),
-        (false, None) => builder.scheduler(Parallel::new(4)),
     };
-    builder.build().map_err(|e| Failure::usage(e.message()))
+    let (builder, hedges) = if args.no_hedge {
+        (builder.scheduler(scheduler), None)
+    } else {
+        let hedged = Hedged::new(scheduler);
+        let hedges = hedged.stats();
+        (builder.scheduler(hedged), Some(hedges))
+    };
+    let uploader = builder.build().map_err(|e| Failure::usage(e.message()))?;
+    Ok((uploader, hedges))
 }
 
 /// The checksum mode of `--checksum`.

@@ -90,7 +90,10 @@ pub use ossup_transport::{RateLimiter, ResponseBody, TransferProgress, Transport
 pub use progress::{Notice, PartSending, ProgressEvent, ProgressSink};
 pub use rate_limit::RateLimited;
 pub use retry::{RetryConfig, RetryObserver};
-pub use scheduler::{Adaptive, Parallel, PartRunner, PartScheduler, PartSpec, Sequential};
+pub use scheduler::{
+    Adaptive, HedgePolicy, HedgeStats, Hedged, Parallel, PartRunner, PartScheduler, PartSpec,
+    Sequential,
+};
 pub use source::{BytesSource, FileSource, Source, StreamSource};
 
 /// The stock HTTP transport (feature `hyper`, on by default).

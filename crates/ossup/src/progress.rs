@@ -262,6 +262,10 @@ pub enum ProgressEvent {
         bytes: u64,
         /// Bytes on the server so far, reused ones included; never decreases.
         transferred: u64,
+        /// The most parts the scheduler runs at once now
+        /// ([`PartScheduler::current_limit`](crate::PartScheduler::current_limit)): it moves when
+        /// the scheduler adapts to the link ([`Adaptive`](crate::Adaptive)).
+        concurrency: u32,
     },
     /// Bytes of the parts being sent have gone out to the connection, not yet acknowledged.
     /// Reported at most every 100 ms, and only while the figure moves and the transport counts
@@ -278,6 +282,8 @@ pub enum ProgressEvent {
         in_flight: u64,
         /// The parts in flight, by part number.
         parts: Vec<PartSending>,
+        /// The most parts the scheduler runs at once now, as in [`PartDone`](Self::PartDone).
+        concurrency: u32,
     },
     /// A request failed and will be tried again.
     Retrying {
@@ -332,10 +338,10 @@ pub struct PartSending {
 /// ```
 /// use ossup::{ProgressEvent, ProgressSink};
 /// let print = |event: &ProgressEvent| println!("{}", serde_json::to_string(event).unwrap());
-/// print.on_event(&ProgressEvent::PartDone { number: 1, bytes: 10, transferred: 10 });
+/// print.on_event(&ProgressEvent::PartDone { number: 1, bytes: 10, transferred: 10, concurrency: 4 });
 ///
 /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-/// tx.on_event(&ProgressEvent::PartDone { number: 1, bytes: 10, transferred: 10 });
+/// tx.on_event(&ProgressEvent::PartDone { number: 1, bytes: 10, transferred: 10, concurrency: 4 });
 /// assert!(rx.try_recv().is_ok());
 /// ```
 pub trait ProgressSink: Send + Sync {
@@ -374,11 +380,12 @@ mod tests {
             number: 3,
             bytes: 100,
             transferred: 300,
+            concurrency: 4,
         })
         .unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"event": "part_done", "number": 3, "bytes": 100, "transferred": 300})
+            serde_json::json!({"event": "part_done", "number": 3, "bytes": 100, "transferred": 300, "concurrency": 4})
         );
         let notice = Notice::UploadGone {
             upload_id: "U".into(),

@@ -87,6 +87,30 @@ pub(super) enum Scheduler {
     Sequential,
     /// `--parallel N`.
     Parallel(u16),
+    /// `--parallel auto --max-parallel N`.
+    Auto(u16),
+}
+
+impl Scheduler {
+    /// Turns about two in five `--parallel N` of seed `seed` into `--parallel auto --max-parallel
+    /// N`, drawn from a generator of its own so that every other draw of the seed stays as it was.
+    pub(super) fn maybe_auto(self, seed: u64) -> Self {
+        match self {
+            Scheduler::Parallel(n) if Gen::new(seed ^ 0x0a07_0a07_0a07_0a07).chance(0.4) => {
+                Scheduler::Auto(n)
+            }
+            other => other,
+        }
+    }
+
+    /// The scheduler in words, for the log.
+    pub(super) fn describe(self) -> String {
+        match self {
+            Scheduler::Sequential => "sequential".to_owned(),
+            Scheduler::Parallel(n) => format!("parallel {n}"),
+            Scheduler::Auto(n) => format!("parallel auto up to {n}"),
+        }
+    }
 }
 
 /// When, during a run, an interruption happens.
@@ -198,7 +222,8 @@ impl Plan {
             Scheduler::Sequential
         } else {
             Scheduler::Parallel(g.range(2, 8) as u16)
-        };
+        }
+        .maybe_auto(seed);
         let multipart = size > part_size;
         let rule_count = g.weighted(&[(2, 0), (4, 1), (3, 2), (2, 3)]);
         let nth_limit = |api: &str| if api == "UploadPart" { parts.min(6) } else { 2 };
@@ -287,10 +312,7 @@ impl Plan {
 
     /// A one-line description for the log.
     pub(super) fn describe(&self) -> String {
-        let scheduler = match self.scheduler {
-            Scheduler::Sequential => "sequential".to_owned(),
-            Scheduler::Parallel(n) => format!("parallel {n}"),
-        };
+        let scheduler = self.scheduler.describe();
         let store = match self.store {
             Store::Files => "files",
             Store::Sqlite => "sqlite",
@@ -429,6 +451,11 @@ mod tests {
         assert!(plans.iter().any(|p| p.scheduler == Scheduler::Sequential));
         assert!(plans.iter().any(|p| p.scheduler == Scheduler::Parallel(8)));
         assert!(plans.iter().any(|p| p.scheduler == Scheduler::Parallel(2)));
+        assert!(
+            plans
+                .iter()
+                .any(|p| matches!(p.scheduler, Scheduler::Auto(_)))
+        );
         assert!(plans.iter().any(|p| {
             p.interruptions
                 .iter()

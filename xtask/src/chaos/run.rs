@@ -136,6 +136,12 @@ pub(super) fn scheduler_args(scheduler: Scheduler) -> Vec<String> {
     match scheduler {
         Scheduler::Sequential => vec!["--sequential".to_owned()],
         Scheduler::Parallel(n) => vec!["--parallel".to_owned(), n.to_string()],
+        Scheduler::Auto(n) => vec![
+            "--parallel".to_owned(),
+            "auto".to_owned(),
+            "--max-parallel".to_owned(),
+            n.to_string(),
+        ],
     }
 }
 

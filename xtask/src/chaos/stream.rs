@@ -86,11 +86,13 @@ impl StreamPlan {
         } else {
             Store::Sqlite
         };
-        let scheduler = g.weighted(&[
-            (1, Scheduler::Sequential),
-            (2, Scheduler::Parallel(2)),
-            (3, Scheduler::Parallel(4)),
-        ]);
+        let scheduler = g
+            .weighted(&[
+                (1, Scheduler::Sequential),
+                (2, Scheduler::Parallel(2)),
+                (3, Scheduler::Parallel(4)),
+            ])
+            .maybe_auto(seed);
         let nth_limit = |api: &str| match api {
             "UploadPart" | "*" => parts.min(12),
             _ => 3,

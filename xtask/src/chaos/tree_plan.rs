@@ -201,7 +201,8 @@ impl TreePlan {
             Scheduler::Sequential
         } else {
             Scheduler::Parallel(g.range(2, 8) as u16)
-        };
+        }
+        .maybe_auto(seed);
         let kept = files.iter().filter(|f| !f.excluded).count() as u64;
         let large_parts: u64 = files
             .iter()
@@ -425,10 +426,7 @@ impl Planned for TreePlan {
         let kept = self.kept().count();
         let multipart = self.kept().filter(|(_, f)| f.size > TREE_PART).count();
         let empty = self.kept().filter(|(_, f)| f.size == 0).count();
-        let scheduler = match self.scheduler {
-            Scheduler::Sequential => "sequential".to_owned(),
-            Scheduler::Parallel(n) => format!("parallel {n}"),
-        };
+        let scheduler = self.scheduler.describe();
         let store = match self.store {
             Store::Files => "files",
             Store::Sqlite => "sqlite",

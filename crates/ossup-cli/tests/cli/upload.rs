@@ -52,11 +52,16 @@ fn json_progress_is_one_complete_object_per_line_on_stdout() {
         assert!(part["part"].as_u64().is_some());
         assert!(part["bytes"].as_u64().is_some());
         assert_eq!(part["total"], 1 << 20);
+        // `--parallel auto` by default: it starts at 2 and stays within --max-parallel (16).
+        let concurrency = part["concurrency"].as_u64().unwrap();
+        assert!((1..=16).contains(&concurrency), "{part}");
     }
+    assert_eq!(parts[0]["concurrency"], 2);
     assert_eq!(last, 1 << 20);
     let completed = &events[events.len() - 1];
     assert_eq!(completed["size"], 1 << 20);
     assert_eq!(completed["parts_sent"], 11);
+    assert_eq!(completed["parts_hedged"], 0);
     assert_eq!(
         completed["crc64"],
         ossup_proto::checksum::crc64(&std::fs::read(&file).unwrap()).to_string()
@@ -310,4 +315,24 @@ fn adaptive_concurrency_and_a_rate_cap_still_make_the_same_object() {
     assert!(run.stderr.contains("nor `auto`"), "{}", run.stderr);
     let run = Run::of(&mut h.upload(&file, "slow.bin", &["--limit-rate", "10/s"])).expect_code(2);
     assert!(run.stderr.contains("below 1KiB/s"), "{}", run.stderr);
+}
+
+#[test]
+fn a_fixed_parallel_without_hedging_reports_its_concurrency() {
+    let h = Harness::start();
+    let file = h.file("fixed.bin", 600 << 10, 13);
+    let run = Run::of(&mut h.upload(
+        &file,
+        "fixed.bin",
+        &["--progress", "json", "--parallel", "3", "--no-hedge"],
+    ))
+    .expect_code(0);
+    let events = run.events();
+    let parts: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "part_done")
+        .collect();
+    assert_eq!(parts.len(), 6);
+    assert!(parts.iter().all(|p| p["concurrency"] == 3), "{parts:?}");
+    assert_eq!(events.last().unwrap()["parts_hedged"], 0);
 }

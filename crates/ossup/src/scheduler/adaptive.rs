@@ -206,6 +206,10 @@ impl PartScheduler for Adaptive {
         self.max
     }
 
+    fn current_limit(&self) -> usize {
+        self.current()
+    }
+
     async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {
         let mut climb = Climb::new(self.initial, self.max, Instant::now());
         let mut pending = parts.into_iter().peekable();

@@ -6,14 +6,17 @@
 //! guarantees: part buffers come from a pool sized by [`PartScheduler::concurrency`], whatever the
 //! scheduler does.
 //!
-//! [`Sequential`] and [`Parallel`] ship.
+//! [`Sequential`], [`Parallel`] and [`Adaptive`] ship, and [`Hedged`] wraps any of them to send a
+//! straggling part a second time.
 
 mod adaptive;
+mod hedged;
 mod parallel;
 mod runner;
 mod sequential;
 
 pub use adaptive::Adaptive;
+pub use hedged::{HedgePolicy, HedgeStats, Hedged};
 pub use parallel::Parallel;
 pub use runner::PartRunner;
 pub use sequential::Sequential;
@@ -73,6 +76,13 @@ pub trait PartScheduler: Send + Sync + Debug {
     /// buffers, plus one, alive: a scheduler that runs more simply waits for buffers.
     fn concurrency(&self) -> usize;
 
+    /// The most parts it runs at once right now, for progress displays: at most
+    /// [`concurrency`](Self::concurrency), which it is unless the scheduler adjusts itself as it
+    /// goes ([`Adaptive`] does). A wrapper forwards it.
+    fn current_limit(&self) -> usize {
+        self.concurrency()
+    }
+
     /// Sends every part of `parts` (ascending by number) through `runner`.
     async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error>;
 }
@@ -85,6 +95,10 @@ impl<S: PartScheduler + ?Sized> PartScheduler for Arc<S> {
         (**self).concurrency()
     }
 
+    fn current_limit(&self) -> usize {
+        (**self).current_limit()
+    }
+
     async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {
         (**self).run(parts, runner).await
     }
@@ -95,6 +109,10 @@ impl<S: PartScheduler + ?Sized> PartScheduler for Arc<S> {
 impl<S: PartScheduler + ?Sized> PartScheduler for Box<S> {
     fn concurrency(&self) -> usize {
         (**self).concurrency()
+    }
+
+    fn current_limit(&self) -> usize {
+        (**self).current_limit()
     }
 
     async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {

@@ -335,6 +335,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_hedged_scheduler_passes_the_scheduler_contract() {
+        run_scheduler_contract(&crate::Hedged::new(Parallel::new(4))).await;
+        run_scheduler_contract(&crate::Hedged::new(crate::Sequential)).await;
+    }
+
+    #[tokio::test]
     async fn parallel_passes_the_scheduler_contract_at_every_width() {
         for n in [1, 4, 16] {
             run_scheduler_contract(&Parallel::new(n)).await;

@@ -92,7 +92,8 @@ pub(super) async fn plan(
         .options
         .clone()
         .with_guessed_content_type(request.source.name_hint().as_deref());
-    let progress = Arc::new(Progress::new(request.progress.clone()));
+    let progress =
+        Arc::new(Progress::new(request.progress.clone()).limited_by(uploader.scheduler.clone()));
     let client = match progress.observer(None) {
         Some(observer) => uploader.client.with_retry_observer(observer),
         None => uploader.client.clone(),

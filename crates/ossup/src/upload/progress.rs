@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::retry::RetryObserver;
-use crate::{Notice, PartSending, ProgressEvent, ProgressSink, TransferProgress};
+use crate::{Notice, PartScheduler, PartSending, ProgressEvent, ProgressSink, TransferProgress};
 
 /// How often the bytes of the parts in flight are reported, at most.
 pub(super) const SENDING_PERIOD: Duration = Duration::from_millis(100);
@@ -20,6 +20,8 @@ pub(super) const SENDING_PERIOD: Duration = Duration::from_millis(100);
 pub(super) struct Progress {
     sink: Option<Arc<dyn ProgressSink>>,
     totals: Mutex<Totals>,
+    /// The scheduler sending the parts, whose current limit the events carry.
+    scheduler: Option<Arc<dyn PartScheduler>>,
 }
 
 /// What has been reported, guarded by one lock so that events leave in the order of their figures.
@@ -70,7 +72,21 @@ impl Progress {
         Self {
             sink,
             totals: Mutex::new(Totals::default()),
+            scheduler: None,
         }
+    }
+
+    /// Reports the current limit of `scheduler` in `PartDone` and `Sending`.
+    pub(super) fn limited_by(mut self, scheduler: Arc<dyn PartScheduler>) -> Self {
+        self.scheduler = Some(scheduler);
+        self
+    }
+
+    /// The most parts the scheduler runs at once now (1 without one: a PutObject).
+    fn concurrency(&self) -> u32 {
+        self.scheduler
+            .as_ref()
+            .map_or(1, |s| u32::try_from(s.current_limit()).unwrap_or(u32::MAX))
     }
 
     /// Sends `event` to the sink.
@@ -105,6 +121,7 @@ impl Progress {
                 number,
                 bytes,
                 transferred: totals.transferred,
+                concurrency: self.concurrency(),
             });
         }
     }
@@ -202,6 +219,7 @@ impl Progress {
             transferred: totals.transferred,
             in_flight,
             parts,
+            concurrency: self.concurrency(),
         });
     }
 }
@@ -245,6 +263,7 @@ mod tests {
                     transferred,
                     in_flight,
                     parts,
+                    ..
                 } => {
                     assert_eq!(*in_flight, parts.iter().map(|p| p.sent).sum::<u64>());
                     Some(transferred + in_flight)
@@ -302,11 +321,15 @@ mod tests {
             .position(|e| matches!(e, ProgressEvent::PartDone { number: 1, .. }))
             .unwrap();
         assert!(first_sending < first_done);
-        assert!(events.contains(&ProgressEvent::PartDone {
-            number: 1,
-            bytes: PART,
-            transferred: PART,
-        }));
+        assert!(events.iter().any(|e| matches!(
+            e,
+            ProgressEvent::PartDone {
+                number: 1,
+                bytes: PART,
+                transferred: PART,
+                concurrency: 1..,
+            }
+        )));
     }
 
     #[tokio::test(start_paused = true)]

@@ -46,7 +46,16 @@ async fn an_upload_whose_checkpoint_was_wiped_is_carried_on_from_the_server() {
             _ => None,
         })
         .collect();
-    assert_eq!(acknowledged, [1, 2, 3, 4]);
+    // A part's PartDone follows its record's commit, which the crash may cut short: the events
+    // show some of the four acknowledged parts, in order; the server holds all five.
+    assert!(
+        acknowledged.len() <= 4
+            && acknowledged
+                .iter()
+                .copied()
+                .eq(1..=acknowledged.len() as u32),
+        "{acknowledged:?}"
+    );
     let client = client(&server.endpoint());
     let open = client
         .list_multipart_uploads(BUCKET, Some(key))
