@@ -140,7 +140,7 @@ pub(crate) struct UploadArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub part_size: Option<u64>,
 
-    /// How many parts to send at once (1 to 256), or `auto` (the default): start at 2 and keep
+    /// How many parts to send at once (1 to 256), or `auto` (the default): start at 4 and keep
     /// raising it while throughput still grows, backing off when parts slow down (503 SlowDown,
     /// timeouts), up to --max-parallel.
     #[arg(long, value_name = "N|auto", value_parser = parse_parallel)]

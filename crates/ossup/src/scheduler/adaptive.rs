@@ -1,17 +1,22 @@
 //! [`Adaptive`]: finds how many parts to keep in flight from how long parts take, so nobody has to
 //! guess `--parallel` for their link.
 //!
-//! A hill climb on throughput, with a multiplicative back-off on trouble (AIMD in spirit, as TCP
-//! and Netflix's concurrency-limits do it): the limit starts low; every epoch (as many finished parts
-//! as the limit, at least four) measures the bytes per second. While a higher limit still buys more
-//! than 10 % more throughput the limit grows by half; when throughput falls by a fifth it shrinks
-//! to 70 %. A part that takes four times the usual time per byte (retries after 503 SlowDown or
-//! 429, timeouts, a stall: all happen inside the part) halves the limit at once. It never exceeds
-//! [`Adaptive::max`], which is also the [`concurrency`](PartScheduler::concurrency) the memory
-//! budget is sized by.
+//! A hill climb on throughput with a slow start and a multiplicative back-off on trouble (AIMD in
+//! spirit, as TCP and Netflix's concurrency-limits do it): the limit starts at 4; every epoch (as
+//! many parts as the limit, at least four, all started at that limit) measures the throughput as
+//! the limit times the bytes per second of a part (Little's law). At first the limit doubles while each doubling still buys more
+//! than 10 % more throughput (the slow start: an upload of 64 parts must find 16 in flight within
+//! a few epochs, or most of its bytes go at the low start); the first doubling that buys nothing
+//! goes back to the limit before it and ends the slow start. From then on the limit grows by half
+//! while that still pays, goes back when it does not, and shrinks to 70 % when throughput falls by
+//! a fifth. A part that takes four times the usual time per byte (retries after 503 SlowDown or
+//! 429, timeouts, a stall: all happen inside the part) halves the limit at once and ends the slow
+//! start. It never exceeds [`Adaptive::max`], which is also the
+//! [`concurrency`](PartScheduler::concurrency) the memory budget is sized by.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::time::Instant;
 
 use futures::StreamExt as _;
@@ -19,6 +24,9 @@ use futures::stream::FuturesUnordered;
 
 use super::{PartRunner, PartScheduler, PartSpec};
 use crate::Error;
+
+/// The parts in flight at the start.
+const INITIAL: usize = 4;
 
 /// Throughput must grow by this factor for the limit to keep growing.
 const GROWTH_WORTH_IT: f64 = 1.10;
@@ -42,7 +50,7 @@ const USUAL_WEIGHT: f64 = 0.1;
 /// use ossup::{Adaptive, PartScheduler};
 /// let adaptive = Adaptive::new(32);
 /// assert_eq!(adaptive.concurrency(), 32); // buffers are sized for the most it may reach
-/// assert_eq!(adaptive.current(), 2);      // it starts low
+/// assert_eq!(adaptive.current(), 4);      // it starts low
 /// ```
 #[derive(Debug, Clone)]
 pub struct Adaptive {
@@ -52,10 +60,10 @@ pub struct Adaptive {
 }
 
 impl Adaptive {
-    /// At most `max` parts at once (at least 1), starting at 2.
+    /// At most `max` parts at once (at least 1), starting at 4 (or `max`, when lower).
     pub fn new(max: usize) -> Self {
         let max = max.max(1);
-        let initial = 2.min(max);
+        let initial = INITIAL.min(max);
         Self {
             max,
             initial,
@@ -63,7 +71,7 @@ impl Adaptive {
         }
     }
 
-    /// Starts at `initial` parts in flight instead of 2 (within 1..=max).
+    /// Starts at `initial` parts in flight instead of 4 (within 1..=max).
     pub fn starting_at(mut self, initial: usize) -> Self {
         self.initial = initial.clamp(1, self.max);
         self.current.store(self.initial, Ordering::Relaxed);
@@ -95,11 +103,14 @@ struct Climb {
     max: f64,
     /// The usual time per byte of a part.
     usual: Option<f64>,
-    /// The usual time a part takes, in seconds: an epoch lasts at least three of them, so parts
-    /// finishing together do not make a burst look like throughput.
+    /// The usual time a part takes, in seconds.
     usual_took: f64,
+    /// Whether the limit still doubles per epoch (until a doubling buys nothing, or trouble).
+    slow_start: bool,
     epoch_started: Instant,
+    /// The bytes, and the seconds they took, of the parts started in this epoch.
     epoch_bytes: u64,
+    epoch_seconds: f64,
     epoch_parts: usize,
     last_throughput: Option<f64>,
     /// The limit before the last growth, while its worth is being measured.
@@ -119,8 +130,10 @@ impl Climb {
             max: max as f64,
             usual: None,
             usual_took: 0.0,
+            slow_start: true,
             epoch_started: now,
             epoch_bytes: 0,
+            epoch_seconds: 0.0,
             epoch_parts: 0,
             last_throughput: None,
             before_growth: None,
@@ -131,6 +144,7 @@ impl Climb {
     fn new_epoch(&mut self, now: Instant) {
         self.epoch_started = now;
         self.epoch_bytes = 0;
+        self.epoch_seconds = 0.0;
         self.epoch_parts = 0;
     }
 
@@ -141,6 +155,8 @@ impl Climb {
             && per_byte > TROUBLE * usual
         {
             self.limit = (self.limit * 0.5).max(1.0);
+            self.slow_start = false;
+            self.before_growth = None;
             self.last_throughput = None;
             self.new_epoch(now);
             return;
@@ -154,14 +170,41 @@ impl Climb {
         } else {
             self.usual_took + (took - self.usual_took) * USUAL_WEIGHT
         };
-        self.epoch_bytes += bytes;
-        self.epoch_parts += 1;
-        let seconds = now.duration_since(self.epoch_started).as_secs_f64();
-        if self.epoch_parts < self.in_flight().max(4) || seconds < 3.0 * self.usual_took {
+        // A part started under an older limit says nothing of this one.
+        let started = now.checked_sub(Duration::from_secs_f64(took));
+        if started.is_none_or(|started| started < self.epoch_started) {
             return;
         }
-        let throughput = self.epoch_bytes as f64 / seconds.max(1e-6);
+        self.epoch_bytes += bytes;
+        self.epoch_seconds += took;
+        self.epoch_parts += 1;
+        if self.epoch_parts < self.in_flight().max(4) {
+            return;
+        }
+        // Little's law: with `limit` parts always in flight, the throughput is the limit over the
+        // time a part takes. Counting the bytes that finished within the epoch instead would credit
+        // it with parts that started earlier, and make every growth look worth it.
+        let throughput =
+            self.in_flight() as f64 * self.epoch_bytes as f64 / self.epoch_seconds.max(1e-9);
         let grew = self.before_growth.take();
+        if self.slow_start {
+            match (self.last_throughput, grew) {
+                // The last doubling bought too little: back to the limit before it, and from now
+                // on grow carefully.
+                (Some(last), Some(before)) if throughput < last * GROWTH_WORTH_IT => {
+                    self.limit = before;
+                    self.slow_start = false;
+                    self.held = 0;
+                    self.new_epoch(now);
+                    self.last_throughput = Some(throughput.max(last));
+                    return;
+                }
+                _ => self.double(),
+            }
+            self.last_throughput = Some(throughput);
+            self.new_epoch(now);
+            return;
+        }
         match self.last_throughput {
             Some(last) if throughput < last * WORSE => {
                 self.limit = grew.unwrap_or(self.limit * 0.7).max(1.0);
@@ -184,6 +227,17 @@ impl Climb {
         }
         self.last_throughput = Some(throughput);
         self.new_epoch(now);
+    }
+
+    /// Doubles the limit, remembering where it was; at the maximum, the slow start is over.
+    fn double(&mut self) {
+        if self.limit < self.max {
+            self.before_growth = Some(self.limit);
+            self.limit = (self.limit * 2.0).min(self.max);
+        } else {
+            self.slow_start = false;
+        }
+        self.held = 0;
     }
 
     /// Raises the limit by half (at least one part), remembering where it was.
@@ -243,13 +297,14 @@ impl PartScheduler for Adaptive {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-    use std::time::Duration;
 
     /// A link: each part takes `latency` while fewer than `capacity` parts are in flight; past that
-    /// they share the bandwidth, and each takes proportionally longer.
+    /// they share the bandwidth, and each takes proportionally longer (to the power `overload`:
+    /// above 1, crowding costs throughput, as CPU contention or refusals past a ceiling do).
     struct Link {
         latency: Duration,
         capacity: usize,
+        overload: f64,
         now: AtomicUsize,
         peak: AtomicUsize,
     }
@@ -259,8 +314,15 @@ mod tests {
         async fn run_part(&self, _part: PartSpec) -> Result<(), Error> {
             let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
-            let share = (now as f64 / self.capacity as f64).max(1.0);
-            tokio::time::sleep(self.latency.mul_f64(share)).await;
+            // The part's progress follows the crowd in flight at each moment, not only at its
+            // start, as bytes on a shared link do.
+            let tick = self.latency / 20;
+            let mut done = 0.0;
+            while done < 1.0 {
+                tokio::time::sleep(tick).await;
+                let crowd = self.now.load(Ordering::SeqCst) as f64 / self.capacity as f64;
+                done += 1.0 / 20.0 / crowd.max(1.0).powf(self.overload);
+            }
             self.now.fetch_sub(1, Ordering::SeqCst);
             Ok(())
         }
@@ -280,6 +342,7 @@ mod tests {
         Link {
             latency: Duration::from_millis(100),
             capacity,
+            overload: 1.0,
             now: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
         }
@@ -293,6 +356,35 @@ mod tests {
         let reached = adaptive.current();
         assert!((16..=40).contains(&reached), "{reached}");
         assert!(link.peak.load(Ordering::SeqCst) <= 64);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_upload_comes_close_to_the_best_fixed_setting() {
+        // 16 parts in flight fill the link: 640 parts take 40 rounds of 100 ms at best. The climb
+        // from 4 and the probes past 16 cost about a tenth of that.
+        let best = Duration::from_millis(100) * 40;
+        let link = link(16);
+        let started = Instant::now();
+        Adaptive::new(32).run(parts(640), &link).await.unwrap();
+        let took = started.elapsed();
+        assert!(took.as_secs_f64() <= best.as_secs_f64() / 0.85, "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_slow_start_doubles_until_a_doubling_costs_throughput() {
+        // Throughput grows up to 16 in flight (4, 8, 16 each buy more); past it, crowding costs.
+        let adaptive = Adaptive::new(64);
+        let link = Link {
+            overload: 1.5,
+            ..link(16)
+        };
+        adaptive.run(parts(200), &link).await.unwrap();
+        assert!(link.peak.load(Ordering::SeqCst) >= 16);
+        assert!(
+            (12..32).contains(&adaptive.current()),
+            "{}",
+            adaptive.current()
+        );
     }
 
     #[tokio::test(start_paused = true)]
