@@ -520,7 +520,7 @@ fn verdicts(cells: &[Cell], limit_runs: &[LimitRun], size: u64) -> String {
     if let Some(wall) = Summary::of(&limit_runs.iter().map(|r| r.wall).collect::<Vec<_>>()) {
         let off = (wall.median - expected).abs() / expected;
         out.push_str(&format!(
-            "| --limit-rate 16MiB/s on {}: elapsed within {:.0} % of {expected:.0} s | {} s ({:+.1} %) | {} |\n",
+            "| --limit-rate 16MiB/s on {}: elapsed within {:.0} % of {expected:.1} s | {} s ({:+.1} %) | {} |\n",
             mib_label(size),
             LIMIT_TOLERANCE * 100.0,
             wall.display(2),
