@@ -7,8 +7,10 @@
 //! before the response goes out; a large one, or one the client is still waiting for
 //! `100 Continue` to send, gets `Connection: close` instead.
 //!
-//! A `throttle` fault rule makes the body read slowly: after each chunk, reading pauses as long as
-//! the chunk takes at the allowed rate.
+//! The body is read no faster than the link allows (`link.rs`: the link's and the connection's
+//! bandwidth) and than the request's own cap (a `throttle` or `straggle` fault, `x-oss-traffic-limit`):
+//! after each chunk, reading pauses until the chunk is through the slowest of the
+//! [`Pacer`](crate::traffic::Pacer)s that apply.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,7 +25,9 @@ use hyper::body::Incoming;
 use tokio::time::Sleep;
 
 use crate::conn::Activity;
+use crate::link::{self, Link};
 use crate::stats::Stats;
+use crate::traffic::Pacer;
 
 /// The most bytes read and discarded to deliver an error cleanly.
 const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
@@ -38,17 +42,36 @@ pub(crate) struct RequestBody {
     ended: bool,
     expect_continue: bool,
     declared_len: Option<u64>,
-    throttle: Option<Throttle>,
+    pace: Pace,
     /// The connection's activity, told when the handler waits for body bytes that do not come:
     /// a client that stops sending mid-body is closed after the idle timeout.
     activity: Option<Arc<Activity>>,
 }
 
-/// The allowed reading rate, and the pause owed for the last chunk read.
-#[derive(Debug)]
-struct Throttle {
-    bytes_per_sec: u64,
+/// What paces the body: the request's own cap, the link and connection it came over, and the
+/// pause owed for the last chunk read.
+#[derive(Debug, Default)]
+struct Pace {
+    /// The request's own cap in bytes per second, and its pacer.
+    own: Option<(u64, Pacer)>,
+    link: Option<(Arc<Link>, Arc<link::Connection>)>,
     pause: Option<Pin<Box<Sleep>>>,
+}
+
+impl Pace {
+    /// When the `bytes` just read are through every pipe that paces them.
+    fn reserve(&self, bytes: u64) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        let own = self
+            .own
+            .as_ref()
+            .map(|(rate, pacer)| pacer.reserve(bytes, *rate, now));
+        let link = self
+            .link
+            .as_ref()
+            .and_then(|(link, conn)| link.reserve(conn, bytes, now));
+        own.max(link)
+    }
 }
 
 impl RequestBody {
@@ -69,22 +92,30 @@ impl RequestBody {
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok()),
-            throttle: None,
+            pace: Pace::default(),
             activity,
         }
     }
 
-    /// Reads the body at most `bytes_per_sec` fast from now on (the slower of two caps wins: a
-    /// throttle fault and the request's `x-oss-traffic-limit`).
+    /// Paces the body by `link` and the connection's side of it from now on.
+    pub(crate) fn over(mut self, link: Arc<Link>, conn: Option<Arc<link::Connection>>) -> Self {
+        self.pace.link = Some((link, conn.unwrap_or_default()));
+        self
+    }
+
+    /// The connection the body comes over, when it is paced by a link.
+    pub(crate) fn connection(&self) -> Option<&link::Connection> {
+        self.pace.link.as_ref().map(|(_, conn)| conn.as_ref())
+    }
+
+    /// Reads the body at most `bytes_per_sec` fast from now on (the slowest cap wins: a throttle or
+    /// straggle fault, the request's `x-oss-traffic-limit`, the link's bandwidths).
     pub(crate) fn throttle(&mut self, bytes_per_sec: u64) {
-        let bytes_per_sec = match &self.throttle {
-            Some(set) => set.bytes_per_sec.min(bytes_per_sec),
+        let bytes_per_sec = match &self.pace.own {
+            Some((set, _)) => (*set).min(bytes_per_sec),
             None => bytes_per_sec,
         };
-        self.throttle = Some(Throttle {
-            bytes_per_sec: bytes_per_sec.max(1),
-            pause: None,
-        });
+        self.pace.own = Some((bytes_per_sec.max(1), Pacer::default()));
     }
 
     /// Reads and discards whatever the handler left unread. Returns whether the connection may be
@@ -135,8 +166,9 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        if let Some(pause) = this.throttle.as_mut().and_then(|t| t.pause.as_mut()) {
+        if let Some(pause) = this.pace.pause.as_mut() {
             ready!(pause.as_mut().poll(cx));
+            this.pace.pause = None;
         }
         this.polled = true;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
@@ -147,11 +179,11 @@ impl Body for RequestBody {
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             this.ended = true;
         }
-        if let (Some(throttle), Poll::Ready(Some(Ok(frame)))) = (&mut this.throttle, &polled) {
-            throttle.pause = frame.data_ref().map(|data| {
-                let secs = data.len() as f64 / throttle.bytes_per_sec as f64;
-                Box::pin(tokio::time::sleep(Duration::from_secs_f64(secs)))
-            });
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+            && let Some(through) = this.pace.reserve(data.len() as u64)
+        {
+            this.pace.pause = Some(Box::pin(tokio::time::sleep_until(through)));
         }
         polled
     }

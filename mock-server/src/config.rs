@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::auth::{REDACTED, StsCredential};
 use crate::faults::FaultRule;
+use crate::link::LinkShape;
 
 /// The access key id accepted when no credentials are configured.
 pub const DEFAULT_ACCESS_KEY_ID: &str = "test-ak";
@@ -66,6 +67,10 @@ pub struct MockConfig {
     pub control_token: Option<String>,
     /// Bounds on what the server reads from clients: connections, timeouts, header and URL sizes.
     pub limits: Limits,
+    /// The link the server pretends to sit behind: bandwidths, latency, ceiling on requests in
+    /// flight. Default loopback (none of them); replaceable while the server runs with
+    /// [`MockServer::set_link`](crate::MockServer::set_link).
+    pub link: LinkShape,
 }
 
 impl std::fmt::Debug for MockConfig {
@@ -94,6 +99,7 @@ impl std::fmt::Debug for MockConfig {
                 &self.control_token.as_ref().map(|_| REDACTED),
             )
             .field("limits", &self.limits)
+            .field("link", &self.link)
             .finish()
     }
 }
@@ -228,6 +234,7 @@ impl Default for MockConfig {
             durability: Durability::PowerLoss,
             control_token: None,
             limits: Limits::default(),
+            link: LinkShape::default(),
         }
     }
 }
@@ -285,6 +292,12 @@ impl MockConfig {
     /// Replaces the bounds on what the server reads.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Shapes the link the server pretends to sit behind (see [`LinkShape`]).
+    pub fn with_link(mut self, link: LinkShape) -> Self {
+        self.link = link;
         self
     }
 

@@ -11,7 +11,10 @@
 //! | `GET /_mock/faults` | the rules in force, as a JSON array (each with the seed it runs with) |
 //! | `PUT /_mock/faults` | replaces the rules with the JSON array in the body (`[]` clears) |
 //! | `DELETE /_mock/faults` | removes every rule |
-//! | `GET /_mock/stats` | requests per API, error answers, bytes received and stored, open uploads, faults fired per kind and per rule, requests stalled now |
+//! | `GET /_mock/stats` | requests per API, error answers, requests refused by the ceiling and in flight now, bytes received and stored, open uploads, faults fired per kind and per rule, requests stalled now |
+//! | `GET /_mock/link` | the link's shape: bandwidths, latency, ceiling |
+//! | `PUT /_mock/link` | replaces the shape with the JSON object in the body (`{}`: loopback) |
+//! | `DELETE /_mock/link` | back to loopback: no cap, no latency, no ceiling |
 //!
 //! Bucket names cannot start with `_`, so a path-style `/_mock/…` can never name a bucket. A
 //! virtual-hosted request (`Host: BUCKET.DOMAIN`) for the key `_mock/…` is an ordinary object request.
@@ -29,6 +32,7 @@ use subtle::ConstantTimeEq;
 use crate::auth::Secret;
 use crate::callback::PeerAddr;
 use crate::faults::parse_fault_rules;
+use crate::link::LinkShape;
 use crate::response::{self, HttpResponse};
 use crate::route::{names_bucket_in_host, request_host};
 use crate::service::App;
@@ -36,7 +40,7 @@ use crate::service::App;
 /// The path every control route starts with.
 pub(crate) const PREFIX: &str = "/_mock/";
 
-/// The largest rule list `PUT /_mock/faults` reads.
+/// The largest rule list `PUT /_mock/faults` (or link shape, `PUT /_mock/link`) reads.
 const MAX_RULES_BODY: usize = 1024 * 1024;
 
 /// Whether the request is for a control route rather than for OSS.
@@ -110,27 +114,62 @@ pub(crate) async fn handle(app: &App, parts: &Parts, body: Incoming) -> HttpResp
             response::status_only(StatusCode::NO_CONTENT)
         }
         ("stats", &Method::GET) => json_response(StatusCode::OK, &stats_json(app)),
-        ("faults", _) => method_not_allowed("GET, PUT, DELETE"),
+        ("link", &Method::GET) => json_response(StatusCode::OK, &link_json(app)),
+        ("link", &Method::PUT) => put_link(app, body).await,
+        ("link", &Method::DELETE) => {
+            // The default shape always passes its own check.
+            let _ = app.link.set(LinkShape::default());
+            response::status_only(StatusCode::NO_CONTENT)
+        }
+        ("faults" | "link", _) => method_not_allowed("GET, PUT, DELETE"),
         ("stats", _) => method_not_allowed("GET"),
         _ => problem(
             StatusCode::NOT_FOUND,
             format!(
-                "no control route {}; the routes are GET/PUT/DELETE /_mock/faults and GET /_mock/stats",
+                "no control route {}; the routes are GET/PUT/DELETE /_mock/faults, GET/PUT/DELETE /_mock/link and GET /_mock/stats",
                 parts.uri.path()
             ),
         ),
     }
 }
 
+/// The body of a `PUT`, at most [`MAX_RULES_BODY`] bytes; `Err` is the answer saying why not.
+async fn read_body(body: Incoming, what: &str) -> Result<bytes::Bytes, HttpResponse> {
+    match Limited::new(body, MAX_RULES_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!("could not read the {what} (at most {MAX_RULES_BODY} bytes): {e}"),
+        )),
+    }
+}
+
+async fn put_link(app: &App, body: Incoming) -> HttpResponse {
+    let bytes = match read_body(body, "link shape").await {
+        Ok(bytes) => bytes,
+        Err(answer) => return answer,
+    };
+    let applied = serde_json::from_slice::<LinkShape>(&bytes)
+        .map_err(|e| {
+            format!(
+                "not a link shape ({e}); it looks like {{\"link_bandwidth\": 209715200, \"conn_bandwidth\": 16777216, \"latency_ms\": 40, \"max_inflight\": 24}}, every field optional"
+            )
+        })
+        .and_then(|shape| app.link.set(shape));
+    match applied {
+        Ok(()) => json_response(StatusCode::OK, &link_json(app)),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+fn link_json(app: &App) -> Value {
+    serde_json::to_value(app.link.shape()).unwrap_or(Value::Null)
+}
+
 async fn put_faults(app: &App, body: Incoming) -> HttpResponse {
-    let bytes = match Limited::new(body, MAX_RULES_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the rule list (at most {MAX_RULES_BODY} bytes): {e}"),
-            );
-        }
+    let bytes = match read_body(body, "rule list").await {
+        Ok(bytes) => bytes,
+        Err(answer) => return answer,
     };
     let applied = parse_fault_rules(&bytes).and_then(|rules| app.faults.set(rules));
     match applied {
@@ -159,6 +198,8 @@ fn stats_json(app: &App) -> Value {
         "requests": requests,
         "unrouted_requests": snapshot.unrouted_requests,
         "error_responses": snapshot.error_responses,
+        "refused_by_ceiling": snapshot.refused_by_ceiling,
+        "in_flight_requests": app.link.in_flight(),
         "bytes_received": snapshot.bytes_received,
         "bytes_stored": snapshot.bytes_stored,
         "open_uploads": app.store.open_upload_count(),

@@ -24,8 +24,9 @@
 //!
 //! or as the `oss-mock` binary: `oss-mock --bucket bucket` prints `listening on http://HOST:PORT`.
 //!
-//! Inside, a request passes through layers: route (addressing to bucket, key and API),
-//! authentication, fault rules, the API's handler, and storage. Every connection is bounded (count,
+//! Inside, a request passes through layers: the link (latency, the ceiling on requests in flight,
+//! bandwidth: [`LinkShape`]), route (addressing to bucket, key and API), authentication, fault
+//! rules, the API's handler, and storage. Every connection is bounded (count,
 //! head size, header, idle and body timeouts: [`Limits`]), and the control routes answer loopback
 //! peers or holders of the control token only.
 
@@ -39,6 +40,7 @@ mod error;
 mod faults;
 mod handlers;
 mod ids;
+mod link;
 mod range;
 mod response;
 mod route;
@@ -57,5 +59,6 @@ pub use faults::{
     FAULT_KINDS, FaultAction, FaultRule, FaultRuleError, RuleReport, parse_fault_rules,
 };
 pub use handlers::MAX_COMPLETE_BODY;
+pub use link::{LinkShape, SLOW_DOWN, parse_latency, parse_rate};
 pub use server::MockServer;
 pub use stats::{Stats, StatsSnapshot};

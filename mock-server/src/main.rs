@@ -12,7 +12,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use oss_mock::{
     DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_DOMAIN, DEFAULT_REGION, Durability,
-    Limits, MockConfig, MockServer, StsCredential,
+    Limits, LinkShape, MockConfig, MockServer, StsCredential, parse_latency, parse_rate,
 };
 
 /// The environment variable holding temporary credentials when no --sts is given: specs separated
@@ -121,6 +121,21 @@ struct Args {
     /// Bytes of a request's path and query; more is answered 400 InvalidArgument.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_url_bytes)]
     max_url_bytes: usize,
+    /// Read request bodies (uploads) no faster than RATE, all connections together: a link
+    /// shared by every client (e.g. 200MiB/s). Changeable at run time with PUT /_mock/link.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    link_bandwidth: Option<u64>,
+    /// Read each connection's request bodies no faster than RATE, as a TCP flow whose window and
+    /// round trip bound it (e.g. 16MiB/s).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    conn_bandwidth: Option<u64>,
+    /// Wait this long before looking at each request: a long link's round trip (e.g. 40ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
+    latency: Option<Duration>,
+    /// Work on at most N requests at once; one more is answered 503 SlowDown at once, as an
+    /// overloaded OSS front end does.
+    #[arg(long, value_name = "N")]
+    max_inflight: Option<usize>,
 }
 
 /// A number of seconds from the command line as a duration; `what` names the flag.
@@ -253,6 +268,12 @@ async fn run(args: Args) -> Result<(), String> {
         },
         control_token: args.control_token.clone().filter(|t| !t.is_empty()),
         limits,
+        link: LinkShape {
+            link_bandwidth: args.link_bandwidth,
+            conn_bandwidth: args.conn_bandwidth,
+            latency: args.latency.unwrap_or_default(),
+            max_inflight: args.max_inflight,
+        },
         ..MockConfig::default()
     };
     if let Some(path) = &args.faults {
@@ -308,6 +329,10 @@ async fn run(args: Args) -> Result<(), String> {
             server.data_dir().display()
         ),
     }
+    let link = server.link();
+    if link != LinkShape::default() {
+        eprintln!("oss-mock: link shaped: {}", describe_link(&link));
+    }
     if args.no_fsync {
         eprintln!(
             "oss-mock: --no-fsync: nothing is fsynced; data survives this process being killed, not a power loss"
@@ -317,6 +342,23 @@ async fn run(args: Args) -> Result<(), String> {
     eprintln!("oss-mock: stopping");
     server.shutdown().await;
     Ok(())
+}
+
+/// The link's shape in words, for the start-up note.
+fn describe_link(link: &LinkShape) -> String {
+    let rate = |r: Option<u64>| {
+        r.map_or("no cap".to_owned(), |r| {
+            format!("{:.1} MiB/s", r as f64 / f64::from(1 << 20))
+        })
+    };
+    format!(
+        "link {}, per connection {}, latency {:?}, at most {} requests in flight",
+        rate(link.link_bandwidth),
+        rate(link.conn_bandwidth),
+        link.latency,
+        link.max_inflight
+            .map_or("any number of".to_owned(), |n| n.to_string())
+    )
 }
 
 async fn wait_for_signal() -> Result<(), String> {

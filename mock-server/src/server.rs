@@ -22,6 +22,7 @@ use crate::faults::action::ConnectionDropped;
 use crate::faults::armed::Faults;
 use crate::faults::{FaultRule, FaultRuleError, RuleReport};
 use crate::ids::Ids;
+use crate::link::{self, Link, LinkShape};
 use crate::route::valid_bucket_name;
 use crate::service::{self, App};
 use crate::stats::Stats;
@@ -58,6 +59,7 @@ pub struct MockServer {
     sts: Arc<StsRegistry>,
     faults: Arc<Faults>,
     store: Arc<Store>,
+    link: Arc<Link>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     // Declared last: removed after the connections that write into it are stopped.
@@ -75,6 +77,7 @@ impl MockServer {
     pub async fn start(config: MockConfig) -> io::Result<MockServer> {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
         config.limits.validate().map_err(invalid)?;
+        config.link.validate().map_err(invalid)?;
         let exposed = !config.listen.ip().to_canonical().is_loopback();
         if exposed
             && config.effective_credentials().iter().any(|(id, secret)| {
@@ -146,8 +149,10 @@ impl MockServer {
             callback,
             control_token: config.control_token.clone().map(Secret::new),
             max_url_bytes: config.limits.max_url_bytes,
+            link: Arc::new(Link::new(config.link)),
         });
         let store = Arc::clone(&app.store);
+        let link = Arc::clone(&app.link);
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, app, config.limits.clone(), stopped));
         Ok(MockServer {
@@ -157,6 +162,7 @@ impl MockServer {
             sts,
             faults,
             store,
+            link,
             stop,
             task: Some(task),
             _temp_dir: temp_dir,
@@ -252,6 +258,35 @@ impl MockServer {
         self.faults.stalled_now()
     }
 
+    /// Replaces the shape of the link the server pretends to sit behind; connections follow it from
+    /// their next chunk on. Nothing changes when the shape is refused; the error names the setting.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use oss_mock::{LinkShape, MockConfig, MockServer};
+    /// let server = MockServer::start(MockConfig::default()).await?;
+    /// let thin = LinkShape { conn_bandwidth: Some(4 << 20), max_inflight: Some(12), ..LinkShape::default() };
+    /// server.set_link(thin).expect("a valid shape");
+    /// assert_eq!(server.link(), thin);
+    /// assert_eq!(server.in_flight_requests(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_link(&self, shape: LinkShape) -> Result<(), String> {
+        self.link.set(shape)
+    }
+
+    /// The shape of the link in force.
+    pub fn link(&self) -> LinkShape {
+        self.link.shape()
+    }
+
+    /// OSS requests the server is working on right now (admitted by the ceiling, not yet answered).
+    pub fn in_flight_requests(&self) -> usize {
+        self.link.in_flight()
+    }
+
     /// Multipart uploads open right now, in every bucket.
     pub fn open_uploads(&self) -> usize {
         self.store.open_upload_count()
@@ -334,6 +369,7 @@ async fn accept_loop(
         };
         let activity = Activity::new(limits.header_timeout, limits.idle_timeout);
         let check_every = activity.check_every();
+        let connection = Arc::new(link::Connection::default());
         let service = {
             let (app, activity) = (Arc::clone(&app), Arc::clone(&activity));
             service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
@@ -342,6 +378,7 @@ async fn accept_loop(
                 let in_flight = activity.request_started();
                 request.extensions_mut().insert(PeerAddr(peer));
                 request.extensions_mut().insert(Arc::clone(&activity));
+                request.extensions_mut().insert(Arc::clone(&connection));
                 let app = Arc::clone(&app);
                 async move {
                     let response = service::handle(app, request).await?;

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! request ─> /_mock/ control routes (loopback peers or the control token; never faulted)
+//!         ─> link: the added latency, then the ceiling on requests in flight (past it:
+//!            503 SlowDown, not routed); the body is paced by the link's bandwidths
 //!         ─> route (addressing -> RequestContext: API, bucket, key, part number, upload id)
 //!         ─> auth (V1 / V4 verify, scope, clock skew, key id, STS token): a refused request is
 //!            answered here and meets no fault rule
@@ -33,6 +35,7 @@ use crate::faults::action::{Before, ConnectionDropped};
 use crate::faults::armed::{Faults, Firing};
 use crate::handlers;
 use crate::ids::Ids;
+use crate::link::{self, Link};
 use crate::response::{self, HttpResponse, http_date};
 use crate::route::{self, RequestContext};
 use crate::stats::Stats;
@@ -62,6 +65,8 @@ pub(crate) struct App {
     pub control_token: Option<Secret>,
     /// The longest path and query a request may have, in bytes.
     pub max_url_bytes: usize,
+    /// The link the server pretends to sit behind.
+    pub link: Arc<Link>,
 }
 
 /// Answers one request. Every failure is an OSS error response; the service fails only when a fault
@@ -78,13 +83,30 @@ pub(crate) async fn handle(
     let request_id = app.ids.request_id();
     let host_id = route::request_host(&parts);
     let activity = parts.extensions.get::<Arc<Activity>>().cloned();
-    let mut body = RequestBody::new(body, &parts.headers, activity);
-    let (api, result, firing) = match url_too_long {
-        Some(err) => {
+    let connection = parts.extensions.get::<Arc<link::Connection>>().cloned();
+    let mut body =
+        RequestBody::new(body, &parts.headers, activity).over(Arc::clone(&app.link), connection);
+    app.link.delay().await;
+    // Held until the answer is ready: the request counts against the ceiling until then.
+    let admitted = app.link.admit();
+    let (api, result, firing) = match (url_too_long, &admitted) {
+        (Some(err), _) => {
             app.stats.record_request(None);
             (None, Err(err), None)
         }
-        None => process(&app, &parts, &mut body, request_id.clone(), host_id.clone()).await?,
+        (None, Err(ceiling)) => {
+            app.stats.record_refused();
+            tracing::debug!(
+                %request_id,
+                ceiling,
+                "refused: requests in flight at the ceiling"
+            );
+            let answer = link::slow_down(&request_id, &host_id, *ceiling);
+            (None, Ok(answer), None)
+        }
+        (None, Ok(_)) => {
+            process(&app, &parts, &mut body, request_id.clone(), host_id.clone()).await?
+        }
     };
     let mut response = match result {
         Ok(response) => response,

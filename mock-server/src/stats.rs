@@ -1,5 +1,5 @@
-//! Counters of what the server has seen: requests per API, error responses, bytes received and stored,
-//! faults fired by kind.
+//! Counters of what the server has seen: requests per API, error responses, requests refused by the
+//! ceiling on requests in flight, bytes received and stored, faults fired by kind.
 //!
 //! Shared by every connection (atomics, no locks), read by tests, benchmarks and fault rules.
 
@@ -21,6 +21,7 @@ pub struct Stats {
     requests: [AtomicU64; Api::ALL.len()],
     unrouted_requests: AtomicU64,
     error_responses: AtomicU64,
+    refused_by_ceiling: AtomicU64,
     bytes_received: AtomicU64,
     bytes_stored: AtomicU64,
     faults_fired: [AtomicU64; FAULT_KINDS.len()],
@@ -35,6 +36,9 @@ pub struct StatsSnapshot {
     pub unrouted_requests: u64,
     /// Responses with a status of 300 or more.
     pub error_responses: u64,
+    /// Requests answered `503 SlowDown` because `--max-inflight` requests were in flight; they are
+    /// not routed, so not in `requests` (they are in `error_responses`).
+    pub refused_by_ceiling: u64,
     /// Request body bytes read from clients, whether or not they were kept.
     pub bytes_received: u64,
     /// Bytes of part and object data committed to storage.
@@ -65,6 +69,11 @@ impl Stats {
         self.error_responses.load(Ordering::Relaxed)
     }
 
+    /// Requests answered `503 SlowDown` by the ceiling on requests in flight (`--max-inflight`).
+    pub fn refused_by_ceiling(&self) -> u64 {
+        self.refused_by_ceiling.load(Ordering::Relaxed)
+    }
+
     /// Faults of this action kind (`"error"`, `"stall"`, …) fired since the server started.
     pub fn faults_fired(&self, kind: &str) -> u64 {
         FAULT_KINDS
@@ -82,6 +91,7 @@ impl Stats {
                 .collect(),
             unrouted_requests: self.unrouted_requests.load(Ordering::Relaxed),
             error_responses: self.error_responses(),
+            refused_by_ceiling: self.refused_by_ceiling(),
             bytes_received: self.bytes_received(),
             bytes_stored: self.bytes_stored(),
             faults_fired: FAULT_KINDS
@@ -102,6 +112,10 @@ impl Stats {
 
     pub(crate) fn record_error_response(&self) {
         self.error_responses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_refused(&self) {
+        self.refused_by_ceiling.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_received(&self, bytes: u64) {

@@ -15,6 +15,7 @@ mod child;
 mod mock;
 mod process;
 mod report;
+mod shapes;
 mod stats;
 mod stream;
 mod tree;
@@ -77,6 +78,9 @@ print(json.dumps({"event": "completed", "elapsed_secs": elapsed, "crc64": str(re
 pub(crate) fn run(raw: &[String]) -> Result<(), Failure> {
     let args =
         BenchArgs::parse(raw).map_err(|e| Failure::new(format!("{e}; see cargo xtask --help")))?;
+    if args.shapes {
+        return shapes::run(&args);
+    }
     if args.runs < 3 {
         println!(
             "==> note: {} run(s) per figure; the published figures are medians of at least 3",
@@ -84,19 +88,7 @@ pub(crate) fn run(raw: &[String]) -> Result<(), Failure> {
         );
     }
     let python = crate::oss2::ensure_venv()?;
-    Step::cargo(
-        "build the mock server and the CLI (release)",
-        [
-            "build",
-            "--release",
-            "--quiet",
-            "--package",
-            "oss-mock",
-            "--package",
-            "ossup-cli",
-        ],
-    )
-    .run()?;
+    build_release()?;
     let bench = Bench::new(args, python)?;
     let load_before = loadavg();
     let measured = bench.measure_all();
@@ -136,6 +128,64 @@ pub(crate) fn run(raw: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Builds `oss-mock` and `ossup` in release mode.
+fn build_release() -> Result<(), Failure> {
+    Step::cargo(
+        "build the mock server and the CLI (release)",
+        [
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "oss-mock",
+            "--package",
+            "ossup-cli",
+        ],
+    )
+    .run()
+}
+
+/// Copies the release `oss-mock` and `ossup` into `bin` (created), so a rebuild during the run
+/// cannot swap the binaries between measurements; returns the copies.
+fn copy_binaries(bin: &Path) -> Result<(PathBuf, PathBuf), Failure> {
+    std::fs::create_dir_all(bin)
+        .map_err(|e| Failure::new(format!("could not create {}: {e}", bin.display())))?;
+    let release = target_dir().join("release");
+    let copies = (bin.join("oss-mock"), bin.join("ossup"));
+    for (built, copy) in [
+        (release.join("oss-mock"), &copies.0),
+        (release.join("ossup"), &copies.1),
+    ] {
+        std::fs::copy(&built, copy).map_err(|e| {
+            Failure::new(format!(
+                "could not copy {} to {}: {e}",
+                built.display(),
+                copy.display()
+            ))
+        })?;
+    }
+    Ok(copies)
+}
+
+/// `ossup upload SOURCE DESTINATION` with `binary` to `mock` with JSON progress, the mock's
+/// credentials and region, and none of the user's `OSS_*` settings.
+fn ossup_upload(binary: &Path, mock: &Mock, source: &Path, destination: &str) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("upload")
+        .arg(source)
+        .arg(destination)
+        .args(["--endpoint", mock.endpoint(), "--region", REGION])
+        .args(["--progress", "json"])
+        .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+        .env_remove("OSS_SESSION_TOKEN")
+        .env_remove("OSS_ENDPOINT")
+        .env_remove("OSS_REGION")
+        .env_remove("RUST_LOG");
+    command
+}
+
 /// Where the checkpoint of an `ossup upload` goes.
 #[derive(Debug, Clone)]
 enum CheckpointArg {
@@ -160,7 +210,6 @@ struct Bench {
 
 impl Bench {
     fn new(args: BenchArgs, python: PathBuf) -> Result<Self, Failure> {
-        let release = target_dir().join("release");
         let dir = target_dir().join("bench");
         let bin = dir.join("bin");
         // Under a directory of the user's, a subdirectory of our own: that is all we ever remove.
@@ -168,35 +217,21 @@ impl Bench {
             Some(parent) => parent.join("ossup-bench-mock-data"),
             None => dir.join("mock-data"),
         };
+        remove_dir(&dir)?;
+        let (mock_binary, ossup_binary) = copy_binaries(&bin)?;
         let bench = Self {
             python,
             logs: dir.join("logs"),
-            mock_binary: bin.join("oss-mock"),
-            ossup_binary: bin.join("ossup"),
+            mock_binary,
+            ossup_binary,
             source: dir.join("source.bin"),
             checkpoint_source: dir.join("checkpoint-source.bin"),
             mock_data,
             dir,
             args,
         };
-        remove_dir(&bench.dir)?;
-        for dir in [&bench.logs, &bin] {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Failure::new(format!("could not create {}: {e}", dir.display())))?;
-        }
-        // Copies, so a rebuild during the run cannot swap the binaries between measurements.
-        for (built, copy) in [
-            (release.join("oss-mock"), &bench.mock_binary),
-            (release.join("ossup"), &bench.ossup_binary),
-        ] {
-            std::fs::copy(&built, copy).map_err(|e| {
-                Failure::new(format!(
-                    "could not copy {} to {}: {e}",
-                    built.display(),
-                    copy.display()
-                ))
-            })?;
-        }
+        std::fs::create_dir_all(&bench.logs)
+            .map_err(|e| Failure::new(format!("could not create {}: {e}", bench.logs.display())))?;
         bench.check_free_space()?;
         Ok(bench)
     }
@@ -644,23 +679,9 @@ impl Bench {
         command
     }
 
-    /// `ossup upload SOURCE DESTINATION` to `mock` with JSON progress, the mock's credentials and
-    /// region, and none of the user's `OSS_*` settings.
+    /// `ossup upload SOURCE DESTINATION` to `mock` (see [`ossup_upload`]).
     fn ossup_upload(&self, mock: &Mock, source: &Path, destination: &str) -> Command {
-        let mut command = Command::new(&self.ossup_binary);
-        command
-            .arg("upload")
-            .arg(source)
-            .arg(destination)
-            .args(["--endpoint", mock.endpoint(), "--region", REGION])
-            .args(["--progress", "json"])
-            .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
-            .env_remove("OSS_SESSION_TOKEN")
-            .env_remove("OSS_ENDPOINT")
-            .env_remove("OSS_REGION")
-            .env_remove("RUST_LOG");
-        command
+        ossup_upload(&self.ossup_binary, mock, source, destination)
     }
 
     /// Removes what the run made: everything after a success, all but the logs after a failure.

@@ -25,7 +25,7 @@ mod stream;
 mod tree;
 mod tree_plan;
 mod tree_verify;
-mod verify;
+pub(crate) mod verify;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

@@ -95,6 +95,27 @@ impl Firing {
                 body.throttle(*bytes_per_sec);
                 Before::Proceed
             }
+            FaultAction::Straggle {
+                percent,
+                bytes_per_sec,
+                connection,
+            } => {
+                let rate =
+                    bytes_per_sec.or_else(|| app.link.share(f64::from(percent.unwrap_or(100))));
+                match rate {
+                    None => tracing::warn!(
+                        "fault rule {}: straggle at a percentage of no bandwidth; start the mock with --conn-bandwidth or --link-bandwidth, or give bytes_per_sec; the request is not slowed",
+                        self.index
+                    ),
+                    Some(rate) if *connection => {
+                        if let Some(conn) = body.connection() {
+                            conn.crawl(rate);
+                        }
+                    }
+                    Some(rate) => body.throttle(rate),
+                }
+                Before::Proceed
+            }
             FaultAction::Stall => {
                 let _stalled = app.faults.stall_guard();
                 // Reading the whole body first lets hyper notice a client that gives up and closes

@@ -1,6 +1,7 @@
 //! Fault injection: rules that make the server misbehave the way networks and servers do (errors,
 //! delays, dropped connections before, during and after the work, cut-short and tampered answers,
-//! slow reads, stalls, forgotten uploads, a skewed clock), on chosen requests, reproducibly.
+//! slow reads, straggling connections, stalls, forgotten uploads, a skewed clock), on chosen
+//! requests, reproducibly.
 //!
 //! A rule sees a request after routing and authentication, so any API can be made to misbehave
 //! without touching its handler, and a request the server would refuse anyway (unsigned, wrongly
@@ -9,7 +10,7 @@
 //!
 //! ```text
 //! route ─> auth ─> [rules decide: does one fire?] ─> before: error / reset / stall / expire / skew /
-//!       throttle ─> handler ─> after: reset_after_commit / delay / corrupt / truncate ─> the wire
+//!       throttle / straggle ─> handler ─> after: reset_after_commit / delay / corrupt / truncate ─> the wire
 //! ```
 //!
 //! - `rule`: the JSON rule format ([`FaultRule`], [`FaultAction`]).

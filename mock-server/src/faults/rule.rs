@@ -12,7 +12,7 @@ use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
 /// The name of every action kind, as `"kind"` spells it in JSON, in the order the stats list them.
-pub const FAULT_KINDS: [&str; 12] = [
+pub const FAULT_KINDS: [&str; 13] = [
     "error",
     "delay",
     "reset_before_body",
@@ -25,6 +25,7 @@ pub const FAULT_KINDS: [&str; 12] = [
     "corrupt_crc",
     "expire_upload",
     "skew_clock",
+    "straggle",
 ];
 
 /// The largest clock error `skew_clock` may pretend: a century, so that the skewed time is still a
@@ -151,6 +152,23 @@ pub enum FaultAction {
         /// The pretended clock error, in seconds.
         seconds: i64,
     },
+    /// Make the request's body crawl, or with `connection`, every body its connection carries from
+    /// now on (a straggler: one slow TCP flow among fast ones). Give exactly one of `percent` and
+    /// `bytes_per_sec`. Then the work is done and answered normally.
+    Straggle {
+        /// The crawl as a share, 1 to 100 %, of the connection's bandwidth (`--conn-bandwidth`), or
+        /// of the link's (`--link-bandwidth`) without one. With neither, the request is not slowed
+        /// (the mock logs a warning).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percent: Option<u8>,
+        /// The crawl in bytes per second, at least 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes_per_sec: Option<u64>,
+        /// Whether the whole connection crawls, for every request it carries from this one on,
+        /// rather than this request alone. Default false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        connection: bool,
+    },
 }
 
 impl FaultAction {
@@ -186,6 +204,7 @@ impl FaultAction {
             FaultAction::CorruptCrc => 9,
             FaultAction::ExpireUpload => 10,
             FaultAction::SkewClock { .. } => 11,
+            FaultAction::Straggle { .. } => 12,
         }
     }
 }
@@ -287,6 +306,29 @@ impl FaultRule {
                     "skew_clock seconds {seconds} is more than a century off (the limit is {MAX_SKEW_SECS})"
                 ));
             }
+            FaultAction::Straggle {
+                percent,
+                bytes_per_sec,
+                ..
+            } => match (percent, bytes_per_sec) {
+                (Some(p), None) if (1..=100).contains(p) => {}
+                (Some(p), None) => {
+                    return Err(format!("straggle percent {p} is not between 1 and 100"));
+                }
+                (None, Some(rate)) if *rate > 0 => {}
+                (None, Some(_)) => {
+                    return Err(
+                        "straggle bytes_per_sec is 0, which would never read the body (use stall)"
+                            .to_owned(),
+                    );
+                }
+                _ => {
+                    return Err(
+                        "straggle needs exactly one of percent (of the connection's bandwidth) and bytes_per_sec"
+                            .to_owned(),
+                    );
+                }
+            },
             FaultAction::Throttle { bytes_per_sec: 0 } => {
                 return Err(
                     "throttle bytes_per_sec is 0, which would never read the body (use stall)"
@@ -398,6 +440,7 @@ mod tests {
             r#"{"kind": "corrupt_crc"}"#,
             r#"{"kind": "expire_upload"}"#,
             r#"{"kind": "skew_clock", "seconds": -3600}"#,
+            r#"{"kind": "straggle", "percent": 1, "connection": true}"#,
         ];
         for (json, kind) in actions.iter().zip(FAULT_KINDS) {
             let action: FaultAction = serde_json::from_str(json).unwrap();
@@ -462,6 +505,15 @@ mod tests {
                 r#"{"action": {"kind": "skew_clock", "seconds": -9000000000}}"#,
                 "more than a century",
             ),
+            (
+                r#"{"action": {"kind": "straggle", "percent": 0}}"#,
+                "straggle percent 0",
+            ),
+            (
+                r#"{"action": {"kind": "straggle", "percent": 5, "bytes_per_sec": 10}}"#,
+                "exactly one of",
+            ),
+            (r#"{"action": {"kind": "straggle"}}"#, "exactly one of"),
         ];
         for (rule, expected) in cases {
             let json = format!(r#"[{{"action": {{"kind": "stall"}}}}, {rule}]"#);

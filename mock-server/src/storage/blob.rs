@@ -1,10 +1,13 @@
 //! Blob files: the bytes of parts and objects, streamed to disk as they arrive and streamed back out.
 //!
-//! A request body is hashed (MD5 and CRC-64) frame by frame as it arrives and written to a new blob
-//! file in batches of about [`WRITE_BATCH`] bytes: the frames themselves (hyper's `Bytes`, never
-//! copied) go to one `write_vectored` on the blocking pool while the next batch is received and
-//! hashed. One batch is written while one is gathered, so a body costs at most two batches of memory
-//! and one hand-off to the blocking pool per batch, whatever its size. A blob nobody has committed is
+//! A request body is gathered in batches of about [`WRITE_BATCH`] bytes as it arrives; each batch (the
+//! frames themselves, hyper's `Bytes`, never copied) is hashed (MD5 and CRC-64) and written to a new
+//! blob file with one `write_vectored`, both on the blocking pool, while the connection's task goes
+//! on receiving the next batch. The task that reads the socket never hashes: MD5 costs about as much
+//! CPU as everything else the mock does per byte, and done inline it would hold back the reading of
+//! the socket (and so the client) for as long. One batch is hashed and written while one is gathered,
+//! so a body costs at most two batches of memory and one hand-off to the blocking pool per batch,
+//! whatever its size. A blob nobody has committed is
 //! removed when its [`ReceivedBlob`] is dropped; one a crash left behind is removed at the next start,
 //! since no record names it.
 //!
@@ -108,10 +111,8 @@ where
         crc64: 0,
         committed: false,
     };
-    let mut writer = BatchWriter::Idle(file);
+    let mut writer = BatchWriter::Idle(Box::new(Sink::new(file)));
     let mut batch = Batch::default();
-    let mut md5 = Md5::new();
-    let mut crc = Crc64::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ReceiveError::Incomplete(e.to_string()))?;
         let Ok(data) = frame.into_data() else {
@@ -125,19 +126,15 @@ where
         if data.is_empty() {
             continue;
         }
-        md5.update(&data);
-        crc.update(&data);
         batch.push(data);
         if batch.is_full() {
             writer.write(batch.take()).await.map_err(ReceiveError::Io)?;
         }
     }
-    writer
+    (blob.md5, blob.crc64) = writer
         .finish(batch.take(), durability)
         .await
         .map_err(ReceiveError::Io)?;
-    blob.md5 = md5.finish();
-    blob.crc64 = crc.finish();
     Ok(blob)
 }
 
@@ -164,27 +161,55 @@ impl Batch {
     }
 }
 
-/// Writes batches to a blob file on the blocking pool, one at a time, in order.
+/// A blob file being written and the digests of the bytes written to it so far: what a batch's
+/// task on the blocking pool takes, and hands back with the outcome.
+#[derive(Debug)]
+struct Sink {
+    file: File,
+    md5: Md5,
+    crc: Crc64,
+}
+
+impl Sink {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            md5: Md5::new(),
+            crc: Crc64::new(),
+        }
+    }
+
+    /// Hashes the frames, then writes them: hashed while they are fresh in the cache.
+    fn take(&mut self, frames: &[Bytes]) -> io::Result<()> {
+        for frame in frames {
+            self.md5.update(frame);
+            self.crc.update(frame);
+        }
+        write_frames(&mut self.file, frames)
+    }
+}
+
+/// Hashes and writes batches to a blob file on the blocking pool, one at a time, in order.
 #[derive(Debug)]
 enum BatchWriter {
-    /// No write in flight: the file is here.
-    Idle(File),
-    /// A batch is being written; the task hands the file back with the outcome.
-    Busy(JoinHandle<(File, io::Result<()>)>),
+    /// No batch in flight: the file and the digests are here.
+    Idle(Box<Sink>),
+    /// A batch is being hashed and written; the task hands the sink back with the outcome.
+    Busy(JoinHandle<(Box<Sink>, io::Result<()>)>),
     /// A write failed: the error was returned, nothing more is written.
     Failed,
 }
 
 impl BatchWriter {
-    /// Waits for the batch in flight, if any, and takes the file back.
-    async fn settle(&mut self) -> io::Result<File> {
+    /// Waits for the batch in flight, if any, and takes the sink back.
+    async fn settle(&mut self) -> io::Result<Box<Sink>> {
         match std::mem::replace(self, BatchWriter::Failed) {
-            BatchWriter::Idle(file) => Ok(file),
+            BatchWriter::Idle(sink) => Ok(sink),
             BatchWriter::Busy(task) => {
-                let (file, written) = task.await.map_err(|e| {
+                let (sink, written) = task.await.map_err(|e| {
                     io::Error::other(format!("writing the blob stopped short: {e}"))
                 })?;
-                written.map(|()| file)
+                written.map(|()| sink)
             }
             BatchWriter::Failed => Err(io::Error::other(
                 "an earlier write of this blob failed; nothing more is written to it",
@@ -192,32 +217,37 @@ impl BatchWriter {
         }
     }
 
-    /// Starts writing `batch` once the previous batch is written; returns without waiting for it.
+    /// Starts hashing and writing `batch` once the previous batch is done; returns without waiting
+    /// for it.
     async fn write(&mut self, batch: Vec<Bytes>) -> io::Result<()> {
-        let mut file = self.settle().await?;
+        let mut sink = self.settle().await?;
         *self = BatchWriter::Busy(spawn_blocking(move || {
-            let written = write_frames(&mut file, &batch);
-            (file, written)
+            let written = sink.take(&batch);
+            (sink, written)
         }));
         Ok(())
     }
 
-    /// Writes the last batch (possibly empty) after the others and syncs the file if `durability`
-    /// asks for it; returns once all of it is done.
-    async fn finish(mut self, last: Vec<Bytes>, durability: Durability) -> io::Result<()> {
-        let mut file = self.settle().await?;
-        if last.is_empty() && !durability.fsyncs() {
-            return Ok(());
+    /// Hashes and writes the last batch (possibly empty) after the others and syncs the file if
+    /// `durability` asks for it; returns the MD5 and CRC-64 of every byte, once all of it is done.
+    async fn finish(
+        mut self,
+        last: Vec<Bytes>,
+        durability: Durability,
+    ) -> io::Result<([u8; 16], u64)> {
+        let mut sink = self.settle().await?;
+        if !last.is_empty() || durability.fsyncs() {
+            sink = spawn_blocking(move || {
+                sink.take(&last)?;
+                if durability.fsyncs() {
+                    sink.file.sync_all()?;
+                }
+                Ok::<_, io::Error>(sink)
+            })
+            .await
+            .map_err(|e| io::Error::other(format!("writing the blob stopped short: {e}")))??;
         }
-        spawn_blocking(move || {
-            write_frames(&mut file, &last)?;
-            if durability.fsyncs() {
-                file.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| io::Error::other(format!("writing the blob stopped short: {e}")))?
+        Ok((sink.md5.finish(), sink.crc.finish()))
     }
 }
 

@@ -24,6 +24,10 @@ pub(super) const QUICK_SMALL_TREE_FILES: u64 = 200;
 pub(super) const LARGE_TREE_FILES: u64 = 100;
 /// Files of the tree of large files with `--quick`.
 pub(super) const QUICK_LARGE_TREE_FILES: u64 = 5;
+/// The upload's size through link shapes a and c without `--shape-size` (b takes a quarter).
+pub(super) const DEFAULT_SHAPE_SIZE: u64 = 256 << 20;
+/// The smallest `--shape-size`: a quarter of it still makes parts of at least 1 MiB.
+pub(super) const MIN_SHAPE_SIZE: u64 = 4 << 20;
 
 /// What `cargo xtask bench` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +45,11 @@ pub(super) struct BenchArgs {
     /// Whether the mock fsyncs what it stores (`--mock-fsync`). Off by default: the mock's flushes
     /// time the disk, not the uploader, and a mock killed mid-run loses nothing without them.
     pub mock_fsync: bool,
+    /// Measure the link-shape table instead of everything else (`--shapes`).
+    pub shapes: bool,
+    /// Bytes uploaded through link shapes a and c, and by the rate-limit run; shape b takes a
+    /// quarter (`--shape-size`).
+    pub shape_size: u64,
 }
 
 impl BenchArgs {
@@ -52,6 +61,8 @@ impl BenchArgs {
         let mut quick = false;
         let mut mock_dir = None;
         let mut mock_fsync = false;
+        let mut shapes = false;
+        let mut shape_size = None;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -68,6 +79,9 @@ impl BenchArgs {
                 "--size" => size = Some(parse_size(&value("a size such as 1GiB or 256MiB")?)?),
                 "--json" => json = Some(PathBuf::from(value("a file name")?)),
                 "--mock-dir" => mock_dir = Some(PathBuf::from(value("a directory")?)),
+                "--shape-size" => {
+                    shape_size = Some(parse_size(&value("a size such as 256MiB")?)?);
+                }
                 "--runs" => {
                     let text = value("a number of runs, at least 1")?;
                     let n: usize = text
@@ -80,9 +94,10 @@ impl BenchArgs {
                 }
                 "--quick" if inline.is_none() => quick = true,
                 "--mock-fsync" if inline.is_none() => mock_fsync = true,
+                "--shapes" if inline.is_none() => shapes = true,
                 _ => {
                     return Err(format!(
-                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync and --quick"
+                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync, --quick, --shapes and --shape-size SIZE"
                     ));
                 }
             }
@@ -93,13 +108,23 @@ impl BenchArgs {
                 "--size {size} is too small: the resume measurement needs a multipart upload, give at least 1MiB"
             ));
         }
+        let shape_size = shape_size.unwrap_or(DEFAULT_SHAPE_SIZE);
+        if shape_size < MIN_SHAPE_SIZE {
+            return Err(format!(
+                "--shape-size {shape_size} is too small: shape b uploads a quarter of it in parts of at least 1 MiB; give at least 4MiB"
+            ));
+        }
         Ok(Self {
             size,
             json: json.unwrap_or_else(|| target_dir().join("bench.json")),
-            runs: runs.unwrap_or(if quick { 1 } else { DEFAULT_RUNS }),
+            // The shapes table is long (its slowest settings take tens of seconds): one run unless
+            // asked for more.
+            runs: runs.unwrap_or(if quick || shapes { 1 } else { DEFAULT_RUNS }),
             quick,
             mock_dir,
             mock_fsync,
+            shapes,
+            shape_size,
         })
     }
 
@@ -154,6 +179,11 @@ mod tests {
         assert_eq!(args.mock_dir, None);
         assert!(!args.mock_fsync);
         assert!(parse(&["--mock-fsync"]).unwrap().mock_fsync);
+        assert!(!args.shapes);
+        let shapes = parse(&["--shapes"]).unwrap();
+        assert_eq!((shapes.shape_size, shapes.runs), (DEFAULT_SHAPE_SIZE, 1));
+        let shapes = parse(&["--shapes", "--shape-size=128MiB", "--runs", "3"]).unwrap();
+        assert_eq!((shapes.shape_size, shapes.runs), (128 << 20, 3));
         assert!(parse(&["--mock-fsync=yes"]).is_err());
     }
 
@@ -189,6 +219,11 @@ mod tests {
                 .contains("too small")
         );
         assert!(parse(&["--fast"]).unwrap_err().contains("unknown argument"));
+        assert!(
+            parse(&["--shapes", "--shape-size", "1MiB"])
+                .unwrap_err()
+                .contains("too small")
+        );
         assert!(
             parse(&["--quick=yes"])
                 .unwrap_err()

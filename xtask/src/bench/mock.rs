@@ -41,6 +41,17 @@ impl Mock {
         fsync: bool,
         log: &Path,
     ) -> Result<Self, Failure> {
+        Self::start_with(binary, data_dir, fsync, log, &[])
+    }
+
+    /// [`start`](Self::start) with `extra` flags (a link shape: `--conn-bandwidth 4MiB/s`, …).
+    pub(super) fn start_with(
+        binary: &Path,
+        data_dir: &Path,
+        fsync: bool,
+        log: &Path,
+        extra: &[String],
+    ) -> Result<Self, Failure> {
         remove_dir(data_dir)?;
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Failure::new(format!(
@@ -61,6 +72,7 @@ impl Mock {
         if !fsync {
             args.push("--no-fsync".as_ref());
         }
+        args.extend(extra.iter().map(OsStr::new));
         let started = mock_process::start(binary, args, stderr).map_err(|what| {
             Failure::new(format!(
                 "the mock server did not start: {what}\n{}",

@@ -50,14 +50,15 @@ impl Digest {
 }
 
 /// The harness's side of the network: a runtime, a transport for control routes, signed clients.
+/// The benchmark of link shapes reads the mock's counters with it too.
 #[derive(Debug)]
-pub(super) struct Net {
+pub(crate) struct Net {
     runtime: tokio::runtime::Runtime,
 }
 
 impl Net {
     /// A small runtime of its own, driven from the harness's thread.
-    pub(super) fn new() -> Result<Self, String> {
+    pub(crate) fn new() -> Result<Self, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -67,7 +68,7 @@ impl Net {
     }
 
     /// `GET /_mock/stats` as JSON.
-    pub(super) fn stats(&self, endpoint: &str) -> Result<Value, String> {
+    pub(crate) fn stats(&self, endpoint: &str) -> Result<Value, String> {
         let body = self.control(endpoint, http::Method::GET, "/_mock/stats")?;
         serde_json::from_slice(&body).map_err(|e| format!("/_mock/stats is not JSON: {e}"))
     }

@@ -1,0 +1,639 @@
+//! `cargo xtask bench --shapes`: `ossup upload` over the links the mock models (`oss-mock
+//! --link-bandwidth`, `--conn-bandwidth`, `--latency`, `--max-inflight`), each with a static
+//! `--parallel` of 1 to 32 and with `--parallel auto`, so the table shows whether the adaptive
+//! scheduler finds (within 90 %) the best static setting on every link without a 503 storm; and
+//! `--limit-rate 16MiB/s` on the unshaped link, against its 16 s and its highest 10 s window.
+//!
+//! Every upload gets a fresh mock with the shape's flags; after it, the mock's `/_mock/stats` says
+//! how many requests it served and how many it refused (`503 SlowDown` past the ceiling). Settings
+//! run round-robin, as in the rest of the benchmark.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::chaos::verify::Net;
+use crate::cmd::Failure;
+
+use super::args::BenchArgs;
+use super::child::Running;
+use super::mock::{BUCKET, Mock, remove_dir};
+use super::report::{MIB, mib_label};
+use super::stats::Summary;
+use super::{KEY, SOURCE_SEED, completed_upload, ossup_upload, write_random_file};
+
+/// The static settings every shape is measured at.
+const PARALLELS: [u16; 6] = [1, 2, 4, 8, 16, 32];
+/// `--max-parallel` of the `auto` runs: as high as the highest static setting.
+const AUTO_MAX: u16 = 32;
+/// Parts per upload: enough that 32 can be in flight at once twice over.
+const PARTS: u64 = 64;
+/// `auto` must reach this share of the best static setting's throughput.
+const AUTO_TARGET: f64 = 0.90;
+/// On the thin link (b), fewer than this share of requests may be refused.
+const MAX_REFUSED_SHARE: f64 = 0.01;
+/// The rate cap of the limiter run, and the window its rate is judged over.
+const LIMIT_RATE: u64 = 16 << 20;
+const WINDOW: Duration = Duration::from_secs(10);
+/// The limiter's targets: elapsed and every window within 5 % of the cap.
+const LIMIT_TOLERANCE: f64 = 0.05;
+/// How often the mock's byte counter is read during the limiter run.
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+
+/// One link the mock models.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    key: &'static str,
+    description: &'static str,
+    link_bandwidth: Option<u64>,
+    conn_bandwidth: Option<u64>,
+    latency_ms: u64,
+    max_inflight: Option<usize>,
+    /// The upload's size as a share of `--shape-size`: the thin link gets a quarter.
+    size_divisor: u64,
+}
+
+impl Shape {
+    /// The mock's flags for this shape.
+    fn mock_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(rate) = self.link_bandwidth {
+            args.extend(["--link-bandwidth".to_owned(), format!("{rate}")]);
+        }
+        if let Some(rate) = self.conn_bandwidth {
+            args.extend(["--conn-bandwidth".to_owned(), format!("{rate}")]);
+        }
+        if self.latency_ms > 0 {
+            args.extend(["--latency".to_owned(), format!("{}ms", self.latency_ms)]);
+        }
+        if let Some(n) = self.max_inflight {
+            args.extend(["--max-inflight".to_owned(), n.to_string()]);
+        }
+        args
+    }
+}
+
+/// The three links of the issue.
+const SHAPES: [Shape; 3] = [
+    Shape {
+        key: "a",
+        description: "conn 16 MiB/s, link 200 MiB/s, 40 ms",
+        link_bandwidth: Some(200 << 20),
+        conn_bandwidth: Some(16 << 20),
+        latency_ms: 40,
+        max_inflight: None,
+        size_divisor: 1,
+    },
+    Shape {
+        key: "b",
+        description: "conn 4 MiB/s, link 40 MiB/s, ceiling 12",
+        link_bandwidth: Some(40 << 20),
+        conn_bandwidth: Some(4 << 20),
+        latency_ms: 0,
+        max_inflight: Some(12),
+        size_divisor: 4,
+    },
+    Shape {
+        key: "c",
+        description: "no shaping",
+        link_bandwidth: None,
+        conn_bandwidth: None,
+        latency_ms: 0,
+        max_inflight: None,
+        size_divisor: 1,
+    },
+];
+
+/// A `--parallel` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setting {
+    Fixed(u16),
+    Auto,
+}
+
+impl Setting {
+    fn label(self) -> String {
+        match self {
+            Setting::Fixed(n) => format!("--parallel {n}"),
+            Setting::Auto => format!("--parallel auto --max-parallel {AUTO_MAX}"),
+        }
+    }
+
+    fn all() -> Vec<Setting> {
+        PARALLELS
+            .into_iter()
+            .map(Setting::Fixed)
+            .chain([Setting::Auto])
+            .collect()
+    }
+}
+
+/// One upload through one shape.
+#[derive(Debug, Clone, Copy)]
+struct Upload {
+    wall: f64,
+    requests: u64,
+    refused: u64,
+}
+
+/// The runs of one shape at one setting.
+#[derive(Debug, Clone)]
+struct Cell {
+    shape: Shape,
+    setting: Setting,
+    size: u64,
+    part_size: u64,
+    runs: Vec<Upload>,
+}
+
+impl Cell {
+    fn wall(&self) -> Option<Summary> {
+        Summary::of(&self.runs.iter().map(|r| r.wall).collect::<Vec<_>>())
+    }
+
+    /// MB/s (10^6 bytes) from the median wall time.
+    fn throughput(&self) -> Option<f64> {
+        self.wall().map(|w| self.size as f64 / 1e6 / w.median)
+    }
+
+    fn refused(&self) -> (u64, u64) {
+        self.runs.iter().fold((0, 0), |(r, n), u| {
+            (r + u.refused, n + u.requests + u.refused)
+        })
+    }
+
+    fn refused_share(&self) -> Option<f64> {
+        let (refused, all) = self.refused();
+        (all > 0).then(|| refused as f64 / all as f64)
+    }
+}
+
+/// The limiter run: its elapsed time and the mock's byte counter over time.
+#[derive(Debug, Clone)]
+struct LimitRun {
+    wall: f64,
+    /// Seconds since the upload started, and body bytes the mock had read by then.
+    samples: Vec<(f64, u64)>,
+}
+
+impl LimitRun {
+    /// The highest average rate over any window of at least [`WINDOW`] between two samples, in
+    /// bytes per second.
+    fn highest_window_rate(&self) -> Option<f64> {
+        let mut best: Option<f64> = None;
+        for (i, (t0, b0)) in self.samples.iter().enumerate() {
+            let later = self.samples[i..]
+                .iter()
+                .find(|(t, _)| t - t0 >= WINDOW.as_secs_f64());
+            if let Some((t1, b1)) = later {
+                let rate = (b1 - b0) as f64 / (t1 - t0);
+                best = Some(best.map_or(rate, |b: f64| b.max(rate)));
+            }
+        }
+        best
+    }
+}
+
+/// Runs the link-shape table: builds, writes the sources, measures, prints, writes the JSON.
+pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
+    super::build_release()?;
+    let dir = crate::cmd::target_dir().join("bench-shapes");
+    remove_dir(&dir)?;
+    let logs = dir.join("logs");
+    let (mock_binary, ossup_binary) = super::copy_binaries(&dir.join("bin"))?;
+    std::fs::create_dir_all(&logs)
+        .map_err(|e| Failure::new(format!("could not create {}: {e}", logs.display())))?;
+    let mock_data = match &args.mock_dir {
+        Some(parent) => parent.join("ossup-bench-shapes-mock-data"),
+        None => dir.join("mock-data"),
+    };
+    let net = Net::new().map_err(Failure::new)?;
+    let size = args.shape_size;
+    let part_size = |size: u64| (size / PARTS).max(1 << 20) / (1 << 20) * (1 << 20);
+    let mut sources = Vec::new();
+    for divisor in [1, 4] {
+        let path = dir.join(format!("source-{divisor}.bin"));
+        println!(
+            "==> write {} of seeded random bytes to {}",
+            mib_label(size / divisor),
+            path.display()
+        );
+        write_random_file(&path, size / divisor, SOURCE_SEED)?;
+        sources.push((divisor, path));
+    }
+    let source_of = |shape: &Shape| -> &Path {
+        sources
+            .iter()
+            .find(|(d, _)| *d == shape.size_divisor)
+            .map(|(_, p)| p.as_path())
+            .unwrap_or(Path::new(""))
+    };
+    let load_before = super::loadavg();
+    let date = super::command_line_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]);
+    let mut cells: Vec<Cell> = SHAPES
+        .iter()
+        .flat_map(|shape| {
+            Setting::all().into_iter().map(move |setting| Cell {
+                shape: *shape,
+                setting,
+                size: size / shape.size_divisor,
+                part_size: part_size(size / shape.size_divisor),
+                runs: Vec::new(),
+            })
+        })
+        .collect();
+    let context = Context {
+        mock_binary: &mock_binary,
+        ossup_binary: &ossup_binary,
+        mock_data: &mock_data,
+        logs: &logs,
+        fsync: args.mock_fsync,
+        net: &net,
+    };
+    let count = cells.len();
+    let mut limit_runs = Vec::new();
+    for run in 1..=args.runs {
+        for (i, cell) in cells.iter_mut().enumerate() {
+            let upload = context.upload(cell, source_of(&cell.shape), run)?;
+            announce_upload(&format!("[{}/{count}] run {run}", i + 1), cell, &upload);
+            cell.runs.push(upload);
+        }
+        let limited = context.limited(&sources[0].1, size, part_size(size), run)?;
+        println!(
+            "==> --limit-rate 16MiB/s, {} through shape c, run {run}: {:.2} s, highest {} s window {}",
+            mib_label(size),
+            limited.wall,
+            WINDOW.as_secs(),
+            limited.highest_window_rate().map_or(
+                "n/a (the upload was shorter than the window)".to_owned(),
+                |r| { format!("{:.2} MiB/s", r / MIB) }
+            )
+        );
+        limit_runs.push(limited);
+    }
+    remove_dir(&mock_data)?;
+    let load_after = super::loadavg();
+    println!(
+        "\n## Link shapes\n\n{date}, commit {}, {} CPUs; {} (shape b: {}), parts of size / {PARTS}, {} run(s) per figure; load average before {load_before} / after {load_after}\n",
+        super::revision(),
+        std::thread::available_parallelism().map_or(0, usize::from),
+        mib_label(size),
+        mib_label(size / 4),
+        args.runs
+    );
+    println!("{}", table(&cells));
+    println!("{}", verdicts(&cells, &limit_runs, size));
+    let json = json!({
+        "date": date,
+        "revision": super::revision(),
+        "load_before": load_before,
+        "load_after": load_after,
+        "size": size,
+        "runs": args.runs,
+        "cells": cells.iter().map(cell_json).collect::<Vec<_>>(),
+        "limit_rate": limit_runs.iter().map(|r| json!({
+            "wall": r.wall,
+            "highest_window_rate": r.highest_window_rate(),
+            "samples": r.samples,
+        })).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&json)
+        .map_err(|e| Failure::new(format!("could not encode the results as JSON: {e}")))?;
+    std::fs::write(&args.json, text + "\n").map_err(|e| {
+        Failure::new(format!(
+            "could not write the JSON results to {}: {e}",
+            args.json.display()
+        ))
+    })?;
+    println!("==> JSON results in {}", args.json.display());
+    remove_dir(&dir)
+}
+
+/// What every upload of the table needs.
+struct Context<'a> {
+    mock_binary: &'a Path,
+    ossup_binary: &'a Path,
+    mock_data: &'a Path,
+    logs: &'a Path,
+    fsync: bool,
+    net: &'a Net,
+}
+
+impl Context<'_> {
+    fn start_mock(&self, shape: &Shape, name: &str) -> Result<Mock, Failure> {
+        Mock::start_with(
+            self.mock_binary,
+            self.mock_data,
+            self.fsync,
+            &self.logs.join(format!("{name}-mock.log")),
+            &shape.mock_args(),
+        )
+    }
+
+    /// One upload of `source` through a fresh mock of the cell's shape, at the cell's setting.
+    fn upload(&self, cell: &Cell, source: &Path, run: usize) -> Result<Upload, Failure> {
+        let name = format!(
+            "shape-{}-{}-{run}",
+            cell.shape.key,
+            match cell.setting {
+                Setting::Fixed(n) => format!("p{n}"),
+                Setting::Auto => "auto".to_owned(),
+            }
+        );
+        let mock = self.start_mock(&cell.shape, &name)?;
+        let log = self.logs.join(format!("{name}.log"));
+        let mut command = ossup_upload(
+            self.ossup_binary,
+            &mock,
+            source,
+            &format!("oss://{BUCKET}/{KEY}"),
+        );
+        command
+            .args(["--part-size", &cell.part_size.to_string()])
+            .arg("--no-checkpoint");
+        match cell.setting {
+            Setting::Fixed(n) => command.args(["--parallel", &n.to_string()]),
+            Setting::Auto => command.args([
+                "--parallel",
+                "auto",
+                "--max-parallel",
+                &AUTO_MAX.to_string(),
+            ]),
+        };
+        let finished = Running::spawn("ossup upload", &mut command, &log)?.wait()?;
+        completed_upload(&finished, cell.size, &log, &mock)?;
+        let stats = self
+            .net
+            .stats(mock.endpoint())
+            .map_err(|e| Failure::new(format!("{name}: {e}")))?;
+        Ok(Upload {
+            wall: finished.wall_secs,
+            requests: total_requests(&stats),
+            refused: stats["refused_by_ceiling"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// `--limit-rate 16MiB/s` through the unshaped link, the mock's byte counter read every
+    /// [`SAMPLE_EVERY`] by a thread of its own.
+    fn limited(
+        &self,
+        source: &Path,
+        size: u64,
+        part_size: u64,
+        run: usize,
+    ) -> Result<LimitRun, Failure> {
+        let name = format!("limit-rate-{run}");
+        let mock = self.start_mock(&SHAPES[2], &name)?;
+        let log = self.logs.join(format!("{name}.log"));
+        let mut command = ossup_upload(
+            self.ossup_binary,
+            &mock,
+            source,
+            &format!("oss://{BUCKET}/{KEY}"),
+        );
+        command
+            .args(["--part-size", &part_size.to_string()])
+            .args(["--parallel", "8", "--no-checkpoint"])
+            .args(["--limit-rate", &LIMIT_RATE.to_string()]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let sampler = {
+            let (stop, endpoint) = (Arc::clone(&stop), mock.endpoint().to_owned());
+            thread::spawn(move || sample_bytes(&endpoint, started, &stop))
+        };
+        let finished = Running::spawn("ossup upload --limit-rate", &mut command, &log)?.wait();
+        stop.store(true, Ordering::Relaxed);
+        let samples = sampler
+            .join()
+            .map_err(|_| Failure::new("the byte-counter sampler panicked"))??;
+        let finished = finished?;
+        completed_upload(&finished, size, &log, &mock)?;
+        Ok(LimitRun {
+            wall: finished.wall_secs,
+            samples,
+        })
+    }
+}
+
+/// Reads the mock's `bytes_received` until told to stop.
+fn sample_bytes(
+    endpoint: &str,
+    started: Instant,
+    stop: &AtomicBool,
+) -> Result<Vec<(f64, u64)>, Failure> {
+    let net = Net::new().map_err(Failure::new)?;
+    let mut samples = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let at = started.elapsed().as_secs_f64();
+        if let Ok(stats) = net.stats(endpoint) {
+            samples.push((at, stats["bytes_received"].as_u64().unwrap_or(0)));
+        }
+        thread::sleep(SAMPLE_EVERY);
+    }
+    Ok(samples)
+}
+
+/// Every routed request the mock counted.
+fn total_requests(stats: &Value) -> u64 {
+    stats["requests"]
+        .as_object()
+        .map_or(0, |apis| apis.values().filter_map(Value::as_u64).sum())
+}
+
+fn announce_upload(prefix: &str, cell: &Cell, upload: &Upload) {
+    println!(
+        "==> {prefix}: shape {} ({}), {}: {:.2} s, {} requests, {} refused",
+        cell.shape.key,
+        cell.shape.description,
+        cell.setting.label(),
+        upload.wall,
+        upload.requests,
+        upload.refused
+    );
+}
+
+fn table(cells: &[Cell]) -> String {
+    let mut out = String::from(
+        "| shape | setting | MB/s | wall s, median (min..max) | requests | refused 503 | refused share |\n|---|---|---|---|---|---|---|\n",
+    );
+    for cell in cells {
+        let (refused, all) = cell.refused();
+        out.push_str(&format!(
+            "| {} ({}) | {} | {} | {} | {all} | {refused} | {} |\n",
+            cell.shape.key,
+            cell.shape.description,
+            cell.setting.label(),
+            cell.throughput()
+                .map_or("n/a".to_owned(), |t| format!("{t:.1}")),
+            cell.wall().map_or("n/a".to_owned(), |w| w.display(2)),
+            cell.refused_share()
+                .map_or("n/a".to_owned(), |s| format!("{:.1}%", s * 100.0)),
+        ));
+    }
+    out
+}
+
+fn verdicts(cells: &[Cell], limit_runs: &[LimitRun], size: u64) -> String {
+    let verdict = |met: bool| if met { "**met**" } else { "**missed**" };
+    let mut out = String::from("| target | measured | verdict |\n|---|---|---|\n");
+    for shape in SHAPES {
+        let of_shape: Vec<&Cell> = cells.iter().filter(|c| c.shape.key == shape.key).collect();
+        let best = of_shape
+            .iter()
+            .filter(|c| c.setting != Setting::Auto)
+            .filter_map(|c| c.throughput().map(|t| (c, t)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let auto = of_shape.iter().find(|c| c.setting == Setting::Auto);
+        if let (Some((best, best_rate)), Some(auto)) = (best, auto)
+            && let Some(auto_rate) = auto.throughput()
+        {
+            let ratio = auto_rate / best_rate;
+            out.push_str(&format!(
+                "| shape {} ({}): auto within {:.0} % of the best static setting | auto {auto_rate:.1} MB/s, best {} {best_rate:.1} MB/s: {:.0} % | {} |\n",
+                shape.key,
+                shape.description,
+                AUTO_TARGET * 100.0,
+                best.setting.label(),
+                ratio * 100.0,
+                verdict(ratio >= AUTO_TARGET)
+            ));
+        }
+        if shape.max_inflight.is_some()
+            && let Some(auto) = auto
+            && let Some(share) = auto.refused_share()
+        {
+            let (refused, all) = auto.refused();
+            out.push_str(&format!(
+                "| shape {}: auto has fewer than {:.0} % of its requests refused | {refused} of {all}: {:.2} % | {} |\n",
+                shape.key,
+                MAX_REFUSED_SHARE * 100.0,
+                share * 100.0,
+                verdict(share < MAX_REFUSED_SHARE)
+            ));
+        }
+    }
+    let expected = size as f64 / LIMIT_RATE as f64;
+    if let Some(wall) = Summary::of(&limit_runs.iter().map(|r| r.wall).collect::<Vec<_>>()) {
+        let off = (wall.median - expected).abs() / expected;
+        out.push_str(&format!(
+            "| --limit-rate 16MiB/s on {}: elapsed within {:.0} % of {expected:.1} s | {} s ({:+.1} %) | {} |\n",
+            mib_label(size),
+            LIMIT_TOLERANCE * 100.0,
+            wall.display(2),
+            (wall.median - expected) / expected * 100.0,
+            verdict(off <= LIMIT_TOLERANCE)
+        ));
+    }
+    let windows: Vec<f64> = limit_runs
+        .iter()
+        .filter_map(LimitRun::highest_window_rate)
+        .collect();
+    if let Some(highest) = windows.iter().copied().reduce(f64::max) {
+        let over = highest / LIMIT_RATE as f64 - 1.0;
+        out.push_str(&format!(
+            "| --limit-rate 16MiB/s: no {} s window above the cap by more than {:.0} % (the mock's byte counter every {} ms) | highest {:.2} MiB/s ({:+.1} %) | {} |\n",
+            WINDOW.as_secs(),
+            LIMIT_TOLERANCE * 100.0,
+            SAMPLE_EVERY.as_millis(),
+            highest / MIB,
+            over * 100.0,
+            verdict(over <= LIMIT_TOLERANCE)
+        ));
+    }
+    out
+}
+
+fn cell_json(cell: &Cell) -> Value {
+    json!({
+        "shape": cell.shape.key,
+        "description": cell.shape.description,
+        "mock_args": cell.shape.mock_args(),
+        "setting": cell.setting.label(),
+        "size": cell.size,
+        "part_size": cell.part_size,
+        "mb_per_s": cell.throughput(),
+        "runs": cell.runs.iter().map(|r| json!({
+            "wall": r.wall, "requests": r.requests, "refused": r.refused,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_highest_window_is_the_fastest_ten_seconds_between_samples() {
+        // 1 MB/s for 10 s, then 2 MB/s for 10 s.
+        let samples: Vec<(f64, u64)> = (0..=20)
+            .map(|t| {
+                let t = f64::from(t);
+                let bytes = if t <= 10.0 {
+                    t * 1e6
+                } else {
+                    10e6 + (t - 10.0) * 2e6
+                };
+                (t, bytes as u64)
+            })
+            .collect();
+        let run = LimitRun {
+            wall: 20.0,
+            samples,
+        };
+        assert_eq!(run.highest_window_rate(), Some(2e6));
+        let short = LimitRun {
+            wall: 5.0,
+            samples: vec![(0.0, 0), (5.0, 5)],
+        };
+        assert_eq!(short.highest_window_rate(), None);
+    }
+
+    #[test]
+    fn shapes_become_the_mock_flags() {
+        assert_eq!(
+            SHAPES[0].mock_args(),
+            [
+                "--link-bandwidth",
+                "209715200",
+                "--conn-bandwidth",
+                "16777216",
+                "--latency",
+                "40ms"
+            ]
+        );
+        assert_eq!(
+            SHAPES[1].mock_args()[4..],
+            ["--max-inflight".to_owned(), "12".to_owned()]
+        );
+        assert!(SHAPES[2].mock_args().is_empty());
+    }
+
+    #[test]
+    fn a_refused_share_counts_refusals_among_all_requests() {
+        let cell = Cell {
+            shape: SHAPES[1],
+            setting: Setting::Auto,
+            size: 1,
+            part_size: 1,
+            runs: vec![
+                Upload {
+                    wall: 1.0,
+                    requests: 99,
+                    refused: 1,
+                },
+                Upload {
+                    wall: 3.0,
+                    requests: 100,
+                    refused: 0,
+                },
+            ],
+        };
+        assert_eq!(cell.refused(), (1, 200));
+        assert_eq!(cell.refused_share(), Some(0.005));
+        assert_eq!(cell.wall().unwrap().median, 2.0);
+    }
+}
