@@ -97,7 +97,11 @@ pub fn signature_roundtrip(data: &[u8]) {
             SignatureVersion::V1
         }
     );
-    assert_eq!(verified.security_token, case.token);
+    // HTTP drops the spaces around a header value; the token is what is left.
+    assert_eq!(
+        verified.security_token.as_deref(),
+        case.token.as_deref().map(str::trim_ascii)
+    );
 
     let mut forged = request.clone();
     forged.headers =
