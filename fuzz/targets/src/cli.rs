@@ -15,11 +15,12 @@ mod oss_url;
 #[path = "../../../crates/ossup-cli/src/meta.rs"]
 mod meta;
 
+use ossup_proto::headers::META_PREFIX;
 use ossup_proto::limits::MAX_KEY_LEN;
 
 /// Parses `data` as a size, a rate, an `oss://` address and a metadata entry. A size reads back
 /// from its number of bytes; a rate is at least 1 KiB/s; an address has a valid bucket, a key OSS
-/// takes, and reads back from how it prints; a metadata entry reads back from `NAME=VALUE`.
+/// takes, and reads back from how it prints; a metadata entry reads back from `x-oss-meta-NAME=VALUE`.
 pub fn cli_args(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -48,7 +49,8 @@ pub fn cli_args(data: &[u8]) {
         );
     }
     if let Ok(entry) = meta::parse_meta(text) {
-        let written = format!("{}={}", entry.name, entry.value);
+        // The header's own name: a name given with the prefix twice keeps one.
+        let written = format!("{META_PREFIX}{}={}", entry.name, entry.value);
         assert_eq!(meta::parse_meta(&written).as_ref(), Ok(&entry), "{text:?}");
     }
 }

@@ -51,3 +51,50 @@ fn every_target_has_a_harness_and_every_harness_a_target() {
         );
     }
 }
+
+/// The signed seeds carry valid signatures as of the targets' clock, so the fuzzer starts from
+/// requests the mock accepts (and tampers with them) rather than from refusals alone.
+#[test]
+fn the_signed_seeds_are_accepted_by_the_mock() {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    let now = UNIX_EPOCH + Duration::from_secs(ossup_fuzz_targets::NOW_UNIX);
+    let dir = fuzz_dir().join("corpus").join("signature_verify");
+    let mut signed = 0;
+    for entry in fs::read_dir(&dir).expect("the signature_verify corpus") {
+        let path = entry.expect("an entry").path();
+        let data = fs::read(&path).expect("a seed");
+        if !String::from_utf8_lossy(&data).contains("authorization: OSS") {
+            continue;
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut head = httparse::Request::new(&mut headers);
+        assert!(head.parse(&data).expect("a request head").is_complete());
+        let mut request = http::Request::builder()
+            .method(head.method.expect("a method"))
+            .uri(head.path.expect("a target"));
+        for header in head.headers.iter() {
+            request = request.header(header.name, header.value);
+        }
+        let (parts, ()) = request.body(()).expect("a request").into_parts();
+        let verified = oss_mock::fuzzing::authenticate(
+            &parts,
+            "localhost",
+            &[("test-ak".to_owned(), "test-sk".to_owned())],
+            &[oss_mock::StsCredential::new(
+                "STS.fuzz",
+                "sts-secret",
+                "sts-token",
+            )],
+            "cn-hangzhou",
+            now,
+        );
+        assert!(verified.is_ok(), "{}: {verified:?}", path.display());
+        signed += 1;
+    }
+    assert!(
+        signed >= 4,
+        "only {signed} signed seeds in {}",
+        dir.display()
+    );
+}
