@@ -166,7 +166,9 @@ struct Case {
     digit: usize,
 }
 
-/// Header names a request may carry, signed or not, by either version.
+/// Header names a request may carry, signed or not, by either version. Not `Date` or
+/// `x-oss-date`: a signer keeps a date the caller set (it signs what is sent), and whether that
+/// date is one is the verifier's to judge, which `signature_verify` fuzzes.
 const HEADER_NAMES: &[&str] = &[
     "content-type",
     "content-md5",
@@ -175,8 +177,7 @@ const HEADER_NAMES: &[&str] = &[
     "x-oss-storage-class",
     "x-oss-forbid-overwrite",
     "x-oss-callback",
-    "x-oss-date",
-    "date",
+    "x-oss-content-sha256",
     "host",
     "range",
 ];
