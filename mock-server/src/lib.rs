@@ -38,6 +38,8 @@ mod conn;
 mod control;
 mod error;
 mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod ids;
 mod link;

@@ -14,10 +14,13 @@
 //! - `chaos [ARGS]`: seeded fault injection and `kill -9` of `ossup upload` (and of the mock), then
 //!   a byte-for-byte check of every object, for one file or (`--tree`) a whole tree per iteration
 //!   (`docs/chaos.md`).
+//! - `fuzz [ARGS]`: coverage-guided fuzzing (libFuzzer through cargo-fuzz) of every parser of
+//!   hostile input, each target for a given time (`docs/security.md`, "Fuzzing").
 
 mod bench;
 mod chaos;
 mod cmd;
+mod fuzz;
 mod mock_process;
 mod oss2;
 
@@ -74,7 +77,16 @@ commands:
                        the writer dying part way or other bytes piped in some runs, and
                        checks each completed object against the bytes its run read;
                        prints a summary with the seed that reproduces each failure;
-                       see docs/chaos.md";
+                       see docs/chaos.md
+  fuzz [--minutes N] [--target NAME]...
+                       coverage-guided fuzzing with libFuzzer (cargo-fuzz, installed if
+                       missing; RUSTC_BOOTSTRAP=1 on stable, no sanitizer) of every target
+                       in fuzz/fuzz_targets/ (or the NAMEs), N minutes each (default 10);
+                       seeds from fuzz/corpus/TARGET/, the grown corpus in
+                       target/fuzz/corpus/TARGET/; prints executions and crashing inputs per
+                       target as a table and fails if any input crashed, hung or ran out of
+                       memory, naming the file kept in target/fuzz/artifacts/TARGET/;
+                       see docs/security.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -91,6 +103,7 @@ fn main() -> ExitCode {
         "oss2" => no_arguments(command, rest).and_then(|()| oss2::run()),
         "bench" => bench::run(rest),
         "chaos" => chaos::run(rest),
+        "fuzz" => fuzz::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

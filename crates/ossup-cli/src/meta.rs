@@ -77,6 +77,18 @@ mod tests {
         );
     }
 
+    /// `cargo xtask fuzz` (target `cli_args`) reads an entry back from its header form: a prefix
+    /// given twice is stripped once, and the header keeps the rest of the name as written.
+    #[test]
+    fn a_prefix_given_twice_is_stripped_once() {
+        let entry = parse_meta("x-oss-meta-x-oss-meta-Owner=alice").unwrap();
+        assert_eq!(entry.name, "x-oss-meta-owner");
+        assert_eq!(
+            parse_meta(&format!("{META_PREFIX}{}=alice", entry.name)).unwrap(),
+            entry
+        );
+    }
+
     #[test]
     fn empty_values_are_allowed() {
         assert_eq!(parse_meta("flag=").unwrap().value, "");

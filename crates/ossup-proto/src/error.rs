@@ -362,7 +362,7 @@ impl ErrorResponse {
         loop {
             match reader.read_event() {
                 Ok(Event::Start(start)) => {
-                    let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+                    let name = xml_name(start.name().as_ref())?;
                     depth += 1;
                     if depth == 1 {
                         if name != "Error" {
@@ -375,7 +375,7 @@ impl ErrorResponse {
                     }
                 }
                 Ok(Event::Empty(start)) if depth == 1 => {
-                    let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+                    let name = xml_name(start.name().as_ref())?;
                     out.set(name, String::new());
                 }
                 Ok(Event::Text(t)) if depth == 2 => {
@@ -425,6 +425,26 @@ impl ErrorResponse {
     }
 }
 
+/// An element's name, refused unless it is an XML name: quick-xml reads whatever stands between
+/// `<` and `>` as one, so `<Host<//>` would otherwise give a field named `Host<`, which
+/// [`ErrorResponse::to_xml`] could only write as an ill-formed document.
+fn xml_name(raw: &[u8]) -> Result<String, NotAnErrorDocument> {
+    let name = std::str::from_utf8(raw)
+        .map_err(|_| NotAnErrorDocument("an element name is not UTF-8".to_owned()))?;
+    // XML 1.0 names, with every non-ASCII character allowed: a name starts with a letter, `_` or
+    // `:`, and goes on with those, digits, `-` and `.`.
+    let start = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':' || !c.is_ascii();
+    let rest = |c: char| start(c) || c.is_ascii_digit() || c == '-' || c == '.';
+    let mut chars = name.chars();
+    if chars.next().is_some_and(start) && chars.all(rest) {
+        Ok(name.to_owned())
+    } else {
+        Err(NotAnErrorDocument(format!(
+            "<{name}> is not an XML element name"
+        )))
+    }
+}
+
 impl fmt::Display for ErrorResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)?;
@@ -462,6 +482,25 @@ mod tests {
         assert_eq!(err.message, "a & b");
         assert_eq!(err.field("StringToSign"), Some("PUT\n\n"));
         assert_eq!(err.ec.as_deref(), Some("0002-00000040"));
+    }
+
+    /// Found by `cargo xtask fuzz` (target `client_xml`): a name quick-xml took for an element's
+    /// was kept as a field, and the document written back was ill-formed.
+    #[test]
+    fn an_element_name_that_is_not_an_xml_name_is_refused() {
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>RequestTimeTooSkewed</Code>\n  <RequestId>99</RequestId>\n  <Host000<//>orr>\n";
+        let err = ErrorResponse::from_xml(xml).unwrap_err();
+        assert!(err.0.contains("is not an XML element name"), "{err}");
+        for name in ["1a", "-a", ".a", "a\"b", "a<", "a/", "a&b", "a=b"] {
+            let xml = format!("<Error><Code>C</Code><{name}/></Error>");
+            assert!(ErrorResponse::from_xml(&xml).is_err(), "{xml}");
+        }
+        for name in ["a1", "_a", "ns:a", "a-b.c", "名前"] {
+            let xml = format!("<Error><Code>C</Code><{name}>v</{name}></Error>");
+            let err = ErrorResponse::from_xml(&xml).unwrap();
+            assert_eq!(err.field(name), Some("v"));
+            assert_eq!(ErrorResponse::from_xml(&err.to_xml()).unwrap(), err);
+        }
     }
 
     #[test]

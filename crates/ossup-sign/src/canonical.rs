@@ -29,14 +29,6 @@ pub(crate) fn header_bytes(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The first value of header `name` as trimmed text, when present and UTF-8.
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
 /// Replaces header `name` with `value`, refusing values HTTP cannot carry.
 pub(crate) fn set_header(
     headers: &mut HeaderMap,

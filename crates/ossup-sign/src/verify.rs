@@ -8,7 +8,7 @@ use hmac::Mac;
 use http::header::{AUTHORIZATION, DATE};
 use ossup_proto::headers::{OSS_DATE, SECURITY_TOKEN};
 
-use crate::canonical::{self, header_bytes, header_str};
+use crate::canonical::{self, header_bytes};
 use crate::{RequestParts, v1, v4};
 
 /// The signature versions OSS accepts.
@@ -253,8 +253,12 @@ fn check_skew(request_time: SystemTime, now: SystemTime) -> Result<(), VerifyErr
     }
 }
 
+/// The `x-oss-security-token` a request carries, as a server reads it: the value without the spaces
+/// HTTP drops around it. Any UTF-8, not only ASCII: a token a signer sent is reported (and then
+/// refused as the wrong one), never taken for a missing one.
 fn security_token(request: &RequestParts) -> Option<String> {
-    header_str(&request.headers, SECURITY_TOKEN).map(str::to_owned)
+    let value = request.headers.get(SECURITY_TOKEN)?;
+    String::from_utf8(value.as_bytes().trim_ascii().to_vec()).ok()
 }
 
 fn parse_date_slot(name: &str, value: &[u8]) -> Result<SystemTime, VerifyError> {

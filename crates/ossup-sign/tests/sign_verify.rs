@@ -308,6 +308,33 @@ fn security_token_is_signed_and_reported() {
     }
 }
 
+/// Found by `cargo xtask fuzz` (target `signature_roundtrip`): a token that is not ASCII was
+/// signed and sent, but the verifier reported none, so a server took it for a missing token.
+#[test]
+fn a_token_that_is_not_ascii_is_reported_as_sent() {
+    for version in VERSIONS {
+        let mut request = upload_part();
+        let creds = Credentials::new(AK, SK).with_security_token("nh6\u{2bf}");
+        signer(version).sign(&mut request, &creds, now()).unwrap();
+        let verified = verify(&request, secrets, now()).unwrap();
+        assert_eq!(
+            verified.security_token.as_deref(),
+            Some("nh6\u{2bf}"),
+            "{version:?}"
+        );
+
+        let mut spaced = upload_part();
+        let creds = Credentials::new(AK, SK).with_security_token(" sts-token\t");
+        signer(version).sign(&mut spaced, &creds, now()).unwrap();
+        let verified = verify(&spaced, secrets, now()).unwrap();
+        assert_eq!(
+            verified.security_token.as_deref(),
+            Some("sts-token"),
+            "{version:?}: HTTP drops the spaces around a value"
+        );
+    }
+}
+
 #[test]
 fn non_utf8_header_values_are_signed_as_bytes() {
     for version in VERSIONS {

@@ -62,6 +62,8 @@ mod clock;
 mod default_transport;
 mod endpoint;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod options;
 pub mod plan;
 mod progress;

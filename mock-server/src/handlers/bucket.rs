@@ -48,28 +48,32 @@ pub(super) async fn put_bucket(
                 "The XML you provided was not well-formed or did not validate against our published schema: the body is over the {MAX_CREATE_BUCKET_BODY}-byte limit."
             ))
         })?;
-    let class = if xml.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let text = std::str::from_utf8(&xml).map_err(|_| {
-            OssError::new(ErrorCode::MalformedXML).message("The bucket configuration is not UTF-8.")
-        })?;
-        check_xml_depth(text)?;
-        let config: CreateBucketConfiguration = from_xml("CreateBucketConfiguration", text)
-            .map_err(|e| {
-                OssError::new(ErrorCode::MalformedXML).message(format!(
-                    "The XML you provided was not well-formed or did not validate against our published schema: {e}."
-                ))
-            })?;
-        config.storage_class
-    };
-    let class = storage_class(class, "StorageClass")?;
+    let class = storage_class(configured_storage_class(&xml)?, "StorageClass")?;
     let store = Arc::clone(&app.store);
     let bucket = ctx.bucket.clone();
     blocking(move || store.create_bucket(&bucket, &class, &acl)).await?;
     let mut response = status_only(StatusCode::OK);
     response::set_header(&mut response, "location", &format!("/{}", ctx.bucket));
     Ok(response)
+}
+
+/// The storage class a PutBucket body names: `None` for an empty body (or one without
+/// `<StorageClass>`), `400 MalformedXML` for one that is not a `<CreateBucketConfiguration>`.
+pub(crate) fn configured_storage_class(xml: &[u8]) -> Result<Option<String>, OssError> {
+    if xml.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let text = std::str::from_utf8(xml).map_err(|_| {
+        OssError::new(ErrorCode::MalformedXML).message("The bucket configuration is not UTF-8.")
+    })?;
+    check_xml_depth(text)?;
+    let config: CreateBucketConfiguration =
+        from_xml("CreateBucketConfiguration", text).map_err(|e| {
+            OssError::new(ErrorCode::MalformedXML).message(format!(
+                "The XML you provided was not well-formed or did not validate against our published schema: {e}."
+            ))
+        })?;
+    Ok(config.storage_class)
 }
 
 /// `DELETE /` on a bucket.

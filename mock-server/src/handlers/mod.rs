@@ -25,7 +25,9 @@ use crate::route::RequestContext;
 use crate::service::App;
 use crate::storage::{ObjectAttrs, ReceiveError};
 
+pub(crate) use bucket::configured_storage_class;
 pub use multipart::MAX_COMPLETE_BODY;
+pub(crate) use multipart::listed_parts;
 
 /// Calls the handler of `ctx.api`.
 pub(crate) async fn dispatch(

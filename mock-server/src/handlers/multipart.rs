@@ -180,7 +180,7 @@ pub(super) async fn list_parts(app: &App, ctx: &RequestContext) -> Result<HttpRe
 }
 
 /// Parses the Complete body into the parts it lists, checking their order.
-fn listed_parts(body: &[u8]) -> Result<Vec<(u32, String)>, OssError> {
+pub(crate) fn listed_parts(body: &[u8]) -> Result<Vec<(u32, String)>, OssError> {
     let text = std::str::from_utf8(body).map_err(|_| {
         OssError::new(ErrorCode::MalformedXML).message(
             "The XML you provided was not well-formed or did not validate against our published schema: the body is not UTF-8.",

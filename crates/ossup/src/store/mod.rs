@@ -18,7 +18,7 @@ pub mod codec;
 mod digests;
 mod file;
 mod group_commit;
-mod journal;
+pub(crate) mod journal;
 mod memory;
 mod private;
 
