@@ -43,6 +43,12 @@ const WINDOW: Duration = Duration::from_secs(10);
 const LIMIT_TOLERANCE: f64 = 0.05;
 /// How often the mock's byte counter is read during the limiter run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// The straggler: the UploadPart request that crawls (near the end, so that it holds the tail),
+/// at this percentage of its connection's bandwidth, for the rest of that connection.
+const STRAGGLER_NTH: u64 = PARTS - 4;
+const STRAGGLER_PERCENT: u32 = 1;
+/// With hedging, the straggled upload's time at most this many times the clean one's.
+const HEDGED_TARGET: f64 = 1.2;
 
 /// One link the mock models.
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +178,29 @@ impl Cell {
     }
 }
 
+/// The straggler runs on shape a, all at `--parallel auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Straggle {
+    /// No fault: the time to beat.
+    Clean,
+    /// One connection crawls; hedging on (the CLI's default).
+    Hedged,
+    /// One connection crawls; `--no-hedge`.
+    Unhedged,
+}
+
+impl Straggle {
+    const ALL: [Straggle; 3] = [Straggle::Clean, Straggle::Hedged, Straggle::Unhedged];
+
+    fn label(self) -> &'static str {
+        match self {
+            Straggle::Clean => "no straggler",
+            Straggle::Hedged => "a straggler, hedging on",
+            Straggle::Unhedged => "a straggler, --no-hedge",
+        }
+    }
+}
+
 /// The limiter run: its elapsed time and the mock's byte counter over time.
 #[derive(Debug, Clone)]
 struct LimitRun {
@@ -256,6 +285,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
     };
     let count = cells.len();
     let mut limit_runs = Vec::new();
+    let mut straggler_runs: Vec<(Straggle, f64)> = Vec::new();
     for run in 1..=args.runs {
         for (i, cell) in cells.iter_mut().enumerate() {
             let upload = context.upload(cell, source_of(&cell.shape), run)?;
@@ -274,6 +304,15 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
             )
         );
         limit_runs.push(limited);
+        for straggle in Straggle::ALL {
+            let wall = context.straggled(&sources[0].1, size, part_size(size), straggle, run)?;
+            println!(
+                "==> shape a, {}, {}, run {run}: {wall:.2} s",
+                mib_label(size),
+                straggle.label()
+            );
+            straggler_runs.push((straggle, wall));
+        }
     }
     remove_dir(&mock_data)?;
     let load_after = super::loadavg();
@@ -287,6 +326,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
     );
     println!("{}", table(&cells));
     println!("{}", verdicts(&cells, &limit_runs, size));
+    println!("{}", straggler_table(&straggler_runs, size));
     let json = json!({
         "date": date,
         "revision": super::revision(),
@@ -295,6 +335,10 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
         "size": size,
         "runs": args.runs,
         "cells": cells.iter().map(cell_json).collect::<Vec<_>>(),
+        "straggler": straggler_runs.iter().map(|(straggle, wall)| json!({
+            "run": straggle.label(),
+            "wall": wall,
+        })).collect::<Vec<_>>(),
         "limit_rate": limit_runs.iter().map(|r| json!({
             "wall": r.wall,
             "highest_window_rate": r.highest_window_rate(),
@@ -375,6 +419,57 @@ impl Context<'_> {
             requests: total_requests(&stats),
             refused: stats["refused_by_ceiling"].as_u64().unwrap_or(0),
         })
+    }
+
+    /// One upload of `source` through shape a at `--parallel auto`, with or without one crawling
+    /// connection, hedged or not; its wall time.
+    fn straggled(
+        &self,
+        source: &Path,
+        size: u64,
+        part_size: u64,
+        straggle: Straggle,
+        run: usize,
+    ) -> Result<f64, Failure> {
+        let name = format!("straggler-{straggle:?}-{run}").to_lowercase();
+        let shape = &SHAPES[0];
+        let mut mock_args = shape.mock_args();
+        if straggle != Straggle::Clean {
+            let rules = self.logs.join(format!("{name}-faults.json"));
+            let rule = json!([{
+                "api": "UploadPart",
+                "nth": STRAGGLER_NTH,
+                "times": 1,
+                "action": {"kind": "straggle", "percent": STRAGGLER_PERCENT, "connection": true},
+            }]);
+            std::fs::write(&rules, rule.to_string())
+                .map_err(|e| Failure::new(format!("could not write {}: {e}", rules.display())))?;
+            mock_args.extend(["--faults".to_owned(), rules.display().to_string()]);
+        }
+        let mock = Mock::start_with(
+            self.mock_binary,
+            self.mock_data,
+            self.fsync,
+            &self.logs.join(format!("{name}-mock.log")),
+            &mock_args,
+        )?;
+        let log = self.logs.join(format!("{name}.log"));
+        let mut command = ossup_upload(
+            self.ossup_binary,
+            &mock,
+            source,
+            &format!("oss://{BUCKET}/{KEY}"),
+        );
+        command
+            .args(["--part-size", &part_size.to_string()])
+            .args(["--no-checkpoint", "--parallel", "auto"])
+            .args(["--max-parallel", &AUTO_MAX.to_string()]);
+        if straggle == Straggle::Unhedged {
+            command.arg("--no-hedge");
+        }
+        let finished = Running::spawn("ossup upload (straggler)", &mut command, &log)?.wait()?;
+        completed_upload(&finished, size, &log, &mock)?;
+        Ok(finished.wall_secs)
     }
 
     /// `--limit-rate 16MiB/s` through the unshaped link, the mock's byte counter read every
@@ -542,6 +637,42 @@ fn verdicts(cells: &[Cell], limit_runs: &[LimitRun], size: u64) -> String {
             highest / MIB,
             over * 100.0,
             verdict(over <= LIMIT_TOLERANCE)
+        ));
+    }
+    out
+}
+
+/// The straggler runs' medians, and the hedging verdict.
+fn straggler_table(runs: &[(Straggle, f64)], size: u64) -> String {
+    let median = |which: Straggle| {
+        Summary::of(
+            &runs
+                .iter()
+                .filter(|(s, _)| *s == which)
+                .map(|(_, w)| *w)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut out = format!(
+        "Straggler on shape a, {}, `--parallel auto --max-parallel {AUTO_MAX}`: UploadPart request {STRAGGLER_NTH} of {PARTS} and the rest of its connection at {STRAGGLER_PERCENT} % of the connection's bandwidth\n\n| run | wall s | ÷ no straggler |\n|---|---|---|\n",
+        mib_label(size)
+    );
+    let clean = median(Straggle::Clean);
+    for straggle in Straggle::ALL {
+        if let Some(wall) = median(straggle) {
+            let ratio = clean.map_or(String::new(), |c| format!("{:.2}", wall.median / c.median));
+            out.push_str(&format!(
+                "| {} | {} | {ratio} |\n",
+                straggle.label(),
+                wall.display(2)
+            ));
+        }
+    }
+    if let (Some(clean), Some(hedged)) = (clean, median(Straggle::Hedged)) {
+        let ratio = hedged.median / clean.median;
+        out.push_str(&format!(
+            "\nhedged time within {HEDGED_TARGET} × the time without a straggler: {ratio:.2} × — **{}**\n",
+            if ratio <= HEDGED_TARGET { "met" } else { "missed" }
         ));
     }
     out
