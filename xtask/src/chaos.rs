@@ -17,15 +17,15 @@
 //! `ossup upload -` ([`stream`]), the writer dying part way or piping other bytes in some runs.
 
 mod iteration;
-mod mock;
-mod plan;
+pub(crate) mod mock;
+pub(crate) mod plan;
 mod report;
 mod run;
 mod stream;
 mod tree;
 mod tree_plan;
 mod tree_verify;
-mod verify;
+pub(crate) mod verify;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
