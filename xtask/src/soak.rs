@@ -355,7 +355,7 @@ pub(crate) fn run_with(args: &SoakArgs) -> Result<(), Failure> {
         &failures,
     );
     print!("{summary}");
-    let file = work.join("summary.md");
+    let file = target_dir().join("soak-summary.md");
     if let Err(e) = std::fs::write(&file, &summary) {
         eprintln!("warning: cannot write {}: {e}", file.display());
     }
@@ -369,8 +369,9 @@ pub(crate) fn run_with(args: &SoakArgs) -> Result<(), Failure> {
         let mut why: Vec<String> = failures.iter().take(5).cloned().collect();
         why.extend(broken.iter().map(|c| format!("{}: {}", c.name, c.detail)));
         Err(Failure::new(format!(
-            "the soak failed: {}; its files, the mock's log and summary.md are under {}; run it again with `{}`\n{}",
+            "the soak failed: {}; the summary is in {}, each worker's files and the mock's log under {}; run it again with `{}`\n{}",
             why.join("; "),
+            file.display(),
             work.display(),
             args.command_line(),
             mock.log_tail()
