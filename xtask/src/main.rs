@@ -78,7 +78,8 @@ commands:
                        checks each completed object against the bytes its run read;
                        prints a summary with the seed that reproduces each failure;
                        see docs/chaos.md
-  soak [--minutes N | --seconds N] [--seed S] [--workers N] [--max-size SIZE] [--interval SECS] [--debug]
+  soak [--minutes N | --seconds N] [--seed S] [--workers N] [--max-size SIZE]
+       [--interval SECS] [--debug]
                        N minutes (default 10; fractions allowed) of concurrent release
                        ossup uploads (default 6 workers) against one oss-mock with a low
                        rate of faults: small files (PutObject), medium and large ones
