@@ -13,7 +13,7 @@
 mod args;
 mod child;
 mod mock;
-mod process;
+pub(crate) mod process;
 mod report;
 mod shapes;
 mod stats;

@@ -17,8 +17,8 @@
 //! `ossup upload -` ([`stream`]), the writer dying part way or piping other bytes in some runs.
 
 mod iteration;
-mod mock;
-mod plan;
+pub(crate) mod mock;
+pub(crate) mod plan;
 mod report;
 mod run;
 mod stream;

@@ -80,8 +80,20 @@ impl Step {
     }
 
     /// The command, to run it some other way than [`run`](Self::run).
+    ///
+    /// A cargo step runs without the variables `cargo run` set for this xtask (`CARGO_PKG_NAME=xtask`,
+    /// `CARGO_MANIFEST_DIR`, ...): build scripts that watch them (ring's does) would otherwise see
+    /// them change between `cargo build` and `cargo xtask`, and rebuild ring and all that depends on
+    /// it each time one follows the other.
     pub(crate) fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
+        if self.program == cargo() {
+            for (key, _) in std::env::vars_os() {
+                if is_cargo_run_variable(&key) {
+                    command.env_remove(key);
+                }
+            }
+        }
         command
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
@@ -119,6 +131,21 @@ impl Step {
             )))
         }
     }
+}
+
+/// Whether `key` is one of the variables cargo sets for the package it runs (`CARGO_PKG_*`,
+/// `CARGO_MANIFEST_*`, `CARGO_CRATE_NAME`, `CARGO_BIN_NAME`, `CARGO_PRIMARY_PACKAGE`), as opposed to
+/// those that configure cargo itself (`CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO`, ...).
+fn is_cargo_run_variable(key: &std::ffi::OsStr) -> bool {
+    let Some(key) = key.to_str() else {
+        return false;
+    };
+    key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            key,
+            "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// The cargo that runs this xtask (`$CARGO`), or `cargo` from `PATH`.
@@ -182,6 +209,40 @@ mod tests {
         assert_eq!(step.command_line(), "cargo test --workspace -- --nocapture");
         let python = Step::new("peer", "python3", ["-m", "venv"]);
         assert_eq!(python.command_line(), "python3 -m venv");
+    }
+
+    #[test]
+    fn cargo_steps_drop_the_variables_cargo_set_for_this_package_and_keep_their_own() {
+        // `cargo test` sets CARGO_PKG_NAME and CARGO_MANIFEST_DIR for this test binary, as `cargo
+        // run` does for xtask.
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let command = Step::cargo("build", ["build"])
+            .env("CARGO_TERM_COLOR", "never")
+            .command();
+        let envs: Vec<(String, Option<String>)> = command
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        assert!(
+            envs.contains(&("CARGO_PKG_NAME".to_owned(), None)),
+            "{envs:?}"
+        );
+        assert!(
+            envs.contains(&("CARGO_MANIFEST_DIR".to_owned(), None)),
+            "{envs:?}"
+        );
+        assert!(envs.contains(&("CARGO_TERM_COLOR".to_owned(), Some("never".to_owned()))));
+        assert!(!envs.iter().any(|(k, _)| k == "CARGO_HOME" || k == "CARGO"));
+        // Other programs get the environment as it is.
+        let python = Step::new("peer", "python3", ["-V"]).command();
+        assert_eq!(python.get_envs().count(), 0);
+        assert!(is_cargo_run_variable("CARGO_PKG_VERSION_MAJOR".as_ref()));
+        assert!(!is_cargo_run_variable("CARGO_TARGET_DIR".as_ref()));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! harness, the engine's own client and checkpoint stores, which it checks results with), needing
 //! nothing but cargo and, for the oss2 check and the benchmark, `python3`.
 //!
-//! - `test`: the one test command: formatting, clippy, every workspace test, the conformance suite,
-//!   the oss2 check and a short chaos run, stopping at the first failure.
+//! - `test`: the one test command: formatting, the supply-chain check (`cargo deny`, `deny.toml`),
+//!   clippy, every workspace test, the conformance suite, the oss2 check, short chaos runs and a
+//!   short soak, stopping at the first failure.
 //! - `conformance [ARGS]`: the conformance suite against the mock (or `OSSUP_CONFORMANCE_*`), as a table.
 //! - `oss2`: the official Python SDK, oss2, against the mock server binary.
 //! - `bench [ARGS]`: throughput, memory, resume cost and checkpoint overhead of `ossup upload`,
@@ -16,6 +17,9 @@
 //!   (`docs/chaos.md`).
 //! - `fuzz [ARGS]`: coverage-guided fuzzing (libFuzzer through cargo-fuzz) of every parser of
 //!   hostile input, each target for a given time (`docs/security.md`, "Fuzzing").
+//! - `soak [ARGS]`: minutes to hours of concurrent uploads against one mock with faults armed,
+//!   sampling memory, file descriptors and connections, failing on growth past stated bounds, on a
+//!   wrong object and on an upload left open (`docs/security.md`).
 
 mod bench;
 mod chaos;
@@ -23,6 +27,7 @@ mod cmd;
 mod fuzz;
 mod mock_process;
 mod oss2;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -32,14 +37,17 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test                 the one test command: cargo fmt --check, cargo clippy -D warnings,
+  test                 the one test command: cargo fmt --check, cargo deny check licenses
+                       bans sources (offline, deny.toml), cargo clippy -D warnings,
                        cargo test --workspace, the engine's unit tests without its default
                        transport (and no hyper in its tree then), cargo doc --no-deps with
                        warnings denied, the conformance suite, the oss2 check,
                        20 chaos iterations (cargo xtask chaos --seed 6000 --max-size 1MiB
                        --kill-server), 3 of trees (cargo xtask chaos --tree --seed 7003
                        --max-size 1MiB --kill-server) and 5 of streams (cargo xtask chaos
-                       --stream --seed 15001 --max-size 1MiB --kill-server);
+                       --stream --seed 15001 --max-size 1MiB --kill-server), a 20-second
+                       soak (cargo xtask soak --seconds 20 --seed 18005 --workers 4
+                       --max-size 1MiB --interval 1 --debug);
                        stops at the first step that fails
   conformance [ARGS]   the OSS wire conformance suite as a table (ARGS go to ossup-conformance,
                        e.g. --filter complete, --list); against the mock unless
@@ -86,6 +94,18 @@ commands:
                        target/fuzz/corpus/TARGET/; prints executions and crashing inputs per
                        target as a table and fails if any input crashed, hung or ran out of
                        memory, naming the file kept in target/fuzz/artifacts/TARGET/;
+                       see docs/security.md
+  soak [--minutes N | --seconds N] [--seed S] [--workers N] [--max-size SIZE]
+       [--interval SECS] [--debug]
+                       N minutes (default 10; fractions allowed) of concurrent release
+                       ossup uploads (default 6 workers) against one oss-mock with a low
+                       rate of faults: small files (PutObject), medium and large ones
+                       (multipart, SIZE default 32MiB), trees (--recursive), some with
+                       --limit-rate; checks every object against its file; samples the
+                       mock's RSS, fds and connections every SECS (default 5) and each
+                       client's peak RSS and fds; fails on growth past the bounds after
+                       warm-up, on a failed upload, a wrong object, an upload left open or
+                       a checkpoint left behind; --debug: the debug binaries;
                        see docs/security.md";
 
 fn main() -> ExitCode {
@@ -104,6 +124,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "chaos" => chaos::run(rest),
         "fuzz" => fuzz::run(rest),
+        "soak" => soak::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -179,6 +200,63 @@ fn short_stream_chaos() -> chaos::ChaosArgs {
     }
 }
 
+/// The cargo-deny release `.ci/run` installs (pinned there too, as `cargo_deny_version`).
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
+/// `cargo deny check licenses bans sources` against `deny.toml`, offline and on the locked tree: no
+/// advisory database is fetched, so it needs no network. Fails with how to install cargo-deny when
+/// it is missing.
+fn supply_chain() -> Result<(), Failure> {
+    let install = format!(
+        "run .ci/run, or `cargo install --locked cargo-deny@{CARGO_DENY_VERSION}` (about 5 minutes on two cores)"
+    );
+    let probe = Step::cargo("cargo-deny", ["deny", "--version"]);
+    let found = probe.command().output().map_err(|e| {
+        Failure::new(format!(
+            "supply chain: could not run `{}`: {e}",
+            probe.command_line()
+        ))
+    })?;
+    if !found.status.success() {
+        return Err(Failure::new(format!(
+            "supply chain: cargo-deny is not installed (`{}` failed); {install}",
+            probe.command_line()
+        )));
+    }
+    let version = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    if version != format!("cargo-deny {CARGO_DENY_VERSION}") {
+        println!(
+            "note: {version} is installed, deny.toml is checked with cargo-deny {CARGO_DENY_VERSION}; if it reads the file differently, {install}"
+        );
+    }
+    Step::cargo(
+        "supply chain (licenses, duplicate versions, sources: deny.toml)",
+        [
+            "deny",
+            "--frozen",
+            "check",
+            "--show-stats",
+            "licenses",
+            "bans",
+            "sources",
+        ],
+    )
+    .run()
+}
+
+/// The soak of `cargo xtask test`: twenty seconds of four workers on the debug binaries the chaos
+/// step built, from a fixed seed; long enough for every kind of job and both checks of the mock.
+fn short_soak() -> soak::SoakArgs {
+    soak::SoakArgs {
+        duration: std::time::Duration::from_secs(20),
+        seed: 18_005,
+        workers: 4,
+        max_size: 1 << 20,
+        interval: std::time::Duration::from_secs(1),
+        profile: soak::Profile::Debug,
+    }
+}
+
 /// Fails when `ossup` without default features still has hyper in its dependency tree: a user who
 /// brings their own transport must not compile a second HTTP stack.
 fn engine_without_hyper() -> Result<(), Failure> {
@@ -227,6 +305,7 @@ fn engine_without_hyper() -> Result<(), Failure> {
 fn test() -> Result<(), Failure> {
     let steps: Vec<Box<dyn Fn() -> Result<(), Failure>>> = vec![
         Box::new(|| Step::cargo("formatting", ["fmt", "--all", "--", "--check"]).run()),
+        Box::new(supply_chain),
         Box::new(|| {
             Step::cargo(
                 "clippy",
@@ -263,6 +342,7 @@ fn test() -> Result<(), Failure> {
                 .and_then(|()| chaos::run_with(&short_tree_chaos()))
                 .and_then(|()| chaos::run_with(&short_stream_chaos()))
         }),
+        Box::new(|| soak::run_with(&short_soak())),
     ];
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {

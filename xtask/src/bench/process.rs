@@ -14,7 +14,7 @@ use crate::cmd::Failure;
 pub(super) const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The value of a `kB` field of `/proc/PID/status` (such as `VmHWM`), in bytes.
-pub(super) fn status_field_bytes(status: &str, field: &str) -> Option<u64> {
+pub(crate) fn status_field_bytes(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
         let kib: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;

@@ -9,11 +9,11 @@ use std::process::Child;
 use crate::mock_process;
 
 /// The bucket every iteration uploads to.
-pub(super) const BUCKET: &str = "chaos";
+pub(crate) const BUCKET: &str = "chaos";
 
 /// A mock server process that can be killed and started again.
 #[derive(Debug)]
-pub(super) struct Mock {
+pub(crate) struct Mock {
     binary: PathBuf,
     data_dir: PathBuf,
     faults: PathBuf,
@@ -45,7 +45,7 @@ impl Mock {
 
     /// Starts `binary` for the iteration in `dir`: its rules written to `dir/faults.json` (kept for
     /// whoever reads a failure), its data in `dir/data`, its log in `dir/mock.log`.
-    pub(super) fn start_in(binary: &Path, dir: &Path, rules_json: &str) -> Result<Mock, String> {
+    pub(crate) fn start_in(binary: &Path, dir: &Path, rules_json: &str) -> Result<Mock, String> {
         let faults = dir.join("faults.json");
         std::fs::write(&faults, rules_json)
             .map_err(|e| format!("cannot write {}: {e}", faults.display()))?;
@@ -53,8 +53,18 @@ impl Mock {
     }
 
     /// `http://127.0.0.1:PORT`; the same across restarts.
-    pub(super) fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The running server's process id, for reading its `/proc` entries.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// The port the server listens on; the same across restarts.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     /// Kills the server with SIGKILL and reaps it.
@@ -72,7 +82,7 @@ impl Mock {
     }
 
     /// The last lines of the server's log.
-    pub(super) fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         mock_process::log_tail(&self.log, 15)
     }
 

@@ -10,35 +10,35 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
 
 /// The smallest part OSS allows, and the part size most iterations use.
-pub(super) const MIN_PART: u64 = 100 * 1024;
+pub(crate) const MIN_PART: u64 = 100 * 1024;
 
 /// A seeded source of choices.
 #[derive(Debug)]
-pub(super) struct Gen(ChaCha8Rng);
+pub(crate) struct Gen(ChaCha8Rng);
 
 impl Gen {
     /// A generator for `seed`.
-    pub(super) fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(ChaCha8Rng::seed_from_u64(seed))
     }
 
     /// A number in `0..n` (`n` > 0).
-    pub(super) fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0.next_u64() % n.max(1)
     }
 
     /// A number in `lo..=hi`.
-    pub(super) fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi.saturating_sub(lo).saturating_add(1))
     }
 
     /// True with probability `p`.
-    pub(super) fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         (self.0.next_u64() as f64 / u64::MAX as f64) < p
     }
 
     /// One of `items`, each with its weight.
-    pub(super) fn weighted<T: Copy>(&mut self, items: &[(u64, T)]) -> T {
+    pub(crate) fn weighted<T: Copy>(&mut self, items: &[(u64, T)]) -> T {
         let total: u64 = items.iter().map(|(w, _)| w).sum();
         let mut at = self.below(total);
         for (weight, item) in items {
@@ -51,19 +51,19 @@ impl Gen {
     }
 
     /// The next raw 64 bits.
-    pub(super) fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }
 
     /// Fills `buf` with pseudo-random bytes.
-    pub(super) fn fill(&mut self, buf: &mut [u8]) {
+    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
         self.0.fill_bytes(buf);
     }
 }
 
 /// Where the checkpoint lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Store {
+pub(crate) enum Store {
     /// `--checkpoint-dir`: one journal file per upload.
     Files,
     /// `--checkpoint-db`: one SQLite database.
@@ -72,7 +72,7 @@ pub(super) enum Store {
 
 impl Store {
     /// Where an iteration in `dir` keeps its checkpoints with this store.
-    pub(super) fn location(self, dir: &Path) -> PathBuf {
+    pub(crate) fn location(self, dir: &Path) -> PathBuf {
         match self {
             Store::Files => dir.join("checkpoints"),
             Store::Sqlite => dir.join("checkpoints.db"),

@@ -17,15 +17,15 @@ use super::mock::BUCKET;
 use super::plan::Store;
 
 /// The key pair the mock accepts by default.
-pub(super) const ACCESS_KEY_ID: &str = "test-ak";
+pub(crate) const ACCESS_KEY_ID: &str = "test-ak";
 /// The secret of [`ACCESS_KEY_ID`].
-pub(super) const ACCESS_KEY_SECRET: &str = "test-sk";
+pub(crate) const ACCESS_KEY_SECRET: &str = "test-sk";
 /// The region requests are signed for.
-pub(super) const REGION: &str = "cn-hangzhou";
+pub(crate) const REGION: &str = "cn-hangzhou";
 
 /// What the source file is: its size and digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Digest {
+pub(crate) struct Digest {
     /// Bytes.
     pub size: u64,
     /// MD5.
@@ -36,7 +36,7 @@ pub(super) struct Digest {
 
 impl Digest {
     /// The digest of `bytes`.
-    pub(super) fn of(bytes: &[u8]) -> Self {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
         let mut md5 = Md5::new();
         let mut crc = Crc64::new();
         md5.update(bytes);
@@ -74,17 +74,34 @@ impl Net {
     }
 
     /// `DELETE /_mock/faults`.
-    pub(super) fn clear_faults(&self, endpoint: &str) -> Result<(), String> {
+    pub(crate) fn clear_faults(&self, endpoint: &str) -> Result<(), String> {
         self.control(endpoint, http::Method::DELETE, "/_mock/faults")
             .map(|_| ())
     }
 
+    /// `PUT /_mock/faults` with `rules`, a JSON array in the mock's rule format: replaces every rule.
+    pub(crate) fn set_faults(&self, endpoint: &str, rules: &Value) -> Result<(), String> {
+        let body = Bytes::from(rules.to_string());
+        self.control_with(endpoint, http::Method::PUT, "/_mock/faults", body)
+            .map(|_| ())
+    }
+
     fn control(&self, endpoint: &str, method: http::Method, path: &str) -> Result<Bytes, String> {
+        self.control_with(endpoint, method, path, Bytes::new())
+    }
+
+    fn control_with(
+        &self,
+        endpoint: &str,
+        method: http::Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Bytes, String> {
         let what = format!("{method} {endpoint}{path}");
         let request = http::Request::builder()
             .method(method)
             .uri(format!("{endpoint}{path}"))
-            .body(Bytes::new())
+            .body(body)
             .map_err(|e| format!("{what}: {e}"))?;
         self.runtime.block_on(async {
             // A fresh transport each time: the server may have been killed since the last call,
@@ -116,13 +133,13 @@ impl Net {
     }
 
     /// Runs `work` to its end on the harness's runtime.
-    pub(super) fn block_on<F: Future>(&self, work: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(&self, work: F) -> F::Output {
         self.runtime.block_on(work)
     }
 
     /// A signed client for the mock at `endpoint`, with quick retries (faults are cleared before it
     /// is used, so a failure is worth knowing fast).
-    pub(super) fn client(&self, endpoint: &str) -> Result<Client, String> {
+    pub(crate) fn client(&self, endpoint: &str) -> Result<Client, String> {
         let _guard = self.runtime.enter();
         Client::builder()
             .endpoint(endpoint)
@@ -192,7 +209,7 @@ pub(super) struct Verification {
 }
 
 /// GETs the object and compares size, MD5 and CRC-64 with the source's.
-pub(super) async fn check_object(
+pub(crate) async fn check_object(
     client: &Client,
     key: &str,
     source: &Digest,
@@ -261,7 +278,7 @@ pub(super) fn checkpoint_files(store: Store, location: &Path) -> Vec<String> {
 }
 
 /// The checkpoints the store lists, opened as `ossup` opens it.
-pub(super) async fn list_checkpoints(
+pub(crate) async fn list_checkpoints(
     store: Store,
     location: &Path,
 ) -> Result<Vec<UploadIdentity>, String> {
