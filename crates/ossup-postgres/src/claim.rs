@@ -39,6 +39,9 @@ impl Cooperation for PostgresStore {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<u32>, StoreError> {
+        if candidates.is_empty() || max == 0 {
+            return Ok(Vec::new());
+        }
         let schema = &self.inner.schema;
         let fingerprint = identity.fingerprint();
         let numbers: Vec<i32> = candidates.iter().map(|&n| n as i32).collect();

@@ -50,6 +50,9 @@ impl Cooperation for SqliteStore {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<u32>, StoreError> {
+        if candidates.is_empty() || max == 0 {
+            return Ok(Vec::new());
+        }
         let (fingerprint, name) = (identity.fingerprint(), identity.to_string());
         let (worker, candidates) = (worker.to_string(), candidates.to_vec());
         self.run(move |db| {

@@ -35,7 +35,9 @@ pub trait Cooperation: Send + Sync + Debug {
     /// saved checkpoint of `identity`) that have no recorded part and no live claim of another
     /// worker; a claim of `worker` itself is renewed and counted. Returns the part numbers claimed,
     /// in the order of `candidates`. Two workers claiming at once never get the same part.
-    /// Without a saved checkpoint it is [`StoreError::NotFound`].
+    /// Without a saved checkpoint it is [`StoreError::NotFound`]. No candidates (or `max` 0) claim
+    /// nothing and check nothing: `Ok` from a store that can cooperate, which makes it the way to
+    /// ask whether one can.
     async fn claim_parts(
         &self,
         identity: &UploadIdentity,
