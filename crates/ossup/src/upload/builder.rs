@@ -102,6 +102,8 @@ impl UploaderBuilder {
     /// let store = ossup_sqlite::SqliteStore::open(dir.path().join("shared.db")).await?;
     /// let uploader = ossup::Uploader::builder()
     ///     .endpoint("http://127.0.0.1:9000")?
+    ///     .credentials(ossup::Credentials::new("test-ak", "test-sk"))
+    ///     .region("cn-hangzhou")
     ///     .cooperative_store(store)
     ///     .build()?;
     /// # drop(uploader); Ok(()) }
