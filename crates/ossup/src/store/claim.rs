@@ -4,7 +4,7 @@
 //! A store that can cooperate implements [`Cooperation`] beside [`CheckpointStore`]. The shape of a
 //! cooperating upload:
 //! - the first worker saves the checkpoint with the upload id (under the store's
-//!   [`lock`](CheckpointStore::lock), held only while it starts the upload); the others load it;
+//!   [`lock`](super::CheckpointStore::lock), held only while it starts the upload); the others load it;
 //! - each worker [claims](Cooperation::claim_parts) parts that are neither recorded nor claimed by a
 //!   live lease of another worker, sends them, records them, and [releases](Cooperation::release_parts)
 //!   the claims; it [renews](Cooperation::renew_parts) its claims while they are in flight, and a
