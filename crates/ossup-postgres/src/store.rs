@@ -463,7 +463,7 @@ impl Inner {
             )
             .await?;
             if !parts.is_empty() {
-                insert_parts(&tx, &self.schema, &upload.fingerprint, &parts).await?;
+                insert_parts(&*tx, &self.schema, &upload.fingerprint, &parts).await?;
             }
             tx.commit().await
         };
@@ -479,6 +479,12 @@ impl Inner {
         let columns = PartColumns::of(&fingerprint, parts);
         let mut client = self.client().await?;
         let write = async {
+            if self.durability == Durability::PowerLoss && !columns.is_empty() {
+                // One statement is its own transaction: one round trip, committed as the server
+                // commits (synchronous_commit, on unless the server says otherwise).
+                insert_parts(&**client, &self.schema, &fingerprint, &columns).await?;
+                return Ok(true);
+            }
             let tx = client.transaction().await?;
             if self.durability == Durability::ProcessCrash {
                 tx.batch_execute("SET LOCAL synchronous_commit = off")
@@ -498,7 +504,7 @@ impl Inner {
                 tx.commit().await?;
                 return Ok::<_, tokio_postgres::Error>(saved.is_some());
             }
-            insert_parts(&tx, &self.schema, &fingerprint, &columns).await?;
+            insert_parts(&*tx, &self.schema, &fingerprint, &columns).await?;
             tx.commit().await?;
             Ok(true)
         };
@@ -549,7 +555,7 @@ impl Inner {
 
 /// Inserts (or replaces, by number) the parts in `columns` in one statement.
 async fn insert_parts(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &impl tokio_postgres::GenericClient,
     schema: &str,
     fingerprint: &str,
     columns: &PartColumns,
