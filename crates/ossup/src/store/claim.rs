@@ -24,7 +24,11 @@ use std::time::Duration;
 use super::StoreError;
 use crate::checkpoint::UploadIdentity;
 
-/// The claims side of a store shared by cooperating workers; see the [module docs](self).
+/// The claims side of a store shared by cooperating workers: the first worker saves the checkpoint
+/// with the upload id and the others load it; each claims parts with a lease before sending them,
+/// renews the lease while they are in flight, and a claim whose lease expired is taken over; once
+/// every part is recorded exactly one worker claims the completion. `docs/checkpoint-stores.md`
+/// has the whole contract.
 ///
 /// Workers are named by strings unique to each run of a worker ([`worker_name`] makes one); leases
 /// are counted by the store's clock (the database server's for a server), so the workers' clocks
