@@ -86,7 +86,7 @@ fn parse_parallel(text: &str) -> Result<ParallelArg, String> {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("checkpoint").args(["checkpoint_dir", "checkpoint_db", "no_checkpoint"])))]
+#[command(group(ArgGroup::new("checkpoint").args(["checkpoint_dir", "checkpoint_db", "checkpoint_url", "no_checkpoint"])))]
 #[command(group(ArgGroup::new("concurrency").args(["parallel", "sequential"])))]
 pub(crate) struct UploadArgs {
     /// The file to upload; with --recursive, the directory whose files to upload; `-` for standard
@@ -177,6 +177,18 @@ pub(crate) struct UploadArgs {
     /// Keep checkpoints in the SQLite database FILE (created when missing).
     #[arg(long, value_name = "FILE")]
     pub checkpoint_db: Option<PathBuf>,
+
+    /// Keep checkpoints in the PostgreSQL database at URL (postgres://USER@HOST[:PORT]/DATABASE),
+    /// which several hosts can share. The password comes from PGPASSWORD or ~/.pgpass (mode 0600),
+    /// as with psql; a URL holding one is refused.
+    #[arg(long, value_name = "URL")]
+    pub checkpoint_url: Option<String>,
+
+    /// Share the upload with the other workers running the same command against the same
+    /// --checkpoint-url (hosts) or --checkpoint-db (processes on one host): each part is sent by
+    /// one of them, one completes the upload, and each ends with the object.
+    #[arg(long)]
+    pub cooperate: bool,
 
     /// Keep no checkpoint: an interrupted upload is aborted and cannot be resumed.
     #[arg(long)]
@@ -343,12 +355,17 @@ pub(crate) struct UploadsLsArgs {
 
     /// Look for local checkpoints in DIR (default: the default checkpoint directory of `ossup
     /// upload`, when it exists), to tell uploads that can be resumed here from orphans.
-    #[arg(long, value_name = "DIR", conflicts_with = "checkpoint_db")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["checkpoint_db", "checkpoint_url"])]
     pub checkpoint_dir: Option<PathBuf>,
 
     /// Look for local checkpoints in the SQLite database FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "checkpoint_url")]
     pub checkpoint_db: Option<PathBuf>,
+
+    /// Look for checkpoints in the PostgreSQL database at URL (as `upload --checkpoint-url`), and
+    /// show the workers sharing each upload with their leases.
+    #[arg(long, value_name = "URL")]
+    pub checkpoint_url: Option<String>,
 }
 
 /// `ossup uploads abort`.

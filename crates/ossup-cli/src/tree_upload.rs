@@ -50,9 +50,10 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::failed(format!("walking the tree panicked: {e}")))??
     };
-    let (store, digests) = open_store(&args).await?;
+    let stores = open_store(&args).await?;
+    let digests = stores.1.clone();
     let (uploader, hedges) =
-        build_uploader(&args, connection.client_limited(args.limit_rate)?, store)?;
+        build_uploader(&args, connection.client_limited(args.limit_rate)?, &stores)?;
 
     let files = tree.entries.len() as u64;
     let display = Arc::new(Mutex::new(Display::new(args.progress, &tree)));

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ossup::store::DigestCache;
+use ossup::store::{CooperativeStore, DigestCache};
 use ossup::{
     Adaptive, Callback, CallbackBodyType, CancellationToken, CheckpointStore, ChecksumMode,
     DataEncryption, FileSource, FileStore, HedgeStats, Hedged, MemoryStore, Notice, ObjectAcl,
@@ -71,9 +71,9 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     };
     let connection = Connection::resolve(&args.connection)?;
 
-    let (store, _) = open_store(&args).await?;
+    let stores = open_store(&args).await?;
     let (uploader, hedges) =
-        build_uploader(&args, connection.client_limited(args.limit_rate)?, store)?;
+        build_uploader(&args, connection.client_limited(args.limit_rate)?, &stores)?;
 
     let resume_command = (!args.no_checkpoint).then(|| shell_command(std::env::args_os()));
     let mut situation = connection.situation();
@@ -538,13 +538,33 @@ fn add_tags(
     Ok(options)
 }
 
-/// The checkpoint store the flags ask for, and the same store as the digest cache of a tree
-/// upload (none with `--no-checkpoint`: nothing is remembered between runs then).
-pub(crate) async fn open_store(
-    args: &UploadArgs,
-) -> Result<(Arc<dyn CheckpointStore>, Option<Arc<dyn DigestCache>>), Failure> {
+/// What [`open_store`] opens: the checkpoint store, the same store as the digest cache of a tree
+/// upload (none with `--no-checkpoint` or a PostgreSQL store), and the same store again when
+/// `--cooperate` shares the upload through it.
+pub(crate) type Stores = (
+    Arc<dyn CheckpointStore>,
+    Option<Arc<dyn DigestCache>>,
+    Option<Arc<dyn CooperativeStore>>,
+);
+
+/// The checkpoint store the flags ask for (see [`Stores`]).
+pub(crate) async fn open_store(args: &UploadArgs) -> Result<Stores, Failure> {
+    if args.cooperate && args.checkpoint_url.is_none() && args.checkpoint_db.is_none() {
+        return Err(Failure::usage(
+            "--cooperate needs a checkpoint store the workers share: --checkpoint-url \
+             postgres://USER@HOST/DB for several hosts, or --checkpoint-db FILE for processes on \
+             one host (a checkpoint directory keeps one run per upload)",
+        ));
+    }
     if args.no_checkpoint {
-        return Ok((Arc::new(MemoryStore::new()), None));
+        return Ok((Arc::new(MemoryStore::new()), None, None));
+    }
+    if let Some(url) = &args.checkpoint_url {
+        let store = open_postgres(url).await?;
+        let cooperative = args
+            .cooperate
+            .then(|| Arc::new(store.clone()) as Arc<dyn CooperativeStore>);
+        return Ok((Arc::new(store), None, cooperative));
     }
     let hint = |e: &ossup::StoreError, otherwise: &str| {
         match e {
@@ -568,7 +588,10 @@ pub(crate) async fn open_store(
             ))
             .hint(hint)
         })?;
-        return Ok((Arc::new(store.clone()), Some(Arc::new(store))));
+        let cooperative = args
+            .cooperate
+            .then(|| Arc::new(store.clone()) as Arc<dyn CooperativeStore>);
+        return Ok((Arc::new(store.clone()), Some(Arc::new(store)), cooperative));
     }
     let dir = match &args.checkpoint_dir {
         Some(dir) => dir.clone(),
@@ -585,7 +608,40 @@ pub(crate) async fn open_store(
         ))
         .hint(hint)
     })?;
-    Ok((Arc::new(store.clone()), Some(Arc::new(store))))
+    Ok((Arc::new(store.clone()), Some(Arc::new(store)), None))
+}
+
+/// The PostgreSQL checkpoint store at `url`. A URL carrying a password is refused: a command line
+/// is seen by every user of the host (`ps`) and kept in shell histories.
+pub(crate) async fn open_postgres(url: &str) -> Result<ossup_postgres::PostgresStore, Failure> {
+    if url_has_password(url) {
+        return Err(Failure::usage(
+            "the --checkpoint-url holds a password, which a command line shows to every user of the host",
+        )
+        .hint("drop it from the URL and put it in PGPASSWORD or ~/.pgpass (mode 0600), as for psql"));
+    }
+    ossup_postgres::PostgresStore::connect(url)
+        .await
+        .map_err(|e| {
+            Failure::failed(format!("cannot use the PostgreSQL checkpoint store: {e}")).hint(
+                "check the URL (postgres://USER@HOST[:PORT]/DATABASE), that the server is reachable, and PGPASSWORD or ~/.pgpass",
+            )
+        })
+}
+
+/// Whether a `postgres://` URL names a password (`USER:PASSWORD@` or a `password=` parameter).
+fn url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let userinfo_has_password = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let query_has_password = url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some("password"))
+    });
+    userinfo_has_password || query_has_password
 }
 
 /// The uploader the flags ask for: the scheduler of `--parallel` / `--sequential`, hedged unless
@@ -593,9 +649,13 @@ pub(crate) async fn open_store(
 pub(crate) fn build_uploader(
     args: &UploadArgs,
     client: ossup::Client,
-    store: Arc<dyn CheckpointStore>,
+    (store, _, cooperative): &Stores,
 ) -> Result<(Uploader, Option<Arc<HedgeStats>>), Failure> {
-    let builder = Uploader::builder().client(client).store(store);
+    let builder = Uploader::builder().client(client);
+    let builder = match cooperative {
+        Some(shared) => builder.cooperative_store(shared.clone()),
+        None => builder.store(store.clone()),
+    };
     let scheduler: Box<dyn PartScheduler> = match (args.sequential, args.parallel) {
         (true, _) => Box::new(Sequential),
         (false, Some(ParallelArg::Fixed(n))) => Box::new(Parallel::new(usize::from(n))),
@@ -665,6 +725,16 @@ fn check_file(path: &Path) -> Result<OsString, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_the_userinfo_or_the_query_is_found() {
+        assert!(url_has_password("postgres://u:p@h/db"));
+        assert!(url_has_password(
+            "postgresql://u@h/db?sslmode=require&password=p"
+        ));
+        assert!(!url_has_password("postgres://u@h:5432/db?sslmode=require"));
+        assert!(!url_has_password("postgres://u@[::1]:5432/db"));
+    }
     use crate::cli::{Cli, Command};
     use clap::Parser;
 

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use ossup::store::{Claim, Cooperation};
 use ossup::{CheckpointStore, Client, FileStore, ListedUpload};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -81,10 +82,21 @@ pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
             .map(age)
             .unwrap_or_else(|| "?".to_owned());
         let local_text = match known.get(&upload.upload_id) {
-            Some(found) => format!(
+            Some(found) if found.workers.is_empty() => format!(
                 "resumable here: {} ({} parts recorded)",
                 printable(&found.source),
                 found.parts
+            ),
+            Some(found) => format!(
+                "resumable here: {} ({} parts recorded); workers: {}",
+                printable(&found.source),
+                found.parts,
+                found
+                    .workers
+                    .iter()
+                    .map(WorkerLease::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             None => {
                 orphans += 1;
@@ -114,11 +126,61 @@ struct KnownUpload {
     source: String,
     /// Parts recorded as acknowledged.
     parts: usize,
+    /// The workers sharing the upload (`--cooperate`) with live leases, when the store keeps them.
+    workers: Vec<WorkerLease>,
+}
+
+/// One worker's live claims on one upload.
+#[derive(Debug, Clone, Serialize)]
+struct WorkerLease {
+    /// The worker's name: host, process id, a suffix of its run.
+    worker: String,
+    /// Parts it holds claims on (being sent).
+    parts: usize,
+    /// Whether it holds the claim to complete the upload.
+    completing: bool,
+    /// Seconds until its latest lease expires, unless renewed.
+    lease_secs: u64,
+}
+
+impl WorkerLease {
+    fn describe(&self) -> String {
+        format!(
+            "{} ({} parts{}, lease {}s)",
+            printable(&self.worker),
+            self.parts,
+            if self.completing { ", completing" } else { "" },
+            self.lease_secs
+        )
+    }
+
+    /// The workers among `claims` on the upload `fingerprint`, by name.
+    fn of(claims: &[Claim], fingerprint: &str) -> Vec<WorkerLease> {
+        let mut workers: std::collections::BTreeMap<&str, WorkerLease> = Default::default();
+        for claim in claims.iter().filter(|c| c.fingerprint == fingerprint) {
+            let entry = workers
+                .entry(claim.worker.as_str())
+                .or_insert_with(|| WorkerLease {
+                    worker: claim.worker.clone(),
+                    parts: 0,
+                    completing: false,
+                    lease_secs: 0,
+                });
+            match claim.part {
+                Some(_) => entry.parts += 1,
+                None => entry.completing = true,
+            }
+            entry.lease_secs = entry.lease_secs.max(claim.expires_in.as_secs());
+        }
+        workers.into_values().collect()
+    }
 }
 
 /// The checkpoint store `uploads ls` compares the server's uploads with.
 struct LocalCheckpoints {
     store: Option<Arc<dyn CheckpointStore>>,
+    /// The same store, when it keeps the claims of cooperating workers.
+    cooperation: Option<Arc<dyn Cooperation>>,
     location: String,
 }
 
@@ -126,6 +188,14 @@ impl LocalCheckpoints {
     /// The store the flags name, or the default checkpoint directory when it exists (it is not
     /// created: listing must not leave a directory behind).
     async fn open(args: &UploadsLsArgs) -> Result<Self, Failure> {
+        if let Some(url) = &args.checkpoint_url {
+            let store = crate::upload::open_postgres(url).await?;
+            return Ok(Self {
+                location: store.location().to_owned(),
+                store: Some(Arc::new(store.clone())),
+                cooperation: Some(Arc::new(store)),
+            });
+        }
         if let Some(db) = &args.checkpoint_db {
             let store = ossup_sqlite::SqliteStore::open(db).await.map_err(|e| {
                 Failure::failed(format!(
@@ -134,7 +204,8 @@ impl LocalCheckpoints {
                 ))
             })?;
             return Ok(Self {
-                store: Some(Arc::new(store)),
+                store: Some(Arc::new(store.clone())),
+                cooperation: Some(Arc::new(store)),
                 location: db.display().to_string(),
             });
         }
@@ -145,6 +216,7 @@ impl LocalCheckpoints {
         if !given && !dir.is_dir() {
             return Ok(Self {
                 store: None,
+                cooperation: None,
                 location: dir.display().to_string(),
             });
         }
@@ -156,6 +228,7 @@ impl LocalCheckpoints {
         })?;
         Ok(Self {
             store: Some(Arc::new(store)),
+            cooperation: None,
             location: dir.display().to_string(),
         })
     }
@@ -172,6 +245,10 @@ impl LocalCheckpoints {
                 self.location
             ))
         };
+        let claims = match &self.cooperation {
+            Some(cooperation) => cooperation.claims().await.map_err(read_failed)?,
+            None => Vec::new(),
+        };
         for identity in store.list().await.map_err(read_failed)? {
             if identity.bucket != bucket {
                 continue;
@@ -185,6 +262,7 @@ impl LocalCheckpoints {
                     KnownUpload {
                         source: identity.source.clone(),
                         parts: checkpoint.parts.len(),
+                        workers: WorkerLease::of(&claims, &identity.fingerprint()),
                     },
                 );
             }
@@ -362,6 +440,27 @@ impl<'a> UploadLine<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_are_grouped_by_name_with_their_parts_completion_and_latest_lease() {
+        let claims = [
+            Claim::new("f1", Some(1), "host-a/1/x", Duration::from_secs(5)),
+            Claim::new("f1", Some(2), "host-a/1/x", Duration::from_secs(25)),
+            Claim::new("f1", None, "host-b/2/y", Duration::from_secs(9)),
+            Claim::new("f2", Some(1), "host-c/3/z", Duration::from_secs(9)),
+        ];
+        let described: Vec<String> = WorkerLease::of(&claims, "f1")
+            .iter()
+            .map(WorkerLease::describe)
+            .collect();
+        assert_eq!(
+            described,
+            [
+                "host-a/1/x (2 parts, lease 25s)",
+                "host-b/2/y (0 parts, completing, lease 9s)"
+            ]
+        );
+    }
 
     fn listed(initiated: &str) -> ListedUpload {
         ListedUpload {

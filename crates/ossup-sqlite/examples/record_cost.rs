@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! cargo run --release -p ossup-sqlite --example record_cost -- [--parts N] [--concurrency 1,4,16]
-//!     [--stores memory,file,sqlite] [--durability power-loss,process-crash] [--dir PATH] [--json]
+//!     [--stores memory,file,sqlite,postgres] [--durability power-loss,process-crash] [--dir PATH]
+//!     [--postgres-url postgres://USER@HOST/DB] [--json]
 //! ```
+//!
+//! The `postgres` store needs `--postgres-url` (each measurement gets a schema of its own there).
 //!
 //! Prints a table, or with `--json` one JSON object per measurement (for `cargo xtask bench`).
 //! `--dir` puts the stores on another filesystem than the system's temporary directory.
@@ -26,6 +29,7 @@ struct Args {
     stores: Vec<String>,
     durability: Vec<Durability>,
     dir: Option<PathBuf>,
+    postgres_url: Option<String>,
     json: bool,
 }
 
@@ -36,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         stores: vec!["memory".into(), "file".into(), "sqlite".into()],
         durability: vec![Durability::PowerLoss, Durability::ProcessCrash],
         dir: None,
+        postgres_url: None,
         json: false,
     };
     let mut given = std::env::args().skip(1);
@@ -65,12 +70,16 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--dir" => args.dir = Some(PathBuf::from(value()?)),
+            "--postgres-url" => args.postgres_url = Some(value()?),
             "--json" => args.json = true,
             "--help" | "-h" => {
-                return Err("usage: record_cost [--parts N] [--concurrency 1,4,16] [--stores memory,file,sqlite] [--durability power-loss,process-crash] [--dir PATH] [--json]".into());
+                return Err("usage: record_cost [--parts N] [--concurrency 1,4,16] [--stores memory,file,sqlite,postgres] [--durability power-loss,process-crash] [--dir PATH] [--postgres-url URL] [--json]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
+    }
+    if args.stores.iter().any(|s| s == "postgres") && args.postgres_url.is_none() {
+        return Err("the postgres store needs --postgres-url postgres://USER@HOST/DB".into());
     }
     if args.parts == 0 || args.concurrency.contains(&0) {
         return Err("--parts and --concurrency must be at least 1".into());
@@ -85,8 +94,24 @@ fn durability_name(durability: Durability) -> &'static str {
     }
 }
 
-async fn open(kind: &str, durability: Durability, dir: &Path) -> Arc<dyn CheckpointStore> {
+async fn open(
+    kind: &str,
+    durability: Durability,
+    dir: &Path,
+    postgres: Option<(&str, String)>,
+) -> Arc<dyn CheckpointStore> {
     match kind {
+        "postgres" => {
+            let (url, schema) = postgres.expect("checked by parse_args");
+            let options = ossup_postgres::PostgresOptions::default()
+                .durability(durability)
+                .schema(schema);
+            Arc::new(
+                ossup_postgres::PostgresStore::connect_with(url, options)
+                    .await
+                    .expect("connecting to PostgreSQL"),
+            )
+        }
         "memory" => Arc::new(MemoryStore::new()),
         "file" => Arc::new(
             FileStore::open(dir)
@@ -101,7 +126,7 @@ async fn open(kind: &str, durability: Durability, dir: &Path) -> Arc<dyn Checkpo
             .await
             .expect("opening the SQLite store"),
         ),
-        other => panic!("unknown store {other}: expected memory, file or sqlite"),
+        other => panic!("unknown store {other}: expected memory, file, sqlite or postgres"),
     }
 }
 
@@ -200,7 +225,22 @@ async fn main() {
                     None => tempfile::tempdir(),
                 }
                 .expect("a temporary directory for the store");
-                let store = open(kind, durability, dir.path()).await;
+                let postgres = args.postgres_url.as_deref().map(|url| {
+                    let schema = format!(
+                        "record_cost_{}_{}_{concurrency}_{}",
+                        durability_name(durability).replace('-', "_"),
+                        std::process::id(),
+                        dir.path()
+                            .file_name()
+                            .map(|n| n
+                                .to_string_lossy()
+                                .to_lowercase()
+                                .replace(|c: char| !c.is_ascii_alphanumeric(), ""))
+                            .unwrap_or_default()
+                    );
+                    (url, schema)
+                });
+                let store = open(kind, durability, dir.path(), postgres).await;
                 let measured = measure(store, args.parts, concurrency).await;
                 let per_part_us = measured.record.as_secs_f64() * 1e6 / f64::from(args.parts);
                 let durability = if kind == "memory" {

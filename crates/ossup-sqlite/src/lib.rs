@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+mod claim;
 mod digests;
 mod lease;
 mod rows;

@@ -9,20 +9,15 @@ use rusqlite::{Row, Transaction, params};
 
 use ossup::store::codec;
 use ossup::{Checkpoint, PartRecord, SourceStamp, UploadIdentity};
-use ossup_proto::checksum::crc64;
 
-/// The checksum of an upload row.
+/// The checksum of an upload row (see [`codec::upload_row_checksum`]), as SQLite stores it.
 pub(crate) fn upload_checksum(fingerprint: &str, checkpoint: &Checkpoint) -> i64 {
-    let mut bytes = fingerprint.as_bytes().to_vec();
-    codec::encode_checkpoint_fields(checkpoint, &mut bytes);
-    crc64(&bytes) as i64
+    codec::upload_row_checksum(fingerprint, checkpoint) as i64
 }
 
-/// The checksum of a part row.
+/// The checksum of a part row (see [`codec::part_row_checksum`]), as SQLite stores it.
 pub(crate) fn part_checksum(fingerprint: &str, part: &PartRecord) -> i64 {
-    let mut bytes = fingerprint.as_bytes().to_vec();
-    codec::encode_part(part, &mut bytes);
-    crc64(&bytes) as i64
+    codec::part_row_checksum(fingerprint, part) as i64
 }
 
 /// Writes the upload row of `checkpoint` (not its parts), replacing any previous one.

@@ -9,7 +9,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use ossup::store::Durability;
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `PRAGMA application_id` of an ossup checkpoint database: "OSUP" in ASCII.
 pub(crate) const APPLICATION_ID: i32 = 0x4F53_5550;
@@ -76,6 +76,25 @@ const MIGRATIONS: &[&str] = &[
         inode          INTEGER NOT NULL,
         md5            BLOB,
         crc64          INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
+    // 2 -> 3: cooperation (ossup::store::Cooperation). A claim row per part a worker is sending, and
+    // one per upload for the worker that completes it, each with its lease's expiry in unix
+    // milliseconds (the processes sharing a SQLite database share a host and its clock). A
+    // released claim keeps its row with an expiry of 0.
+    "
+    CREATE TABLE claims (
+        fingerprint     TEXT NOT NULL REFERENCES uploads (fingerprint) ON DELETE CASCADE,
+        number          INTEGER NOT NULL,
+        worker          TEXT NOT NULL,
+        expires_unix_ms INTEGER NOT NULL,
+        PRIMARY KEY (fingerprint, number)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE completions (
+        fingerprint     TEXT PRIMARY KEY NOT NULL REFERENCES uploads (fingerprint) ON DELETE CASCADE,
+        worker          TEXT NOT NULL,
+        expires_unix_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
 ];

@@ -184,7 +184,13 @@ impl CheckpointStore for SqliteStore {
             db.with(|conn| {
                 let fingerprint = checkpoint.identity.fingerprint();
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                tx.execute("DELETE FROM parts WHERE fingerprint = ?1", [&fingerprint])?;
+                // A new checkpoint starts afresh: its parts, and the claims on the old one's.
+                for table in ["parts", "claims", "completions"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE fingerprint = ?1"),
+                        [&fingerprint],
+                    )?;
+                }
                 rows::put_upload(&tx, &fingerprint, &checkpoint)?;
                 for part in checkpoint.parts.values() {
                     rows::put_part(&tx, &fingerprint, part)?;

@@ -512,3 +512,38 @@ async fn a_database_in_a_directory_anyone_can_write_to_is_refused() {
     assert!(err.to_string().contains("chmod 700"), "{err}");
     assert!(!open.join(DB).exists());
 }
+
+/// Processes on one host sharing uploads through one database file: each handle is a connection of
+/// its own, as each process's would be.
+#[derive(Default)]
+struct SharedDatabases {
+    latest: Mutex<Option<tempfile::TempDir>>,
+}
+
+#[async_trait::async_trait]
+impl ossup::testkit::CooperativeStoreFactory for SharedDatabases {
+    async fn create(&self) -> Arc<dyn ossup::store::CooperativeStore> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB);
+        *self.latest.lock().unwrap() = Some(dir);
+        Arc::new(SqliteStore::open(path).await.unwrap())
+    }
+
+    async fn reopen(&self) -> Arc<dyn ossup::store::CooperativeStore> {
+        let path = self
+            .latest
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .path()
+            .join(DB);
+        Arc::new(SqliteStore::open(path).await.unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_passes_the_cooperation_contract() {
+    let report = ossup::testkit::run_cooperation_contract(&SharedDatabases::default()).await;
+    report.assert_every_case_ran();
+}

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+pub mod postgres;
+
 use oss_mock::{MockConfig, MockServer};
 use ossup::{Client, Credentials, RetryConfig, Uploader, UploaderBuilder, V4Signer};
 use ossup_proto::checksum::{Crc64, Md5, crc64, md5};

@@ -5,6 +5,7 @@
 mod harness;
 
 mod callback;
+mod cooperate;
 mod demo;
 mod errors;
 mod interrupt;

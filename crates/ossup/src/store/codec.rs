@@ -70,6 +70,40 @@ pub fn encode_part(part: &PartRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&part.crc64.to_le_bytes());
 }
 
+/// The checksum a store that keeps checkpoints as rows (SQLite, PostgreSQL) stores beside an upload
+/// row: the CRC-64/XZ of `fingerprint` followed by [`encode_checkpoint_fields`]. A byte changed
+/// inside the row, which the database's own page checks cannot see, fails it.
+///
+/// ```
+/// use ossup::{Checkpoint, SourceStamp, UploadIdentity};
+/// use ossup::store::codec::upload_row_checksum;
+/// let id = UploadIdentity::new("/f", "b", "k", 1 << 20);
+/// let cp = Checkpoint::new(id.clone(), "u1", SourceStamp { size: 5, modified_nanos: None }, 1, "");
+/// let mut other = cp.clone();
+/// other.upload_id = "u2".into();
+/// assert_ne!(upload_row_checksum(&id.fingerprint(), &cp), upload_row_checksum(&id.fingerprint(), &other));
+/// ```
+pub fn upload_row_checksum(fingerprint: &str, checkpoint: &Checkpoint) -> u64 {
+    let mut bytes = fingerprint.as_bytes().to_vec();
+    encode_checkpoint_fields(checkpoint, &mut bytes);
+    ossup_proto::checksum::crc64(&bytes)
+}
+
+/// The checksum stored beside a part row: the CRC-64/XZ of `fingerprint` followed by
+/// [`encode_part`].
+///
+/// ```
+/// use ossup::PartRecord;
+/// use ossup::store::codec::part_row_checksum;
+/// let part = PartRecord { number: 1, size: 2, etag: "e".into(), md5: None, crc64: 3 };
+/// assert_ne!(part_row_checksum("a", &part), part_row_checksum("b", &part));
+/// ```
+pub fn part_row_checksum(fingerprint: &str, part: &PartRecord) -> u64 {
+    let mut bytes = fingerprint.as_bytes().to_vec();
+    encode_part(part, &mut bytes);
+    ossup_proto::checksum::crc64(&bytes)
+}
+
 fn put_str(out: &mut Vec<u8>, value: &str) {
     // Strings longer than 4 GiB cannot occur in a checkpoint (keys, paths, ETags, ids); saturating
     // would make a silently wrong record, so such a value is a programming error.

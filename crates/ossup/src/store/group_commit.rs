@@ -315,6 +315,9 @@ pub fn replicate_error(error: &StoreError) -> StoreError {
             fix: fix.clone(),
         },
         StoreError::NotFound(identity) => StoreError::NotFound(identity.clone()),
+        StoreError::CannotCooperate { store } => StoreError::CannotCooperate {
+            store: store.clone(),
+        },
         StoreError::Io { location, source } => StoreError::Io {
             location: location.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),

@@ -6,7 +6,9 @@
 //! Shipped stores: [`MemoryStore`] (this process only), [`FileStore`] (a journal file per upload) and,
 //! in the `ossup-sqlite` crate, `SqliteStore` (many uploads in one database). Every one of them passes
 //! the contract suite of the `testkit` feature; `docs/checkpoint-stores.md` shows how to run it on a
-//! store of your own, and [`GroupCommit`] helps a durable store make per-part records cheap.
+//! store of your own, and [`GroupCommit`] helps a durable store make per-part records cheap. A store
+//! that several workers can share one upload through also implements [`Cooperation`] (SQLite and
+//! PostgreSQL do; the file and memory stores say they cannot).
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::{Checkpoint, PartRecord, UploadIdentity};
 
+mod claim;
 pub mod codec;
 mod digests;
 mod file;
@@ -22,6 +25,7 @@ pub(crate) mod journal;
 mod memory;
 mod private;
 
+pub use claim::{Claim, Cooperation, CooperativeStore, worker_name};
 pub use digests::{DigestCache, FileDigest, FileStat};
 pub use file::FileStore;
 pub use group_commit::{GroupCommit, replicate_error};
@@ -284,6 +288,14 @@ pub enum StoreError {
         problem: String,
         /// How to fix it, e.g. `chmod 700 DIR`.
         fix: String,
+    },
+    /// Asked to share an upload between workers ([`Cooperation`]), a store that cannot.
+    #[error(
+        "the {store} checkpoint store cannot share an upload between workers (it lets one run at a time hold an upload); use a SQLite store for processes on one host, or a PostgreSQL store for several hosts"
+    )]
+    CannotCooperate {
+        /// Which kind of store.
+        store: String,
     },
     /// `record_part` for an identity with no saved checkpoint.
     #[error("no checkpoint saved for {0}; save one before recording parts")]

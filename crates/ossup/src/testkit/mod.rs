@@ -43,8 +43,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::checkpoint::UploadIdentity;
-use crate::store::CheckpointStore;
+use crate::store::{CheckpointStore, CooperativeStore};
 
+pub use cases::{
+    a_store_that_cannot_cooperate_says_so, claims_skip_recorded_parts_and_other_workers_claims,
+    exactly_one_worker_claims_the_completion,
+    expired_claims_are_taken_over_and_released_ones_are_free,
+    racing_workers_never_claim_one_part_twice,
+};
 pub use cases::{
     concurrent_records_lose_nothing, corruption_is_detected_and_set_aside,
     lock_is_exclusive_and_released_on_drop, missing_checkpoints_load_as_none_and_remove_quietly,
@@ -89,6 +95,43 @@ pub trait StoreFactory: Send + Sync {
         let _ = (identity, how);
         None
     }
+}
+
+/// Makes the stores the cooperation cases run against: a store that can
+/// [cooperate](crate::store::Cooperation), and other handles on its storage, as other workers
+/// (processes, hosts) would open it.
+#[async_trait::async_trait]
+pub trait CooperativeStoreFactory: Send + Sync {
+    /// A new, empty store that shares nothing with the stores made before it.
+    async fn create(&self) -> Arc<dyn CooperativeStore>;
+
+    /// Another handle on the storage of the store most recently made by [`create`](Self::create).
+    async fn reopen(&self) -> Arc<dyn CooperativeStore>;
+}
+
+/// Runs every cooperation case (claims skip recorded and held parts, racing workers never share a
+/// part, expired claims are taken over and released ones freed, one completer per upload)
+/// against stores made by `factory`. Panics, naming the case, on the first violation.
+///
+/// The expiry cases wait out leases of 400 ms in the store's own clock, so the suite takes a
+/// second or two.
+pub async fn run_cooperation_contract(factory: &dyn CooperativeStoreFactory) -> ContractReport {
+    let mut report = ContractReport::default();
+    claims_skip_recorded_parts_and_other_workers_claims(factory).await;
+    report.record(
+        "claims_skip_recorded_parts_and_other_workers_claims",
+        Ok(()),
+    );
+    racing_workers_never_claim_one_part_twice(factory).await;
+    report.record("racing_workers_never_claim_one_part_twice", Ok(()));
+    expired_claims_are_taken_over_and_released_ones_are_free(factory).await;
+    report.record(
+        "expired_claims_are_taken_over_and_released_ones_are_free",
+        Ok(()),
+    );
+    exactly_one_worker_claims_the_completion(factory).await;
+    report.record("exactly_one_worker_claims_the_completion", Ok(()));
+    report
 }
 
 /// A way of damaging a stored checkpoint, for [`StoreFactory::corrupt`].
@@ -508,6 +551,13 @@ mod tests {
                 "{report}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_memory_and_file_stores_say_they_cannot_cooperate() {
+        a_store_that_cannot_cooperate_says_so(&MemoryStore::new()).await;
+        let dir = tempfile::tempdir().unwrap();
+        a_store_that_cannot_cooperate_says_so(&crate::FileStore::open(dir.path()).unwrap()).await;
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub struct UploaderBuilder {
     client: ClientBuilder,
     prebuilt: Option<Client>,
     store: Option<Arc<dyn CheckpointStore>>,
+    cooperative: Option<Arc<dyn crate::store::CooperativeStore>>,
     scheduler: Option<Arc<dyn PartScheduler>>,
     part_size: Option<u64>,
     multipart_threshold: Option<u64>,
@@ -88,6 +89,35 @@ impl UploaderBuilder {
         self
     }
 
+    /// Shares each file's multipart upload with the other workers (processes, hosts) that upload the
+    /// same file to the same key through the same `store`: each part is claimed with a lease
+    /// before it is sent, so no part goes twice while its sender lives, and exactly one worker
+    /// completes the upload (the others check the object and succeed too). `store` becomes the
+    /// checkpoint store as well. A stream is not shared; small files (one PutObject) are sent by
+    /// every worker. See `docs/checkpoint-stores.md` for the cooperation contract.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = ossup_sqlite::SqliteStore::open(dir.path().join("shared.db")).await?;
+    /// let uploader = ossup::Uploader::builder()
+    ///     .endpoint("http://127.0.0.1:9000")?
+    ///     .credentials(ossup::Credentials::new("test-ak", "test-sk"))
+    ///     .region("cn-hangzhou")
+    ///     .cooperative_store(store)
+    ///     .build()?;
+    /// # drop(uploader); Ok(()) }
+    /// ```
+    pub fn cooperative_store(
+        mut self,
+        store: impl crate::store::CooperativeStore + 'static,
+    ) -> Self {
+        let store = Arc::new(store);
+        self.store = Some(store.clone());
+        self.cooperative = Some(store);
+        self
+    }
+
     /// Which parts go when; [`Parallel::new(4)`](Parallel::new) by default. An `Arc` of a
     /// scheduler shares it.
     pub fn scheduler(mut self, scheduler: impl PartScheduler + 'static) -> Self {
@@ -129,6 +159,7 @@ impl UploaderBuilder {
             store: self
                 .store
                 .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn CheckpointStore>),
+            cooperative: self.cooperative,
             scheduler: self
                 .scheduler
                 .unwrap_or_else(|| Arc::new(Parallel::new(4)) as Arc<dyn PartScheduler>),

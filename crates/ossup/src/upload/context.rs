@@ -38,6 +38,8 @@ pub(super) struct UploadContext {
     pub(super) cancel: Arc<CancelState>,
     /// The notices for the outcome, in the order they were reported.
     pub(super) notices: Mutex<Vec<Notice>>,
+    /// Set when several workers share the upload (`cooperate.rs`).
+    pub(super) cooperating: Option<Arc<super::cooperate::Cooperating>>,
 }
 
 impl UploadContext {

@@ -26,6 +26,7 @@ mod builder;
 mod cancel;
 mod complete;
 mod context;
+mod cooperate;
 mod hashing;
 #[cfg(test)]
 mod observability;
@@ -85,6 +86,8 @@ pub use request::{ChecksumMode, OnCancel, UploadRequest};
 pub struct Uploader {
     client: Client,
     store: Arc<dyn CheckpointStore>,
+    /// The same store, when the upload is shared with other workers.
+    cooperative: Option<Arc<dyn crate::store::CooperativeStore>>,
     scheduler: Arc<dyn PartScheduler>,
     part_size: u64,
     multipart_threshold: Option<u64>,
@@ -96,6 +99,7 @@ impl fmt::Debug for Uploader {
         f.debug_struct("Uploader")
             .field("client", &self.client)
             .field("store", &self.store)
+            .field("cooperative", &self.cooperative.is_some())
             .field("scheduler", &self.scheduler)
             .field("part_size", &self.part_size)
             .field("multipart_threshold", &self.multipart_threshold)
@@ -220,15 +224,36 @@ impl Uploader {
 
 /// A multipart upload: resume, transfer, complete, under the checkpoint's lock.
 async fn multipart(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
-    let _lock = ctx
-        .store
-        .lock(&ctx.identity)
-        .await
-        .map_err(Error::checkpoint)?;
+    let lock = match ctx.cooperating {
+        Some(_) => cooperate::lock_to_start(ctx).await?,
+        None => ctx
+            .store
+            .lock(&ctx.identity)
+            .await
+            .map_err(Error::checkpoint)?,
+    };
     tracing::debug!(identity = %ctx.identity, "checkpoint lock held");
-    let resumed = resume::resume(ctx)
-        .instrument(tracing::info_span!("resume"))
-        .await?;
+    if ctx.cooperating.is_some()
+        && let Some(outcome) = cooperate::already_completed(ctx).await?
+    {
+        return outcome.into_result();
+    }
+    let resumed = match cooperate::join(ctx).await? {
+        Some(joined) => joined,
+        None => {
+            resume::resume(ctx)
+                .instrument(tracing::info_span!("resume"))
+                .await?
+        }
+    };
+    // Cooperating workers exclude each other part by part from here on, not upload by upload.
+    let _lock = match ctx.cooperating {
+        Some(_) => {
+            drop(lock);
+            None
+        }
+        None => Some(lock),
+    };
     let upload_id = resumed.checkpoint.upload_id.clone();
     Span::current().record("upload_id", upload_id.as_str());
     if resumed.resumed {
@@ -243,17 +268,26 @@ async fn multipart(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
     let transferred = transfer::transfer(ctx, resumed.checkpoint)
         .instrument(tracing::info_span!("transfer", %upload_id))
         .await?;
-    let completed = complete::complete(
-        ctx,
-        Completion {
-            upload_id: &upload_id,
-            size: ctx.plan.stamp.size,
-            parts: &transferred.parts,
-            completed_etag: resumed.completed_etag,
-        },
-    )
-    .instrument(tracing::info_span!("complete", %upload_id))
-    .await?;
+    let elsewhere = match &ctx.cooperating {
+        Some(cooperating) => cooperate::settle(ctx, cooperating, &transferred.parts).await?,
+        None => None,
+    };
+    let completed = match elsewhere {
+        Some(completed) => completed,
+        None => {
+            complete::complete(
+                ctx,
+                Completion {
+                    upload_id: &upload_id,
+                    size: ctx.plan.stamp.size,
+                    parts: &transferred.parts,
+                    completed_etag: resumed.completed_etag,
+                },
+            )
+            .instrument(tracing::info_span!("complete", %upload_id))
+            .await?
+        }
+    };
     ctx.progress.emit(ProgressEvent::Completed {
         etag: completed.etag.clone(),
         crc64: completed.crc64,

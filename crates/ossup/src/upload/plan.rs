@@ -124,10 +124,20 @@ pub(super) async fn plan(
         request.key.clone(),
         part_size,
     );
+    // A cooperating file upload takes its parts by claim; a stream cannot be shared.
+    let cooperating = match (&uploader.cooperative, &request.stream) {
+        (Some(store), None) => Some(super::cooperate::Cooperating::new(store.clone())),
+        _ => None,
+    };
+    let scheduler = match &cooperating {
+        Some(shared) => shared.scheduler(uploader.scheduler.clone(), identity.clone()),
+        None => uploader.scheduler.clone(),
+    };
     Ok(UploadContext {
         client,
         store: uploader.store.clone(),
-        scheduler: uploader.scheduler.clone(),
+        scheduler,
+        cooperating,
         identity,
         options_digest: options.digest(),
         options,

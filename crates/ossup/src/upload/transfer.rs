@@ -77,14 +77,20 @@ pub(super) async fn transfer(
     ctx.keep_notices(recorded.notices);
     sent.map_err(|e| e.with_upload_id(&upload_id))?;
 
-    let parts = recorded.parts;
+    let parts = match &ctx.cooperating {
+        // The parts the other workers sent are in the store.
+        Some(cooperating) => super::cooperate::all_parts(ctx, cooperating, recorded.parts).await?,
+        None => recorded.parts,
+    };
     tracing::debug!(%upload_id, recorded = parts.len(), "records settled");
     let missing: Vec<u32> = plan
         .iter()
         .filter(|p| !parts.contains_key(&p.number))
         .map(|p| p.number)
         .collect();
-    if !missing.is_empty() {
+    // Cooperating, the parts a completing worker took the records of with it are judged by
+    // `cooperate::settle`.
+    if !missing.is_empty() && ctx.cooperating.is_none() {
         return Err(Error::config(format!(
             "the scheduler {:?} finished without sending parts {missing:?}",
             ctx.scheduler

@@ -13,6 +13,7 @@ mod cancel_memory;
 mod chaos;
 mod checkpoint_records;
 mod client_wiremock;
+mod cooperate;
 mod hedge;
 mod integrity;
 mod options;

@@ -1,0 +1,308 @@
+//! Cases on cooperation ([`Cooperation`]): claims with leases, taken over when they expire, and one
+//! completer per upload. Run through [`run_cooperation_contract`](crate::testkit::run_cooperation_contract)
+//! by a store that can cooperate.
+//!
+//! Leases here are counted by the store's clock (a database server's, the host's), so the expiry
+//! cases sleep for real, a few hundred milliseconds each.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::must;
+use crate::store::{Cooperation, StoreError};
+use crate::testkit::{CooperativeStoreFactory, sample};
+
+/// A lease no case outlives.
+const LONG: Duration = Duration::from_secs(600);
+/// A lease the expiry cases wait out.
+const SHORT: Duration = Duration::from_millis(400);
+
+/// Claims skip recorded parts and parts another worker holds; a worker's own claims count again;
+/// claiming for an upload without a saved checkpoint is `NotFound`.
+pub async fn claims_skip_recorded_parts_and_other_workers_claims(
+    factory: &dyn CooperativeStoreFactory,
+) {
+    const CASE: &str = "claims_skip_recorded_parts_and_other_workers_claims";
+    let a = factory.create().await;
+    let b = factory.reopen().await;
+    let checkpoint = sample::plain_checkpoint("shared", 3);
+    let id = &checkpoint.identity;
+    match a.claim_parts(id, "a", &[1, 2], 1, LONG).await {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!(
+            "contract case {CASE}: a claim without a saved checkpoint gave {other:?}, not NotFound"
+        ),
+    }
+    must(CASE, "save", a.save(&checkpoint).await);
+    let candidates: Vec<u32> = (1..=10).collect();
+    let first = must(
+        CASE,
+        "claim by a",
+        a.claim_parts(id, "a", &candidates, 4, LONG).await,
+    );
+    assert_eq!(
+        first,
+        [4, 5, 6, 7],
+        "contract case {CASE}: worker a should get the four lowest parts neither recorded nor claimed"
+    );
+    let second = must(
+        CASE,
+        "claim by b",
+        b.claim_parts(id, "b", &candidates, 100, LONG).await,
+    );
+    assert_eq!(
+        second,
+        [8, 9, 10],
+        "contract case {CASE}: worker b should get exactly what a did not claim"
+    );
+    let again = must(
+        CASE,
+        "claim again by a",
+        a.claim_parts(id, "a", &candidates, 100, LONG).await,
+    );
+    assert_eq!(
+        again,
+        [4, 5, 6, 7],
+        "contract case {CASE}: a worker's own live claims count again, another's do not"
+    );
+    must(CASE, "record", a.record_part(id, &sample::part(4, 1)).await);
+    let after_record = must(
+        CASE,
+        "claim after a record",
+        a.claim_parts(id, "a", &candidates, 100, LONG).await,
+    );
+    assert_eq!(
+        after_record,
+        [5, 6, 7],
+        "contract case {CASE}: a recorded part is never claimed"
+    );
+}
+
+/// Workers claiming at the same moment, through two handles, and recording what they claim, never
+/// get the same part, and between them get every part.
+pub async fn racing_workers_never_claim_one_part_twice(factory: &dyn CooperativeStoreFactory) {
+    const CASE: &str = "racing_workers_never_claim_one_part_twice";
+    let first = factory.create().await;
+    let second = factory.reopen().await;
+    let checkpoint = sample::plain_checkpoint("raced", 0);
+    must(CASE, "save", first.save(&checkpoint).await);
+    let candidates: Arc<Vec<u32>> = Arc::new((1..=120).collect());
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = if w % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let id = checkpoint.identity.clone();
+            let candidates = candidates.clone();
+            tokio::spawn(async move {
+                let name = format!("worker-{w}");
+                let mut mine = Vec::new();
+                loop {
+                    let got = must(
+                        CASE,
+                        "claim",
+                        store.claim_parts(&id, &name, &candidates, 3, LONG).await,
+                    );
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    // Sent and recorded, as a worker does with what it claims.
+                    let records: Vec<_> = got.iter().map(|&n| sample::part(n, 0)).collect();
+                    must(CASE, "record", store.record_parts(&id, &records).await);
+                    mine.extend(got);
+                }
+            })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for worker in workers {
+        for part in worker.await.expect("a claiming task panicked") {
+            assert!(
+                seen.insert(part),
+                "contract case {CASE}: part {part} was claimed by two workers"
+            );
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        candidates.len(),
+        "contract case {CASE}: the workers together should claim every part"
+    );
+}
+
+/// A claim whose lease expired is taken over by another worker, and its holder learns so when it
+/// renews; a released claim is free at once.
+pub async fn expired_claims_are_taken_over_and_released_ones_are_free(
+    factory: &dyn CooperativeStoreFactory,
+) {
+    const CASE: &str = "expired_claims_are_taken_over_and_released_ones_are_free";
+    let a = factory.create().await;
+    let b = factory.reopen().await;
+    let checkpoint = sample::plain_checkpoint("expiring", 0);
+    let id = &checkpoint.identity;
+    must(CASE, "save", a.save(&checkpoint).await);
+    let held = must(
+        CASE,
+        "claim by a",
+        a.claim_parts(id, "a", &[1, 2, 3], 3, SHORT).await,
+    );
+    assert_eq!(
+        held,
+        [1, 2, 3],
+        "contract case {CASE}: a free upload's parts are all claimed"
+    );
+    let lost = must(
+        CASE,
+        "renewal in time",
+        a.renew_parts(id, "a", &[1, 2], SHORT).await,
+    );
+    assert!(
+        lost.is_empty(),
+        "contract case {CASE}: a renewal in time lost {lost:?}"
+    );
+    assert_eq!(
+        must(
+            CASE,
+            "claim by b while held",
+            b.claim_parts(id, "b", &[1, 2, 3], 3, LONG).await
+        ),
+        Vec::<u32>::new(),
+        "contract case {CASE}: live claims of another worker were taken"
+    );
+    must(CASE, "release", a.release_parts(id, "a", &[1]).await);
+    assert_eq!(
+        must(
+            CASE,
+            "claim of a released part",
+            b.claim_parts(id, "b", &[1, 2, 3], 3, LONG).await
+        ),
+        [1],
+        "contract case {CASE}: a released claim should be free at once, the others still held"
+    );
+    tokio::time::sleep(SHORT + Duration::from_millis(200)).await;
+    assert_eq!(
+        must(
+            CASE,
+            "claim after expiry",
+            b.claim_parts(id, "b", &[1, 2, 3], 3, LONG).await
+        ),
+        [1, 2, 3],
+        "contract case {CASE}: expired claims should be taken over"
+    );
+    let lost = must(
+        CASE,
+        "renewal too late",
+        a.renew_parts(id, "a", &[2, 3], LONG).await,
+    );
+    assert_eq!(
+        lost,
+        [2, 3],
+        "contract case {CASE}: a worker whose claims were taken over must learn it when renewing"
+    );
+    let listed = must(CASE, "claims", a.claims().await);
+    let fingerprint = id.fingerprint();
+    let mut parts: Vec<(Option<u32>, String)> = listed
+        .into_iter()
+        .filter(|claim| claim.fingerprint == fingerprint)
+        .map(|claim| (claim.part, claim.worker))
+        .collect();
+    parts.sort();
+    assert_eq!(
+        parts,
+        [
+            (Some(1), "b".into()),
+            (Some(2), "b".into()),
+            (Some(3), "b".into())
+        ],
+        "contract case {CASE}: the listing should show exactly the live claims and their workers"
+    );
+    must(CASE, "remove", a.remove(id).await);
+    assert!(
+        must(CASE, "claims after remove", a.claims().await)
+            .iter()
+            .all(|claim| claim.fingerprint != fingerprint),
+        "contract case {CASE}: removing the checkpoint should drop its claims"
+    );
+}
+
+/// Exactly one of two workers racing for the completion gets it, round after round; its holder
+/// gets it again, and another worker only once the holder's lease expired.
+pub async fn exactly_one_worker_claims_the_completion(factory: &dyn CooperativeStoreFactory) {
+    const CASE: &str = "exactly_one_worker_claims_the_completion";
+    let a = factory.create().await;
+    let b = factory.reopen().await;
+    match a
+        .claim_completion(&sample::identity("unsaved"), "a", LONG)
+        .await
+    {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!(
+            "contract case {CASE}: completing an unsaved upload gave {other:?}, not NotFound"
+        ),
+    }
+    for round in 0..16 {
+        let checkpoint = sample::plain_checkpoint(&format!("completion-{round}"), 1);
+        must(CASE, "save", a.save(&checkpoint).await);
+        let (id_a, id_b) = (checkpoint.identity.clone(), checkpoint.identity.clone());
+        let (a2, b2) = (a.clone(), b.clone());
+        let race_a = tokio::spawn(async move { a2.claim_completion(&id_a, "a", SHORT).await });
+        let race_b = tokio::spawn(async move { b2.claim_completion(&id_b, "b", SHORT).await });
+        let won_a = must(CASE, "claim by a", race_a.await.expect("task"));
+        let won_b = must(CASE, "claim by b", race_b.await.expect("task"));
+        assert!(
+            won_a != won_b,
+            "contract case {CASE}: round {round}: two workers racing for the completion gave {won_a} and {won_b}"
+        );
+        let (winner, loser) = if won_a { ("a", "b") } else { ("b", "a") };
+        assert!(
+            must(
+                CASE,
+                "claim again",
+                a.claim_completion(&checkpoint.identity, winner, SHORT)
+                    .await
+            ),
+            "contract case {CASE}: the completer should keep its claim"
+        );
+        if round == 0 {
+            assert!(
+                !must(
+                    CASE,
+                    "claim by the other",
+                    b.claim_completion(&checkpoint.identity, loser, LONG).await
+                ),
+                "contract case {CASE}: a live completion claim was taken"
+            );
+            tokio::time::sleep(SHORT + Duration::from_millis(200)).await;
+            assert!(
+                must(
+                    CASE,
+                    "claim after expiry",
+                    b.claim_completion(&checkpoint.identity, loser, LONG).await
+                ),
+                "contract case {CASE}: an expired completion claim should be taken over"
+            );
+        }
+    }
+}
+
+/// A store that cannot cooperate says so with [`StoreError::CannotCooperate`], for every method.
+pub async fn a_store_that_cannot_cooperate_says_so(store: &dyn Cooperation) {
+    const CASE: &str = "a_store_that_cannot_cooperate_says_so";
+    let id = sample::identity("any");
+    let answers = [
+        store.claim_parts(&id, "w", &[1], 1, LONG).await.err(),
+        store.renew_parts(&id, "w", &[1], LONG).await.err(),
+        store.release_parts(&id, "w", &[1]).await.err(),
+        store.claim_completion(&id, "w", LONG).await.err(),
+        store.claims().await.err(),
+    ];
+    for answer in answers {
+        match answer {
+            Some(StoreError::CannotCooperate { store }) => assert!(!store.is_empty()),
+            other => panic!("contract case {CASE}: gave {other:?}, not CannotCooperate"),
+        }
+    }
+}
