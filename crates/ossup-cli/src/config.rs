@@ -193,11 +193,17 @@ impl Connection {
     /// A client for this connection, sending through `ossup-hyper`. Says on stderr when it would
     /// send a security token in the clear (see [`token_in_the_clear`](Self::token_in_the_clear)).
     pub(crate) fn client(&self) -> Result<Client, Failure> {
-        self.client_limited(None)
+        self.client_limited(None, &ossup::CongestionSignal::new())
     }
 
     /// A client of this connection whose request bodies go at most `bytes_per_sec` (`--limit-rate`).
-    pub(crate) fn client_limited(&self, bytes_per_sec: Option<u64>) -> Result<Client, Failure> {
+    /// A client whose bodies go at most `bytes_per_sec` fast, and whose overload answers (503,
+    /// 429) raise `congestion` for the adaptive scheduler.
+    pub(crate) fn client_limited(
+        &self,
+        bytes_per_sec: Option<u64>,
+        congestion: &ossup::CongestionSignal,
+    ) -> Result<Client, Failure> {
         if let Some(note) = self.token_in_the_clear() {
             eprintln!("note: {note}");
         }
@@ -205,7 +211,10 @@ impl Connection {
             .endpoint(&self.endpoint.url())
             .map_err(|e| Failure::usage(e.message()))?
             .credentials(self.credentials.clone())
-            .transport(ossup_hyper::HyperTransport::new())
+            .transport(ossup::CongestionWatch::new(
+                ossup_hyper::HyperTransport::new(),
+                congestion.clone(),
+            ))
             .retry(RetryConfig::default().max_attempts(self.max_attempts));
         if let Some(rate) = bytes_per_sec {
             builder = builder.rate_limit(ossup::RateLimiter::new(rate));

@@ -52,8 +52,7 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     };
     let stores = open_store(&args).await?;
     let digests = stores.1.clone();
-    let (uploader, hedges) =
-        build_uploader(&args, connection.client_limited(args.limit_rate)?, &stores)?;
+    let (uploader, hedges) = build_uploader(&args, &connection, &stores)?;
 
     let files = tree.entries.len() as u64;
     let display = Arc::new(Mutex::new(Display::new(args.progress, &tree)));

@@ -72,8 +72,7 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     let connection = Connection::resolve(&args.connection)?;
 
     let stores = open_store(&args).await?;
-    let (uploader, hedges) =
-        build_uploader(&args, connection.client_limited(args.limit_rate)?, &stores)?;
+    let (uploader, hedges) = build_uploader(&args, &connection, &stores)?;
 
     let resume_command = (!args.no_checkpoint).then(|| shell_command(std::env::args_os()));
     let mut situation = connection.situation();
@@ -644,13 +643,16 @@ fn url_has_password(url: &str) -> bool {
     userinfo_has_password || query_has_password
 }
 
-/// The uploader the flags ask for: the scheduler of `--parallel` / `--sequential`, hedged unless
-/// `--no-hedge`, over `store`; and the hedging's counters, when it hedges.
+/// The uploader the flags ask for: a client of `connection` (with `--limit-rate`), the scheduler
+/// of `--parallel` / `--sequential` (`auto` listening to the client's overload answers), hedged
+/// unless `--no-hedge`, over the stores; and the hedging's counters, when it hedges.
 pub(crate) fn build_uploader(
     args: &UploadArgs,
-    client: ossup::Client,
+    connection: &Connection,
     (store, _, cooperative): &Stores,
 ) -> Result<(Uploader, Option<Arc<HedgeStats>>), Failure> {
+    let congestion = ossup::CongestionSignal::new();
+    let client = connection.client_limited(args.limit_rate, &congestion)?;
     let builder = Uploader::builder().client(client);
     let builder = match cooperative {
         Some(shared) => builder.cooperative_store(shared.clone()),
@@ -660,7 +662,7 @@ pub(crate) fn build_uploader(
         (true, _) => Box::new(Sequential),
         (false, Some(ParallelArg::Fixed(n))) => Box::new(Parallel::new(usize::from(n))),
         (false, Some(ParallelArg::Auto) | None) => {
-            Box::new(Adaptive::new(usize::from(args.max_parallel)))
+            Box::new(Adaptive::new(usize::from(args.max_parallel)).listening_to(congestion))
         }
     };
     let (builder, hedges) = if args.no_hedge {

@@ -93,8 +93,8 @@ pub use progress::{Notice, PartSending, ProgressEvent, ProgressSink};
 pub use rate_limit::RateLimited;
 pub use retry::{RetryConfig, RetryObserver};
 pub use scheduler::{
-    Adaptive, HedgePolicy, HedgeStats, Hedged, Parallel, PartRunner, PartScheduler, PartSpec,
-    Sequential,
+    Adaptive, CongestionSignal, CongestionWatch, HedgePolicy, HedgeStats, Hedged, Parallel,
+    PartRunner, PartScheduler, PartSpec, Sequential,
 };
 pub use source::{BytesSource, FileSource, Source, StreamSource};
 

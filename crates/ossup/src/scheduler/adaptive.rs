@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 
-use super::{PartRunner, PartScheduler, PartSpec};
+use super::{CongestionSignal, PartRunner, PartScheduler, PartSpec};
 use crate::Error;
 
 /// The parts in flight at the start.
@@ -57,6 +57,7 @@ pub struct Adaptive {
     max: usize,
     initial: usize,
     current: Arc<AtomicUsize>,
+    congestion: Option<CongestionSignal>,
 }
 
 impl Adaptive {
@@ -68,7 +69,24 @@ impl Adaptive {
             max,
             initial,
             current: Arc::new(AtomicUsize::new(initial)),
+            congestion: None,
         }
+    }
+
+    /// Halves the limit (once per epoch) whenever `signal` was raised since the last part
+    /// finished: hand the same signal to a [`CongestionWatch`](crate::CongestionWatch) around the
+    /// client's transport, and a server's `503 SlowDown` stops the climb at once instead of after
+    /// the retried parts turn out slow.
+    ///
+    /// ```
+    /// use ossup::{Adaptive, CongestionSignal};
+    /// let signal = CongestionSignal::new();
+    /// let adaptive = Adaptive::new(32).listening_to(signal.clone());
+    /// # let _ = adaptive;
+    /// ```
+    pub fn listening_to(mut self, signal: CongestionSignal) -> Self {
+        self.congestion = Some(signal);
+        self
     }
 
     /// Starts at `initial` parts in flight instead of 4 (within 1..=max).
@@ -107,6 +125,8 @@ struct Climb {
     usual_took: f64,
     /// Whether the limit still doubles per epoch (until a doubling buys nothing, or trouble).
     slow_start: bool,
+    /// The epoch an overload answer last halved the limit in.
+    overload_epoch: Option<Instant>,
     epoch_started: Instant,
     /// The bytes, and the seconds they took, of the parts started in this epoch.
     epoch_bytes: u64,
@@ -131,6 +151,7 @@ impl Climb {
             usual: None,
             usual_took: 0.0,
             slow_start: true,
+            overload_epoch: None,
             epoch_started: now,
             epoch_bytes: 0,
             epoch_seconds: 0.0,
@@ -229,6 +250,21 @@ impl Climb {
         self.new_epoch(now);
     }
 
+    /// The server said it is overloaded: halve the limit and end the slow start, once per epoch
+    /// (the parts already in flight when it said so may meet the same answer).
+    fn overloaded(&mut self, now: Instant) {
+        if self.overload_epoch == Some(self.epoch_started) {
+            return;
+        }
+        self.limit = (self.limit * 0.5).max(1.0);
+        self.slow_start = false;
+        self.before_growth = None;
+        self.last_throughput = None;
+        self.held = 0;
+        self.new_epoch(now);
+        self.overload_epoch = Some(self.epoch_started);
+    }
+
     /// Doubles the limit, remembering where it was; at the maximum, the slow start is over.
     fn double(&mut self) {
         if self.limit < self.max {
@@ -266,6 +302,7 @@ impl PartScheduler for Adaptive {
 
     async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {
         let mut climb = Climb::new(self.initial, self.max, Instant::now());
+        let mut overloads_seen = self.congestion.as_ref().map_or(0, CongestionSignal::count);
         let mut pending = parts.into_iter().peekable();
         let mut in_flight = FuturesUnordered::new();
         loop {
@@ -281,7 +318,15 @@ impl PartScheduler for Adaptive {
                 return Ok(());
             };
             result?;
-            climb.sample(Instant::now(), part.size, took.as_secs_f64());
+            let now = Instant::now();
+            if let Some(signal) = &self.congestion {
+                let count = signal.count();
+                if count > overloads_seen {
+                    overloads_seen = count;
+                    climb.overloaded(now);
+                }
+            }
+            climb.sample(now, part.size, took.as_secs_f64());
             self.current.store(climb.in_flight(), Ordering::Relaxed);
             tracing::trace!(
                 limit = climb.limit,
@@ -403,6 +448,18 @@ mod tests {
         adaptive.run(parts(300), &link).await.unwrap();
         assert_eq!(adaptive.current(), 5);
         assert_eq!(link.peak.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn an_overload_answer_halves_the_limit_once_per_epoch() {
+        let start = Instant::now();
+        let mut climb = Climb::new(16, 64, start);
+        climb.overloaded(start + Duration::from_millis(10));
+        assert_eq!(climb.limit, 8.0);
+        assert!(!climb.slow_start);
+        // More refusals of the parts already in flight: the same epoch, no second cut.
+        climb.overloaded(start + Duration::from_millis(20));
+        assert_eq!(climb.limit, 8.0);
     }
 
     #[test]

@@ -10,12 +10,14 @@
 //! straggling part a second time.
 
 mod adaptive;
+mod congestion;
 mod hedged;
 mod parallel;
 mod runner;
 mod sequential;
 
 pub use adaptive::Adaptive;
+pub use congestion::{CongestionSignal, CongestionWatch};
 pub use hedged::{HedgePolicy, HedgeStats, Hedged};
 pub use parallel::Parallel;
 pub use runner::PartRunner;
