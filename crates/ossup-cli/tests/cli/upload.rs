@@ -52,11 +52,11 @@ fn json_progress_is_one_complete_object_per_line_on_stdout() {
         assert!(part["part"].as_u64().is_some());
         assert!(part["bytes"].as_u64().is_some());
         assert_eq!(part["total"], 1 << 20);
-        // `--parallel auto` by default: it starts at 4 and stays within --max-parallel (16).
+        // `--parallel auto` by default: it starts at 4 and stays within --max-parallel (16); how far
+        // it has climbed when a part's record is reported depends on timing.
         let concurrency = part["concurrency"].as_u64().unwrap();
         assert!((1..=16).contains(&concurrency), "{part}");
     }
-    assert_eq!(parts[0]["concurrency"], 4);
     assert_eq!(last, 1 << 20);
     let completed = &events[events.len() - 1];
     assert_eq!(completed["size"], 1 << 20);
