@@ -213,11 +213,11 @@ fn ctrl_c_stops_a_tree_with_exit_status_130_and_the_same_command_finishes_it() {
     let root = h.dir.path().join("tree");
     let relatives = write_tree(&root, 30, 4);
     let report = h.dir.path().join("report.jsonl");
-    // One file's start answers seconds late, so the tree cannot end before the interrupt however
+    // One file's start answers half a minute late, so the tree cannot end before the interrupt however
     // fast the machine; the rest goes on around it (one Initiate holds one file, not the budget).
     h.set_faults(
         r#"[{"api": "InitiateMultipartUpload", "key_prefix": "site/media/clip0.bin",
-             "action": {"kind": "delay", "ms": 8000}}]"#,
+             "action": {"kind": "delay", "ms": 30000}}]"#,
     );
 
     let (child, mut lines) =
