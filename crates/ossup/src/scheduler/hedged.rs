@@ -114,7 +114,9 @@ impl HedgeStats {
 }
 
 /// Wraps a scheduler so that a part far slower than its peers is sent a second time and the first
-/// answer wins (see the [module](self) documentation).
+/// answer wins: the wrapped scheduler decides order and concurrency as before; a part in flight
+/// longer than its [`HedgePolicy`] allows is sent again through the same runner, the first copy to
+/// succeed is the one recorded, and the other is dropped, which cancels its request.
 ///
 /// The wrapped scheduler's [`concurrency`](PartScheduler::concurrency) is kept: a hedge takes a
 /// part buffer like any part, so it waits for one when all are busy, and the memory budget holds.
