@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use ossup::store::Durability;
 use ossup::testkit::crash::{CrashTest, WRITER_DIR_ENV};
 use ossup::testkit::{Corruption, DamageScope, StoreFactory, run_store_contract};
-use ossup::{Checkpoint, CheckpointStore, PartRecord, SourceStamp, StoreError, UploadIdentity};
+use ossup::{CheckpointStore, PartRecord, StoreError, UploadIdentity};
 use ossup_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
 use ossup_test_support::postgres::{PG_DATABASE, PgCluster};
+use ossup_test_support::records::{checkpoint, part};
 
 /// Makes each store in a schema of its own on one cluster; reopens and damages the latest.
 struct Schemas {
@@ -148,29 +149,6 @@ async fn postgres_store_keeps_every_acknowledged_part_across_sigkill() {
         })
         .await;
     drop(cluster);
-}
-
-fn checkpoint(key: &str) -> Checkpoint {
-    Checkpoint::new(
-        UploadIdentity::new("/src/big.iso", "bucket", key, 1 << 20),
-        format!("upload-of-{key}"),
-        SourceStamp {
-            size: 100 << 20,
-            modified_nanos: Some(1_700_000_000_000_000_000),
-        },
-        1_700_000_000,
-        "opts",
-    )
-}
-
-fn part(number: u32) -> PartRecord {
-    PartRecord {
-        number,
-        size: 1 << 20,
-        etag: format!("\"etag-{number:030}\""),
-        md5: Some([number as u8; 16]),
-        crc64: u64::from(number) * 31,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,9 @@ use std::time::Duration;
 use ossup::store::Durability;
 use ossup::testkit::crash::CrashTest;
 use ossup::testkit::{Corruption, DamageScope, StoreFactory, run_store_contract, seeded_garbage};
-use ossup::{Checkpoint, CheckpointStore, PartRecord, SourceStamp, StoreError, UploadIdentity};
+use ossup::{CheckpointStore, StoreError, UploadIdentity};
 use ossup_sqlite::{SqliteOptions, SqliteStore};
+use ossup_test_support::records::{checkpoint, part};
 
 const DB: &str = "checkpoints.db";
 
@@ -157,29 +158,6 @@ async fn sqlite_store_keeps_every_acknowledged_part_across_sigkill() {
             Arc::new(SqliteStore::open(dir.join(DB)).await.unwrap()) as Arc<dyn CheckpointStore>
         })
         .await;
-}
-
-fn checkpoint(key: &str) -> Checkpoint {
-    Checkpoint::new(
-        UploadIdentity::new("/src/big.iso", "bucket", key, 1 << 20),
-        format!("upload-of-{key}"),
-        SourceStamp {
-            size: 100 << 20,
-            modified_nanos: Some(1_700_000_000_000_000_000),
-        },
-        1_700_000_000,
-        "opts",
-    )
-}
-
-fn part(number: u32) -> PartRecord {
-    PartRecord {
-        number,
-        size: 1 << 20,
-        etag: format!("\"etag-{number:030}\""),
-        md5: Some([number as u8; 16]),
-        crc64: u64::from(number) * 31,
-    }
 }
 
 #[tokio::test]

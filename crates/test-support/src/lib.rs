@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 pub mod postgres;
+pub mod records;
 
 use oss_mock::{MockConfig, MockServer};
 use ossup::{Client, Credentials, RetryConfig, Uploader, UploaderBuilder, V4Signer};
