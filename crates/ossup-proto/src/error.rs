@@ -504,6 +504,14 @@ mod tests {
     }
 
     #[test]
+    fn a_carriage_return_in_a_value_survives_writing_and_reading() {
+        let err = ErrorResponse::from_xml("<Error><Code>C</Code><Message>m</Message></Error>")
+            .unwrap()
+            .with_message("a\rb\r\nc");
+        assert_eq!(ErrorResponse::from_xml(&err.to_xml()).unwrap(), err);
+    }
+
+    #[test]
     fn rejects_documents_that_are_not_errors() {
         assert!(ErrorResponse::from_xml("<ListPartsResult/>").is_err());
         assert!(ErrorResponse::from_xml("garbage <<<").is_err());
