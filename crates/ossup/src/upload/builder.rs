@@ -131,6 +131,7 @@ impl UploaderBuilder {
     /// let uploader = ossup::Uploader::builder()
     ///     .endpoint("http://127.0.0.1:9000")?
     ///     .credentials(ossup::Credentials::new("test-ak", "test-sk"))
+    ///     .region("cn-hangzhou")
     ///     .lease(Duration::from_secs(10))
     ///     .build()?;
     /// assert_eq!(uploader.lease(), Duration::from_secs(10));
