@@ -138,7 +138,8 @@ fn two_workers_share_a_tree_through_sqlite_and_each_small_file_is_put_once() {
         let output = worker.wait_with_output().expect("ossup runs");
         assert!(
             output.status.success(),
-            "a worker failed: {}\n{}",
+            "a worker failed ({}): {}\n{}",
+            output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );

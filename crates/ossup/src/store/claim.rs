@@ -89,7 +89,8 @@ pub trait Cooperation: Send + Sync + Debug {
         lease: Duration,
     ) -> Result<bool, StoreError>;
 
-    /// Every live claim in the store, for a listing of who works on what.
+    /// Every live claim on parts and completions in the store, for a listing of who works on what
+    /// (file claims, short-lived and keyed by object, are not listed).
     async fn claims(&self) -> Result<Vec<Claim>, StoreError>;
 
     /// Claims the whole object `key` of `bucket` for `worker`, until `lease` from now, unless
