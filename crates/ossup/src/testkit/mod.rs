@@ -116,7 +116,7 @@ pub trait CooperativeStoreFactory: Send + Sync {
 /// over, a finished file's record is handed to the next claim) against stores made by `factory`. Panics, naming the case, on the first violation.
 ///
 /// The expiry cases wait out leases of 400 ms in the store's own clock, so the suite takes a
-/// second or two.
+/// few seconds.
 pub async fn run_cooperation_contract(factory: &dyn CooperativeStoreFactory) -> ContractReport {
     let mut report = ContractReport::default();
     claims_skip_recorded_parts_and_other_workers_claims(factory).await;
