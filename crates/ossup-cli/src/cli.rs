@@ -190,6 +190,12 @@ pub(crate) struct UploadArgs {
     #[arg(long)]
     pub cooperate: bool,
 
+    /// With --cooperate: how long a worker's claims (parts, files of a tree) last unless renewed
+    /// (default 30s). A worker renews its claims every third of it while it works; one that dies
+    /// holds its work this long before another takes it over. E.g. 10s, 1m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "cooperate")]
+    pub lease: Option<Duration>,
+
     /// Keep no checkpoint: an interrupted upload is aborted and cannot be resumed.
     #[arg(long)]
     pub no_checkpoint: bool,

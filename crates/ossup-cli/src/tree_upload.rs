@@ -186,6 +186,10 @@ struct FileLine<'a> {
     status: &'static str,
     bytes_sent: u64,
     bytes_reused: u64,
+    /// How a skipped file was judged to be there (`same_etag`, `same_crc64`, or
+    /// `uploaded_by_another_worker` in a cooperating tree).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<ossup::SkipReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorLine>,
 }
@@ -213,6 +217,10 @@ fn file_line<'a>(outcome: &'a FileOutcome, event: Option<&'static str>) -> FileL
         status,
         bytes_sent: outcome.bytes_sent(),
         bytes_reused: outcome.bytes_reused(),
+        reason: match &outcome.status {
+            FileStatus::Skipped { reason, .. } => Some(*reason),
+            _ => None,
+        },
         error: outcome.error().map(|e| {
             let service = e.service_error();
             ErrorLine {
@@ -380,6 +388,10 @@ impl Display {
                     outcome.key,
                     HumanBytes(done.size)
                 ),
+                FileStatus::Skipped {
+                    reason: ossup::SkipReason::UploadedByAnotherWorker,
+                    ..
+                } => format!("skipped  {shown} (another worker uploaded it)"),
                 FileStatus::Skipped { .. } => {
                     format!("skipped  {shown} (the bucket holds it already)")
                 }

@@ -3,13 +3,14 @@
 //! Claiming is the queue pattern: the candidate parts get a claim row each (once), and a worker
 //! takes the free ones with `SELECT … FOR UPDATE SKIP LOCKED`, so workers claiming at the same moment
 //! pass over each other's rows instead of waiting for them or taking them twice. Leases are
-//! counted in the server's clock (`now()`), so the workers' clocks need not agree.
+//! counted in the server's clock (`now()`), so the workers' clocks need not agree. File claims
+//! (whole objects of a batch) follow the same pattern on `file_claims`, a row per object.
 
 use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
-use ossup::store::{Claim, Cooperation};
+use ossup::store::{Claim, Cooperation, FileClaim, FinishedFile};
 use ossup::{StoreError, UploadIdentity};
 
 use crate::PostgresStore;
@@ -213,5 +214,168 @@ impl Cooperation for PostgresStore {
                 )
             })
             .collect())
+    }
+
+    async fn claim_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<FileClaim, StoreError> {
+        let schema = &self.inner.schema;
+        let (bucket, key) = (bucket.as_bytes(), key.as_bytes());
+        let mut client = self.inner.client().await?;
+        let claim = async {
+            // The object's row, once, expired: free to take. On its own, before the claiming
+            // transaction, so that workers do not wait on each other's new rows.
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {schema}.file_claims (bucket, object_key, worker, expires_at)
+                         VALUES ($1, $2, '', '-infinity')
+                         ON CONFLICT (bucket, object_key) DO NOTHING"
+                    ),
+                    &[&bucket, &key],
+                )
+                .await?;
+            let tx = client.transaction().await?;
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "SELECT worker, expires_at > now(),
+                                CASE WHEN expires_at > now()
+                                     THEN extract(epoch FROM expires_at - now())::float8
+                                     ELSE 0 END,
+                                finished_size, finished_etag, finished_crc64, finished_by
+                         FROM {schema}.file_claims
+                         WHERE bucket = $1 AND object_key = $2
+                         FOR UPDATE SKIP LOCKED"
+                    ),
+                    &[&bucket, &key],
+                )
+                .await?;
+            let Some(row) = row else {
+                // Another worker is claiming it at this very moment.
+                return Ok(FileClaim::Held {
+                    worker: String::new(),
+                    expires_in: Duration::ZERO,
+                });
+            };
+            let holder: String = row.get(0);
+            let live: bool = row.get(1);
+            if live && holder != worker {
+                let left: f64 = row.get(2);
+                return Ok(FileClaim::Held {
+                    worker: holder,
+                    expires_in: Duration::from_secs_f64(left.max(0.0)),
+                });
+            }
+            let finished = match (
+                row.get::<_, Option<i64>>(3),
+                row.get::<_, Option<Vec<u8>>>(4),
+                row.get::<_, Option<i64>>(5),
+                row.get::<_, Option<String>>(6),
+            ) {
+                (Some(size), Some(etag), Some(crc64), Some(by)) => Some(FinishedFile::new(
+                    size as u64,
+                    String::from_utf8_lossy(&etag),
+                    crc64 as u64,
+                    by,
+                )),
+                _ => None,
+            };
+            tx.execute(
+                &format!(
+                    "UPDATE {schema}.file_claims
+                     SET worker = $3, expires_at = now() + $4::float8 * interval '1 millisecond'
+                     WHERE bucket = $1 AND object_key = $2"
+                ),
+                &[&bucket, &key, &worker, &millis(lease)],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, tokio_postgres::Error>(FileClaim::Claimed { finished })
+        };
+        claim.await.map_err(|err| self.inner.error(err))
+    }
+
+    async fn renew_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let client = self.inner.client().await?;
+        let renewed = client
+            .execute(
+                &format!(
+                    "UPDATE {}.file_claims
+                     SET expires_at = now() + $4::float8 * interval '1 millisecond'
+                     WHERE bucket = $1 AND object_key = $2 AND worker = $3",
+                    self.inner.schema
+                ),
+                &[&bucket.as_bytes(), &key.as_bytes(), &worker, &millis(lease)],
+            )
+            .await
+            .map_err(|err| self.inner.error(err))?;
+        Ok(renewed > 0)
+    }
+
+    async fn release_file(&self, bucket: &str, key: &str, worker: &str) -> Result<(), StoreError> {
+        let client = self.inner.client().await?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {}.file_claims SET expires_at = '-infinity'
+                     WHERE bucket = $1 AND object_key = $2 AND worker = $3",
+                    self.inner.schema
+                ),
+                &[&bucket.as_bytes(), &key.as_bytes(), &worker],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|err| self.inner.error(err))
+    }
+
+    async fn finish_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        worker: &str,
+        finished: &FinishedFile,
+    ) -> Result<(), StoreError> {
+        let client = self.inner.client().await?;
+        // A claim taken over meanwhile stays its new holder's; the record is written anyway.
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.file_claims (bucket, object_key, worker, expires_at,
+                         finished_size, finished_etag, finished_crc64, finished_by)
+                     VALUES ($1, $2, $3, '-infinity', $4, $5, $6, $7)
+                     ON CONFLICT (bucket, object_key) DO UPDATE
+                     SET finished_size = excluded.finished_size,
+                         finished_etag = excluded.finished_etag,
+                         finished_crc64 = excluded.finished_crc64,
+                         finished_by = excluded.finished_by,
+                         expires_at = CASE WHEN {s}.file_claims.worker = excluded.worker
+                                           THEN '-infinity'::timestamptz
+                                           ELSE {s}.file_claims.expires_at END",
+                    s = self.inner.schema
+                ),
+                &[
+                    &bucket.as_bytes(),
+                    &key.as_bytes(),
+                    &worker,
+                    &(finished.size as i64),
+                    &finished.etag.as_bytes(),
+                    &(finished.crc64 as i64),
+                    &finished.worker,
+                ],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|err| self.inner.error(err))
     }
 }

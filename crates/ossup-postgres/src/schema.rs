@@ -11,7 +11,7 @@
 use tokio_postgres::GenericClient;
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// What `schema_version.application` holds in an ossup schema.
 const APPLICATION: &str = "ossup checkpoints";
@@ -74,6 +74,23 @@ const MIGRATIONS: &[&str] = &[
         fingerprint text PRIMARY KEY REFERENCES {schema}.uploads (fingerprint) ON DELETE CASCADE,
         worker      text NOT NULL,
         expires_at  timestamptz NOT NULL
+    );
+    ",
+    // 2 -> 3: file claims of cooperating batches (ossup::store::Cooperation::claim_file). A row per
+    // object a worker claimed whole, locked with FOR UPDATE SKIP LOCKED while a worker takes it, with
+    // its lease (expired once released or finished) and what the last worker that put the object
+    // recorded of it (NULL until one did). Not tied to an upload: a file put whole has none.
+    "
+    CREATE TABLE {schema}.file_claims (
+        bucket         bytea NOT NULL,
+        object_key     bytea NOT NULL,
+        worker         text NOT NULL,
+        expires_at     timestamptz NOT NULL,
+        finished_size  bigint,
+        finished_etag  bytea,
+        finished_crc64 bigint,
+        finished_by    text,
+        PRIMARY KEY (bucket, object_key)
     );
     ",
 ];

@@ -299,9 +299,14 @@ impl Inner {
 
     /// `err` in the store's terms, saying where.
     pub(crate) fn error(&self, err: tokio_postgres::Error) -> StoreError {
+        // The server's own words are in the source; "db error" alone says nothing.
+        let source = match err.as_db_error() {
+            Some(db) => std::io::Error::other(format!("{db} (SQLSTATE {})", db.code().code())),
+            None => std::io::Error::other(err),
+        };
         StoreError::Io {
             location: self.location.clone(),
-            source: std::io::Error::other(err),
+            source,
         }
     }
 

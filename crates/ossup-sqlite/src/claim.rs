@@ -1,13 +1,14 @@
 //! [`Cooperation`] for [`SqliteStore`]: processes on one host sharing an upload through one
 //! database. Each claim is decided inside an IMMEDIATE transaction, which SQLite gives one writer at
 //! a time, so two processes claiming at once never get the same part. Leases are counted in unix
-//! milliseconds of the host's clock, which every process sharing the database file reads.
+//! milliseconds of the host's clock, which every process sharing the database file reads. File
+//! claims (whole objects of a batch) live in `file_claims`, one row per object.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use ossup::store::{Claim, Cooperation};
+use ossup::store::{Claim, Cooperation, FileClaim, FinishedFile};
 use ossup::{StoreError, UploadIdentity};
 
 use crate::SqliteStore;
@@ -229,6 +230,142 @@ impl Cooperation for SqliteStore {
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(claims)
+            })
+        })
+        .await
+    }
+
+    async fn claim_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<FileClaim, StoreError> {
+        let (bucket, key, worker) = (bucket.to_string(), key.to_string(), worker.to_string());
+        self.run(move |db| {
+            db.with(|conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let now = now_ms();
+                let row: Option<(String, i64, Option<FinishedFile>)> = tx
+                    .prepare_cached(
+                        "SELECT worker, expires_unix_ms, finished_size, finished_etag,
+                                finished_crc64, finished_by
+                         FROM file_claims WHERE bucket = ?1 AND object_key = ?2",
+                    )?
+                    .query_row(params![bucket, key], |row| {
+                        let finished = match (
+                            row.get::<_, Option<i64>>(2)?,
+                            row.get::<_, Option<String>>(3)?,
+                            row.get::<_, Option<i64>>(4)?,
+                            row.get::<_, Option<String>>(5)?,
+                        ) {
+                            (Some(size), Some(etag), Some(crc64), Some(by)) => {
+                                Some(FinishedFile::new(size as u64, etag, crc64 as u64, by))
+                            }
+                            _ => None,
+                        };
+                        Ok((row.get(0)?, row.get(1)?, finished))
+                    })
+                    .optional()?;
+                let claim = match row {
+                    Some((other, expiry, _)) if other != worker && expiry > now => {
+                        FileClaim::Held {
+                            worker: other,
+                            expires_in: Duration::from_millis((expiry - now) as u64),
+                        }
+                    }
+                    row => {
+                        tx.prepare_cached(
+                            "INSERT INTO file_claims (bucket, object_key, worker, expires_unix_ms)
+                             VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (bucket, object_key) DO UPDATE
+                             SET worker = excluded.worker, expires_unix_ms = excluded.expires_unix_ms",
+                        )?
+                        .execute(params![bucket, key, worker, until(lease)])?;
+                        FileClaim::Claimed {
+                            finished: row.and_then(|(_, _, finished)| finished),
+                        }
+                    }
+                };
+                tx.commit()?;
+                Ok(claim)
+            })
+        })
+        .await
+    }
+
+    async fn renew_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let (bucket, key, worker) = (bucket.to_string(), key.to_string(), worker.to_string());
+        self.run(move |db| {
+            db.with(|conn| {
+                let renewed = conn
+                    .prepare_cached(
+                        "UPDATE file_claims SET expires_unix_ms = ?4
+                         WHERE bucket = ?1 AND object_key = ?2 AND worker = ?3",
+                    )?
+                    .execute(params![bucket, key, worker, until(lease)])?;
+                Ok(renewed > 0)
+            })
+        })
+        .await
+    }
+
+    async fn release_file(&self, bucket: &str, key: &str, worker: &str) -> Result<(), StoreError> {
+        let (bucket, key, worker) = (bucket.to_string(), key.to_string(), worker.to_string());
+        self.run(move |db| {
+            db.with(|conn| {
+                conn.prepare_cached(
+                    "UPDATE file_claims SET expires_unix_ms = 0
+                     WHERE bucket = ?1 AND object_key = ?2 AND worker = ?3",
+                )?
+                .execute(params![bucket, key, worker])?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn finish_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        worker: &str,
+        finished: &FinishedFile,
+    ) -> Result<(), StoreError> {
+        let (bucket, key, worker) = (bucket.to_string(), key.to_string(), worker.to_string());
+        let finished = finished.clone();
+        self.run(move |db| {
+            db.with(|conn| {
+                // A claim taken over meanwhile stays its new holder's; the record is written anyway.
+                conn.prepare_cached(
+                    "INSERT INTO file_claims (bucket, object_key, worker, expires_unix_ms,
+                         finished_size, finished_etag, finished_crc64, finished_by)
+                     VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (bucket, object_key) DO UPDATE
+                     SET finished_size = excluded.finished_size,
+                         finished_etag = excluded.finished_etag,
+                         finished_crc64 = excluded.finished_crc64,
+                         finished_by = excluded.finished_by,
+                         expires_unix_ms = CASE WHEN file_claims.worker = excluded.worker
+                                                THEN 0 ELSE file_claims.expires_unix_ms END",
+                )?
+                .execute(params![
+                    bucket,
+                    key,
+                    worker,
+                    finished.size as i64,
+                    finished.etag,
+                    finished.crc64 as i64,
+                    finished.worker
+                ])?;
+                Ok(())
             })
         })
         .await

@@ -9,7 +9,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use ossup::store::Durability;
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// `PRAGMA application_id` of an ossup checkpoint database: "OSUP" in ASCII.
 pub(crate) const APPLICATION_ID: i32 = 0x4F53_5550;
@@ -95,6 +95,23 @@ const MIGRATIONS: &[&str] = &[
         fingerprint     TEXT PRIMARY KEY NOT NULL REFERENCES uploads (fingerprint) ON DELETE CASCADE,
         worker          TEXT NOT NULL,
         expires_unix_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
+    // 3 -> 4: file claims of cooperating batches (ossup::store::Cooperation::claim_file). A row per
+    // object a worker claimed whole, with its lease (0 once released or finished) and what the last
+    // worker that put the object recorded of it (NULL until one did). Not tied to an upload's
+    // checkpoint: a file put whole has none.
+    "
+    CREATE TABLE file_claims (
+        bucket          TEXT NOT NULL,
+        object_key      TEXT NOT NULL,
+        worker          TEXT NOT NULL,
+        expires_unix_ms INTEGER NOT NULL,
+        finished_size   INTEGER,
+        finished_etag   TEXT,
+        finished_crc64  INTEGER,
+        finished_by     TEXT,
+        PRIMARY KEY (bucket, object_key)
     ) WITHOUT ROWID;
     ",
 ];

@@ -417,15 +417,19 @@ impl Db {
     /// database is known to be ossup's (a foreign one is left as it is): one made by an earlier
     /// version, or under a wide umask, may be readable by others. A file that cannot be changed
     /// (another user's) is reported, not fatal: the directory check already vouched for the place.
+    ///
+    /// By path, never through a file descriptor: closing any descriptor of a file drops every POSIX
+    /// lock this process holds on it, SQLite's included. Without its lock on the -shm file, another
+    /// process opening the database takes itself for the first, truncates the -shm file, and this
+    /// process's mapping of it dies with SIGBUS.
     fn restrict_to_owner(&self) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut name = self.path.clone().into_os_string();
             name.push(suffix);
             let path = PathBuf::from(name);
-            let narrowed = match std::fs::File::open(&path) {
-                Ok(file) => ossup::store::restrict_to_owner(&file, &path),
+            let narrowed = match narrow_to_owner(&path) {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(err),
+                other => other,
             };
             if let Err(err) = narrowed {
                 tracing::warn!(file = %path.display(), "the checkpoint database file may be readable by other users: {err}");
@@ -662,4 +666,32 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// `chmod 600` of `path` unless it is so already, by path (see [`SqliteStore::restrict_to_owner`]
+/// for why no descriptor is opened).
+fn narrow_to_owner(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+        if mode != ossup::store::PRIVATE_FILE_MODE {
+            std::fs::set_permissions(
+                path,
+                std::fs::Permissions::from_mode(ossup::store::PRIVATE_FILE_MODE),
+            )
+            .map_err(|err| {
+                std::io::Error::new(
+                    err.kind(),
+                    format!(
+                        "cannot make {} readable by its owner only (chmod 600): {err}",
+                        path.display()
+                    ),
+                )
+            })?;
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::metadata(path)?;
+    Ok(())
 }

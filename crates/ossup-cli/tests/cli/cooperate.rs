@@ -1,9 +1,13 @@
 //! `ossup upload --checkpoint-url postgres://… --cooperate`: several workers on one upload through
-//! a real PostgreSQL server (a throwaway cluster), and what the flags refuse.
+//! a real PostgreSQL server (a throwaway cluster), several workers on one tree through one SQLite
+//! database, and what the flags refuse.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
 
 use ossup_test_support::postgres::{PG_DATABASE, PgCluster};
 
-use crate::harness::{Harness, Run};
+use crate::harness::{BUCKET, Harness, Run};
 
 #[test]
 fn three_workers_share_one_upload_through_postgres_and_each_ends_with_the_object() {
@@ -87,4 +91,106 @@ fn cooperate_without_a_shared_store_says_which_to_use() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn two_workers_share_a_tree_through_sqlite_and_each_small_file_is_put_once() {
+    let h = Harness::start();
+    // Puts answered 40 ms late, so the two workers started together meet each other's files.
+    h.set_faults(r#"[{"api": "PutObject", "action": {"kind": "delay", "ms": 40}}]"#);
+    let root = h.dir.path().join("tree");
+    let small = 30;
+    let mut relatives: Vec<(String, usize)> = (0..small)
+        .map(|i| (format!("docs/{}/note{i}.txt", i % 3), 400 + i * 17))
+        .collect();
+    relatives.push(("media/clip.bin".into(), 350 * 1024 + 5));
+    for (i, (relative, size)) in relatives.iter().enumerate() {
+        let path = root.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, ossup_test_support::data(*size, 70 + i as u64)).unwrap();
+    }
+    let db = h.dir.path().join("shared.db");
+    let reports: Vec<_> = (0..2)
+        .map(|w| h.dir.path().join(format!("report-{w}.jsonl")))
+        .collect();
+    let workers: Vec<_> = reports
+        .iter()
+        .map(|report| {
+            h.ossup()
+                .arg("upload")
+                .arg(&root)
+                .arg(format!("oss://{BUCKET}/site/"))
+                .args(["--recursive", "--part-size", "100KiB", "--parallel", "2"])
+                .arg("--cooperate")
+                .arg("--checkpoint-db")
+                .arg(&db)
+                .args(["--lease", "10s"])
+                .arg("--report")
+                .arg(report)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ossup starts")
+        })
+        .collect();
+    for worker in workers {
+        let output = worker.wait_with_output().expect("ossup runs");
+        assert!(
+            output.status.success(),
+            "a worker failed ({}): {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for (relative, _) in &relatives {
+        h.assert_object_is(&format!("site/{relative}"), &root.join(relative));
+    }
+    assert_eq!(
+        h.requests(ossup::Api::PutObject),
+        small as u64,
+        "each small file is put once by the two workers together"
+    );
+    let keys: BTreeSet<String> = relatives.iter().map(|(r, _)| format!("site/{r}")).collect();
+    let mut by_another = 0;
+    for report in &reports {
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(report)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let named: BTreeSet<String> = lines
+            .iter()
+            .map(|l| l["key"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(named, keys, "a worker's report names every file");
+        assert_eq!(lines.len(), keys.len(), "and each once");
+        for line in &lines {
+            assert!(
+                line["status"] == "uploaded" || line["status"] == "skipped",
+                "{line}"
+            );
+            if line["status"] == "skipped" {
+                assert!(
+                    line["reason"].is_string(),
+                    "a skipped file says why: {line}"
+                );
+            }
+            by_another += usize::from(line["reason"] == "uploaded_by_another_worker");
+        }
+    }
+    assert!(
+        by_another > 0,
+        "the reports say which files another worker uploaded"
+    );
+}
+
+#[test]
+fn a_lease_without_cooperate_is_a_usage_error() {
+    let h = Harness::start();
+    let file = h.file("f.bin", 1000, 3);
+    let run = Run::of(&mut h.upload(&file, "f.bin", &["--lease", "10s"]));
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--cooperate"), "{}", run.stderr);
 }

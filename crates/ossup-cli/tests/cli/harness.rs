@@ -115,6 +115,11 @@ impl Harness {
     }
 
     /// The (key, upload id) pairs the server holds open.
+    /// How many requests of `api` the mock has served.
+    pub(crate) fn requests(&self, api: ossup::Api) -> u64 {
+        self.server.as_ref().expect("server").stats().requests(api)
+    }
+
     /// Arms the mock's fault rules, given as the JSON its `--faults` file takes.
     pub(crate) fn set_faults(&self, rules: &str) {
         let rules = oss_mock::parse_fault_rules(rules.as_bytes()).expect("fault rules parse");

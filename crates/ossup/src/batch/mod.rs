@@ -8,6 +8,11 @@
 //! complete in the bucket are skipped by content (`skip.rs`), files in flight resume from their
 //! checkpoints, the rest are sent. Results come back per file as they finish ([`BatchRun`] is a
 //! stream of [`FileOutcome`]s) and in all ([`BatchSummary`]). The loop lives in `run.rs`.
+//!
+//! On an uploader with a [cooperative store](crate::UploaderBuilder::cooperative_store), the same
+//! batch run by several workers shares the tree: each file put whole is claimed by one worker, the
+//! others report it skipped ([`SkipReason::UploadedByAnotherWorker`]) once they find it there, and
+//! multipart files share their parts.
 
 mod outcome;
 mod run;

@@ -15,6 +15,10 @@ pub enum SkipReason {
     /// Same size, and the object's CRC-64 (`x-oss-hash-crc64ecma`) is the file's (a multipart
     /// object, whose ETag is not an MD5 of the content).
     SameCrc64,
+    /// Another worker of a cooperating batch put the object while this one had the file in hand:
+    /// its record (size, ETag, CRC-64) matches the file's content, and the bucket holds that
+    /// object.
+    UploadedByAnotherWorker,
 }
 
 /// What became of one file of a batch.

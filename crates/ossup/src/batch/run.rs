@@ -1,6 +1,13 @@
 //! The batch loop: pulls items while fewer than the limit are in flight, runs each through skip and
 //! upload, and hands results to the [`BatchRun`] stream as they finish.
+//!
+//! With a cooperative store (the uploader's [`cooperative_store`](Uploader::cooperative_store)),
+//! each file put whole is [claimed](crate::store::Cooperation::claim_file) before it is sent: a
+//! file another worker holds is put aside and tried again a moment later (after the others' files
+//! in hand), and a file another worker finished is judged by content against its record. Multipart
+//! files are not claimed whole: their parts are shared, as for one upload (`upload/cooperate.rs`).
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,9 +22,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::outcome::{BatchSummary, FileOutcome, FileStatus};
 use super::skip::{self, Listing, Local};
-use super::{Batch, BatchItem, BatchProgress, Configure, What};
+use super::{Batch, BatchItem, BatchProgress, Configure, SkipReason, What};
 use crate::buffer::BufferPool;
-use crate::store::{DigestCache, FileDigest, FileStat};
+use crate::store::{CooperativeStore, DigestCache, FileClaim, FileDigest, FileStat, FinishedFile};
 use crate::{Error, FileSource, ProgressEvent, Source, UploadMethod, UploadRequest, Uploader};
 
 /// Results held for a reader that is slower than the batch, before the batch waits for it.
@@ -76,6 +83,28 @@ struct Shared {
     progress: Option<BatchProgress>,
     pool: Arc<BufferPool>,
     cancel: CancellationToken,
+    /// Set when the batch is shared with other workers.
+    cooperating: Option<FileClaims>,
+}
+
+/// How this worker claims the files of a cooperating batch.
+struct FileClaims {
+    store: Arc<dyn CooperativeStore>,
+    worker: String,
+    lease: std::time::Duration,
+}
+
+/// What became of a file this time round.
+enum Step {
+    Done(FileOutcome),
+    /// Another worker holds the file: to try again later.
+    PutAside(BatchItem),
+}
+
+/// What [`upload_one`] ends with.
+enum Handled {
+    Status(FileStatus),
+    PutAside(BatchItem),
 }
 
 pub(super) fn start<S>(batch: Batch, items: S) -> BatchRun
@@ -122,6 +151,12 @@ async fn drive(
         }
         _ => None,
     };
+    let cooperating = batch.uploader.cooperative_store().map(|store| FileClaims {
+        store: store.clone(),
+        worker: crate::store::worker_name(),
+        lease: batch.uploader.lease(),
+    });
+    let retry_after = crate::upload::poll_interval(batch.uploader.lease());
     let shared = Arc::new(Shared {
         uploader: batch.uploader,
         bucket: batch.bucket,
@@ -132,44 +167,72 @@ async fn drive(
         progress: batch.progress,
         pool: BufferPool::new(parts),
         cancel: cancel.clone(),
+        cooperating,
     });
     let mut running = FuturesUnordered::new();
+    // Files other workers held when their turn came, oldest first, with when to try again.
+    let mut put_aside: VecDeque<(tokio::time::Instant, BatchItem)> = VecDeque::new();
     let mut exhausted = false;
     loop {
-        let can_start = !exhausted && !cancel.is_cancelled() && running.len() < limit;
-        if !can_start && running.is_empty() {
+        let room = !cancel.is_cancelled() && running.len() < limit;
+        if room
+            && put_aside
+                .front()
+                .is_some_and(|(at, _)| *at <= tokio::time::Instant::now())
+            && let Some((_, item)) = put_aside.pop_front()
+        {
+            running.push(one_file(shared.clone(), item));
+            continue;
+        }
+        let can_pull = room && !exhausted;
+        let next_retry = put_aside.front().map(|(at, _)| *at).filter(|_| room);
+        if !can_pull && running.is_empty() && next_retry.is_none() {
             break;
         }
         tokio::select! {
-            item = items.next(), if can_start => match item {
+            item = items.next(), if can_pull => match item {
                 Some(item) => running.push(one_file(shared.clone(), item)),
                 None => exhausted = true,
             },
-            Some(outcome) = running.next(), if !running.is_empty() => {
-                if batch.fail_fast && matches!(outcome.status, FileStatus::Failed(_)) {
-                    cancel.cancel();
+            Some(step) = running.next(), if !running.is_empty() => match step {
+                Step::Done(outcome) => {
+                    if batch.fail_fast && matches!(outcome.status, FileStatus::Failed(_)) {
+                        cancel.cancel();
+                    }
+                    if results.send(outcome).await.is_err() {
+                        // Nobody reads the results any more: the run was dropped.
+                        cancel.cancel();
+                    }
                 }
-                if results.send(outcome).await.is_err() {
-                    // Nobody reads the results any more: the run was dropped.
-                    cancel.cancel();
+                Step::PutAside(item) => {
+                    put_aside.push_back((tokio::time::Instant::now() + retry_after, item));
                 }
-            }
+            },
+            () = tokio::time::sleep_until(next_retry.unwrap_or_else(tokio::time::Instant::now)),
+                if next_retry.is_some() => {}
         }
     }
     cancel.is_cancelled()
 }
 
-async fn one_file(shared: Arc<Shared>, item: BatchItem) -> FileOutcome {
+async fn one_file(shared: Arc<Shared>, item: BatchItem) -> Step {
     let path = item.path();
     let key = item.key.clone();
     let status = match upload_one(&shared, item).await {
-        Ok(status) => status,
+        Ok(Handled::Status(status)) => status,
+        Ok(Handled::PutAside(item)) => return Step::PutAside(item),
         Err(error) => FileStatus::Failed(error.with_object(&shared.bucket, &key)),
     };
-    FileOutcome { path, key, status }
+    Step::Done(FileOutcome { path, key, status })
 }
 
-async fn upload_one(shared: &Shared, item: BatchItem) -> Result<FileStatus, Error> {
+async fn upload_one(shared: &Shared, item: BatchItem) -> Result<Handled, Error> {
+    // What to try again with, should another worker hold the file.
+    let again = match &item.what {
+        What::File(path) => Some(What::File(path.clone())),
+        What::Source(source) => Some(What::Source(source.clone())),
+        What::Rejected(..) => None,
+    };
     let (source, file): (Arc<dyn Source>, Option<(String, FileStat)>) = match item.what {
         What::Rejected(_, error) => return Err(error),
         What::Source(source) => (source, None),
@@ -179,22 +242,23 @@ async fn upload_one(shared: &Shared, item: BatchItem) -> Result<FileStatus, Erro
         Some((_, stat)) => stat.size,
         None => crate::upload::stamp_of(&source).await?.size,
     };
+    let local = Local {
+        source: &source,
+        size,
+        file: file.as_ref().map(|(path, stat)| (path.as_str(), *stat)),
+    };
+    let client = shared.uploader.client();
+    let cache = shared.digest_cache.as_ref();
     if shared.skip_unchanged {
-        let local = Local {
-            source: &source,
-            size,
-            file: file.as_ref().map(|(path, stat)| (path.as_str(), *stat)),
-        };
-        let client = shared.uploader.client();
-        let cache = shared.digest_cache.as_ref();
         let listing = shared.listing.as_ref();
         if let Some(reason) =
             skip::already_there(client, &shared.bucket, &item.key, listing, cache, &local).await?
         {
-            return Ok(FileStatus::Skipped { size, reason });
+            return Ok(Handled::Status(FileStatus::Skipped { size, reason }));
         }
     }
-    let mut request = UploadRequest::from_arc(source, shared.bucket.clone(), item.key.clone());
+    let mut request =
+        UploadRequest::from_arc(source.clone(), shared.bucket.clone(), item.key.clone());
     if let Some(configure) = &shared.configure {
         request = configure(request);
     }
@@ -205,8 +269,99 @@ async fn upload_one(shared: &Shared, item: BatchItem) -> Result<FileStatus, Erro
         let (progress, key) = (progress.clone(), item.key.clone());
         request = request.progress(move |event: &ProgressEvent| progress(&key, event));
     }
+    // Multipart files share their parts instead (`upload/cooperate.rs`).
+    let claims = match &shared.cooperating {
+        Some(claims)
+            if crate::upload::method_of(&shared.uploader, &request, size)?
+                == UploadMethod::PutObject =>
+        {
+            claims
+        }
+        _ => return upload(shared, request, &file).await.map(Handled::Status),
+    };
+    let (bucket, key) = (shared.bucket.as_str(), item.key.as_str());
+    let finished = match claims
+        .store
+        .claim_file(bucket, key, &claims.worker, claims.lease)
+        .await
+        .map_err(Error::checkpoint)?
+    {
+        FileClaim::Held { worker, expires_in } => {
+            tracing::debug!(key, %worker, ?expires_in, "another worker holds the file; putting it aside");
+            let what = again.expect("a rejected item returned before its claim");
+            return Ok(Handled::PutAside(BatchItem {
+                key: item.key,
+                what,
+            }));
+        }
+        FileClaim::Claimed { finished } => finished,
+    };
+    let claimed = async {
+        if let Some(finished) = finished.as_ref().filter(|_| shared.skip_unchanged)
+            && skip::is_the_finished_object(client, bucket, key, finished, cache, &local).await?
+        {
+            tracing::debug!(key, worker = %finished.worker, "another worker put the file");
+            return Ok(FileStatus::Skipped {
+                size,
+                reason: SkipReason::UploadedByAnotherWorker,
+            });
+        }
+        let renew = async {
+            loop {
+                tokio::time::sleep(claims.lease / 3).await;
+                match claims
+                    .store
+                    .renew_file(bucket, key, &claims.worker, claims.lease)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        key,
+                        "another worker took over the file after this worker's lease expired; it may be sent twice"
+                    ),
+                    Err(err) => tracing::warn!(key, "renewing the claim on the file failed: {err}"),
+                }
+            }
+        };
+        tokio::select! {
+            status = upload(shared, request, &file) => status,
+            () = renew => unreachable!("renewing never ends"),
+        }
+    };
+    let status = claimed.await;
+    let recorded = match &status {
+        Ok(FileStatus::Uploaded(outcome)) => {
+            let record = FinishedFile::new(
+                outcome.size,
+                outcome.etag.clone(),
+                outcome.crc64,
+                &claims.worker,
+            );
+            claims
+                .store
+                .finish_file(bucket, key, &claims.worker, &record)
+                .await
+        }
+        // Skipped: the record stays as it is. Failed: another worker may try at once.
+        _ => claims.store.release_file(bucket, key, &claims.worker).await,
+    };
+    if let Err(err) = recorded {
+        tracing::warn!(
+            key,
+            "cannot record the file's fate in the shared store; other workers will take it over when its lease expires: {err}"
+        );
+    }
+    status.map(Handled::Status)
+}
+
+/// Uploads the file as `request` says, and remembers what the upload learnt of it.
+async fn upload(
+    shared: &Shared,
+    request: UploadRequest,
+    file: &Option<(String, FileStat)>,
+) -> Result<FileStatus, Error> {
     let outcome = shared.uploader.upload(request).await?;
-    if let (Some(cache), Some((path, before))) = (&shared.digest_cache, &file) {
+    if let (Some(cache), Some((path, before))) = (&shared.digest_cache, file) {
         remember_uploaded(cache, path, *before, &outcome).await;
     }
     Ok(FileStatus::Uploaded(Box::new(outcome)))

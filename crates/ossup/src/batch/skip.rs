@@ -5,6 +5,10 @@
 //! object put whole) is compared with the file's MD5; a multipart ETag says nothing of the content,
 //! so the object's CRC-64 is read with a HeadObject and compared with the file's. The file's digests
 //! come from the [`DigestCache`] while its stat is unchanged, and from one read of the file otherwise.
+//!
+//! In a cooperating batch the same decision judges what another worker recorded of an object it
+//! put ([`FinishedFile`]): the record stands for the remote side, and a HeadObject confirms that the
+//! bucket still holds that object.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use ossup_proto::etag::md5_of_etag;
 
 use super::SkipReason;
-use crate::store::{DigestCache, FileDigest, FileStat};
+use crate::store::{DigestCache, FileDigest, FileStat, FinishedFile};
 use crate::upload::hash_part;
 use crate::{ChecksumMode, Client, Error, PartSpec, Source};
 
@@ -83,6 +87,49 @@ pub(super) async fn already_there(
     let Some(remote) = remote(client, bucket, key, listing).await? else {
         return Ok(None);
     };
+    same_content(client, bucket, key, &remote, cache, local).await
+}
+
+/// Whether `local` is the object another worker `finished` (judged by content, as any object is),
+/// and the bucket still holds that object: a record outlives what it describes when the object is
+/// deleted or overwritten afterwards.
+pub(super) async fn is_the_finished_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    finished: &FinishedFile,
+    cache: Option<&Arc<dyn DigestCache>>,
+    local: &Local<'_>,
+) -> Result<bool, Error> {
+    let recorded = Remote {
+        size: finished.size,
+        etag: finished.etag.clone(),
+        crc64: Some(finished.crc64),
+    };
+    if same_content(client, bucket, key, &recorded, cache, local)
+        .await?
+        .is_none()
+    {
+        return Ok(false);
+    }
+    let unquoted = |etag: &str| etag.trim_matches('"').to_ascii_uppercase();
+    Ok(client.head_object(bucket, key).await?.is_some_and(|head| {
+        head.size == finished.size
+            && unquoted(&head.etag) == unquoted(&finished.etag)
+            && head.crc64.is_none_or(|crc64| crc64 == finished.crc64)
+    }))
+}
+
+/// Whether `local` has `remote`'s content: same size, and its MD5 is the ETag or, for a multipart
+/// ETag, its CRC-64 is the object's (read with a HeadObject when `remote` does not have it).
+async fn same_content(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    remote: &Remote,
+    cache: Option<&Arc<dyn DigestCache>>,
+    local: &Local<'_>,
+) -> Result<Option<SkipReason>, Error> {
     if remote.size != local.size {
         return Ok(None);
     }

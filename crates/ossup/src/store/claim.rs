@@ -12,6 +12,13 @@
 //! - once every part is recorded, exactly one worker [claims the completion](Cooperation::claim_completion)
 //!   and completes the multipart upload; the others see the checkpoint gone and the object there.
 //!
+//! In a batch, a file put whole is [claimed](Cooperation::claim_file) as a whole (its object:
+//! bucket and key) before it is sent; a worker that finds it held by another's live lease puts it
+//! aside and comes back later. The worker that puts it [records](Cooperation::finish_file) what
+//! the object holds (size, ETag, CRC-64), and a worker that claims the file after that is handed
+//! the record, to judge by content whether its file is that object (a record left by an older run
+//! of an edited tree never skips a changed file).
+//!
 //! The file and memory stores cannot cooperate: they answer every method with
 //! [`StoreError::CannotCooperate`], so asking is the way to find out.
 //!
@@ -82,8 +89,98 @@ pub trait Cooperation: Send + Sync + Debug {
         lease: Duration,
     ) -> Result<bool, StoreError>;
 
-    /// Every live claim in the store, for a listing of who works on what.
+    /// Every live claim on parts and completions in the store, for a listing of who works on what
+    /// (file claims, short-lived and keyed by object, are not listed).
     async fn claims(&self) -> Result<Vec<Claim>, StoreError>;
+
+    /// Claims the whole object `key` of `bucket` for `worker`, until `lease` from now, unless
+    /// another worker holds a live lease on it: then [`FileClaim::Held`], and nothing changes.
+    /// Otherwise (no claim, an expired or released one, or `worker`'s own) it is
+    /// [`FileClaim::Claimed`], with the record of the last worker that
+    /// [finished](Self::finish_file) the object, if one did: the caller judges by content whether
+    /// its file is already that object. Two workers claiming at once never both get it. Needs no
+    /// saved checkpoint.
+    async fn claim_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<FileClaim, StoreError>;
+
+    /// Extends `worker`'s claim on the object to `lease` from now; `false` when `worker` no longer
+    /// holds it (its lease expired and another worker took it over).
+    async fn renew_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Drops `worker`'s claim on the object (given up: another worker may take it at once); the
+    /// record of the last finish, if any, stays.
+    async fn release_file(&self, bucket: &str, key: &str, worker: &str) -> Result<(), StoreError>;
+
+    /// Records that `worker` put the object as `finished` says and drops its claim. The record
+    /// replaces any earlier one of the object, and is written even when `worker`'s lease was taken
+    /// over meanwhile (it describes what the server held when `worker` was done).
+    async fn finish_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        worker: &str,
+        finished: &FinishedFile,
+    ) -> Result<(), StoreError>;
+}
+
+/// The answer to [`Cooperation::claim_file`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileClaim {
+    /// The caller holds the file now.
+    Claimed {
+        /// What the last worker that put the object recorded (perhaps in an earlier run, of a file
+        /// since changed): to judge by content, never to trust as it is.
+        finished: Option<FinishedFile>,
+    },
+    /// Another worker holds a live lease on the file.
+    Held {
+        /// The worker holding it.
+        worker: String,
+        /// How long until its lease expires, unless renewed.
+        expires_in: Duration,
+    },
+}
+
+/// What a worker that put an object recorded of it, through [`Cooperation::finish_file`].
+///
+/// ```
+/// let record = ossup::store::FinishedFile::new(5, "\"5D41402ABC4B2A76B9719D911017C592\"", 0x1234, "host/1/ab");
+/// assert_eq!(record.size, 5);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FinishedFile {
+    /// The object's size in bytes.
+    pub size: u64,
+    /// The object's ETag, as the server gave it (quoted).
+    pub etag: String,
+    /// The object's CRC-64 (`x-oss-hash-crc64ecma`).
+    pub crc64: u64,
+    /// The worker that put it.
+    pub worker: String,
+}
+
+impl FinishedFile {
+    /// A record of an object put by `worker`.
+    pub fn new(size: u64, etag: impl Into<String>, crc64: u64, worker: impl Into<String>) -> Self {
+        Self {
+            size,
+            etag: etag.into(),
+            crc64,
+            worker: worker.into(),
+        }
+    }
 }
 
 /// A store several workers can share an upload through: a [`CheckpointStore`] that can also
@@ -204,6 +301,45 @@ macro_rules! forward_cooperation {
             async fn claims(&self) -> Result<Vec<Claim>, StoreError> {
                 (**self).claims().await
             }
+
+            async fn claim_file(
+                &self,
+                bucket: &str,
+                key: &str,
+                worker: &str,
+                lease: Duration,
+            ) -> Result<FileClaim, StoreError> {
+                (**self).claim_file(bucket, key, worker, lease).await
+            }
+
+            async fn renew_file(
+                &self,
+                bucket: &str,
+                key: &str,
+                worker: &str,
+                lease: Duration,
+            ) -> Result<bool, StoreError> {
+                (**self).renew_file(bucket, key, worker, lease).await
+            }
+
+            async fn release_file(
+                &self,
+                bucket: &str,
+                key: &str,
+                worker: &str,
+            ) -> Result<(), StoreError> {
+                (**self).release_file(bucket, key, worker).await
+            }
+
+            async fn finish_file(
+                &self,
+                bucket: &str,
+                key: &str,
+                worker: &str,
+                finished: &FinishedFile,
+            ) -> Result<(), StoreError> {
+                (**self).finish_file(bucket, key, worker, finished).await
+            }
         }
     };
 }
@@ -257,6 +393,45 @@ macro_rules! cannot_cooperate_impl {
             }
 
             async fn claims(&self) -> Result<Vec<$crate::store::Claim>, $crate::StoreError> {
+                Err($crate::store::claim::cannot_cooperate($name))
+            }
+
+            async fn claim_file(
+                &self,
+                _bucket: &str,
+                _key: &str,
+                _worker: &str,
+                _lease: std::time::Duration,
+            ) -> Result<$crate::store::FileClaim, $crate::StoreError> {
+                Err($crate::store::claim::cannot_cooperate($name))
+            }
+
+            async fn renew_file(
+                &self,
+                _bucket: &str,
+                _key: &str,
+                _worker: &str,
+                _lease: std::time::Duration,
+            ) -> Result<bool, $crate::StoreError> {
+                Err($crate::store::claim::cannot_cooperate($name))
+            }
+
+            async fn release_file(
+                &self,
+                _bucket: &str,
+                _key: &str,
+                _worker: &str,
+            ) -> Result<(), $crate::StoreError> {
+                Err($crate::store::claim::cannot_cooperate($name))
+            }
+
+            async fn finish_file(
+                &self,
+                _bucket: &str,
+                _key: &str,
+                _worker: &str,
+                _finished: &$crate::store::FinishedFile,
+            ) -> Result<(), $crate::StoreError> {
                 Err($crate::store::claim::cannot_cooperate($name))
             }
         }

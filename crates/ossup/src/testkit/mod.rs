@@ -46,10 +46,11 @@ use crate::checkpoint::UploadIdentity;
 use crate::store::{CheckpointStore, CooperativeStore};
 
 pub use cases::{
-    a_store_that_cannot_cooperate_says_so, claims_skip_recorded_parts_and_other_workers_claims,
-    exactly_one_worker_claims_the_completion,
+    a_finished_file_is_handed_to_the_next_claim, a_store_that_cannot_cooperate_says_so,
+    claims_skip_recorded_parts_and_other_workers_claims, exactly_one_worker_claims_the_completion,
     expired_claims_are_taken_over_and_released_ones_are_free,
-    racing_workers_never_claim_one_part_twice,
+    expired_file_claims_are_taken_over_and_released_ones_are_free,
+    racing_workers_never_claim_one_part_twice, racing_workers_never_hold_one_file_twice,
 };
 pub use cases::{
     concurrent_records_lose_nothing, corruption_is_detected_and_set_aside,
@@ -110,11 +111,12 @@ pub trait CooperativeStoreFactory: Send + Sync {
 }
 
 /// Runs every cooperation case (claims skip recorded and held parts, racing workers never share a
-/// part, expired claims are taken over and released ones freed, one completer per upload)
-/// against stores made by `factory`. Panics, naming the case, on the first violation.
+/// part, expired claims are taken over and released ones freed, one completer per upload; and for
+/// whole files of a batch: racing workers never both hold a file, expired file claims are taken
+/// over, a finished file's record is handed to the next claim) against stores made by `factory`. Panics, naming the case, on the first violation.
 ///
 /// The expiry cases wait out leases of 400 ms in the store's own clock, so the suite takes a
-/// second or two.
+/// few seconds.
 pub async fn run_cooperation_contract(factory: &dyn CooperativeStoreFactory) -> ContractReport {
     let mut report = ContractReport::default();
     claims_skip_recorded_parts_and_other_workers_claims(factory).await;
@@ -131,6 +133,15 @@ pub async fn run_cooperation_contract(factory: &dyn CooperativeStoreFactory) -> 
     );
     exactly_one_worker_claims_the_completion(factory).await;
     report.record("exactly_one_worker_claims_the_completion", Ok(()));
+    racing_workers_never_hold_one_file_twice(factory).await;
+    report.record("racing_workers_never_hold_one_file_twice", Ok(()));
+    expired_file_claims_are_taken_over_and_released_ones_are_free(factory).await;
+    report.record(
+        "expired_file_claims_are_taken_over_and_released_ones_are_free",
+        Ok(()),
+    );
+    a_finished_file_is_handed_to_the_next_claim(factory).await;
+    report.record("a_finished_file_is_handed_to_the_next_claim", Ok(()));
     report
 }
 

@@ -19,6 +19,7 @@ pub struct UploaderBuilder {
     prebuilt: Option<Client>,
     store: Option<Arc<dyn CheckpointStore>>,
     cooperative: Option<Arc<dyn crate::store::CooperativeStore>>,
+    lease: Option<std::time::Duration>,
     scheduler: Option<Arc<dyn PartScheduler>>,
     part_size: Option<u64>,
     multipart_threshold: Option<u64>,
@@ -93,8 +94,9 @@ impl UploaderBuilder {
     /// same file to the same key through the same `store`: each part is claimed with a lease
     /// before it is sent, so no part goes twice while its sender lives, and exactly one worker
     /// completes the upload (the others check the object and succeed too). `store` becomes the
-    /// checkpoint store as well. A stream is not shared; small files (one PutObject) are sent by
-    /// every worker. See `docs/checkpoint-stores.md` for the cooperation contract.
+    /// checkpoint store as well. A stream is not shared. In a [`Batch`](crate::Batch), each file
+    /// put whole is claimed by one worker, and the others skip it once it is there. See
+    /// `docs/checkpoint-stores.md` for the cooperation contract.
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -115,6 +117,28 @@ impl UploaderBuilder {
         let store = Arc::new(store);
         self.store = Some(store.clone());
         self.cooperative = Some(store);
+        self
+    }
+
+    /// How long a cooperating worker's claims (parts, the completion, a batch's files) last unless
+    /// renewed: 30 s by default. Claims are renewed every third of it while their work is in
+    /// flight, so a worker that dies (or is cut off) holds its work for at most this long before
+    /// another takes it over. A shorter lease hands over sooner and writes to the store more
+    /// often. At least 100 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let uploader = ossup::Uploader::builder()
+    ///     .endpoint("http://127.0.0.1:9000")?
+    ///     .credentials(ossup::Credentials::new("test-ak", "test-sk"))
+    ///     .region("cn-hangzhou")
+    ///     .lease(Duration::from_secs(10))
+    ///     .build()?;
+    /// assert_eq!(uploader.lease(), Duration::from_secs(10));
+    /// # Ok::<(), ossup::Error>(())
+    /// ```
+    pub fn lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = Some(lease);
         self
     }
 
@@ -154,12 +178,20 @@ impl UploaderBuilder {
         if let Some(threshold) = self.multipart_threshold {
             check_threshold(threshold)?;
         }
+        let lease = self.lease.unwrap_or(super::cooperate::DEFAULT_LEASE);
+        if lease < super::cooperate::MIN_LEASE {
+            return Err(Error::config(format!(
+                "a lease of {lease:?} is too short to renew in time; give at least {:?}",
+                super::cooperate::MIN_LEASE
+            )));
+        }
         Ok(Uploader {
             client,
             store: self
                 .store
                 .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn CheckpointStore>),
             cooperative: self.cooperative,
+            lease,
             scheduler: self
                 .scheduler
                 .unwrap_or_else(|| Arc::new(Parallel::new(4)) as Arc<dyn PartScheduler>),

@@ -31,10 +31,19 @@ use crate::{
     StoreError, StoreLock, UploadIdentity,
 };
 
-/// How long a claim lasts unless renewed; renewed every third of it.
-const LEASE: Duration = Duration::from_secs(30);
-/// How often a worker with nothing to claim looks again at what the others recorded.
+/// How long a claim lasts unless renewed, unless the uploader says otherwise; renewed every third
+/// of it.
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The shortest lease: renewals every third of it still leave the store a round trip's time.
+pub(crate) const MIN_LEASE: Duration = Duration::from_millis(100);
+/// How often a worker with nothing to claim looks again at what the others recorded (more often
+/// under a lease shorter than four times this).
 const POLL: Duration = Duration::from_millis(500);
+
+/// How long a worker waits before it looks again at work others hold under `lease`.
+pub(crate) fn poll_interval(lease: Duration) -> Duration {
+    POLL.min(lease / 4)
+}
 /// How long a worker waits for another to finish starting (resuming) the upload.
 const START_PATIENCE: Duration = Duration::from_secs(300);
 
@@ -42,6 +51,7 @@ const START_PATIENCE: Duration = Duration::from_secs(300);
 pub(super) struct Cooperating {
     store: Arc<dyn CooperativeStore>,
     worker: String,
+    lease: Duration,
     /// Every part recorded, as last read from the store: what the others sent.
     recorded: Mutex<BTreeMap<u32, PartRecord>>,
 }
@@ -56,10 +66,11 @@ impl std::fmt::Debug for Cooperating {
 }
 
 impl Cooperating {
-    pub(super) fn new(store: Arc<dyn CooperativeStore>) -> Arc<Self> {
+    pub(super) fn new(store: Arc<dyn CooperativeStore>, lease: Duration) -> Arc<Self> {
         Arc::new(Self {
             store,
             worker: crate::store::worker_name(),
+            lease,
             recorded: Mutex::new(BTreeMap::new()),
         })
     }
@@ -103,16 +114,26 @@ pub(super) async fn lock_to_start(ctx: &UploadContext) -> Result<StoreLock, Erro
         // A store that cannot cooperate says so here, before anything is started.
         cooperating
             .store
-            .claim_parts(&ctx.identity, &cooperating.worker, &[], 0, LEASE)
+            .claim_parts(
+                &ctx.identity,
+                &cooperating.worker,
+                &[],
+                0,
+                cooperating.lease,
+            )
             .await
             .map_err(Error::checkpoint)?;
     }
+    let poll = ctx
+        .cooperating
+        .as_ref()
+        .map_or(POLL, |cooperating| poll_interval(cooperating.lease));
     let deadline = tokio::time::Instant::now() + START_PATIENCE;
     loop {
         match ctx.store.lock(&ctx.identity).await {
             Err(StoreError::InUse { holder, .. }) if tokio::time::Instant::now() < deadline => {
                 tracing::debug!(%holder, "another worker is starting the upload; waiting");
-                tokio::time::sleep(POLL).await;
+                tokio::time::sleep(poll).await;
             }
             other => return other.map_err(Error::checkpoint),
         }
@@ -243,7 +264,7 @@ pub(super) async fn settle(
     loop {
         match cooperating
             .store
-            .claim_completion(&ctx.identity, &cooperating.worker, LEASE)
+            .claim_completion(&ctx.identity, &cooperating.worker, cooperating.lease)
             .await
         {
             Ok(true) if parts.len() == ctx.plan.parts.len() => return Ok(None),
@@ -254,7 +275,7 @@ pub(super) async fn settle(
                     ctx.plan.parts.len()
                 )));
             }
-            Ok(false) => tokio::time::sleep(POLL).await,
+            Ok(false) => tokio::time::sleep(poll_interval(cooperating.lease)).await,
             // The winner completed and removed the checkpoint.
             Err(StoreError::NotFound(_)) => return completed_elsewhere(ctx, parts).await.map(Some),
             Err(err) => return Err(Error::checkpoint(err)),
@@ -328,13 +349,14 @@ impl PartScheduler for Claiming {
     async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {
         let store = &self.shared.store;
         let worker = self.shared.worker.as_str();
+        let lease = self.shared.lease;
         let mut left: BTreeMap<u32, PartSpec> = parts.into_iter().map(|p| (p.number, p)).collect();
         // Enough for every slot and the next round, few enough to leave work for the others.
         let batch = self.inner.concurrency().max(1) * 2;
         while !left.is_empty() {
             let candidates: Vec<u32> = left.keys().copied().collect();
             let claimed = match store
-                .claim_parts(&self.identity, worker, &candidates, batch, LEASE)
+                .claim_parts(&self.identity, worker, &candidates, batch, lease)
                 .await
             {
                 Ok(claimed) => claimed,
@@ -350,7 +372,7 @@ impl PartScheduler for Claiming {
                 }
                 left.retain(|number, _| !self.shared.is_recorded(*number));
                 if !left.is_empty() {
-                    tokio::time::sleep(POLL).await;
+                    tokio::time::sleep(poll_interval(lease)).await;
                 }
                 continue;
             }
@@ -358,9 +380,9 @@ impl PartScheduler for Claiming {
             tracing::debug!(worker, parts = ?claimed, "claimed parts");
             let renew = async {
                 loop {
-                    tokio::time::sleep(LEASE / 3).await;
+                    tokio::time::sleep(lease / 3).await;
                     match store
-                        .renew_parts(&self.identity, worker, &claimed, LEASE)
+                        .renew_parts(&self.identity, worker, &claimed, lease)
                         .await
                     {
                         Ok(lost) if !lost.is_empty() => tracing::warn!(

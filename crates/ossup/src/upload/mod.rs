@@ -55,8 +55,10 @@ use complete::Completion;
 use context::UploadContext;
 
 pub use builder::UploaderBuilder;
+pub(crate) use cooperate::poll_interval;
 pub(crate) use hashing::{hash_part, stamp_of};
 pub use outcome::{UploadMethod, UploadOutcome};
+pub(crate) use plan::method_of;
 pub use request::{ChecksumMode, OnCancel, UploadRequest};
 
 /// Uploads sources to OSS, resumably. Built by [`Uploader::builder`]; cloning is cheap.
@@ -88,6 +90,8 @@ pub struct Uploader {
     store: Arc<dyn CheckpointStore>,
     /// The same store, when the upload is shared with other workers.
     cooperative: Option<Arc<dyn crate::store::CooperativeStore>>,
+    /// How long a cooperating worker's claims last unless renewed.
+    lease: std::time::Duration,
     scheduler: Arc<dyn PartScheduler>,
     part_size: u64,
     multipart_threshold: Option<u64>,
@@ -100,6 +104,7 @@ impl fmt::Debug for Uploader {
             .field("client", &self.client)
             .field("store", &self.store)
             .field("cooperative", &self.cooperative.is_some())
+            .field("lease", &self.lease)
             .field("scheduler", &self.scheduler)
             .field("part_size", &self.part_size)
             .field("multipart_threshold", &self.multipart_threshold)
@@ -127,6 +132,18 @@ impl Uploader {
     /// The part scheduler; its concurrency is also the budget of a [`Batch`](crate::Batch).
     pub fn scheduler(&self) -> &Arc<dyn PartScheduler> {
         &self.scheduler
+    }
+
+    /// The store shared with other workers, when uploads are
+    /// [cooperative](UploaderBuilder::cooperative_store).
+    pub fn cooperative_store(&self) -> Option<&Arc<dyn crate::store::CooperativeStore>> {
+        self.cooperative.as_ref()
+    }
+
+    /// How long a cooperating worker's claims (parts, completions, a batch's files) last unless
+    /// renewed; see [`UploaderBuilder::lease`].
+    pub fn lease(&self) -> std::time::Duration {
+        self.lease
     }
 
     /// Uploads as `request` says, resuming an earlier run of the same upload.

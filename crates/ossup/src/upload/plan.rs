@@ -59,6 +59,32 @@ pub(super) fn check_threshold(threshold: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// The part size and multipart threshold of `request` for a source of `size` bytes, with
+/// `uploader`'s defaults.
+fn sizes(uploader: &Uploader, request: &UploadRequest, size: u64) -> Result<(u64, u64), Error> {
+    let requested = request.part_size.unwrap_or(uploader.part_size);
+    let part_size = part_size_for(size, requested)?;
+    let threshold = request
+        .multipart_threshold
+        .or(uploader.multipart_threshold)
+        .unwrap_or(part_size);
+    check_threshold(threshold)?;
+    Ok((part_size, threshold))
+}
+
+/// How `uploader` would send `request` for a source of `size` bytes: whole, or in parts.
+pub(crate) fn method_of(
+    uploader: &Uploader,
+    request: &UploadRequest,
+    size: u64,
+) -> Result<UploadMethod, Error> {
+    if request.stream.is_some() {
+        return Ok(UploadMethod::Multipart);
+    }
+    let (_, threshold) = sizes(uploader, request, size)?;
+    Ok(method_for(size, threshold))
+}
+
 /// Checks `request` and plans it with `uploader`'s defaults; errors carry no object context yet.
 pub(super) async fn plan(
     uploader: &Uploader,
@@ -81,13 +107,7 @@ pub(super) async fn plan(
     }
     let stamp = stamp_of(&request.source).await?;
     let mode = request.checksum_mode.unwrap_or(uploader.checksum_mode);
-    let requested = request.part_size.unwrap_or(uploader.part_size);
-    let part_size = part_size_for(stamp.size, requested)?;
-    let threshold = request
-        .multipart_threshold
-        .or(uploader.multipart_threshold)
-        .unwrap_or(part_size);
-    check_threshold(threshold)?;
+    let (part_size, threshold) = sizes(uploader, &request, stamp.size)?;
     let options = request
         .options
         .clone()
@@ -126,7 +146,10 @@ pub(super) async fn plan(
     );
     // A cooperating file upload takes its parts by claim; a stream cannot be shared.
     let cooperating = match (&uploader.cooperative, &request.stream) {
-        (Some(store), None) => Some(super::cooperate::Cooperating::new(store.clone())),
+        (Some(store), None) => Some(super::cooperate::Cooperating::new(
+            store.clone(),
+            uploader.lease,
+        )),
         _ => None,
     };
     let scheduler = match &cooperating {

@@ -14,6 +14,7 @@ mod chaos;
 mod checkpoint_records;
 mod client_wiremock;
 mod cooperate;
+mod cooperate_tree;
 mod hedge;
 mod integrity;
 mod options;

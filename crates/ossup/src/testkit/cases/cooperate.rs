@@ -1,5 +1,5 @@
-//! Cases on cooperation ([`Cooperation`]): claims with leases, taken over when they expire, and one
-//! completer per upload. Run through [`run_cooperation_contract`](crate::testkit::run_cooperation_contract)
+//! Cases on cooperation ([`Cooperation`]): claims with leases, taken over when they expire, one
+//! completer per upload, and whole files of a batch claimed by one worker at a time. Run through [`run_cooperation_contract`](crate::testkit::run_cooperation_contract)
 //! by a store that can cooperate.
 //!
 //! Leases here are counted by the store's clock (a database server's, the host's), so the expiry
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::must;
-use crate::store::{Cooperation, StoreError};
+use crate::store::{Cooperation, FileClaim, FinishedFile, StoreError};
 use crate::testkit::{CooperativeStoreFactory, sample};
 
 /// A lease no case outlives.
@@ -298,11 +298,275 @@ pub async fn a_store_that_cannot_cooperate_says_so(store: &dyn Cooperation) {
         store.release_parts(&id, "w", &[1]).await.err(),
         store.claim_completion(&id, "w", LONG).await.err(),
         store.claims().await.err(),
+        store.claim_file("b", "k", "w", LONG).await.err(),
+        store.renew_file("b", "k", "w", LONG).await.err(),
+        store.release_file("b", "k", "w").await.err(),
+        store
+            .finish_file("b", "k", "w", &FinishedFile::new(1, "\"e\"", 1, "w"))
+            .await
+            .err(),
     ];
     for answer in answers {
         match answer {
             Some(StoreError::CannotCooperate { store }) => assert!(!store.is_empty()),
             other => panic!("contract case {CASE}: gave {other:?}, not CannotCooperate"),
         }
+    }
+}
+
+/// Workers racing for the same files, through two handles, never both hold one: for each file
+/// exactly one claim wins, the others find it held.
+pub async fn racing_workers_never_hold_one_file_twice(factory: &dyn CooperativeStoreFactory) {
+    const CASE: &str = "racing_workers_never_hold_one_file_twice";
+    let first = factory.create().await;
+    let second = factory.reopen().await;
+    let keys: Arc<Vec<String>> = Arc::new((0..24).map(|i| format!("tree/f{i}")).collect());
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let store = if w % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let keys = keys.clone();
+            tokio::spawn(async move {
+                let name = format!("worker-{w}");
+                let mut mine = Vec::new();
+                for key in keys.iter() {
+                    match must(
+                        CASE,
+                        "claim",
+                        store.claim_file("bkt", key, &name, LONG).await,
+                    ) {
+                        FileClaim::Claimed { finished } => {
+                            assert_eq!(
+                                finished, None,
+                                "contract case {CASE}: a file nobody finished came with a record"
+                            );
+                            mine.push(key.clone());
+                        }
+                        FileClaim::Held { worker, .. } => assert_ne!(
+                            worker, name,
+                            "contract case {CASE}: a worker's own claim was reported as another's"
+                        ),
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for worker in workers {
+        for key in worker.await.expect("a claiming task panicked") {
+            assert!(
+                seen.insert(key.clone()),
+                "contract case {CASE}: file {key} was held by two workers"
+            );
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        keys.len(),
+        "contract case {CASE}: every file should be held by one worker"
+    );
+    // The same key in another bucket is another file.
+    assert!(
+        matches!(
+            must(
+                CASE,
+                "claim in another bucket",
+                first.claim_file("other", "tree/f0", "late", LONG).await
+            ),
+            FileClaim::Claimed { .. }
+        ),
+        "contract case {CASE}: a claim in one bucket held the same key of another"
+    );
+}
+
+/// A file claim whose lease expired is taken over, and its holder learns so when it renews; a
+/// released file is free at once; a worker's own claim is claimed again.
+pub async fn expired_file_claims_are_taken_over_and_released_ones_are_free(
+    factory: &dyn CooperativeStoreFactory,
+) {
+    const CASE: &str = "expired_file_claims_are_taken_over_and_released_ones_are_free";
+    let a = factory.create().await;
+    let b = factory.reopen().await;
+    for key in ["kept", "dropped"] {
+        assert!(
+            matches!(
+                must(
+                    CASE,
+                    "claim by a",
+                    a.claim_file("bkt", key, "a", SHORT).await
+                ),
+                FileClaim::Claimed { finished: None }
+            ),
+            "contract case {CASE}: a free file should be claimed"
+        );
+    }
+    assert!(
+        matches!(
+            must(
+                CASE,
+                "claim again by a",
+                a.claim_file("bkt", "kept", "a", SHORT).await
+            ),
+            FileClaim::Claimed { .. }
+        ),
+        "contract case {CASE}: a worker's own claim should be claimed again"
+    );
+    assert!(
+        must(
+            CASE,
+            "renewal in time",
+            a.renew_file("bkt", "kept", "a", SHORT).await
+        ),
+        "contract case {CASE}: a renewal in time should keep the claim"
+    );
+    match must(
+        CASE,
+        "claim by b while held",
+        b.claim_file("bkt", "kept", "b", LONG).await,
+    ) {
+        FileClaim::Held { worker, expires_in } => {
+            assert_eq!(
+                worker, "a",
+                "contract case {CASE}: the holder should be named"
+            );
+            assert!(
+                expires_in <= SHORT,
+                "contract case {CASE}: a lease of {SHORT:?} has {expires_in:?} left"
+            );
+        }
+        other => panic!("contract case {CASE}: a live claim of another worker gave {other:?}"),
+    }
+    must(CASE, "release", a.release_file("bkt", "dropped", "a").await);
+    assert!(
+        matches!(
+            must(
+                CASE,
+                "claim of a released file",
+                b.claim_file("bkt", "dropped", "b", LONG).await
+            ),
+            FileClaim::Claimed { finished: None }
+        ),
+        "contract case {CASE}: a released file should be free at once"
+    );
+    tokio::time::sleep(SHORT + Duration::from_millis(200)).await;
+    assert!(
+        matches!(
+            must(
+                CASE,
+                "claim after expiry",
+                b.claim_file("bkt", "kept", "b", LONG).await
+            ),
+            FileClaim::Claimed { .. }
+        ),
+        "contract case {CASE}: an expired file claim should be taken over"
+    );
+    assert!(
+        !must(
+            CASE,
+            "renewal too late",
+            a.renew_file("bkt", "kept", "a", LONG).await
+        ),
+        "contract case {CASE}: a worker whose file was taken over must learn it when renewing"
+    );
+    match must(
+        CASE,
+        "claim by a after the take-over",
+        a.claim_file("bkt", "kept", "a", LONG).await,
+    ) {
+        FileClaim::Held { worker, .. } => assert_eq!(worker, "b"),
+        other => panic!("contract case {CASE}: the new holder's live claim gave {other:?}"),
+    }
+}
+
+/// What a worker records when it finishes a file is handed to the next claim of the file, by any
+/// worker and through any handle, until another finish replaces it; finishing drops the finisher's
+/// claim but not a claim another worker took over meanwhile.
+pub async fn a_finished_file_is_handed_to_the_next_claim(factory: &dyn CooperativeStoreFactory) {
+    const CASE: &str = "a_finished_file_is_handed_to_the_next_claim";
+    let a = factory.create().await;
+    let b = factory.reopen().await;
+    // A key that is no valid UTF-8 in a database's text type (a NUL) and an ETag as the server gives it.
+    let key = "tree/with\0nul and ünïcode";
+    let first = FinishedFile::new(5, "\"5D41402ABC4B2A76B9719D911017C592\"", u64::MAX - 7, "a");
+    must(
+        CASE,
+        "claim by a",
+        a.claim_file("bkt", key, "a", LONG).await,
+    );
+    must(
+        CASE,
+        "finish by a",
+        a.finish_file("bkt", key, "a", &first).await,
+    );
+    match must(
+        CASE,
+        "claim by b after the finish",
+        b.claim_file("bkt", key, "b", SHORT).await,
+    ) {
+        FileClaim::Claimed { finished } => assert_eq!(
+            finished.as_ref(),
+            Some(&first),
+            "contract case {CASE}: the next claim should be handed the finished record, every field"
+        ),
+        other => panic!("contract case {CASE}: a finished file's claim was not free: {other:?}"),
+    }
+    must(CASE, "release by b", b.release_file("bkt", key, "b").await);
+    match must(
+        CASE,
+        "claim by c",
+        a.claim_file("bkt", key, "c", SHORT).await,
+    ) {
+        FileClaim::Claimed { finished } => assert_eq!(
+            finished.as_ref(),
+            Some(&first),
+            "contract case {CASE}: a release should keep the record"
+        ),
+        other => panic!("contract case {CASE}: a released file gave {other:?}"),
+    }
+    tokio::time::sleep(SHORT + Duration::from_millis(200)).await;
+    // c's lease expired and d took the file over; c finishes late: its record replaces the first,
+    // and d keeps its claim.
+    must(
+        CASE,
+        "claim by d",
+        b.claim_file("bkt", key, "d", LONG).await,
+    );
+    let second = FinishedFile::new(6, "\"0123456789ABCDEF0123456789ABCDEF-2\"", 42, "c");
+    must(
+        CASE,
+        "late finish by c",
+        a.finish_file("bkt", key, "c", &second).await,
+    );
+    match must(
+        CASE,
+        "claim by e",
+        a.claim_file("bkt", key, "e", LONG).await,
+    ) {
+        FileClaim::Held { worker, .. } => assert_eq!(
+            worker, "d",
+            "contract case {CASE}: a late finish should not drop another worker's claim"
+        ),
+        other => panic!("contract case {CASE}: d's live claim gave {other:?}"),
+    }
+    must(
+        CASE,
+        "finish by d",
+        b.finish_file("bkt", key, "d", &second).await,
+    );
+    match must(
+        CASE,
+        "claim by e after d",
+        a.claim_file("bkt", key, "e", LONG).await,
+    ) {
+        FileClaim::Claimed { finished } => assert_eq!(
+            finished.as_ref(),
+            Some(&second),
+            "contract case {CASE}: the newest finish should be the record"
+        ),
+        other => panic!("contract case {CASE}: a finished file's claim was not free: {other:?}"),
     }
 }

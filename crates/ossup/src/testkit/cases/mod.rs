@@ -7,10 +7,11 @@ mod lock;
 mod records;
 
 pub use cooperate::{
-    a_store_that_cannot_cooperate_says_so, claims_skip_recorded_parts_and_other_workers_claims,
-    exactly_one_worker_claims_the_completion,
+    a_finished_file_is_handed_to_the_next_claim, a_store_that_cannot_cooperate_says_so,
+    claims_skip_recorded_parts_and_other_workers_claims, exactly_one_worker_claims_the_completion,
     expired_claims_are_taken_over_and_released_ones_are_free,
-    racing_workers_never_claim_one_part_twice,
+    expired_file_claims_are_taken_over_and_released_ones_are_free,
+    racing_workers_never_claim_one_part_twice, racing_workers_never_hold_one_file_twice,
 };
 pub use durability::{
     corruption_is_detected_and_set_aside, reopened_store_sees_everything_recorded,
