@@ -65,6 +65,14 @@ pub(super) async fn complete(
         Some(etag) => (etag, None),
         None => send_complete(ctx, upload_id, size, &parts, crc64).await?,
     };
+    // Cooperating workers let the start lock go once the upload runs. Removing the checkpoint under
+    // it again makes the removal atomic with a joining worker's look at the checkpoint: it either
+    // finds the checkpoint (and joins, then sees it go) or finds the object, never a checkpoint
+    // that vanishes under it, which would make it start the upload afresh.
+    let _removal_lock = match &ctx.cooperating {
+        Some(_) => Some(super::cooperate::lock_to_start(ctx).await?),
+        None => None,
+    };
     ctx.store
         .remove(&ctx.identity)
         .await

@@ -11,8 +11,10 @@
 //!   renewing their leases while they are in flight; when nothing is left to claim it waits for the
 //!   parts other workers hold to be recorded (or their leases to expire, and takes them over); the
 //!   parts others sent come from the store's records;
-//! - exactly one worker [completes](settle); the others wait for the checkpoint to go, check that
-//!   the object is the one the parts make (size and CRC-64), and end with success.
+//! - exactly one worker [completes](settle), and removes the checkpoint under the start lock again,
+//!   so a worker starting at that moment finds either the checkpoint or the object, never a
+//!   checkpoint that vanishes between its looks; the others wait for the checkpoint to go, check
+//!   that the object is the one the parts make (size and CRC-64), and end with success.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
