@@ -1,8 +1,11 @@
 //! `cargo xtask bench --shapes`: `ossup upload` over the links the mock models (`oss-mock
 //! --link-bandwidth`, `--conn-bandwidth`, `--latency`, `--max-inflight`), each with a static
 //! `--parallel` of 1 to 32 and with `--parallel auto`, so the table shows whether the adaptive
-//! scheduler finds (within 90 %) the best static setting on every link without a 503 storm; and
-//! `--limit-rate 16MiB/s` on the unshaped link, against its 16 s and its highest 10 s window.
+//! scheduler finds (within 90 %) the best static setting on every link without a 503 storm;
+//! `--limit-rate 16MiB/s` on the unshaped link, against its 16 s and its highest 10 s window; and
+//! one crawling connection on shape a, hedged and not, against the clean upload
+//! (`--straggler-size`, `--straggler-part-size`: the hedge waits at least 2 s, so the upload must
+//! be long enough for 1.2 × its time to allow that).
 //!
 //! Every upload gets a fresh mock with the shape's flags; after it, the mock's `/_mock/stats` says
 //! how many requests it served and how many it refused (`503 SlowDown` past the ceiling). Settings
