@@ -66,11 +66,14 @@ commands:
                        --no-fsync unless --mock-fsync; --quick is a smoke test of the
                        harness (32MiB, 1 run, 200 small and 5 large files); see
                        docs/benchmarks.md
-  bench --shapes [--shape-size SIZE] [--runs N] [--mock-dir DIR] [--json FILE]
+  bench --shapes [--shape-size SIZE] [--straggler-size SIZE] [--straggler-part-size SIZE]
+         [--runs N] [--mock-dir DIR] [--json FILE]
                        ossup upload through three link shapes of the mock (bandwidths,
                        latency, a ceiling of requests in flight) at --parallel 1 to 32 and
-                       auto, and --limit-rate 16MiB/s against its 16 s; SIZE defaults to
-                       256MiB (shape b: a quarter), N to 1
+                       auto, --limit-rate 16MiB/s against its 16 s, and a straggler on
+                       shape a with and without hedging; --shape-size defaults to 256MiB
+                       (shape b: a quarter), --straggler-size to --shape-size, its parts
+                       to a 64th of it, N to 1
   chaos [--tree|--stream] [--iterations N] [--seed S] [--max-size SIZE] [--kill-server]
                        N seeded iterations (default 100) of ossup upload against oss-mock
                        with fault rules, SIGKILLed at random moments and run again until it

@@ -140,9 +140,9 @@ pub(crate) struct UploadArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub part_size: Option<u64>,
 
-    /// How many parts to send at once (1 to 256), or `auto` (the default): start at 4 and keep
-    /// raising it while throughput still grows, backing off when parts slow down (503 SlowDown,
-    /// timeouts), up to --max-parallel.
+    /// How many parts to send at once (1 to 256), or `auto` (the default): start at 8 and keep
+    /// raising it while parts take no longer than on an uncrowded link, halving it on 503
+    /// SlowDown, 429 and timeouts, up to --max-parallel.
     #[arg(long, value_name = "N|auto", value_parser = parse_parallel)]
     pub parallel: Option<ParallelArg>,
 

@@ -28,6 +28,8 @@ pub(super) const QUICK_LARGE_TREE_FILES: u64 = 5;
 pub(super) const DEFAULT_SHAPE_SIZE: u64 = 256 << 20;
 /// The smallest `--shape-size`: a quarter of it still makes parts of at least 1 MiB.
 pub(super) const MIN_SHAPE_SIZE: u64 = 4 << 20;
+/// The smallest part the shapes benchmark uploads in.
+const MIN_PART_SIZE: u64 = 1 << 20;
 
 /// What `cargo xtask bench` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,11 @@ pub(super) struct BenchArgs {
     /// Bytes uploaded through link shapes a and c, and by the rate-limit run; shape b takes a
     /// quarter (`--shape-size`).
     pub shape_size: u64,
+    /// Bytes of the straggler runs on shape a (`--straggler-size`; default `--shape-size`): the
+    /// hedge waits at least 2 s, so the upload must be long for its time to stay within 1.2 ×.
+    pub straggler_size: u64,
+    /// Part size of the straggler runs (`--straggler-part-size`; default a 64th of their size).
+    pub straggler_part_size: Option<u64>,
 }
 
 impl BenchArgs {
@@ -63,6 +70,8 @@ impl BenchArgs {
         let mut mock_fsync = false;
         let mut shapes = false;
         let mut shape_size = None;
+        let mut straggler_size = None;
+        let mut straggler_part_size = None;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -82,6 +91,12 @@ impl BenchArgs {
                 "--shape-size" => {
                     shape_size = Some(parse_size(&value("a size such as 256MiB")?)?);
                 }
+                "--straggler-size" => {
+                    straggler_size = Some(parse_size(&value("a size such as 2GiB")?)?);
+                }
+                "--straggler-part-size" => {
+                    straggler_part_size = Some(parse_size(&value("a size such as 4MiB")?)?);
+                }
                 "--runs" => {
                     let text = value("a number of runs, at least 1")?;
                     let n: usize = text
@@ -97,7 +112,7 @@ impl BenchArgs {
                 "--shapes" if inline.is_none() => shapes = true,
                 _ => {
                     return Err(format!(
-                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync, --quick, --shapes and --shape-size SIZE"
+                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync, --quick, --shapes, --shape-size SIZE, --straggler-size SIZE and --straggler-part-size SIZE"
                     ));
                 }
             }
@@ -114,6 +129,19 @@ impl BenchArgs {
                 "--shape-size {shape_size} is too small: shape b uploads a quarter of it in parts of at least 1 MiB; give at least 4MiB"
             ));
         }
+        let straggler_size = straggler_size.unwrap_or(shape_size);
+        if straggler_size < MIN_SHAPE_SIZE {
+            return Err(format!(
+                "--straggler-size {straggler_size} is too small: the straggler crawls on the 4th part from the end; give at least 4MiB"
+            ));
+        }
+        if let Some(part) = straggler_part_size
+            && !(MIN_PART_SIZE..=straggler_size / 8).contains(&part)
+        {
+            return Err(format!(
+                "--straggler-part-size {part} is out of range: parts of at least 1 MiB, and at least 8 of them in --straggler-size {straggler_size}"
+            ));
+        }
         Ok(Self {
             size,
             json: json.unwrap_or_else(|| target_dir().join("bench.json")),
@@ -125,6 +153,8 @@ impl BenchArgs {
             mock_fsync,
             shapes,
             shape_size,
+            straggler_size,
+            straggler_part_size,
         })
     }
 
@@ -184,6 +214,21 @@ mod tests {
         assert_eq!((shapes.shape_size, shapes.runs), (DEFAULT_SHAPE_SIZE, 1));
         let shapes = parse(&["--shapes", "--shape-size=128MiB", "--runs", "3"]).unwrap();
         assert_eq!((shapes.shape_size, shapes.runs), (128 << 20, 3));
+        assert_eq!(
+            (shapes.straggler_size, shapes.straggler_part_size),
+            (128 << 20, None)
+        );
+        let straggler = parse(&[
+            "--shapes",
+            "--straggler-size=2GiB",
+            "--straggler-part-size",
+            "4MiB",
+        ])
+        .unwrap();
+        assert_eq!(
+            (straggler.straggler_size, straggler.straggler_part_size),
+            (2 << 30, Some(4 << 20))
+        );
         assert!(parse(&["--mock-fsync=yes"]).is_err());
     }
 
@@ -223,6 +268,15 @@ mod tests {
             parse(&["--shapes", "--shape-size", "1MiB"])
                 .unwrap_err()
                 .contains("too small")
+        );
+        assert!(
+            parse(&[
+                "--shapes",
+                "--straggler-size=64MiB",
+                "--straggler-part-size=16MiB"
+            ])
+            .unwrap_err()
+            .contains("out of range")
         );
         assert!(
             parse(&["--quick=yes"])

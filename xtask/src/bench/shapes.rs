@@ -1,8 +1,11 @@
 //! `cargo xtask bench --shapes`: `ossup upload` over the links the mock models (`oss-mock
 //! --link-bandwidth`, `--conn-bandwidth`, `--latency`, `--max-inflight`), each with a static
 //! `--parallel` of 1 to 32 and with `--parallel auto`, so the table shows whether the adaptive
-//! scheduler finds (within 90 %) the best static setting on every link without a 503 storm; and
-//! `--limit-rate 16MiB/s` on the unshaped link, against its 16 s and its highest 10 s window.
+//! scheduler finds (within 90 %) the best static setting on every link without a 503 storm;
+//! `--limit-rate 16MiB/s` on the unshaped link, against its 16 s and its highest 10 s window; and
+//! one crawling connection on shape a, hedged and not, against the clean upload
+//! (`--straggler-size`, `--straggler-part-size`: the hedge waits at least 2 s, so the upload must
+//! be long enough for 1.2 × its time to allow that).
 //!
 //! Every upload gets a fresh mock with the shape's flags; after it, the mock's `/_mock/stats` says
 //! how many requests it served and how many it refused (`503 SlowDown` past the ceiling). Settings
@@ -43,9 +46,10 @@ const WINDOW: Duration = Duration::from_secs(10);
 const LIMIT_TOLERANCE: f64 = 0.05;
 /// How often the mock's byte counter is read during the limiter run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
-/// The straggler: the UploadPart request that crawls (near the end, so that it holds the tail),
-/// at this percentage of its connection's bandwidth, for the rest of that connection.
-const STRAGGLER_NTH: u64 = PARTS - 4;
+/// The straggler: the UploadPart request this many from the last crawls (near the end, so that it
+/// holds the tail), at this percentage of its connection's bandwidth, for the rest of that
+/// connection.
+const STRAGGLER_FROM_END: u64 = 4;
 const STRAGGLER_PERCENT: u32 = 1;
 /// With hedging, the straggled upload's time at most this many times the clean one's.
 const HEDGED_TARGET: f64 = 1.2;
@@ -243,6 +247,19 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
     let net = Net::new().map_err(Failure::new)?;
     let size = args.shape_size;
     let part_size = |size: u64| (size / PARTS).max(1 << 20) / (1 << 20) * (1 << 20);
+    let straggler_size = args.straggler_size;
+    let straggler_part_size = args
+        .straggler_part_size
+        .unwrap_or_else(|| part_size(straggler_size));
+    let straggler_source = dir.join("source-straggler.bin");
+    if straggler_size != size {
+        println!(
+            "==> write {} of seeded random bytes to {}",
+            mib_label(straggler_size),
+            straggler_source.display()
+        );
+        write_random_file(&straggler_source, straggler_size, SOURCE_SEED)?;
+    }
     let mut sources = Vec::new();
     for divisor in [1, 4] {
         let path = dir.join(format!("source-{divisor}.bin"));
@@ -305,10 +322,17 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
         );
         limit_runs.push(limited);
         for straggle in Straggle::ALL {
-            let wall = context.straggled(&sources[0].1, size, part_size(size), straggle, run)?;
+            let source = if straggler_size == size {
+                &sources[0].1
+            } else {
+                &straggler_source
+            };
+            let wall =
+                context.straggled(source, straggler_size, straggler_part_size, straggle, run)?;
             println!(
-                "==> shape a, {}, {}, run {run}: {wall:.2} s",
-                mib_label(size),
+                "==> shape a, {} in parts of {}, {}, run {run}: {wall:.2} s",
+                mib_label(straggler_size),
+                mib_label(straggler_part_size),
                 straggle.label()
             );
             straggler_runs.push((straggle, wall));
@@ -326,7 +350,10 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
     );
     println!("{}", table(&cells));
     println!("{}", verdicts(&cells, &limit_runs, size));
-    println!("{}", straggler_table(&straggler_runs, size));
+    println!(
+        "{}",
+        straggler_table(&straggler_runs, straggler_size, straggler_part_size)
+    );
     let json = json!({
         "date": date,
         "revision": super::revision(),
@@ -335,6 +362,8 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
         "size": size,
         "runs": args.runs,
         "cells": cells.iter().map(cell_json).collect::<Vec<_>>(),
+        "straggler_size": straggler_size,
+        "straggler_part_size": straggler_part_size,
         "straggler": straggler_runs.iter().map(|(straggle, wall)| json!({
             "run": straggle.label(),
             "wall": wall,
@@ -435,10 +464,11 @@ impl Context<'_> {
         let shape = &SHAPES[0];
         let mut mock_args = shape.mock_args();
         if straggle != Straggle::Clean {
+            let nth = straggler_nth(size, part_size);
             let rules = self.logs.join(format!("{name}-faults.json"));
             let rule = json!([{
                 "api": "UploadPart",
-                "nth": STRAGGLER_NTH,
+                "nth": nth,
                 "times": 1,
                 "action": {"kind": "straggle", "percent": STRAGGLER_PERCENT, "connection": true},
             }]);
@@ -642,8 +672,15 @@ fn verdicts(cells: &[Cell], limit_runs: &[LimitRun], size: u64) -> String {
     out
 }
 
+/// The UploadPart request that crawls in an upload of `size` in parts of `part_size`.
+fn straggler_nth(size: u64, part_size: u64) -> u64 {
+    size.div_ceil(part_size)
+        .saturating_sub(STRAGGLER_FROM_END)
+        .max(1)
+}
+
 /// The straggler runs' medians, and the hedging verdict.
-fn straggler_table(runs: &[(Straggle, f64)], size: u64) -> String {
+fn straggler_table(runs: &[(Straggle, f64)], size: u64, part_size: u64) -> String {
     let median = |which: Straggle| {
         Summary::of(
             &runs
@@ -654,8 +691,11 @@ fn straggler_table(runs: &[(Straggle, f64)], size: u64) -> String {
         )
     };
     let mut out = format!(
-        "Straggler on shape a, {}, `--parallel auto --max-parallel {AUTO_MAX}`: UploadPart request {STRAGGLER_NTH} of {PARTS} and the rest of its connection at {STRAGGLER_PERCENT} % of the connection's bandwidth\n\n| run | wall s | ÷ no straggler |\n|---|---|---|\n",
-        mib_label(size)
+        "Straggler on shape a, {} in parts of {}, `--parallel auto --max-parallel {AUTO_MAX}`: UploadPart request {} of {} and the rest of its connection at {STRAGGLER_PERCENT} % of the connection's bandwidth\n\n| run | wall s | ÷ no straggler |\n|---|---|---|\n",
+        mib_label(size),
+        mib_label(part_size),
+        straggler_nth(size, part_size),
+        size.div_ceil(part_size),
     );
     let clean = median(Straggle::Clean);
     for straggle in Straggle::ALL {
@@ -741,6 +781,14 @@ mod tests {
             ["--max-inflight".to_owned(), "12".to_owned()]
         );
         assert!(SHAPES[2].mock_args().is_empty());
+    }
+
+    #[test]
+    fn the_straggler_is_the_fourth_part_from_the_end() {
+        assert_eq!(straggler_nth(256 << 20, 4 << 20), 60);
+        assert_eq!(straggler_nth(2 << 30, 4 << 20), 508);
+        assert_eq!(straggler_nth((8 << 20) + 1, 1 << 20), 5);
+        assert_eq!(straggler_nth(2 << 20, 1 << 20), 1);
     }
 
     #[test]

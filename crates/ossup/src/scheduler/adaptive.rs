@@ -1,19 +1,34 @@
 //! [`Adaptive`]: finds how many parts to keep in flight from how long parts take, so nobody has to
 //! guess `--parallel` for their link.
 //!
-//! A hill climb on throughput with a slow start and a multiplicative back-off on trouble (AIMD in
-//! spirit, as TCP and Netflix's concurrency-limits do it): the limit starts at 4; every epoch (as
-//! many parts as the limit, at least four, all started at that limit) measures the throughput as
-//! the limit times the bytes per second of a part (Little's law). At first the limit doubles while each doubling still buys more
-//! than 10 % more throughput (the slow start: an upload of 64 parts must find 16 in flight within
-//! a few epochs, or most of its bytes go at the low start); the first doubling that buys nothing
-//! goes back to the limit before it and ends the slow start. From then on the limit grows by half
-//! while that still pays, goes back when it does not, and shrinks to 70 % when throughput falls by
-//! a fifth. A part that takes four times the usual time per byte (retries after 503 SlowDown or
-//! 429, timeouts, a stall: all happen inside the part) halves the limit at once and ends the slow
-//! start. It never exceeds [`Adaptive::max`], which is also the
-//! [`concurrency`](PartScheduler::concurrency) the memory budget is sized by.
+//! A delay-gradient limiter with a slow start, in the spirit of TCP's slow start with HyStart and
+//! Netflix concurrency-limits' Gradient2. It works in rounds: a round is as long as a part takes,
+//! and its samples are the parts started within it. Once the first half of them (at most 8) are
+//! back, the round's median time per byte is its verdict, set against the base, the lowest median
+//! of the last rounds (what a part takes when the link is not crowded). The limit starts at 8; a
+//! round within 10 % of the base raises it by half during the slow start, and by one part once
+//! the slow start is over (as TCP's congestion avoidance does). A slower round means the link
+//! is full (more parts than it carries share its bandwidth, and each takes longer): the limit
+//! stays, and the slow start ends. The median, not each part, decides, so that one part slowed by a
+//! busy CPU neither stops the climb nor lets it run on.
+//!
+//! Growing by half a round, never doubling, is what keeps it below a server's ceiling: the parts
+//! of a round all go out before the first of them can say the link is full, so one round can
+//! overshoot the link's saturation point by the growth factor. Doubling from 8 crosses a ceiling
+//! at 12 on a link full at 10 before any part is back; growing by half reaches 12, where the parts
+//! already take longer.
+//!
+//! Trouble halves the limit, at most once per round, and ends the slow start: a `503 SlowDown` or
+//! `429` reported through a [`CongestionSignal`] (heard at once, not when the next part is back),
+//! or a part four times slower per byte than the usual (retries, timeouts, a stall: all happen
+//! inside the part). A refusal also sets a ceiling, one part below what was in flight, for the
+//! next 32 rounds: the limit climbs back to it by half a round and no further, so a server that
+//! refuses past a fixed number of requests is crossed once, not once per climb. A part that
+//! [`Hedged`](crate::Hedged) sent a second time is no sample at all: its time is one connection's
+//! straggle, not the link's congestion. The limit never exceeds [`Adaptive::max`], which is also
+//! the [`concurrency`](PartScheduler::concurrency) the memory budget is sized by.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -22,17 +37,33 @@ use tokio::time::Instant;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 
+use super::hedged::noting_hedges;
 use super::{CongestionSignal, PartRunner, PartScheduler, PartSpec};
 use crate::Error;
 
-/// The parts in flight at the start.
-const INITIAL: usize = 4;
+/// The parts in flight at the start: low enough for a thin link, high enough that an upload of a
+/// few dozen parts on a long fat link does not spend most of its parts climbing.
+const INITIAL: usize = 8;
 
-/// Throughput must grow by this factor for the limit to keep growing.
-const GROWTH_WORTH_IT: f64 = 1.10;
+/// What a round near the base adds to the limit during the slow start: half of it. Never more:
+/// the parts of a round all go out before the first is back, so a round can overshoot the link's
+/// saturation point by this much before any part says so.
+const SLOW_START_GROWTH: f64 = 0.5;
 
-/// Throughput falling below this factor of the last epoch's shrinks the limit.
-const WORSE: f64 = 0.8;
+/// A round whose median time per byte is within this share above the base counts as uncrowded.
+const TOLERANCE: f64 = 0.10;
+
+/// The most parts of a round its verdict waits for (half the limit, at least one): the round's
+/// first parts are back within moments of each other, and its median is robust to one slow part.
+const ROUND_SAMPLES: usize = 8;
+
+/// The rounds whose lowest median is the base: recent enough that a link that got slower for good
+/// sets a new base.
+const BASE_WINDOW: usize = 32;
+
+/// The rounds a ceiling learnt from a refusal holds: long enough for an upload to go on below it,
+/// short enough that a server busy for a while is probed again.
+const CEILING_ROUNDS: u32 = 32;
 
 /// A part this many times slower per byte than the usual signals trouble.
 const TROUBLE: f64 = 4.0;
@@ -50,7 +81,7 @@ const USUAL_WEIGHT: f64 = 0.1;
 /// use ossup::{Adaptive, PartScheduler};
 /// let adaptive = Adaptive::new(32);
 /// assert_eq!(adaptive.concurrency(), 32); // buffers are sized for the most it may reach
-/// assert_eq!(adaptive.current(), 4);      // it starts low
+/// assert_eq!(adaptive.current(), 8);      // it starts low
 /// ```
 #[derive(Debug, Clone)]
 pub struct Adaptive {
@@ -61,7 +92,7 @@ pub struct Adaptive {
 }
 
 impl Adaptive {
-    /// At most `max` parts at once (at least 1), starting at 4 (or `max`, when lower).
+    /// At most `max` parts at once (at least 1), starting at 8 (or `max`, when lower).
     pub fn new(max: usize) -> Self {
         let max = max.max(1);
         let initial = INITIAL.min(max);
@@ -73,10 +104,11 @@ impl Adaptive {
         }
     }
 
-    /// Halves the limit (once per epoch) whenever `signal` was raised since the last part
-    /// finished: hand the same signal to a [`CongestionWatch`](crate::CongestionWatch) around the
-    /// client's transport, and a server's `503 SlowDown` stops the climb at once instead of after
-    /// the retried parts turn out slow.
+    /// Halves the limit (once per round of parts) the moment `signal` is raised, and does not
+    /// climb past one part fewer than were in flight then for the next 32 rounds: hand the same
+    /// signal to a [`CongestionWatch`](crate::CongestionWatch) around the client's transport, and
+    /// a server's `503 SlowDown` stops the climb at once instead of after the retried parts turn
+    /// out slow.
     ///
     /// ```
     /// use ossup::{Adaptive, CongestionSignal};
@@ -89,7 +121,7 @@ impl Adaptive {
         self
     }
 
-    /// Starts at `initial` parts in flight instead of 4 (within 1..=max).
+    /// Starts at `initial` parts in flight instead of 8 (within 1..=max).
     pub fn starting_at(mut self, initial: usize) -> Self {
         self.initial = initial.clamp(1, self.max);
         self.current.store(self.initial, Ordering::Relaxed);
@@ -119,54 +151,37 @@ impl Default for Adaptive {
 struct Climb {
     limit: f64,
     max: f64,
-    /// The usual time per byte of a part.
-    usual: Option<f64>,
-    /// The usual time a part takes, in seconds.
-    usual_took: f64,
-    /// Whether the limit still doubles per epoch (until a doubling buys nothing, or trouble).
+    /// Whether a round near the base still raises the limit by half (rather than by one part).
     slow_start: bool,
-    /// The epoch an overload answer last halved the limit in.
-    overload_epoch: Option<Instant>,
-    epoch_started: Instant,
-    /// The bytes, and the seconds they took, of the parts started in this epoch.
-    epoch_bytes: u64,
-    epoch_seconds: f64,
-    epoch_parts: usize,
-    last_throughput: Option<f64>,
-    /// The limit before the last growth, while its worth is being measured.
-    before_growth: Option<f64>,
-    /// Epochs held at one limit since the last change; after [`PROBE_AFTER`], it grows again to
-    /// see whether the link has more to give.
-    held: u32,
+    /// The latest rounds' median times per byte, oldest first; the lowest is the base.
+    recent: VecDeque<f64>,
+    /// The usual time per byte of a part, against which trouble is judged.
+    usual: Option<f64>,
+    /// When the current round began: the parts started since then are its samples.
+    round_started: Instant,
+    /// The current round's times per byte so far.
+    round: Vec<f64>,
+    /// The round the limit was last halved in: one cut per round, since the parts already in
+    /// flight when trouble began meet the same trouble.
+    cut_round: Option<Instant>,
+    /// The most parts the server took without refusing one, and the rounds it is still trusted
+    /// for: the climb goes back to it quickly and not past it.
+    ceiling: Option<(f64, u32)>,
 }
-
-/// Epochs at a steady limit before probing a higher one again.
-const PROBE_AFTER: u32 = 8;
 
 impl Climb {
     fn new(initial: usize, max: usize, now: Instant) -> Self {
         Self {
             limit: initial as f64,
             max: max as f64,
+            slow_start: initial < max,
+            recent: VecDeque::with_capacity(BASE_WINDOW),
             usual: None,
-            usual_took: 0.0,
-            slow_start: true,
-            overload_epoch: None,
-            epoch_started: now,
-            epoch_bytes: 0,
-            epoch_seconds: 0.0,
-            epoch_parts: 0,
-            last_throughput: None,
-            before_growth: None,
-            held: 0,
+            round_started: now,
+            round: Vec::with_capacity(ROUND_SAMPLES),
+            cut_round: None,
+            ceiling: None,
         }
-    }
-
-    fn new_epoch(&mut self, now: Instant) {
-        self.epoch_started = now;
-        self.epoch_bytes = 0;
-        self.epoch_seconds = 0.0;
-        self.epoch_parts = 0;
     }
 
     /// Takes a part of `bytes` that took `took` seconds, finished at `now`, into account.
@@ -175,114 +190,77 @@ impl Climb {
         if let Some(usual) = self.usual
             && per_byte > TROUBLE * usual
         {
-            self.limit = (self.limit * 0.5).max(1.0);
-            self.slow_start = false;
-            self.before_growth = None;
-            self.last_throughput = None;
-            self.new_epoch(now);
+            self.cut(now);
             return;
         }
         self.usual = Some(match self.usual {
             None => per_byte,
             Some(usual) => usual + (per_byte - usual) * USUAL_WEIGHT,
         });
-        self.usual_took = if self.usual_took == 0.0 {
-            took
-        } else {
-            self.usual_took + (took - self.usual_took) * USUAL_WEIGHT
-        };
-        // A part started under an older limit says nothing of this one.
+        // A part started before this round ran under another limit: it says nothing of this one.
         let started = now.checked_sub(Duration::from_secs_f64(took));
-        if started.is_none_or(|started| started < self.epoch_started) {
+        if started.is_none_or(|started| started < self.round_started) {
             return;
         }
-        self.epoch_bytes += bytes;
-        self.epoch_seconds += took;
-        self.epoch_parts += 1;
-        if self.epoch_parts < self.in_flight().max(4) {
+        self.round.push(per_byte);
+        if self.round.len() < (self.in_flight() / 2).clamp(1, ROUND_SAMPLES) {
             return;
         }
-        // Little's law: with `limit` parts always in flight, the throughput is the limit over the
-        // time a part takes. Counting the bytes that finished within the epoch instead would credit
-        // it with parts that started earlier, and make every growth look worth it.
-        let throughput =
-            self.in_flight() as f64 * self.epoch_bytes as f64 / self.epoch_seconds.max(1e-9);
-        let grew = self.before_growth.take();
-        if self.slow_start {
-            match (self.last_throughput, grew) {
-                // The last doubling bought too little: back to the limit before it, and from now
-                // on grow carefully.
-                (Some(last), Some(before)) if throughput < last * GROWTH_WORTH_IT => {
-                    self.limit = before;
-                    self.slow_start = false;
-                    self.held = 0;
-                    self.new_epoch(now);
-                    self.last_throughput = Some(throughput.max(last));
-                    return;
-                }
-                _ => self.double(),
+        self.round.sort_by(f64::total_cmp);
+        let median = self.round[self.round.len() / 2];
+        if self.recent.len() == BASE_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(median);
+        let base = self.recent.iter().copied().fold(f64::INFINITY, f64::min);
+        let ceiling = self.ceiling.map(|(ceiling, rounds)| {
+            self.ceiling = (rounds > 1).then_some((ceiling, rounds - 1));
+            ceiling
+        });
+        if median <= base * (1.0 + TOLERANCE) {
+            // Below a ceiling the server set, the way back up is as quick as the slow start.
+            let step = if self.slow_start || ceiling.is_some_and(|ceiling| self.limit < ceiling) {
+                self.limit * SLOW_START_GROWTH
+            } else {
+                1.0
+            };
+            let top = ceiling.map_or(self.max, |ceiling| ceiling.min(self.max));
+            self.limit = (self.limit + step).min(top.max(self.limit));
+            if self.limit >= self.max {
+                self.slow_start = false;
             }
-            self.last_throughput = Some(throughput);
-            self.new_epoch(now);
-            return;
-        }
-        match self.last_throughput {
-            Some(last) if throughput < last * WORSE => {
-                self.limit = grew.unwrap_or(self.limit * 0.7).max(1.0);
-                self.held = 0;
-            }
-            Some(last) if throughput < last * GROWTH_WORTH_IT => match grew {
-                // The last growth bought nothing: back to the limit that did as well.
-                Some(before) => {
-                    self.limit = before;
-                    self.held = 0;
-                    // Judge the next epochs against what the smaller limit does.
-                    self.new_epoch(now);
-                    self.last_throughput = Some(throughput.max(last));
-                    return;
-                }
-                None if self.held >= PROBE_AFTER => self.grow(),
-                None => self.held += 1,
-            },
-            _ => self.grow(),
-        }
-        self.last_throughput = Some(throughput);
-        self.new_epoch(now);
-    }
-
-    /// The server said it is overloaded: halve the limit and end the slow start, once per epoch
-    /// (the parts already in flight when it said so may meet the same answer).
-    fn overloaded(&mut self, now: Instant) {
-        if self.overload_epoch == Some(self.epoch_started) {
-            return;
-        }
-        self.limit = (self.limit * 0.5).max(1.0);
-        self.slow_start = false;
-        self.before_growth = None;
-        self.last_throughput = None;
-        self.held = 0;
-        self.new_epoch(now);
-        self.overload_epoch = Some(self.epoch_started);
-    }
-
-    /// Doubles the limit, remembering where it was; at the maximum, the slow start is over.
-    fn double(&mut self) {
-        if self.limit < self.max {
-            self.before_growth = Some(self.limit);
-            self.limit = (self.limit * 2.0).min(self.max);
         } else {
             self.slow_start = false;
         }
-        self.held = 0;
+        self.new_round(now);
     }
 
-    /// Raises the limit by half (at least one part), remembering where it was.
-    fn grow(&mut self) {
-        if self.limit < self.max {
-            self.before_growth = Some(self.limit);
-            self.limit = (self.limit + (self.limit * 0.5).max(1.0)).min(self.max);
+    /// The server said it is overloaded with `in_flight` parts (the refused one among them):
+    /// halve the limit (once per round), end the slow start, and do not climb past `in_flight - 1`
+    /// for a while.
+    fn overloaded(&mut self, now: Instant, in_flight: usize) {
+        let below = in_flight.saturating_sub(1).max(1) as f64;
+        let ceiling = self
+            .ceiling
+            .map_or(below, |(ceiling, _)| ceiling.min(below));
+        self.ceiling = Some((ceiling, CEILING_ROUNDS));
+        self.cut(now);
+    }
+
+    /// Halves the limit, unless it was halved in this round already, and ends the slow start.
+    fn cut(&mut self, now: Instant) {
+        self.slow_start = false;
+        if self.cut_round == Some(self.round_started) {
+            return;
         }
-        self.held = 0;
+        self.limit = (self.limit * 0.5).max(1.0);
+        self.new_round(now);
+        self.cut_round = Some(now);
+    }
+
+    fn new_round(&mut self, now: Instant) {
+        self.round_started = now;
+        self.round.clear();
     }
 
     fn in_flight(&self) -> usize {
@@ -310,28 +288,44 @@ impl PartScheduler for Adaptive {
                 let Some(part) = pending.next() else { break };
                 in_flight.push(async move {
                     let started = Instant::now();
-                    let result = runner.run_part(part).await;
-                    (part, started.elapsed(), result)
+                    let (result, hedged) = noting_hedges(runner.run_part(part)).await;
+                    (part, started.elapsed(), hedged, result)
                 });
             }
-            let Some((part, took, result)) = in_flight.next().await else {
+            if in_flight.is_empty() {
+                return Ok(());
+            }
+            let overload = async {
+                match &self.congestion {
+                    Some(signal) => signal.raised_past(overloads_seen).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let finished = tokio::select! {
+                biased;
+                count = overload => {
+                    overloads_seen = count;
+                    climb.overloaded(Instant::now(), in_flight.len());
+                    self.current.store(climb.in_flight(), Ordering::Relaxed);
+                    tracing::debug!(limit = climb.limit, "server overloaded; fewer parts in flight");
+                    continue;
+                }
+                finished = in_flight.next() => finished,
+            };
+            let Some((part, took, hedged, result)) = finished else {
                 return Ok(());
             };
             result?;
-            let now = Instant::now();
-            if let Some(signal) = &self.congestion {
-                let count = signal.count();
-                if count > overloads_seen {
-                    overloads_seen = count;
-                    climb.overloaded(now);
-                }
+            // A hedged part took as long as one connection's straggle: the link said nothing.
+            if !hedged {
+                climb.sample(Instant::now(), part.size, took.as_secs_f64());
             }
-            climb.sample(now, part.size, took.as_secs_f64());
             self.current.store(climb.in_flight(), Ordering::Relaxed);
             tracing::trace!(
                 limit = climb.limit,
                 part = part.number,
                 took_ms = took.as_millis() as u64,
+                hedged,
                 "adaptive concurrency"
             );
         }
@@ -416,8 +410,8 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_slow_start_doubles_until_a_doubling_costs_throughput() {
-        // Throughput grows up to 16 in flight (4, 8, 16 each buy more); past it, crowding costs.
+    async fn the_slow_start_grows_until_parts_slow_down() {
+        // Parts take their 100 ms up to 16 in flight (8, 12 each buy more); past it, crowding costs.
         let adaptive = Adaptive::new(64);
         let link = Link {
             overload: 1.5,
@@ -434,11 +428,77 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn on_a_thin_link_it_stays_low() {
-        let adaptive = Adaptive::new(64);
+        // Started below the link's 3 (the default 8 is above it already): it finds 3 and does not
+        // climb much past it, since every part past 3 takes longer.
+        let adaptive = Adaptive::new(64).starting_at(2);
         let link = link(3);
         adaptive.run(parts(400), &link).await.unwrap();
         let reached = adaptive.current();
         assert!(reached <= 8, "{reached}");
+    }
+
+    /// The first moment `link` had at least `parts` in flight, watching it while `run` runs.
+    async fn first_reached(link: &Link, parts: usize, run: impl Future<Output = ()>) -> Duration {
+        let started = Instant::now();
+        let watch = async {
+            while link.now.load(Ordering::SeqCst) < parts {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            started.elapsed()
+        };
+        let (reached, ()) = tokio::join!(watch, run);
+        reached
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_a_long_fat_link_it_reaches_the_knee_within_two_part_times() {
+        // 16 parts fill the link; an upload of 64 parts of 100 ms cannot afford a slow climb.
+        let adaptive = Adaptive::new(32);
+        let link = link(16);
+        let run = async { adaptive.run(parts(64), &link).await.unwrap() };
+        let reached = first_reached(&link, 16, run).await;
+        assert!(reached <= Duration::from_millis(250), "{reached:?}");
+        // Past the knee parts slow down and growth stops well short of the maximum.
+        let peak = link.peak.load(Ordering::SeqCst);
+        assert!((16..=24).contains(&peak), "{peak}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_a_thin_link_it_stops_before_a_ceiling_just_above_saturation() {
+        // The link carries 10 parts at full speed; a server would refuse a 13th. The slow start's
+        // growth by half a round goes 8 -> 12, where parts take 1.2 times as long: it stops there.
+        let adaptive = Adaptive::new(32);
+        let link = link(10);
+        adaptive.run(parts(200), &link).await.unwrap();
+        let peak = link.peak.load(Ordering::SeqCst);
+        assert!((10..=12).contains(&peak), "{peak}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hedged_part_is_no_congestion_sample() {
+        use crate::{HedgePolicy, Hedged};
+        // Part 30 crawls for a minute on its first attempt; the hedge after 1 s wins. Without
+        // hedging noted, its 1.1 s against the usual 100 ms would halve the limit.
+        struct OneStraggler(AtomicUsize);
+        #[async_trait::async_trait]
+        impl PartRunner for OneStraggler {
+            async fn run_part(&self, part: PartSpec) -> Result<(), Error> {
+                let first_try_of_30 =
+                    part.number == 30 && self.0.fetch_add(1, Ordering::SeqCst) == 0;
+                let took = if first_try_of_30 { 60_000 } else { 100 };
+                tokio::time::sleep(Duration::from_millis(took)).await;
+                Ok(())
+            }
+        }
+        let adaptive = Adaptive::new(4).starting_at(4);
+        let hedged = Hedged::new(adaptive.clone())
+            .policy(HedgePolicy::default().floor(Duration::from_secs(1)));
+        hedged
+            .run(parts(60), &OneStraggler(AtomicUsize::new(0)))
+            .await
+            .unwrap();
+        assert_eq!(hedged.stats().won(), 1);
+        assert_eq!(adaptive.current(), 4);
     }
 
     #[tokio::test(start_paused = true)]
@@ -451,15 +511,34 @@ mod tests {
     }
 
     #[test]
-    fn an_overload_answer_halves_the_limit_once_per_epoch() {
+    fn an_overload_answer_halves_the_limit_once_per_round() {
         let start = Instant::now();
         let mut climb = Climb::new(16, 64, start);
-        climb.overloaded(start + Duration::from_millis(10));
+        climb.overloaded(start + Duration::from_millis(10), 16);
         assert_eq!(climb.limit, 8.0);
         assert!(!climb.slow_start);
-        // More refusals of the parts already in flight: the same epoch, no second cut.
-        climb.overloaded(start + Duration::from_millis(20));
+        // More refusals of the parts already in flight: the same round, no second cut.
+        climb.overloaded(start + Duration::from_millis(20), 16);
         assert_eq!(climb.limit, 8.0);
+    }
+
+    #[test]
+    fn after_a_refusal_it_climbs_back_quickly_but_not_past_where_it_was_refused() {
+        let start = Instant::now();
+        let mut climb = Climb::new(8, 64, start);
+        // Refused with 13 parts in flight: halved, and 12 is the ceiling for a while.
+        climb.overloaded(start, 13);
+        assert_eq!(climb.limit, 4.0);
+        let mut now = start;
+        for _ in 0..6 {
+            // A round of uncrowded parts, each 100 ms.
+            now += Duration::from_millis(100);
+            for _ in 0..climb.in_flight().div_ceil(2) {
+                climb.sample(now, 1 << 20, 0.1);
+            }
+        }
+        // 4 -> 6 -> 9 -> 12 by half a round (as quick as the slow start), then held at 12.
+        assert_eq!(climb.limit, 12.0);
     }
 
     #[test]

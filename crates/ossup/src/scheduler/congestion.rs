@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 use crate::{Error, ResponseBody, Transport};
 
@@ -23,7 +24,14 @@ use crate::{Error, ResponseBody, Transport};
 /// assert_eq!(seen_by_scheduler.count(), 1);
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct CongestionSignal(Arc<AtomicU64>);
+pub struct CongestionSignal(Arc<Count>);
+
+/// The count, and the scheduler waiting for it to move.
+#[derive(Debug, Default)]
+struct Count {
+    raised: AtomicU64,
+    changed: Notify,
+}
 
 impl CongestionSignal {
     /// A signal raised no times yet.
@@ -33,12 +41,29 @@ impl CongestionSignal {
 
     /// Counts one overload answer.
     pub fn raise(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.raised.fetch_add(1, Ordering::Release);
+        self.0.changed.notify_waiters();
     }
 
     /// How many overload answers were counted so far.
     pub fn count(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.raised.load(Ordering::Acquire)
+    }
+
+    /// Waits until the count is past `seen`, and returns it: a scheduler hears of a refusal the
+    /// moment it comes, not when its next part finishes, and starts no more parts meanwhile.
+    pub(crate) async fn raised_past(&self, seen: u64) -> u64 {
+        loop {
+            let changed = self.0.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before the count is read, so a raise in between is not missed.
+            changed.as_mut().enable();
+            let count = self.count();
+            if count > seen {
+                return count;
+            }
+            changed.await;
+        }
     }
 }
 
@@ -98,5 +123,26 @@ impl<T: Transport> Transport for CongestionWatch<T> {
 
     fn paces_bodies(&self) -> bool {
         self.inner.paces_bodies()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_scheduler_hears_of_a_raise_at_once() {
+        let signal = CongestionSignal::new();
+        let raiser = signal.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            raiser.raise();
+        });
+        let started = tokio::time::Instant::now();
+        assert_eq!(signal.raised_past(0).await, 1);
+        assert_eq!(started.elapsed(), Duration::from_millis(30));
+        // Already past: no wait.
+        assert_eq!(signal.raised_past(0).await, 1);
     }
 }

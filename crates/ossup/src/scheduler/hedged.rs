@@ -8,8 +8,11 @@
 //! its request and closes its connection. Both send the same part number with the same bytes and
 //! checksums, so whichever copy the server keeps is right, and only the winner goes on to the
 //! checkpoint. The hedge goes out on another connection, since the straggler's is busy with its
-//! request: the pool hands out an idle one or opens one.
+//! request: the pool hands out an idle one or opens one. A scheduler beneath that learns from part
+//! times ([`Adaptive`](crate::Adaptive)) hears which parts were hedged and leaves them out: one
+//! crawling connection is no sign that the link is full.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -185,6 +188,24 @@ impl<S: PartScheduler> PartScheduler for Hedged<S> {
     }
 }
 
+tokio::task_local! {
+    /// Whether the part run within this scope was sent a second time: set by the [`Watcher`], read
+    /// by a scheduler beneath it through [`noting_hedges`].
+    static HEDGED: Cell<bool>;
+}
+
+/// Awaits `part` (a scheduler's call to [`PartRunner::run_part`]) and says whether a [`Hedged`]
+/// wrapper above the scheduler sent that part a second time meanwhile: its time then is a
+/// straggling connection's, which [`Adaptive`](crate::Adaptive) must not take for congestion.
+pub(super) async fn noting_hedges<F: Future>(part: F) -> (F::Output, bool) {
+    HEDGED
+        .scope(Cell::new(false), async move {
+            let output = part.await;
+            (output, HEDGED.with(Cell::get))
+        })
+        .await
+}
+
 /// How often a part in flight looks again at whether it straggles: the median moves as parts
 /// finish, so the moment it becomes one is not known in advance.
 const RECHECK: Duration = Duration::from_millis(250);
@@ -265,6 +286,8 @@ impl PartRunner for Watcher<'_> {
             }
         }
         self.stats.hedged.fetch_add(1, Ordering::Relaxed);
+        // Outside a scheduler that notes hedges there is nobody to tell.
+        let _ = HEDGED.try_with(|hedged| hedged.set(true));
         tracing::info!(
             part = part.number,
             in_flight_ms = started.elapsed().as_millis() as u64,
