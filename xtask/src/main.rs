@@ -172,6 +172,8 @@ fn short_chaos() -> chaos::ChaosArgs {
         kill_server: true,
         tree: false,
         stream: false,
+        workers: 0,
+        store: chaos::FleetStore::Postgres,
     }
 }
 
@@ -184,6 +186,8 @@ fn short_tree_chaos() -> chaos::ChaosArgs {
         kill_server: true,
         tree: true,
         stream: false,
+        workers: 0,
+        store: chaos::FleetStore::Postgres,
     }
 }
 
@@ -197,6 +201,23 @@ fn short_stream_chaos() -> chaos::ChaosArgs {
         kill_server: true,
         tree: false,
         stream: true,
+        workers: 0,
+        store: chaos::FleetStore::Postgres,
+    }
+}
+
+/// The fleet chaos run of `cargo xtask test`: two iterations of three cooperating workers through
+/// PostgreSQL, from a fixed seed, the server killed too.
+fn short_fleet_chaos() -> chaos::ChaosArgs {
+    chaos::ChaosArgs {
+        iterations: 2,
+        seed: 17_001,
+        max_size: 1 << 20,
+        kill_server: true,
+        tree: false,
+        stream: false,
+        workers: 3,
+        store: chaos::FleetStore::Postgres,
     }
 }
 
@@ -341,6 +362,7 @@ fn test() -> Result<(), Failure> {
             chaos::run_with(&short_chaos())
                 .and_then(|()| chaos::run_with(&short_tree_chaos()))
                 .and_then(|()| chaos::run_with(&short_stream_chaos()))
+                .and_then(|()| chaos::run_with(&short_fleet_chaos()))
         }),
         Box::new(|| soak::run_with(&short_soak())),
     ];

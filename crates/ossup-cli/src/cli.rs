@@ -190,6 +190,12 @@ pub(crate) struct UploadArgs {
     #[arg(long)]
     pub cooperate: bool,
 
+    /// With --cooperate, how long a worker's claim on a part lasts unless renewed (it renews it
+    /// every third of that while the part is in flight): a worker that dies holds its parts this
+    /// long before another takes them over. At least 1s; 30s by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "cooperate")]
+    pub lease: Option<std::time::Duration>,
+
     /// Keep no checkpoint: an interrupted upload is aborted and cannot be resumed.
     #[arg(long)]
     pub no_checkpoint: bool,

@@ -658,6 +658,10 @@ pub(crate) fn build_uploader(
         Some(shared) => builder.cooperative_store(shared.clone()),
         None => builder.store(store.clone()),
     };
+    let builder = match args.lease {
+        Some(lease) => builder.lease(lease),
+        None => builder,
+    };
     let scheduler: Box<dyn PartScheduler> = match (args.sequential, args.parallel) {
         (true, _) => Box::new(Sequential),
         (false, Some(ParallelArg::Fixed(n))) => Box::new(Parallel::new(usize::from(n))),

@@ -88,3 +88,21 @@ fn cooperate_without_a_shared_store_says_which_to_use() {
         run.stderr
     );
 }
+
+#[test]
+fn a_lease_needs_cooperate_and_at_least_a_second() {
+    let h = Harness::start();
+    let file = h.file("f.bin", 1000, 3);
+    let alone = Run::of(&mut h.upload(&file, "f.bin", &["--lease", "5s"]));
+    assert_eq!(alone.code, Some(2), "{}", alone.stderr);
+    assert!(alone.stderr.contains("--cooperate"), "{}", alone.stderr);
+    let db = file.with_file_name("shared.db");
+    let db = db.to_str().expect("a UTF-8 path");
+    let short = Run::of(&mut h.upload(
+        &file,
+        "f.bin",
+        &["--checkpoint-db", db, "--cooperate", "--lease", "0s"],
+    ));
+    assert_eq!(short.code, Some(2), "{}", short.stderr);
+    assert!(short.stderr.contains("at least 1s"), "{}", short.stderr);
+}

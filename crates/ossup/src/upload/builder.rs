@@ -11,6 +11,10 @@ use crate::plan::{DEFAULT_PART_SIZE, part_size_for};
 use crate::store::MemoryStore;
 use crate::{CheckpointStore, Client, Error, Parallel, PartScheduler, RetryConfig, Transport};
 
+/// The shortest lease [`UploaderBuilder::lease`] takes: a renewal every third of it must reach the
+/// store in time.
+const MIN_LEASE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Builds an [`Uploader`]: the client's settings (endpoint, credentials, signer, transport, retry)
 /// and the engine's (store, scheduler, part size, threshold, checksums).
 #[derive(Debug, Default)]
@@ -19,6 +23,7 @@ pub struct UploaderBuilder {
     prebuilt: Option<Client>,
     store: Option<Arc<dyn CheckpointStore>>,
     cooperative: Option<Arc<dyn crate::store::CooperativeStore>>,
+    lease: Option<std::time::Duration>,
     scheduler: Option<Arc<dyn PartScheduler>>,
     part_size: Option<u64>,
     multipart_threshold: Option<u64>,
@@ -118,6 +123,31 @@ impl UploaderBuilder {
         self
     }
 
+    /// How long a cooperating worker's claim on a part lasts unless renewed (30 s unless set; the
+    /// worker renews it every third of it while the part is in flight). A worker that dies holds
+    /// its parts this long before another takes them over, so a shorter lease hands a dead
+    /// worker's parts on sooner, at the price of more renewals and of takeovers of parts whose
+    /// worker was only slow to renew (a part may then be sent twice). At least 1 s; used only with
+    /// [`cooperative_store`](Self::cooperative_store).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = ossup_sqlite::SqliteStore::open(dir.path().join("shared.db")).await?;
+    /// let uploader = ossup::Uploader::builder()
+    ///     .endpoint("http://127.0.0.1:9000")?
+    ///     .credentials(ossup::Credentials::new("test-ak", "test-sk"))
+    ///     .region("cn-hangzhou")
+    ///     .cooperative_store(store)
+    ///     .lease(std::time::Duration::from_secs(5))
+    ///     .build()?;
+    /// # drop(uploader); Ok(()) }
+    /// ```
+    pub fn lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
     /// Which parts go when; [`Parallel::new(4)`](Parallel::new) by default. An `Arc` of a
     /// scheduler shares it.
     pub fn scheduler(mut self, scheduler: impl PartScheduler + 'static) -> Self {
@@ -154,12 +184,19 @@ impl UploaderBuilder {
         if let Some(threshold) = self.multipart_threshold {
             check_threshold(threshold)?;
         }
+        let lease = self.lease.unwrap_or(super::cooperate::DEFAULT_LEASE);
+        if lease < MIN_LEASE {
+            return Err(Error::config(format!(
+                "a lease of {lease:?} is too short to renew in time: give at least {MIN_LEASE:?}"
+            )));
+        }
         Ok(Uploader {
             client,
             store: self
                 .store
                 .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn CheckpointStore>),
             cooperative: self.cooperative,
+            lease,
             scheduler: self
                 .scheduler
                 .unwrap_or_else(|| Arc::new(Parallel::new(4)) as Arc<dyn PartScheduler>),

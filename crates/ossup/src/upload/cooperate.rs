@@ -31,8 +31,9 @@ use crate::{
     StoreError, StoreLock, UploadIdentity,
 };
 
-/// How long a claim lasts unless renewed; renewed every third of it.
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a claim lasts unless renewed, unless the uploader sets another
+/// ([`UploaderBuilder::lease`](crate::UploaderBuilder::lease)); renewed every third of it.
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How often a worker with nothing to claim looks again at what the others recorded.
 const POLL: Duration = Duration::from_millis(500);
 /// How long a worker waits for another to finish starting (resuming) the upload.
@@ -42,6 +43,8 @@ const START_PATIENCE: Duration = Duration::from_secs(300);
 pub(super) struct Cooperating {
     store: Arc<dyn CooperativeStore>,
     worker: String,
+    /// How long each claim lasts unless renewed.
+    lease: Duration,
     /// Every part recorded, as last read from the store: what the others sent.
     recorded: Mutex<BTreeMap<u32, PartRecord>>,
 }
@@ -51,15 +54,17 @@ impl std::fmt::Debug for Cooperating {
         f.debug_struct("Cooperating")
             .field("store", &self.store)
             .field("worker", &self.worker)
+            .field("lease", &self.lease)
             .finish()
     }
 }
 
 impl Cooperating {
-    pub(super) fn new(store: Arc<dyn CooperativeStore>) -> Arc<Self> {
+    pub(super) fn new(store: Arc<dyn CooperativeStore>, lease: Duration) -> Arc<Self> {
         Arc::new(Self {
             store,
             worker: crate::store::worker_name(),
+            lease,
             recorded: Mutex::new(BTreeMap::new()),
         })
     }
@@ -103,7 +108,13 @@ pub(super) async fn lock_to_start(ctx: &UploadContext) -> Result<StoreLock, Erro
         // A store that cannot cooperate says so here, before anything is started.
         cooperating
             .store
-            .claim_parts(&ctx.identity, &cooperating.worker, &[], 0, LEASE)
+            .claim_parts(
+                &ctx.identity,
+                &cooperating.worker,
+                &[],
+                0,
+                cooperating.lease,
+            )
             .await
             .map_err(Error::checkpoint)?;
     }
@@ -243,7 +254,7 @@ pub(super) async fn settle(
     loop {
         match cooperating
             .store
-            .claim_completion(&ctx.identity, &cooperating.worker, LEASE)
+            .claim_completion(&ctx.identity, &cooperating.worker, cooperating.lease)
             .await
         {
             Ok(true) if parts.len() == ctx.plan.parts.len() => return Ok(None),
@@ -328,13 +339,14 @@ impl PartScheduler for Claiming {
     async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {
         let store = &self.shared.store;
         let worker = self.shared.worker.as_str();
+        let lease = self.shared.lease;
         let mut left: BTreeMap<u32, PartSpec> = parts.into_iter().map(|p| (p.number, p)).collect();
         // Enough for every slot and the next round, few enough to leave work for the others.
         let batch = self.inner.concurrency().max(1) * 2;
         while !left.is_empty() {
             let candidates: Vec<u32> = left.keys().copied().collect();
             let claimed = match store
-                .claim_parts(&self.identity, worker, &candidates, batch, LEASE)
+                .claim_parts(&self.identity, worker, &candidates, batch, lease)
                 .await
             {
                 Ok(claimed) => claimed,
@@ -358,9 +370,9 @@ impl PartScheduler for Claiming {
             tracing::debug!(worker, parts = ?claimed, "claimed parts");
             let renew = async {
                 loop {
-                    tokio::time::sleep(LEASE / 3).await;
+                    tokio::time::sleep(lease / 3).await;
                     match store
-                        .renew_parts(&self.identity, worker, &claimed, LEASE)
+                        .renew_parts(&self.identity, worker, &claimed, lease)
                         .await
                     {
                         Ok(lost) if !lost.is_empty() => tracing::warn!(

@@ -88,6 +88,8 @@ pub struct Uploader {
     store: Arc<dyn CheckpointStore>,
     /// The same store, when the upload is shared with other workers.
     cooperative: Option<Arc<dyn crate::store::CooperativeStore>>,
+    /// How long a cooperating worker's claims last unless renewed.
+    lease: std::time::Duration,
     scheduler: Arc<dyn PartScheduler>,
     part_size: u64,
     multipart_threshold: Option<u64>,
@@ -100,6 +102,7 @@ impl fmt::Debug for Uploader {
             .field("client", &self.client)
             .field("store", &self.store)
             .field("cooperative", &self.cooperative.is_some())
+            .field("lease", &self.lease)
             .field("scheduler", &self.scheduler)
             .field("part_size", &self.part_size)
             .field("multipart_threshold", &self.multipart_threshold)

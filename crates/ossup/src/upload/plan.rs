@@ -126,7 +126,10 @@ pub(super) async fn plan(
     );
     // A cooperating file upload takes its parts by claim; a stream cannot be shared.
     let cooperating = match (&uploader.cooperative, &request.stream) {
-        (Some(store), None) => Some(super::cooperate::Cooperating::new(store.clone())),
+        (Some(store), None) => Some(super::cooperate::Cooperating::new(
+            store.clone(),
+            uploader.lease,
+        )),
         _ => None,
     };
     let scheduler = match &cooperating {

@@ -1,0 +1,233 @@
+//! The checks after a fleet iteration: the object is the file, no multipart upload is open, the
+//! shared store holds no row, and no part was sent more often than retries, fresh uploads and
+//! expired (or released) leases explain.
+//!
+//! The sends are counted from two logs: the mock's (`RUST_LOG=oss_mock=debug`: one `request` line
+//! per request it routes, with the upload id and the part number), appended across its kills; and
+//! each worker's (`RUST_LOG=ossup=debug`: each request's answer or failure in a span naming the
+//! part, and each batch of parts claimed).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use ossup_test_support::postgres::PgCluster;
+
+use super::fleet_plan::FleetPlan;
+use super::mock::BUCKET;
+use super::plan::Store;
+use super::verify::{Digest, Net, check_object, list_checkpoints};
+
+/// The object's bytes, and the multipart uploads left open for its key.
+pub(super) fn object_and_uploads(
+    net: &Net,
+    endpoint: &str,
+    key: &str,
+    source: &Digest,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let client = match net.client(endpoint) {
+        Ok(client) => client,
+        Err(e) => return vec![e],
+    };
+    net.block_on(async {
+        if let Err(e) = check_object(&client, key, source).await {
+            failures.push(e);
+        }
+        match client.list_multipart_uploads(BUCKET, Some(key)).await {
+            Ok(uploads) => {
+                let open: Vec<String> = uploads
+                    .into_iter()
+                    .filter(|u| u.key == key)
+                    .map(|u| u.upload_id)
+                    .collect();
+                if !open.is_empty() {
+                    failures.push(format!("multipart uploads left open: {open:?}"));
+                }
+            }
+            Err(e) => failures.push(format!("ListMultipartUploads failed: {e}")),
+        }
+    });
+    failures
+}
+
+/// The PostgreSQL store's tables of the iteration's database hold no row: no checkpoint, part,
+/// claim or completion left for the completed upload.
+pub(super) fn postgres_rows(cluster: &PgCluster, database: &str) -> Result<(), String> {
+    let counts = cluster.psql(
+        database,
+        "SELECT (SELECT count(*) FROM ossup.uploads) || ' uploads, ' || \
+                (SELECT count(*) FROM ossup.parts) || ' parts, ' || \
+                (SELECT count(*) FROM ossup.claims) || ' claims, ' || \
+                (SELECT count(*) FROM ossup.completions) || ' completions'",
+    );
+    if counts == "0 uploads, 0 parts, 0 claims, 0 completions" {
+        Ok(())
+    } else {
+        Err(format!(
+            "rows left in the PostgreSQL store ({database}): {counts}"
+        ))
+    }
+}
+
+/// The SQLite store lists no checkpoint.
+pub(super) fn sqlite_rows(net: &Net, path: &Path) -> Result<(), String> {
+    let left = net.block_on(list_checkpoints(Store::Sqlite, path))?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("checkpoints left in {}: {left:?}", path.display()))
+    }
+}
+
+/// How often the parts were sent, against the bound.
+#[derive(Debug, Default)]
+pub(super) struct Sends {
+    /// UploadPart requests the server received.
+    pub requests: u64,
+    /// Requests beyond one per part that no failed attempt explains.
+    pub resent: u64,
+    /// What the bound allows for them.
+    pub allowed: u64,
+    /// Parts over the bound that a corrupting fault rule excuses.
+    pub excused: u64,
+    /// Parts over the bound.
+    pub failures: Vec<String>,
+}
+
+/// Counts, per part number p: S(p), the UploadPart requests the server received for p (every
+/// upload id); F(p), the attempts for p that a worker's log shows failed (no answer, or an answer
+/// other than 2xx); C(p), the claims on p that workers took. Each claim after the first is granted
+/// only once the claim before it expired or was released (its worker died, or ended with an error,
+/// or renewed too late), so the bound is
+///
+/// S(p) - F(p) <= 1 + (C(p) - 1) + (U - 1)
+///
+/// where U is the number of upload ids that received parts (a fresh upload sends every part again).
+pub(super) fn part_sends(
+    mock_log: &Path,
+    worker_logs: &[PathBuf],
+    plan: &FleetPlan,
+) -> Result<Sends, String> {
+    let mock = std::fs::read_to_string(mock_log)
+        .map_err(|e| format!("cannot read {}: {e}", mock_log.display()))?;
+    let mut received: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut upload_ids = BTreeSet::new();
+    for line in mock.lines() {
+        if !line.contains(" request ") || !line.contains(" api=UploadPart ") {
+            continue;
+        }
+        if let Some(part) = field(line, "part=").and_then(|p| p.parse().ok()) {
+            *received.entry(part).or_default() += 1;
+        }
+        if let Some(id) = field(line, "upload_id=") {
+            upload_ids.insert(id.to_owned());
+        }
+    }
+    let mut failed: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut claims: BTreeMap<u64, u64> = BTreeMap::new();
+    for path in worker_logs {
+        let log = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for line in log.lines() {
+            if let Some(part) = failed_attempt(line) {
+                *failed.entry(part).or_default() += 1;
+            }
+            for part in claimed(line) {
+                *claims.entry(part).or_default() += 1;
+            }
+        }
+    }
+    let corrupting = plan.rules.iter().any(|r| {
+        matches!(r.kind, "corrupt_etag" | "corrupt_crc") && matches!(r.api, "UploadPart" | "*")
+    });
+    let fresh = upload_ids.len().saturating_sub(1) as u64;
+    let mut sends = Sends::default();
+    for (&part, &requests) in &received {
+        sends.requests += requests;
+        let unexplained = requests.saturating_sub(failed.get(&part).copied().unwrap_or(0));
+        let resent = unexplained.saturating_sub(1);
+        let takeovers = claims.get(&part).copied().unwrap_or(0).saturating_sub(1);
+        let allowed = takeovers + fresh;
+        sends.resent += resent;
+        sends.allowed += allowed;
+        if resent > allowed {
+            if corrupting {
+                sends.excused += 1;
+            } else {
+                sends.failures.push(format!(
+                    "PART SENT TOO OFTEN: part {part} reached the server {requests} times, {} of them attempts a worker saw fail, with {} claims on it and {} upload ids: at most {} sends that did not fail are explained",
+                    requests - unexplained,
+                    takeovers + 1,
+                    fresh + 1,
+                    1 + allowed
+                ));
+            }
+        }
+    }
+    Ok(sends)
+}
+
+/// The value of `name` (such as `part=`) in a log line's fields, up to the next space, brace or
+/// comma.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line
+        .find(&format!(" {name}"))
+        .map(|i| i + 1)
+        .or_else(|| line.find(&format!("{{{name}")).map(|i| i + 1))?
+        + name.len();
+    let rest = &line[start..];
+    let end = rest.find([' ', '}', ',']).unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"'))
+}
+
+/// The part of an UploadPart attempt that a worker's log shows failed: no answer, or a status other
+/// than 2xx.
+fn failed_attempt(line: &str) -> Option<u64> {
+    let span_start = line.find("oss_request{api=UploadPart")?;
+    let span = &line[span_start..];
+    let span_end = span.find("}:")?;
+    let part = field(&span[..=span_end], "part=")?.parse().ok()?;
+    let message = &span[span_end..];
+    if message.contains(" failed ") || message.ends_with(" failed") {
+        return Some(part);
+    }
+    let status: u16 = field(message, "status=")?.parse().ok()?;
+    (!(200..300).contains(&status)).then_some(part)
+}
+
+/// The parts a `claimed parts` line of a worker's log names.
+fn claimed(line: &str) -> Vec<u64> {
+    if !line.contains("claimed parts") {
+        return Vec::new();
+    }
+    let Some(start) = line.find("parts=[") else {
+        return Vec::new();
+    };
+    let rest = &line[start + "parts=[".len()..];
+    let end = rest.find(']').unwrap_or(rest.len());
+    rest[..end]
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_read_for_parts_attempts_and_claims() {
+        let mock = r#"2026-12-04T11:00:00.1Z DEBUG oss_mock::service: request request_id="a" api=UploadPart addressing=Path bucket=chaos key=Some("fleet/1.bin") upload_id=ABC part=12"#;
+        assert_eq!(field(mock, "part="), Some("12"));
+        assert_eq!(field(mock, "upload_id="), Some("ABC"));
+        let ok = r#"2026-12-04T11:00:00.1Z DEBUG oss_request{api=UploadPart bucket="chaos" key="fleet/1.bin" upload_id="ABC" part=7}: ossup::client: answered status=200 request_id="x" elapsed_ms=3"#;
+        assert_eq!(failed_attempt(ok), None);
+        let refused = ok.replace("status=200", "status=503");
+        assert_eq!(failed_attempt(&refused), Some(7));
+        let cut = r#"2026-12-04T11:00:00.1Z DEBUG oss_request{api=UploadPart bucket="chaos" key="fleet/1.bin" upload_id="ABC" part=7}: ossup::client: failed elapsed_ms=3 error=connection reset"#;
+        assert_eq!(failed_attempt(cut), Some(7));
+        let claim = r#"2026-12-04T11:00:00.1Z DEBUG ossup::upload::cooperate: claimed parts worker="h/1/x" parts=[3, 4, 5]"#;
+        assert_eq!(claimed(claim), vec![3, 4, 5]);
+        assert!(claimed(ok).is_empty());
+    }
+}
