@@ -180,19 +180,17 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     Some(rest[..end].trim_matches('"'))
 }
 
-/// The part of an UploadPart attempt that a worker's log shows failed: no answer, or a status other
-/// than 2xx.
+/// The part of an UploadPart attempt that a worker's log shows failed: the retry layer's
+/// `attempt failed` line, one per attempt that got no answer or an answer other than 2xx (the
+/// client's own `answered` line comes once per request, after its retries).
 fn failed_attempt(line: &str) -> Option<u64> {
     let span_start = line.find("oss_request{api=UploadPart")?;
     let span = &line[span_start..];
     let span_end = span.find("}:")?;
     let part = field(&span[..=span_end], "part=")?.parse().ok()?;
-    let message = &span[span_end..];
-    if message.contains(" failed ") || message.ends_with(" failed") {
-        return Some(part);
-    }
-    let status: u16 = field(message, "status=")?.parse().ok()?;
-    (!(200..300).contains(&status)).then_some(part)
+    span[span_end..]
+        .starts_with("}: ossup::retry: attempt failed")
+        .then_some(part)
 }
 
 /// The parts a `claimed parts` line of a worker's log names.
@@ -220,14 +218,20 @@ mod tests {
         let mock = r#"2026-12-04T11:00:00.1Z DEBUG oss_mock::service: request request_id="a" api=UploadPart addressing=Path bucket=chaos key=Some("fleet/1.bin") upload_id=ABC part=12"#;
         assert_eq!(field(mock, "part="), Some("12"));
         assert_eq!(field(mock, "upload_id="), Some("ABC"));
-        let ok = r#"2026-12-04T11:00:00.1Z DEBUG oss_request{api=UploadPart bucket="chaos" key="fleet/1.bin" upload_id="ABC" part=7}: ossup::client: answered status=200 request_id="x" elapsed_ms=3"#;
-        assert_eq!(failed_attempt(ok), None);
-        let refused = ok.replace("status=200", "status=503");
-        assert_eq!(failed_attempt(&refused), Some(7));
-        let cut = r#"2026-12-04T11:00:00.1Z DEBUG oss_request{api=UploadPart bucket="chaos" key="fleet/1.bin" upload_id="ABC" part=7}: ossup::client: failed elapsed_ms=3 error=connection reset"#;
-        assert_eq!(failed_attempt(cut), Some(7));
+        let answered = r#"2026-12-04T11:00:00.1Z DEBUG upload{bucket=chaos key=fleet/1.bin parts=39 method="multipart"}:transfer{upload_id=ABC}:part{number=7 offset=614400 size=102400}:oss_request{api=UploadPart bucket="chaos" key="fleet/1.bin" upload_id="ABC" part=7}: ossup::retry: attempt answered api=Some(UploadPart) attempt=2 status=200 request_id="x" elapsed_ms=17"#;
+        assert_eq!(failed_attempt(answered), None);
+        let refused = r#"2026-12-04T11:00:00.1Z DEBUG upload{bucket=chaos}:oss_request{api=UploadPart bucket="chaos" key="fleet/1.bin" upload_id="ABC" part=7}: ossup::retry: attempt failed api=Some(UploadPart) attempt=1 status=503 request_id="y" elapsed_ms=0 error=service error failed: HTTP 503"#;
+        assert_eq!(failed_attempt(refused), Some(7));
+        let client = r#"2026-12-04T11:00:00.1Z DEBUG upload{bucket=chaos}:oss_request{api=UploadPart bucket="chaos" key="fleet/1.bin" upload_id="ABC" part=7}: ossup::client: failed elapsed_ms=3 error=connection reset"#;
+        assert_eq!(
+            failed_attempt(client),
+            None,
+            "the retry layer counts each attempt once"
+        );
+        let listing = refused.replace("api=UploadPart", "api=ListParts");
+        assert_eq!(failed_attempt(&listing), None);
         let claim = r#"2026-12-04T11:00:00.1Z DEBUG ossup::upload::cooperate: claimed parts worker="h/1/x" parts=[3, 4, 5]"#;
         assert_eq!(claimed(claim), vec![3, 4, 5]);
-        assert!(claimed(ok).is_empty());
+        assert!(claimed(answered).is_empty());
     }
 }
