@@ -397,17 +397,23 @@ fn drain(worker: &mut Worker, n: usize, runs_log: &Path, outcome: &mut Outcome) 
     done
 }
 
-/// The last message of a worker's stderr that is not a log line.
+/// The last `error:` line of a worker's stderr (what it printed as its error, with its hints
+/// after it), else its last line that is not a log line.
 fn last_error(stderr: &Path) -> String {
-    std::fs::read_to_string(stderr)
-        .unwrap_or_default()
-        .lines()
+    let text = std::fs::read_to_string(stderr).unwrap_or_default();
+    let own = |line: &&str| {
+        !line.starts_with("===")
+            && !line.starts_with(' ')
+            && !line.as_bytes().first().is_some_and(u8::is_ascii_digit)
+    };
+    let lines: Vec<&str> = text.lines().filter(own).collect();
+    lines
+        .iter()
         .rev()
-        .find(|line| {
-            !line.starts_with("===") && !line.as_bytes().first().is_some_and(u8::is_ascii_digit)
-        })
-        .unwrap_or("")
-        .to_owned()
+        .find(|line| line.starts_with("error:"))
+        .or(lines.last())
+        .map(|line| (*line).to_owned())
+        .unwrap_or_default()
 }
 
 /// The measures of a fleet run.
