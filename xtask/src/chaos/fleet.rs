@@ -39,10 +39,9 @@ pub(crate) struct FleetCounts {
     pub database_restarts: u32,
     /// UploadPart requests the server received.
     pub part_requests: u64,
-    /// Of those, the ones beyond one per part that no failed attempt explains.
+    /// Of those, the ones beyond one per part of an upload that no failed attempt explains.
     pub resent: u64,
-    /// What the bound allows for them: claims taken over after a lease expired or was released,
-    /// and each fresh upload beyond the first.
+    /// What the bound allows for them: claims taken over after a lease expired or was released.
     pub allowed: u64,
     /// Parts over the bound where a corrupted answer (ETag, CRC-64) made the worker send again.
     pub excused: u64,
@@ -457,7 +456,7 @@ pub(super) fn rows(totals: &Totals) -> Vec<(&'static str, String)> {
             f.part_requests.to_string(),
         ),
         (
-            "parts re-sent beyond retries of failed attempts, against the bound (takeovers after an expired or released lease, fresh uploads)",
+            "parts re-sent beyond retries of failed attempts, against the bound (claims taken over after an expired or released lease)",
             format!(
                 "{} against {} allowed ({} parts over the bound excused by a corrupted answer)",
                 f.resent, f.allowed, f.excused
