@@ -31,6 +31,11 @@ const ITERATION_LIMIT: Duration = Duration::from_secs(300);
 const SPARE_RUNS: u32 = 8;
 /// How often the workers are looked at.
 const TICK: Duration = Duration::from_millis(20);
+/// How long a worker that exited with an error waits before it is started again, as a supervisor
+/// backs off (systemd's `RestartSec`, Kubernetes' back-off): started again at once, workers that
+/// join an upload the server forgot fail again while another worker's claims on it live, every few
+/// milliseconds, and use up their runs before those claims go.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// What a fleet iteration counts beside the runs.
 #[derive(Debug, Default, Clone, Copy)]
@@ -91,6 +96,8 @@ struct Worker {
     runs: u32,
     done: bool,
     stderr: PathBuf,
+    /// When a worker that exited with an error is started again.
+    restart_at: Option<Instant>,
 }
 
 /// Runs the fleet iteration of `plan` in `dir`.
@@ -174,6 +181,7 @@ fn run_in(
             runs: 0,
             done: false,
             stderr: dir.join(format!("worker-{n}.stderr")),
+            restart_at: None,
         })
         .collect();
     let limit = |n: usize| {
@@ -278,6 +286,7 @@ fn run_in(
                     Some(1) => {
                         outcome.counts.error_exits += 1;
                         outcome.run_errors.push(last_error(&worker.stderr));
+                        worker.restart_at = Some(Instant::now() + RESTART_DELAY);
                     }
                     _ => {
                         return Err(format!(
@@ -288,6 +297,10 @@ fn run_in(
                     }
                 }
             }
+            if worker.restart_at.is_some_and(|at| Instant::now() < at) {
+                continue;
+            }
+            worker.restart_at = None;
             if worker.runs >= limit(n) {
                 return Err(format!(
                     "worker {n} did not finish in {} runs; its last error: {}",
