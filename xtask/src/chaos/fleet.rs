@@ -214,6 +214,18 @@ fn run_in(
         for (n, worker) in workers.iter_mut().enumerate() {
             parts_done += drain(worker, n, &runs_log, outcome);
         }
+        if let Some(status) = mock.ended_by_itself() {
+            for worker in &mut workers {
+                if let Some(mut child) = worker.child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            return Err(format!(
+                "oss-mock ended without being killed here ({status}); the workers cannot finish\n{}",
+                mock.log_tail()
+            ));
+        }
         while let Some((at, strike)) = strikes.peek() {
             let due = match at {
                 At::PartsDone(k) => parts_done >= *k,

@@ -94,6 +94,12 @@ impl Mock {
         self.port
     }
 
+    /// How the server ended, when it ended without being killed here (a crash, or a signal from
+    /// elsewhere); `None` while it runs.
+    pub(super) fn ended_by_itself(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     /// Kills the server with SIGKILL and reaps it.
     pub(super) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
