@@ -418,6 +418,36 @@ mod tests {
     }
 
     #[test]
+    fn fleet_iterations_name_their_workers_and_store_and_are_reproduced_so() {
+        let args = parse(&["--workers", "3", "--store", "sqlite", "--seed", "5"]).unwrap();
+        assert_eq!((args.workers, args.store), (3, FleetStore::Sqlite));
+        assert_eq!(
+            args.reproduce(6),
+            "cargo xtask chaos --workers 3 --store sqlite --iterations 1 --seed 6 --max-size 4194304"
+        );
+        assert_eq!(
+            parse(&["--workers", "2"]).unwrap().store,
+            FleetStore::Postgres
+        );
+        assert!(parse(&["--workers", "1"]).unwrap_err().contains("2 to 16"));
+        assert!(
+            parse(&["--store", "sqlite"])
+                .unwrap_err()
+                .contains("--workers")
+        );
+        assert!(
+            parse(&["--workers", "3", "--store", "mysql"])
+                .unwrap_err()
+                .contains("postgres")
+        );
+        assert!(
+            parse(&["--workers", "3", "--tree"])
+                .unwrap_err()
+                .contains("--tree")
+        );
+    }
+
+    #[test]
     fn defaults_are_a_hundred_iterations_of_up_to_four_mebibytes() {
         let args = parse(&[]).unwrap();
         assert_eq!(args.iterations, 100);
