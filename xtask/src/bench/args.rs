@@ -194,6 +194,12 @@ mod tests {
         assert_eq!((shapes.shape_size, shapes.runs), (DEFAULT_SHAPE_SIZE, 1));
         let shapes = parse(&["--shapes", "--shape-size=128MiB", "--runs", "3"]).unwrap();
         assert_eq!((shapes.shape_size, shapes.runs), (128 << 20, 3));
+        assert!(!args.fleet);
+        let fleet = parse(&["--fleet"]).unwrap();
+        assert_eq!(
+            (fleet.fleet, fleet.size, fleet.runs),
+            (true, DEFAULT_SIZE, 1)
+        );
         assert!(parse(&["--mock-fsync=yes"]).is_err());
     }
 
