@@ -168,6 +168,9 @@ async fn process(
         addressing = ?ctx.addressing,
         bucket = %ctx.bucket,
         key = ?ctx.key,
+        // Which part a request sends: what the fleet chaos counts per part.
+        upload_id = ctx.query("uploadId").unwrap_or(""),
+        part = ctx.query("partNumber").unwrap_or(""),
         "request"
     );
     // Authentication comes first: a fault rule may change state (expire_upload aborts an upload),

@@ -12,6 +12,7 @@
 
 mod args;
 mod child;
+mod fleet;
 mod mock;
 pub(crate) mod process;
 mod report;
@@ -80,6 +81,9 @@ pub(crate) fn run(raw: &[String]) -> Result<(), Failure> {
         BenchArgs::parse(raw).map_err(|e| Failure::new(format!("{e}; see cargo xtask --help")))?;
     if args.shapes {
         return shapes::run(&args);
+    }
+    if args.fleet {
+        return fleet::run(&args);
     }
     if args.runs < 3 {
         println!(

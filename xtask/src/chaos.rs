@@ -15,7 +15,13 @@
 //! --recursive`; see [`tree`]), with files rewritten between runs, and checks the bucket against
 //! the tree object by object. With `--stream`, an iteration pipes a seeded stream into
 //! `ossup upload -` ([`stream`]), the writer dying part way or piping other bytes in some runs.
+//! With `--workers N`, N cooperating `ossup upload --cooperate` processes share one upload through
+//! one PostgreSQL database (or SQLite file) while workers, the mock and PostgreSQL are killed
+//! ([`fleet`]).
 
+mod fleet;
+mod fleet_plan;
+mod fleet_verify;
 mod iteration;
 pub(crate) mod mock;
 pub(crate) mod plan;
@@ -31,6 +37,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cmd::{Failure, Step, parse_size, target_dir};
 
+use fleet::Shared;
+use fleet_plan::FleetPlan;
+pub(crate) use fleet_plan::FleetStore;
 use iteration::{Binaries, Outcome};
 use plan::Plan;
 use report::{Planned, Totals};
@@ -58,6 +67,10 @@ pub(crate) struct ChaosArgs {
     pub tree: bool,
     /// Whether each iteration pipes a stream into `ossup upload -` rather than uploading a file.
     pub stream: bool,
+    /// Cooperating workers sharing each iteration's upload; 0: one `ossup` at a time.
+    pub workers: usize,
+    /// The store the workers share.
+    pub store: FleetStore,
 }
 
 impl ChaosArgs {
@@ -73,7 +86,10 @@ impl ChaosArgs {
             kill_server: false,
             tree: false,
             stream: false,
+            workers: 0,
+            store: FleetStore::Postgres,
         };
+        let mut store_given = false;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
@@ -101,12 +117,39 @@ impl ChaosArgs {
                 "--kill-server" => parsed.kill_server = true,
                 "--tree" => parsed.tree = true,
                 "--stream" => parsed.stream = true,
+                "--workers" => {
+                    parsed.workers = number(&value("--workers")?, "--workers")? as usize;
+                    if !(2..=16).contains(&parsed.workers) {
+                        return Err("--workers must be from 2 to 16".to_owned());
+                    }
+                }
+                "--store" => {
+                    store_given = true;
+                    parsed.store = match value("--store")?.as_str() {
+                        "postgres" => FleetStore::Postgres,
+                        "sqlite" => FleetStore::Sqlite,
+                        other => {
+                            return Err(format!(
+                                "--store {other:?}: the workers share `postgres` (a throwaway cluster) or `sqlite` (one file on this host)"
+                            ));
+                        }
+                    }
+                }
                 other => {
                     return Err(format!(
-                        "unknown argument {other:?}; chaos takes --tree or --stream, --iterations N, --seed S, --max-size SIZE and --kill-server"
+                        "unknown argument {other:?}; chaos takes --tree or --stream or --workers N [--store postgres|sqlite], --iterations N, --seed S, --max-size SIZE and --kill-server"
                     ));
                 }
             }
+        }
+        if store_given && parsed.workers == 0 {
+            return Err("--store names the store --workers share: give --workers N too".to_owned());
+        }
+        if parsed.workers > 0 && (parsed.tree || parsed.stream) {
+            return Err(
+                "--workers shares one file's upload: it does not go with --tree or --stream yet"
+                    .to_owned(),
+            );
         }
         if parsed.tree && parsed.stream {
             return Err(
@@ -126,11 +169,13 @@ impl ChaosArgs {
         format!(
             "cargo xtask chaos{} --iterations {iterations} --seed {seed} --max-size {}{}",
             if self.tree {
-                " --tree"
+                " --tree".to_owned()
             } else if self.stream {
-                " --stream"
+                " --stream".to_owned()
+            } else if self.workers > 0 {
+                format!(" --workers {} --store {}", self.workers, self.store.name())
             } else {
-                ""
+                String::new()
             },
             self.max_size,
             if self.kill_server {
@@ -171,16 +216,34 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     std::fs::create_dir_all(&work)
         .map_err(|e| Failure::new(format!("cannot create {}: {e}", work.display())))?;
     let net = Net::new().map_err(Failure::new)?;
+    // One throwaway cluster for the whole run, one database per iteration in it.
+    let cluster = (args.workers > 0 && args.store == FleetStore::Postgres)
+        .then(|| {
+            std::panic::catch_unwind(ossup_test_support::postgres::PgCluster::start).map_err(|_| {
+                Failure::new("the throwaway PostgreSQL cluster did not start (see above)")
+            })
+        })
+        .transpose()?;
+    let shared = match &cluster {
+        Some(cluster) => Shared::Postgres(cluster),
+        None => Shared::Sqlite,
+    };
     println!(
         "==> chaos: {} iterations from seed {}, {} up to {}{}",
         args.iterations,
         args.seed,
         if args.tree {
-            "trees with large files"
+            "trees with large files".to_owned()
+        } else if args.workers > 0 {
+            format!(
+                "files shared by {} cooperating workers through {}",
+                args.workers,
+                args.store.name()
+            )
         } else if args.stream {
-            "streams piped into `ossup upload -`"
+            "streams piped into `ossup upload -`".to_owned()
         } else {
-            "files"
+            "files".to_owned()
         },
         report::size(args.max_size),
         if args.kill_server {
@@ -193,7 +256,18 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     let mut totals = Totals::default();
     for i in 0..args.iterations {
         let seed = args.seed.wrapping_add(i);
-        let (plan, dir, outcome): (Box<dyn Planned>, _, Outcome) = if args.stream {
+        let (plan, dir, outcome): (Box<dyn Planned>, _, Outcome) = if args.workers > 0 {
+            let plan = FleetPlan::generate(
+                seed,
+                args.workers,
+                args.max_size,
+                args.kill_server,
+                shared.kind(),
+            );
+            let dir = work.join(format!("fleet-{seed}"));
+            let outcome = fleet::run(&bins, &plan, &dir, &net, &shared);
+            (Box::new(plan), dir, outcome)
+        } else if args.stream {
             let plan = StreamPlan::generate(seed, args.max_size, args.kill_server);
             let dir = work.join(format!("stream-{seed}"));
             let outcome = stream::run(&bins, &plan, &dir, &net);
@@ -232,6 +306,8 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
             outcome.counts.server_restarts,
             if args.tree {
                 format!("{}, ", outcome.tree.describe())
+            } else if args.workers > 0 {
+                format!("{}, ", outcome.fleet.describe())
             } else {
                 String::new()
             },
@@ -241,7 +317,9 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     }
     totals.elapsed = started.elapsed();
     let title = args.command_line(args.iterations, args.seed);
-    let rows = if args.tree {
+    let rows = if args.workers > 0 {
+        fleet::rows(&totals)
+    } else if args.tree {
         tree::rows(&totals)
     } else if args.stream {
         stream::rows(&totals)
@@ -250,7 +328,9 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     };
     let table = totals.table(&title, &rows, |seed| args.reproduce(seed));
     print!("{table}");
-    let summary = work.join(if args.tree {
+    let summary = work.join(if args.workers > 0 {
+        "fleet-summary.md"
+    } else if args.tree {
         "tree-summary.md"
     } else if args.stream {
         "stream-summary.md"
@@ -302,6 +382,8 @@ mod tests {
                 kill_server: true,
                 tree: false,
                 stream: false,
+                workers: 0,
+                store: FleetStore::Postgres,
             }
         );
         assert_eq!(
@@ -333,6 +415,36 @@ mod tests {
             "cargo xtask chaos --tree --iterations 1 --seed 11 --max-size 4194304 --kill-server"
         );
         assert!(!parse(&[]).unwrap().tree);
+    }
+
+    #[test]
+    fn fleet_iterations_name_their_workers_and_store_and_are_reproduced_so() {
+        let args = parse(&["--workers", "3", "--store", "sqlite", "--seed", "5"]).unwrap();
+        assert_eq!((args.workers, args.store), (3, FleetStore::Sqlite));
+        assert_eq!(
+            args.reproduce(6),
+            "cargo xtask chaos --workers 3 --store sqlite --iterations 1 --seed 6 --max-size 4194304"
+        );
+        assert_eq!(
+            parse(&["--workers", "2"]).unwrap().store,
+            FleetStore::Postgres
+        );
+        assert!(parse(&["--workers", "1"]).unwrap_err().contains("2 to 16"));
+        assert!(
+            parse(&["--store", "sqlite"])
+                .unwrap_err()
+                .contains("--workers")
+        );
+        assert!(
+            parse(&["--workers", "3", "--store", "mysql"])
+                .unwrap_err()
+                .contains("postgres")
+        );
+        assert!(
+            parse(&["--workers", "3", "--tree"])
+                .unwrap_err()
+                .contains("--tree")
+        );
     }
 
     #[test]

@@ -44,8 +44,10 @@ commands:
                        warnings denied, the conformance suite, the oss2 check,
                        20 chaos iterations (cargo xtask chaos --seed 6000 --max-size 1MiB
                        --kill-server), 3 of trees (cargo xtask chaos --tree --seed 7003
-                       --max-size 1MiB --kill-server) and 5 of streams (cargo xtask chaos
-                       --stream --seed 15001 --max-size 1MiB --kill-server), a 20-second
+                       --max-size 1MiB --kill-server), 5 of streams (cargo xtask chaos
+                       --stream --seed 15001 --max-size 1MiB --kill-server) and 2 of
+                       fleets (cargo xtask chaos --workers 3 --store postgres --seed 17001
+                       --max-size 1MiB --kill-server), a 20-second
                        soak (cargo xtask soak --seconds 20 --seed 18005 --workers 4
                        --max-size 1MiB --interval 1 --debug);
                        stops at the first step that fails
@@ -74,7 +76,15 @@ commands:
                        shape a with and without hedging; --shape-size defaults to 256MiB
                        (shape b: a quarter), --straggler-size to --shape-size, its parts
                        to a 64th of it, N to 1
-  chaos [--tree|--stream] [--iterations N] [--seed S] [--max-size SIZE] [--kill-server]
+  bench --fleet [--size SIZE] [--runs N] [--mock-dir DIR] [--mock-fsync]
+                       1, 2 and 3 cooperating ossup processes (--cooperate, a throwaway
+                       PostgreSQL) on one SIZE file (default 1GiB) through a mock shaped to
+                       16MiB/s per connection and 200MiB/s in all: wall time against one
+                       process, bytes the mock read against the file's size; and the
+                       checkpoint overhead of the memory, file, SQLite and PostgreSQL stores
+                       at 10,000 parts of 100 KiB; N defaults to 1
+  chaos [--tree|--stream|--workers N [--store postgres|sqlite]] [--iterations N] [--seed S]
+        [--max-size SIZE] [--kill-server]
                        N seeded iterations (default 100) of ossup upload against oss-mock
                        with fault rules, SIGKILLed at random moments and run again until it
                        succeeds (--kill-server: the mock too, restarted on its data); checks
@@ -87,6 +97,12 @@ commands:
                        --stream: each iteration pipes a seeded stream into `ossup upload -`,
                        the writer dying part way or other bytes piped in some runs, and
                        checks each completed object against the bytes its run read;
+                       --workers N: N cooperating `ossup upload --cooperate --lease 2s`
+                       on one file in 100 KiB parts through one PostgreSQL database of a
+                       throwaway cluster (or --store sqlite: one SQLite file), workers
+                       SIGKILLed and started again, PostgreSQL crashed and restarted; checks
+                       the object, no upload open, no row left in the store, every worker
+                       exited 0, and each part sent at most once more per expired lease;
                        prints a summary with the seed that reproduces each failure;
                        see docs/chaos.md
   fuzz [--minutes N] [--target NAME]...
@@ -175,6 +191,8 @@ fn short_chaos() -> chaos::ChaosArgs {
         kill_server: true,
         tree: false,
         stream: false,
+        workers: 0,
+        store: chaos::FleetStore::Postgres,
     }
 }
 
@@ -187,6 +205,8 @@ fn short_tree_chaos() -> chaos::ChaosArgs {
         kill_server: true,
         tree: true,
         stream: false,
+        workers: 0,
+        store: chaos::FleetStore::Postgres,
     }
 }
 
@@ -200,6 +220,23 @@ fn short_stream_chaos() -> chaos::ChaosArgs {
         kill_server: true,
         tree: false,
         stream: true,
+        workers: 0,
+        store: chaos::FleetStore::Postgres,
+    }
+}
+
+/// The fleet chaos run of `cargo xtask test`: two iterations of three cooperating workers through
+/// PostgreSQL, from a fixed seed, the server killed too.
+fn short_fleet_chaos() -> chaos::ChaosArgs {
+    chaos::ChaosArgs {
+        iterations: 2,
+        seed: 17_001,
+        max_size: 1 << 20,
+        kill_server: true,
+        tree: false,
+        stream: false,
+        workers: 3,
+        store: chaos::FleetStore::Postgres,
     }
 }
 
@@ -344,6 +381,7 @@ fn test() -> Result<(), Failure> {
             chaos::run_with(&short_chaos())
                 .and_then(|()| chaos::run_with(&short_tree_chaos()))
                 .and_then(|()| chaos::run_with(&short_stream_chaos()))
+                .and_then(|()| chaos::run_with(&short_fleet_chaos()))
         }),
         Box::new(|| soak::run_with(&short_soak())),
     ];

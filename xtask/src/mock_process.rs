@@ -32,7 +32,26 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut child = Command::new(binary)
+    start_logging(binary, args, stderr, None)
+}
+
+/// [`start`], with `RUST_LOG` set to `log_filter` when given (the fleet chaos reads every request
+/// from the mock's debug log).
+pub(crate) fn start_logging<I, S>(
+    binary: &Path,
+    args: I,
+    stderr: File,
+    log_filter: Option<&str>,
+) -> Result<Started, String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(binary);
+    if let Some(filter) = log_filter {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -238,6 +238,10 @@ impl PgCluster {
         };
         // Not the caller's settings: the cluster is addressed explicitly.
         command.env_remove("PGDATA").env_remove("PGHOST");
+        // A process group of its own: the signals of a server stopped as a crash would
+        // (`stop -m immediate`) were seen to reach the caller's other children (a mock server,
+        // clients) when `runuser` and `pg_ctl` shared their group.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command.current_dir(self.dir.path());
         command
     }

@@ -49,6 +49,9 @@ pub(super) struct BenchArgs {
     pub mock_fsync: bool,
     /// Measure the link-shape table instead of everything else (`--shapes`).
     pub shapes: bool,
+    /// Measure the fleet's figures instead of everything else (`--fleet`): cooperating processes
+    /// on one file, and the checkpoint overhead of every store with PostgreSQL's among them.
+    pub fleet: bool,
     /// Bytes uploaded through link shapes a and c, and by the rate-limit run; shape b takes a
     /// quarter (`--shape-size`).
     pub shape_size: u64,
@@ -69,6 +72,7 @@ impl BenchArgs {
         let mut mock_dir = None;
         let mut mock_fsync = false;
         let mut shapes = false;
+        let mut fleet = false;
         let mut shape_size = None;
         let mut straggler_size = None;
         let mut straggler_part_size = None;
@@ -110,9 +114,10 @@ impl BenchArgs {
                 "--quick" if inline.is_none() => quick = true,
                 "--mock-fsync" if inline.is_none() => mock_fsync = true,
                 "--shapes" if inline.is_none() => shapes = true,
+                "--fleet" if inline.is_none() => fleet = true,
                 _ => {
                     return Err(format!(
-                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync, --quick, --shapes, --shape-size SIZE, --straggler-size SIZE and --straggler-part-size SIZE"
+                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync, --quick, --shapes, --fleet, --shape-size SIZE, --straggler-size SIZE and --straggler-part-size SIZE"
                     ));
                 }
             }
@@ -147,11 +152,16 @@ impl BenchArgs {
             json: json.unwrap_or_else(|| target_dir().join("bench.json")),
             // The shapes table is long (its slowest settings take tens of seconds): one run unless
             // asked for more.
-            runs: runs.unwrap_or(if quick || shapes { 1 } else { DEFAULT_RUNS }),
+            runs: runs.unwrap_or(if quick || shapes || fleet {
+                1
+            } else {
+                DEFAULT_RUNS
+            }),
             quick,
             mock_dir,
             mock_fsync,
             shapes,
+            fleet,
             shape_size,
             straggler_size,
             straggler_part_size,
@@ -228,6 +238,12 @@ mod tests {
         assert_eq!(
             (straggler.straggler_size, straggler.straggler_part_size),
             (2 << 30, Some(4 << 20))
+        );
+        assert!(!shapes.fleet);
+        let fleet = parse(&["--fleet"]).unwrap();
+        assert_eq!(
+            (fleet.fleet, fleet.size, fleet.runs),
+            (true, DEFAULT_SIZE, 1)
         );
         assert!(parse(&["--mock-fsync=yes"]).is_err());
     }

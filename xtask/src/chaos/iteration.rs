@@ -49,6 +49,8 @@ pub(super) struct Outcome {
     pub elapsed: Duration,
     /// What a tree iteration counts beside.
     pub tree: TreeCounts,
+    /// What a fleet iteration counts beside.
+    pub fleet: super::fleet::FleetCounts,
 }
 
 /// What the runs of `ossup` came to: counted per iteration, summed over the whole chaos run.

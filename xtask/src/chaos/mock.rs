@@ -20,6 +20,8 @@ pub(crate) struct Mock {
     log: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// `RUST_LOG` of the server, when not its default.
+    log_filter: Option<&'static str>,
 }
 
 impl Mock {
@@ -38,6 +40,31 @@ impl Mock {
             log: log.to_owned(),
             port: 0,
             child: None,
+            log_filter: None,
+        };
+        mock.spawn()?;
+        Ok(mock)
+    }
+
+    /// [`start_in`](Self::start_in), the server logging every request it routes with its API,
+    /// upload id and part number (`RUST_LOG=oss_mock=debug`): the fleet chaos counts the parts
+    /// sent from that log, which survives the server's kills.
+    pub(super) fn start_logging_requests(
+        binary: &Path,
+        dir: &Path,
+        rules_json: &str,
+    ) -> Result<Mock, String> {
+        let faults = dir.join("faults.json");
+        std::fs::write(&faults, rules_json)
+            .map_err(|e| format!("cannot write {}: {e}", faults.display()))?;
+        let mut mock = Mock {
+            binary: binary.to_owned(),
+            data_dir: dir.join("data"),
+            faults,
+            log: dir.join("mock.log"),
+            port: 0,
+            child: None,
+            log_filter: Some("oss_mock=debug"),
         };
         mock.spawn()?;
         Ok(mock)
@@ -65,6 +92,12 @@ impl Mock {
     /// The port the server listens on; the same across restarts.
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// How the server ended, when it ended without being killed here (a crash, or a signal from
+    /// elsewhere); `None` while it runs.
+    pub(super) fn ended_by_itself(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Kills the server with SIGKILL and reaps it.
@@ -103,7 +136,7 @@ impl Mock {
             "--faults".as_ref(),
             self.faults.as_os_str(),
         ];
-        let mut started = mock_process::start(&self.binary, args, stderr)
+        let mut started = mock_process::start_logging(&self.binary, args, stderr, self.log_filter)
             .map_err(|what| format!("oss-mock did not start: {what}\n{}", self.log_tail()))?;
         let port = started
             .endpoint

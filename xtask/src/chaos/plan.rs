@@ -182,7 +182,7 @@ pub(super) struct Plan {
 
 /// The APIs of an upload sent as one PutObject, and of a multipart one.
 const SINGLE_APIS: &[(u64, &str)] = &[(1, "*"), (5, "PutObject"), (1, "HeadObject")];
-const MULTIPART_APIS: &[(u64, &str)] = &[
+pub(super) const MULTIPART_APIS: &[(u64, &str)] = &[
     (1, "*"),
     (2, "InitiateMultipartUpload"),
     (7, "UploadPart"),

@@ -71,6 +71,8 @@ pub(super) struct Totals {
     pub counts: RunCounts,
     /// What the tree iterations counted beside.
     pub tree: TreeCounts,
+    /// What the fleet iterations counted beside.
+    pub fleet: super::fleet::FleetCounts,
     /// Fault rules planned, per kind.
     pub rules: BTreeMap<String, u64>,
     /// Faults fired, per kind.
@@ -91,6 +93,7 @@ impl Totals {
         self.parts += plan.parts();
         self.counts.add(&outcome.counts);
         self.tree.add(&outcome.tree);
+        self.fleet.add(&outcome.fleet);
         for rule in plan.rules() {
             *self.rules.entry(rule.kind.to_owned()).or_default() += 1;
         }

@@ -352,7 +352,7 @@ fn exit_end(status: ExitStatus) -> End {
 const SIGKILL: i32 = 9;
 
 /// The child's stdout, line by line, from a thread; the channel closes at end of file.
-fn read_lines(child: &mut Child) -> Receiver<String> {
+pub(super) fn read_lines(child: &mut Child) -> Receiver<String> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ossup_proto::ErrorCode;
 use ossup_proto::checksum::crc64_of_parts;
 
 use super::complete::Completed;
@@ -63,6 +64,7 @@ impl std::fmt::Debug for Cooperating {
         f.debug_struct("Cooperating")
             .field("store", &self.store)
             .field("worker", &self.worker)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -233,6 +235,23 @@ pub(super) async fn join(ctx: &UploadContext) -> Result<Option<Resumed>, Error> 
         .any(|claim| claim.fingerprint == fingerprint && claim.worker != cooperating.worker);
     if !others_active {
         return Ok(None);
+    }
+    // Live claims do not mean the server still holds the upload: it may have been aborted, have
+    // expired, or be lost with a completion that failed. Joining it then fails at its first
+    // request, and so does every worker's next run while any claim on it lives, so no run ever
+    // starts afresh. One page of its listing tells; when it is gone, the upload is resumed as one
+    // upload does (which finds the object completed, or starts a fresh upload under the lock).
+    match ctx
+        .client
+        .list_parts_page(ctx.bucket(), ctx.key(), &checkpoint.upload_id, 0, Some(1))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.is_service_code(ErrorCode::NoSuchUpload) => {
+            tracing::info!(upload_id = %checkpoint.upload_id, "the upload the other workers were sending is gone; resuming");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
     }
     tracing::info!(upload_id = %checkpoint.upload_id, "joining the upload other workers are sending");
     Ok(Some(Resumed {

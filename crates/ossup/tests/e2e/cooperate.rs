@@ -90,3 +90,53 @@ async fn a_store_that_cannot_cooperate_refuses_before_anything_starts() {
         "{message} / {err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_starts_afresh_when_the_server_forgot_the_upload_whose_claims_still_live() {
+    // The first Complete finds the upload gone (aborted, expired): the first worker fails with its
+    // claim on the completion still live. The next worker must not join that upload (its
+    // completion would fail the same way, run after run, while the claim lives), but see it gone
+    // and start a fresh one.
+    let server = ossup_test_support::mock_with(MockConfig::default().with_faults(vec![
+        FaultRule::new(FaultAction::ExpireUpload)
+            .api(Api::CompleteMultipartUpload)
+            .times(1),
+    ]))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = data(5 * PART as usize + 77, 19);
+    let file = dir.path().join("forgotten.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let db = dir.path().join("shared.db");
+    let run = || async {
+        let uploader = builder(&server.endpoint())
+            .cooperative_store(SqliteStore::open(&db).await.unwrap())
+            .build()
+            .unwrap();
+        uploader
+            .upload(UploadRequest::new(
+                FileSource::open(&file).unwrap(),
+                BUCKET,
+                "forgotten.bin",
+            ))
+            .await
+    };
+    let first = run().await;
+    assert!(
+        first.is_err(),
+        "the first Complete finds no upload: {first:?}"
+    );
+    let second = run().await.expect("the next worker starts a fresh upload");
+    assert_eq!(second.size, bytes.len() as u64);
+    assert_object_is(&client(&server.endpoint()), "forgotten.bin", &bytes).await;
+    assert!(
+        SqliteStore::open(&db)
+            .await
+            .unwrap()
+            .list()
+            .await
+            .unwrap()
+            .is_empty(),
+        "no checkpoint is left"
+    );
+}

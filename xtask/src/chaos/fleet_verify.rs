@@ -1,0 +1,252 @@
+//! The checks after a fleet iteration: the object is the file, no multipart upload is open, the
+//! shared store holds no row, and no part was sent more often than retries and expired (or
+//! released) leases explain.
+//!
+//! The sends are counted from two logs: the mock's (`RUST_LOG=oss_mock=debug`: one `request` line
+//! per request it routes, with the upload id and the part number), appended across its kills; and
+//! each worker's (`RUST_LOG=ossup=debug`: each request's answer or failure in a span naming the
+//! part, and each batch of parts claimed).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ossup_test_support::postgres::PgCluster;
+
+use super::fleet_plan::FleetPlan;
+use super::mock::BUCKET;
+use super::plan::Store;
+use super::verify::{Digest, Net, check_object, list_checkpoints};
+
+/// The object's bytes, and the multipart uploads left open for its key.
+pub(super) fn object_and_uploads(
+    net: &Net,
+    endpoint: &str,
+    key: &str,
+    source: &Digest,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let client = match net.client(endpoint) {
+        Ok(client) => client,
+        Err(e) => return vec![e],
+    };
+    net.block_on(async {
+        if let Err(e) = check_object(&client, key, source).await {
+            failures.push(e);
+        }
+        match client.list_multipart_uploads(BUCKET, Some(key)).await {
+            Ok(uploads) => {
+                let open: Vec<String> = uploads
+                    .into_iter()
+                    .filter(|u| u.key == key)
+                    .map(|u| u.upload_id)
+                    .collect();
+                if !open.is_empty() {
+                    failures.push(format!("multipart uploads left open: {open:?}"));
+                }
+            }
+            Err(e) => failures.push(format!("ListMultipartUploads failed: {e}")),
+        }
+    });
+    failures
+}
+
+/// The PostgreSQL store's tables of the iteration's database hold no row: no checkpoint, part,
+/// claim or completion left for the completed upload.
+pub(super) fn postgres_rows(cluster: &PgCluster, database: &str) -> Result<(), String> {
+    let counts = cluster.psql(
+        database,
+        "SELECT (SELECT count(*) FROM ossup.uploads) || ' uploads, ' || \
+                (SELECT count(*) FROM ossup.parts) || ' parts, ' || \
+                (SELECT count(*) FROM ossup.claims) || ' claims, ' || \
+                (SELECT count(*) FROM ossup.completions) || ' completions'",
+    );
+    if counts == "0 uploads, 0 parts, 0 claims, 0 completions" {
+        Ok(())
+    } else {
+        Err(format!(
+            "rows left in the PostgreSQL store ({database}): {counts}"
+        ))
+    }
+}
+
+/// The SQLite store lists no checkpoint.
+pub(super) fn sqlite_rows(net: &Net, path: &Path) -> Result<(), String> {
+    let left = net.block_on(list_checkpoints(Store::Sqlite, path))?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("checkpoints left in {}: {left:?}", path.display()))
+    }
+}
+
+/// How often the parts were sent, against the bound.
+#[derive(Debug, Default)]
+pub(super) struct Sends {
+    /// UploadPart requests the server received.
+    pub requests: u64,
+    /// Requests beyond one per part of an upload that no failed attempt explains.
+    pub resent: u64,
+    /// What the bound allows for them: claims taken over after a lease expired or was released.
+    pub allowed: u64,
+    /// Parts over the bound that a corrupting fault rule excuses.
+    pub excused: u64,
+    /// Parts over the bound.
+    pub failures: Vec<String>,
+}
+
+/// A part of one multipart upload: its upload id and part number.
+type PartOf = (String, u64);
+
+/// Counts, per part p of each multipart upload u: S, the UploadPart requests the server received
+/// for it; F, the attempts for it that a worker's log shows failed (no answer, or an answer other
+/// than 2xx); C, the claims on it that workers took while sending u. Each claim after the first is
+/// granted only once the claim before it expired or was released (its worker died, or ended with
+/// an error, or renewed too late), so the bound is
+///
+/// S(u, p) - F(u, p) <= 1 + (C(u, p) - 1)
+///
+/// (a fresh upload, after the server forgot one, has an id and claims of its own).
+pub(super) fn part_sends(
+    mock_log: &Path,
+    worker_logs: &[PathBuf],
+    plan: &FleetPlan,
+) -> Result<Sends, String> {
+    let mock = std::fs::read_to_string(mock_log)
+        .map_err(|e| format!("cannot read {}: {e}", mock_log.display()))?;
+    let mut received: BTreeMap<PartOf, u64> = BTreeMap::new();
+    for line in mock.lines() {
+        if !line.contains(" request ") || !line.contains(" api=UploadPart ") {
+            continue;
+        }
+        let part = field(line, "part=").and_then(|p| p.parse().ok());
+        if let (Some(upload), Some(part)) = (field(line, "upload_id="), part) {
+            *received.entry((upload.to_owned(), part)).or_default() += 1;
+        }
+    }
+    let mut failed: BTreeMap<PartOf, u64> = BTreeMap::new();
+    let mut claims: BTreeMap<PartOf, u64> = BTreeMap::new();
+    for path in worker_logs {
+        let log = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for line in log.lines() {
+            if let Some(part) = failed_attempt(line) {
+                *failed.entry(part).or_default() += 1;
+            }
+            for part in claimed(line) {
+                *claims.entry(part).or_default() += 1;
+            }
+        }
+    }
+    let corrupting = plan.rules.iter().any(|r| {
+        matches!(r.kind, "corrupt_etag" | "corrupt_crc") && matches!(r.api, "UploadPart" | "*")
+    });
+    let mut sends = Sends::default();
+    for (part, &requests) in &received {
+        sends.requests += requests;
+        let unexplained = requests.saturating_sub(failed.get(part).copied().unwrap_or(0));
+        let resent = unexplained.saturating_sub(1);
+        let claimed = claims.get(part).copied().unwrap_or(0);
+        let allowed = claimed.saturating_sub(1);
+        sends.resent += resent;
+        sends.allowed += allowed;
+        if resent > allowed {
+            if corrupting {
+                sends.excused += 1;
+            } else {
+                sends.failures.push(format!(
+                    "PART SENT TOO OFTEN: part {} of upload {} reached the server {requests} times, {} of them attempts a worker saw fail, under {claimed} claims: at most {} sends that did not fail are explained",
+                    part.1,
+                    part.0,
+                    requests - unexplained,
+                    1 + allowed
+                ));
+            }
+        }
+    }
+    Ok(sends)
+}
+
+/// The value of `name` (such as `part=`) in a log line's fields, up to the next space, brace or
+/// comma.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line
+        .find(&format!(" {name}"))
+        .map(|i| i + 1)
+        .or_else(|| line.find(&format!("{{{name}")).map(|i| i + 1))?
+        + name.len();
+    let rest = &line[start..];
+    let end = rest.find([' ', '}', ',']).unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"'))
+}
+
+/// The part of an UploadPart attempt that a worker's log shows failed: the retry layer's
+/// `attempt failed` line, one per attempt that got no answer or an answer other than 2xx (the
+/// client's own `answered` line comes once per request, after its retries).
+fn failed_attempt(line: &str) -> Option<PartOf> {
+    let span_start = line.find("oss_request{api=UploadPart")?;
+    let span = &line[span_start..];
+    let span_end = span.find("}:")?;
+    let fields = &span[..=span_end];
+    let part = field(fields, "part=")?.parse().ok()?;
+    let upload = field(fields, "upload_id=")?.to_owned();
+    span[span_end..]
+        .starts_with("}: ossup::retry: attempt failed")
+        .then_some((upload, part))
+}
+
+/// The parts a `claimed parts` line of a worker's log names, of the upload its transfer span
+/// names.
+fn claimed(line: &str) -> Vec<PartOf> {
+    if !line.contains(": ossup::upload::cooperate: claimed parts") {
+        return Vec::new();
+    }
+    let Some(upload) = line
+        .find("transfer{upload_id=")
+        .and_then(|i| field(&line[i..], "upload_id="))
+    else {
+        return Vec::new();
+    };
+    let Some(start) = line.find("parts=[") else {
+        return Vec::new();
+    };
+    let rest = &line[start + "parts=[".len()..];
+    let end = rest.find(']').unwrap_or(rest.len());
+    rest[..end]
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .map(|n| (upload.to_owned(), n))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_read_for_parts_attempts_and_claims() {
+        let mock = r#"2026-12-04T11:00:00.1Z DEBUG oss_mock::service: request request_id=FBE8 api=UploadPart addressing=PathStyle bucket=chaos key=Some("fleet/1.bin") upload_id="ABC" part="12""#;
+        assert_eq!(field(mock, "part="), Some("12"));
+        assert_eq!(field(mock, "upload_id="), Some("ABC"));
+        let abc = |part: u64| ("ABC".to_owned(), part);
+        let answered = r#"2026-12-04T11:00:00.1Z DEBUG upload{bucket=chaos key=fleet/1.bin parts=39 method="multipart" upload_id="OLD"}:transfer{upload_id=ABC}:part{number=7 offset=614400 size=102400}:oss_request{api=UploadPart bucket="chaos" key="fleet/1.bin" upload_id="ABC" part=7}: ossup::retry: attempt answered api=Some(UploadPart) attempt=2 status=200 request_id="x" elapsed_ms=17"#;
+        assert_eq!(failed_attempt(answered), None);
+        let refused = answered
+            .replace("attempt answered", "attempt failed")
+            .replace("status=200", "status=503");
+        assert_eq!(failed_attempt(&refused), Some(abc(7)));
+        let client = answered.replace(
+            "ossup::retry: attempt answered",
+            "ossup::client: failed elapsed_ms=3 error=connection reset",
+        );
+        assert_eq!(
+            failed_attempt(&client),
+            None,
+            "the retry layer counts each attempt once"
+        );
+        let listing = refused.replace("api=UploadPart", "api=ListParts");
+        assert_eq!(failed_attempt(&listing), None);
+        let claim = r#"2026-12-04T11:00:00.1Z DEBUG upload{bucket=chaos key=fleet/1.bin upload_id="OLD"}:transfer{upload_id=ABC}: ossup::upload::cooperate: claimed parts worker="vm/12635/d3f21697" parts=[3, 4, 5]"#;
+        assert_eq!(claimed(claim), vec![abc(3), abc(4), abc(5)]);
+        assert!(claimed(answered).is_empty());
+    }
+}
