@@ -357,35 +357,19 @@ impl Db {
 
     fn connect(&self, set_aside_damage: bool) -> Result<Connection, StoreError> {
         self.create_private()?;
-        let open = || -> Result<(Connection, Result<(), Problem>), StoreError> {
-            let mut conn = Connection::open(&self.path).map_err(|err| self.sqlite_error(err))?;
-            let prepared = schema::prepare(
-                &mut conn,
-                self.options.durability,
-                self.options.busy_timeout,
-            );
-            Ok((conn, prepared))
-        };
-        let (conn, prepared) = open()?;
-        let problem = match prepared {
+        let mut conn = Connection::open(&self.path).map_err(|err| self.sqlite_error(err))?;
+        let problem = match schema::prepare(
+            &mut conn,
+            self.options.durability,
+            self.options.busy_timeout,
+        ) {
             Ok(()) => {
-                // The narrowing opens and closes each file, and closing any descriptor of a file
-                // drops every POSIX lock this process holds on it, SQLite's included: another
-                // process would then take the shared memory for unused and reset it under this
-                // one (SIGBUS), or write while this one reads. So it runs with no connection
-                // open, and the connection is opened again after it.
-                drop(conn);
                 self.restrict_to_owner();
-                match open()? {
-                    (conn, Ok(())) => return Ok(conn),
-                    (_, Err(problem)) => problem,
-                }
+                return Ok(conn);
             }
-            Err(problem) => {
-                drop(conn);
-                problem
-            }
+            Err(problem) => problem,
         };
+        drop(conn);
         match problem {
             Problem::Corrupt(reason) => Err(self.damaged(reason, set_aside_damage)),
             Problem::Sqlite(err) if is_corruption(&err) => {
