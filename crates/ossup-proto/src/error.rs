@@ -504,10 +504,10 @@ mod tests {
     }
 
     #[test]
-    fn a_carriage_return_in_a_value_survives_writing_and_reading() {
+    fn line_end_characters_in_a_value_survive_writing_and_reading() {
         let err = ErrorResponse::from_xml("<Error><Code>C</Code><Message>m</Message></Error>")
             .unwrap()
-            .with_message("a\rb\r\nc");
+            .with_message("a\rb\r\nc\u{85}d\r\u{85}e\u{2028}f");
         assert_eq!(ErrorResponse::from_xml(&err.to_xml()).unwrap(), err);
     }
 

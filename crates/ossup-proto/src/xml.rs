@@ -27,11 +27,27 @@ pub fn from_xml<T: DeserializeOwned>(document: &'static str, xml: &str) -> Resul
 /// Writes a document with the XML declaration OSS puts first.
 pub fn to_xml<T: Serialize>(value: &T) -> String {
     let body = quick_xml::se::to_string(value).expect("wire documents always serialize");
-    // A reader folds a literal carriage return into a line feed (XML's end-of-line rule), so a
-    // value holding one would come back changed; a character reference keeps it. The serializer
-    // writes no carriage return of its own, so every one here is inside a value.
-    let body = body.replace('\r', "&#13;");
+    // A reader folds a literal carriage return, NEL (U+0085) and LINE SEPARATOR (U+2028) into a
+    // line feed (the end-of-line rules of XML 1.0 and 1.1; quick-xml applies both), so a value
+    // holding one would come back changed; a character reference keeps it. The serializer writes
+    // none of them of its own, so every one here is inside a value.
+    let body = escape_line_ends(&body);
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}")
+}
+
+/// `text` with every character an XML reader would fold into a line feed written as a character
+/// reference.
+fn escape_line_ends(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("&#13;"),
+            '\u{85}' => out.push_str("&#133;"),
+            '\u{2028}' => out.push_str("&#8232;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Accepts a number or an empty element (read as 0), as clients and servers send both for markers.
@@ -398,17 +414,19 @@ pub struct ListBucketResult {
 mod tests {
     use super::*;
 
-    /// Found by `cargo xtask fuzz` (target `client_xml`): a carriage return in a value was written
-    /// as is, and read back as a line feed.
+    /// Found by `cargo xtask fuzz` (target `client_xml`): a carriage return, then a NEL (U+0085),
+    /// in a value was written as is, and read back as a line feed.
     #[test]
-    fn a_carriage_return_in_a_value_survives_writing_and_reading() {
+    fn line_end_characters_in_a_value_survive_writing_and_reading() {
         let doc = InitiateMultipartUploadResult {
             bucket: "bucket".into(),
-            key: "a\rb\r\nc\n\r".into(),
+            key: "a\rb\r\nc\n\r d\u{85}e\r\u{85}f\u{2028}g".into(),
             upload_id: "U\r".into(),
         };
         let written = to_xml(&doc);
-        assert!(!written.contains('\r'), "{written:?}");
+        for folded in ['\r', '\u{85}', '\u{2028}'] {
+            assert!(!written.contains(folded), "{written:?}");
+        }
         let back: InitiateMultipartUploadResult =
             from_xml("InitiateMultipartUploadResult", &written).unwrap();
         assert_eq!(back, doc);
