@@ -427,7 +427,7 @@ impl Db {
             let mut name = self.path.clone().into_os_string();
             name.push(suffix);
             let path = PathBuf::from(name);
-            let narrowed = match narrow_to_owner(&path) {
+            let narrowed = match ossup::store::restrict_path_to_owner(&path) {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 other => other,
             };
@@ -666,32 +666,4 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// `chmod 600` of `path` unless it is so already, by path (see [`SqliteStore::restrict_to_owner`]
-/// for why no descriptor is opened).
-fn narrow_to_owner(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
-        if mode != ossup::store::PRIVATE_FILE_MODE {
-            std::fs::set_permissions(
-                path,
-                std::fs::Permissions::from_mode(ossup::store::PRIVATE_FILE_MODE),
-            )
-            .map_err(|err| {
-                std::io::Error::new(
-                    err.kind(),
-                    format!(
-                        "cannot make {} readable by its owner only (chmod 600): {err}",
-                        path.display()
-                    ),
-                )
-            })?;
-        }
-    }
-    #[cfg(not(unix))]
-    std::fs::metadata(path)?;
-    Ok(())
 }

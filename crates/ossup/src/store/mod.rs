@@ -32,7 +32,7 @@ pub use group_commit::{GroupCommit, replicate_error};
 pub use memory::MemoryStore;
 pub use private::{
     PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, check_private_dir, create_private_dir,
-    private_file_options, restrict_to_owner,
+    private_file_options, restrict_path_to_owner, restrict_to_owner,
 };
 
 /// A durable (or not) home for checkpoints.

@@ -61,20 +61,54 @@ pub fn restrict_to_owner(file: &File, path: &Path) -> io::Result<()> {
         let mode = file.metadata()?.permissions().mode() & 0o7777;
         if mode != PRIVATE_FILE_MODE {
             file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
-                .map_err(|err| {
-                    io::Error::new(
-                        err.kind(),
-                        format!(
-                            "cannot make {} readable by its owner only (chmod 600): {err}",
-                            path.display()
-                        ),
-                    )
-                })?;
+                .map_err(|err| not_restricted(path, err))?;
         }
     }
     #[cfg(not(unix))]
     let _ = (file, path);
     Ok(())
+}
+
+/// [`restrict_to_owner`] by path, without opening the file: for a file another library holds
+/// POSIX locks on (SQLite's database, -wal and -shm), since closing any descriptor of a file drops
+/// every such lock this process holds on it.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("state.db");
+/// std::fs::write(&path, b"")?;
+/// ossup::store::restrict_path_to_owner(&path)?;
+/// # #[cfg(unix)] {
+/// use std::os::unix::fs::PermissionsExt;
+/// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+/// # }
+/// # Ok(()) }
+/// ```
+pub fn restrict_path_to_owner(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+        if mode != PRIVATE_FILE_MODE {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+                .map_err(|err| not_restricted(path, err))?;
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::metadata(path)?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn not_restricted(path: &Path, err: io::Error) -> io::Error {
+    io::Error::new(
+        err.kind(),
+        format!(
+            "cannot make {} readable by its owner only (chmod 600): {err}",
+            path.display()
+        ),
+    )
 }
 
 /// Creates `dir` and its missing parents owner-only ([`PRIVATE_DIR_MODE`]), then checks it with
