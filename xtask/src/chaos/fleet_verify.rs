@@ -51,16 +51,20 @@ pub(super) fn object_and_uploads(
 }
 
 /// The PostgreSQL store's tables of the iteration's database hold no row: no checkpoint, part,
-/// claim or completion left for the completed upload.
+/// claim or completion left for the completed upload, and no file claim still held. Rows of
+/// `file_claims` whose lease has expired stay by design (the record of a file put whole, or of a
+/// claim released), so only live leases count.
 pub(super) fn postgres_rows(cluster: &PgCluster, database: &str) -> Result<(), String> {
     let counts = cluster.psql(
         database,
         "SELECT (SELECT count(*) FROM ossup.uploads) || ' uploads, ' || \
                 (SELECT count(*) FROM ossup.parts) || ' parts, ' || \
                 (SELECT count(*) FROM ossup.claims) || ' claims, ' || \
-                (SELECT count(*) FROM ossup.completions) || ' completions'",
+                (SELECT count(*) FROM ossup.completions) || ' completions, ' || \
+                (SELECT count(*) FROM ossup.file_claims WHERE expires_at > now()) \
+                    || ' file claims held'",
     );
-    if counts == "0 uploads, 0 parts, 0 claims, 0 completions" {
+    if counts == "0 uploads, 0 parts, 0 claims, 0 completions, 0 file claims held" {
         Ok(())
     } else {
         Err(format!(
