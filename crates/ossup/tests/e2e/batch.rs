@@ -1,9 +1,10 @@
 //! Many files in one run: skip by content, the shared budget, failures that do not stop the
 //! others, and a batch resumed after cancellation.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::common::tree::{TreeFile, items, write_tree};
 use crate::common::*;
 use futures::StreamExt as _;
 use ossup::store::DigestCache;
@@ -13,7 +14,7 @@ use ossup::{
 };
 
 /// A tree of small files (put whole) and a few multipart ones, with their bytes.
-fn tree(root: &Path, small: usize, large: usize) -> Vec<(PathBuf, String, Vec<u8>)> {
+fn tree(root: &Path, small: usize, large: usize) -> Vec<TreeFile> {
     let mut files = Vec::new();
     for i in 0..small {
         let bytes = data(1_000 + i * 37, i as u64);
@@ -25,18 +26,8 @@ fn tree(root: &Path, small: usize, large: usize) -> Vec<(PathBuf, String, Vec<u8
         let relative = format!("large/l{i}.bin");
         files.push((root.join(&relative), relative, bytes));
     }
-    for (path, _, bytes) in &files {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
+    write_tree(&files);
     files
-}
-
-fn items(files: &[(PathBuf, String, Vec<u8>)]) -> Vec<BatchItem> {
-    files
-        .iter()
-        .map(|(path, relative, _)| BatchItem::file(path, format!("t/{relative}")))
-        .collect()
 }
 
 fn requests(server: &oss_mock::MockServer, api: Api) -> u64 {

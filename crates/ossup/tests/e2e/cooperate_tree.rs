@@ -6,21 +6,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::tree::{TreeFile, items, write_tree};
 use crate::common::*;
 use futures::StreamExt as _;
 use oss_mock::{FaultAction, FaultRule, MockConfig, MockServer};
 use ossup::store::CooperativeStore;
-use ossup::{Api, BatchItem, FileOutcome, FileStatus, Parallel, SkipReason};
+use ossup::{Api, FileOutcome, FileStatus, Parallel, SkipReason};
 use ossup_postgres::PostgresStore;
 use ossup_sqlite::SqliteStore;
 use ossup_test_support::postgres::{PG_DATABASE, PgCluster};
 
 /// Small files (put whole) and multipart ones, nested, with their bytes.
-fn tree(root: &Path, small: usize, large: usize) -> Vec<(PathBuf, String, Vec<u8>)> {
+fn tree(root: &Path, small: usize, large: usize) -> Vec<TreeFile> {
     let mut files = Vec::new();
     for i in 0..small {
         let relative = format!("small/{}/f{i}.txt", i % 4);
@@ -38,18 +39,8 @@ fn tree(root: &Path, small: usize, large: usize) -> Vec<(PathBuf, String, Vec<u8
             data(4 * PART as usize + 777 * (i + 1), 900 + i as u64),
         ));
     }
-    for (path, _, bytes) in &files {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
+    write_tree(&files);
     files
-}
-
-fn items(files: &[(PathBuf, String, Vec<u8>)]) -> Vec<BatchItem> {
-    files
-        .iter()
-        .map(|(path, relative, _)| BatchItem::file(path, format!("t/{relative}")))
-        .collect()
 }
 
 /// One worker's batch over the tree, through its own handle on the shared store; its outcomes.
@@ -57,7 +48,7 @@ async fn worker(
     server: &MockServer,
     store: Arc<dyn CooperativeStore>,
     lease: Duration,
-    files: &[(PathBuf, String, Vec<u8>)],
+    files: &[TreeFile],
 ) -> Vec<FileOutcome> {
     let uploader = builder(&server.endpoint())
         .cooperative_store(store)

@@ -8,6 +8,7 @@ use ossup::{MemoryStore, ProgressEvent, UploaderBuilder};
 pub(crate) use ossup_test_support::{BUCKET, PART, assert_object_is, builder, client, data, mock};
 
 pub(crate) mod faults;
+pub(crate) mod tree;
 
 /// As [`builder`], sending through `transport` (a [`faults::Faulty`], say).
 pub(crate) fn builder_with(
