@@ -12,6 +12,7 @@
 //! run round-robin, as in the rest of the benchmark.
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -407,6 +408,21 @@ impl Context<'_> {
         )
     }
 
+    /// `ossup upload` of `source` to the bench key through `mock`, in parts of `part_size`, with no
+    /// checkpoint: what every upload of this table shares.
+    fn upload_command(&self, mock: &Mock, source: &Path, part_size: u64) -> Command {
+        let mut command = ossup_upload(
+            self.ossup_binary,
+            mock,
+            source,
+            &format!("oss://{BUCKET}/{KEY}"),
+        );
+        command
+            .args(["--part-size", &part_size.to_string()])
+            .arg("--no-checkpoint");
+        command
+    }
+
     /// One upload of `source` through a fresh mock of the cell's shape, at the cell's setting.
     fn upload(&self, cell: &Cell, source: &Path, run: usize) -> Result<Upload, Failure> {
         let name = format!(
@@ -419,15 +435,7 @@ impl Context<'_> {
         );
         let mock = self.start_mock(&cell.shape, &name)?;
         let log = self.logs.join(format!("{name}.log"));
-        let mut command = ossup_upload(
-            self.ossup_binary,
-            &mock,
-            source,
-            &format!("oss://{BUCKET}/{KEY}"),
-        );
-        command
-            .args(["--part-size", &cell.part_size.to_string()])
-            .arg("--no-checkpoint");
+        let mut command = self.upload_command(&mock, source, cell.part_size);
         match cell.setting {
             Setting::Fixed(n) => command.args(["--parallel", &n.to_string()]),
             Setting::Auto => command.args([
@@ -484,15 +492,9 @@ impl Context<'_> {
             &mock_args,
         )?;
         let log = self.logs.join(format!("{name}.log"));
-        let mut command = ossup_upload(
-            self.ossup_binary,
-            &mock,
-            source,
-            &format!("oss://{BUCKET}/{KEY}"),
-        );
+        let mut command = self.upload_command(&mock, source, part_size);
         command
-            .args(["--part-size", &part_size.to_string()])
-            .args(["--no-checkpoint", "--parallel", "auto"])
+            .args(["--parallel", "auto"])
             .args(["--max-parallel", &AUTO_MAX.to_string()]);
         if straggle == Straggle::Unhedged {
             command.arg("--no-hedge");
@@ -514,15 +516,9 @@ impl Context<'_> {
         let name = format!("limit-rate-{run}");
         let mock = self.start_mock(&SHAPES[2], &name)?;
         let log = self.logs.join(format!("{name}.log"));
-        let mut command = ossup_upload(
-            self.ossup_binary,
-            &mock,
-            source,
-            &format!("oss://{BUCKET}/{KEY}"),
-        );
+        let mut command = self.upload_command(&mock, source, part_size);
         command
-            .args(["--part-size", &part_size.to_string()])
-            .args(["--parallel", "8", "--no-checkpoint"])
+            .args(["--parallel", "8"])
             .args(["--limit-rate", &LIMIT_RATE.to_string()]);
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
