@@ -132,6 +132,7 @@ async fn postgres_store_keeps_every_acknowledged_part_across_sigkill() {
         .is_none()
         .then(PgCluster::start);
     let url = cluster.as_ref().map(|cluster| cluster.url(PG_DATABASE));
+    let cluster_ref = cluster.as_ref();
     CrashTest::new("postgres_store_keeps_every_acknowledged_part_across_sigkill")
         .run(|dir: PathBuf| {
             let url = url.clone();
@@ -139,6 +140,9 @@ async fn postgres_store_keeps_every_acknowledged_part_across_sigkill() {
                 let file = dir.join("postgres-url");
                 let url = match url {
                     Some(url) => {
+                        if let Some(cluster) = cluster_ref {
+                            wait_for_other_sessions_to_end(cluster);
+                        }
                         std::fs::write(&file, &url).unwrap();
                         url
                     }
@@ -149,6 +153,23 @@ async fn postgres_store_keeps_every_acknowledged_part_across_sigkill() {
         })
         .await;
     drop(cluster);
+}
+
+/// Waits until no other session is connected to the test database. A killed writer's statement
+/// that had reached the server still runs, and commits, after the writer is gone (its backend ends
+/// only once that statement is done); the round's check must read the store after it, as a restarted
+/// uploader's next look would.
+fn wait_for_other_sessions_to_end(cluster: &PgCluster) {
+    let sql = "SELECT count(*) FROM pg_stat_activity \
+               WHERE datname = current_database() AND backend_type = 'client backend' \
+               AND pid <> pg_backend_pid()";
+    for _ in 0..200 {
+        if cluster.psql(PG_DATABASE, sql).trim() == "0" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("sessions of the killed writer were still connected after 10 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
