@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ossup::store::{Claim, Cooperation};
+use ossup::store::{Claim, Cooperation, HeldFile};
 use ossup::{CheckpointStore, Client, FileStore, ListedUpload};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -28,12 +28,20 @@ pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| explain(&e, &connection.situation()))?;
     let known = local.known(&args.location.bucket).await?;
+    let held = local
+        .held_files(&args.location.bucket, &args.location.key)
+        .await?;
     let now = SystemTime::now();
     let mut out = std::io::stdout().lock();
     if args.json {
         for upload in &uploads {
             let line = UploadLine::new(upload, now, known.get(&upload.upload_id));
             if let Some(line) = json_line(&line) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        for file in &held {
+            if let Some(line) = json_line(&HeldFileLine::new(file)) {
                 let _ = writeln!(out, "{line}");
             }
         }
@@ -46,6 +54,7 @@ pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
             args.location.bucket,
             printable(&args.location.key)
         );
+        print_held_files(&mut out, &held, &local.location);
         return Ok(());
     }
     // Keys, ids and dates are the server's text: escaped before they are measured and printed.
@@ -116,7 +125,42 @@ pub(crate) async fn ls(args: UploadsLsArgs) -> Result<(), Failure> {
         uploads.len() - orphans,
         local.location
     );
+    print_held_files(&mut out, &held, &local.location);
     Ok(())
+}
+
+/// The files of a shared tree that cooperating workers are putting whole (one PutObject each, so
+/// no multipart upload shows them), with their holders and leases; nothing when there are none.
+fn print_held_files(out: &mut impl Write, held: &[HeldFile], location: &str) {
+    if held.is_empty() {
+        return;
+    }
+    let keys: Vec<String> = held
+        .iter()
+        .map(|f| printable(&f.key).into_owned())
+        .collect();
+    let key_width = keys
+        .iter()
+        .map(|key| key.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(3);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{:key_width$}  WORKER (LEASE LEFT)", "KEY");
+    for (file, key) in held.iter().zip(&keys) {
+        let _ = writeln!(
+            out,
+            "{key:key_width$}  {} ({}s)",
+            printable(&file.worker),
+            file.expires_in.as_secs()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} file{} being put whole by cooperating workers (file claims in {location})",
+        held.len(),
+        if held.len() == 1 { "" } else { "s" },
+    );
 }
 
 /// A local checkpoint that names an open upload.
@@ -230,6 +274,19 @@ impl LocalCheckpoints {
             store: Some(Arc::new(store)),
             cooperation: None,
             location: dir.display().to_string(),
+        })
+    }
+
+    /// The live file claims of `bucket` under `prefix`, when the store keeps them.
+    async fn held_files(&self, bucket: &str, prefix: &str) -> Result<Vec<HeldFile>, Failure> {
+        let Some(cooperation) = &self.cooperation else {
+            return Ok(Vec::new());
+        };
+        cooperation.file_claims(bucket, prefix).await.map_err(|e| {
+            Failure::failed(format!(
+                "cannot read the file claims in {}: {e}",
+                self.location
+            ))
         })
     }
 
@@ -437,6 +494,33 @@ impl<'a> UploadLine<'a> {
     }
 }
 
+/// One line of `ossup uploads ls --json` for a file a cooperating worker is putting whole:
+/// `{"file_claim":{"key":…,"worker":…,"lease_secs":…}}`, told from an upload's line by its one key.
+#[derive(Debug, Serialize)]
+struct HeldFileLine<'a> {
+    file_claim: HeldFileFields<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct HeldFileFields<'a> {
+    key: &'a str,
+    worker: &'a str,
+    /// Seconds until the lease expires, unless renewed.
+    lease_secs: u64,
+}
+
+impl<'a> HeldFileLine<'a> {
+    fn new(file: &'a HeldFile) -> Self {
+        Self {
+            file_claim: HeldFileFields {
+                key: &file.key,
+                worker: &file.worker,
+                lease_secs: file.expires_in.as_secs(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,6 +543,30 @@ mod tests {
                 "host-a/1/x (2 parts, lease 25s)",
                 "host-b/2/y (0 parts, completing, lease 9s)"
             ]
+        );
+    }
+
+    #[test]
+    fn held_files_are_listed_by_key_with_worker_and_lease() {
+        let held = [
+            HeldFile::new("site/a.js", "web-1/7/aa", Duration::from_secs(28)),
+            HeldFile::new("site/b\ncss", "web-2/9/bb", Duration::from_millis(1_500)),
+        ];
+        let mut out = Vec::new();
+        print_held_files(&mut out, &held, "postgres://pg/ossup");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\nKEY          WORKER (LEASE LEFT)\n\
+             site/a.js    web-1/7/aa (28s)\n\
+             site/b\\ncss  web-2/9/bb (1s)\n\
+             2 files being put whole by cooperating workers (file claims in postgres://pg/ossup)\n"
+        );
+        let mut none = Vec::new();
+        print_held_files(&mut none, &[], "db");
+        assert!(none.is_empty(), "nothing is printed without file claims");
+        assert_eq!(
+            serde_json::to_string(&HeldFileLine::new(&held[0])).unwrap(),
+            r#"{"file_claim":{"key":"site/a.js","worker":"web-1/7/aa","lease_secs":28}}"#
         );
     }
 

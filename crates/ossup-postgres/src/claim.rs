@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
-use ossup::store::{Claim, Cooperation, FileClaim, FinishedFile};
+use ossup::store::{Claim, Cooperation, FileClaim, FinishedFile, HeldFile};
 use ossup::{StoreError, UploadIdentity};
 
 use crate::PostgresStore;
@@ -211,6 +211,34 @@ impl Cooperation for PostgresStore {
                     row.get::<_, Option<i32>>(1).map(|n| n as u32),
                     row.get::<_, String>(2),
                     Duration::from_secs_f64(row.get::<_, f64>(3).max(0.0)),
+                )
+            })
+            .collect())
+    }
+
+    async fn file_claims(&self, bucket: &str, prefix: &str) -> Result<Vec<HeldFile>, StoreError> {
+        let client = self.inner.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT object_key, worker, extract(epoch FROM expires_at - now())::float8
+                     FROM {s}.file_claims
+                     WHERE bucket = $1 AND expires_at > now()
+                       AND substring(object_key FROM 1 FOR length($2::bytea)) = $2::bytea
+                     ORDER BY object_key",
+                    s = self.inner.schema
+                ),
+                &[&bucket.as_bytes(), &prefix.as_bytes()],
+            )
+            .await
+            .map_err(|err| self.inner.error(err))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                HeldFile::new(
+                    String::from_utf8_lossy(row.get::<_, &[u8]>(0)),
+                    row.get::<_, String>(1),
+                    Duration::from_secs_f64(row.get::<_, f64>(2).max(0.0)),
                 )
             })
             .collect())

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use ossup::store::{Claim, Cooperation, FileClaim, FinishedFile};
+use ossup::store::{Claim, Cooperation, FileClaim, FinishedFile, HeldFile};
 use ossup::{StoreError, UploadIdentity};
 
 use crate::SqliteStore;
@@ -230,6 +230,35 @@ impl Cooperation for SqliteStore {
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(claims)
+            })
+        })
+        .await
+    }
+
+    async fn file_claims(&self, bucket: &str, prefix: &str) -> Result<Vec<HeldFile>, StoreError> {
+        let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
+        self.run(move |db| {
+            db.with(|conn| {
+                let now = now_ms();
+                // substr and length count characters of TEXT alike, so this is a prefix by
+                // characters, which for UTF-8 keys is a prefix by bytes too.
+                let mut statement = conn.prepare_cached(
+                    "SELECT object_key, worker, expires_unix_ms FROM file_claims
+                     WHERE bucket = ?1 AND expires_unix_ms > ?2
+                       AND substr(object_key, 1, length(?3)) = ?3
+                     ORDER BY object_key",
+                )?;
+                let held = statement
+                    .query_map(params![bucket, now, prefix], |row| {
+                        let expires: i64 = row.get(2)?;
+                        Ok(HeldFile::new(
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            Duration::from_millis(expires.saturating_sub(now).max(0) as u64),
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(held)
             })
         })
         .await

@@ -204,3 +204,110 @@ fn ls_tells_uploads_a_local_checkpoint_can_resume_from_orphans() {
         other.stdout
     );
 }
+
+#[test]
+fn ls_shows_files_cooperating_workers_are_putting_whole() {
+    use ossup::store::{Cooperation, FileClaim};
+    use std::time::Duration;
+    let h = Harness::start();
+    let open = h.initiate("site/big.iso");
+    let db = h.dir.path().join("shared.db");
+    let store = h.block_on(ossup_sqlite::SqliteStore::open(&db)).unwrap();
+    let lease = Duration::from_secs(600);
+    for (key, worker) in [
+        ("site/app.js", "web-1/7/aa"),
+        ("site/style.css", "web-2/9/bb"),
+        ("other/x.png", "web-1/7/aa"),
+    ] {
+        let claimed = h.block_on(store.claim_file("bucket", key, worker, lease));
+        assert!(
+            matches!(claimed, Ok(FileClaim::Claimed { .. })),
+            "{claimed:?}"
+        );
+    }
+
+    let table = Run::of(
+        h.ossup()
+            .args(["uploads", "ls", "oss://bucket/site/", "--checkpoint-db"])
+            .arg(&db),
+    )
+    .expect_code(0);
+    assert!(table.stdout.contains(open.as_str()), "{}", table.stdout);
+    let line_of = |key: &str| {
+        table
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} missing: {}", table.stdout))
+            .to_owned()
+    };
+    assert!(
+        line_of("site/app.js").contains("web-1/7/aa ("),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        line_of("site/style.css").contains("web-2/9/bb ("),
+        "{}",
+        table.stdout
+    );
+    assert!(!table.stdout.contains("other/x.png"), "{}", table.stdout);
+    assert!(
+        table
+            .stdout
+            .contains("2 files being put whole by cooperating workers"),
+        "{}",
+        table.stdout
+    );
+
+    let json = Run::of(
+        h.ossup()
+            .args([
+                "uploads",
+                "ls",
+                "oss://bucket/site/",
+                "--json",
+                "--checkpoint-db",
+            ])
+            .arg(&db),
+    )
+    .expect_code(0);
+    let lines: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", json.stdout);
+    assert_eq!(lines[0]["upload_id"], open.as_str());
+    assert_eq!(lines[1]["file_claim"]["key"], "site/app.js");
+    assert_eq!(lines[1]["file_claim"]["worker"], "web-1/7/aa");
+    assert!(lines[1]["file_claim"]["lease_secs"].as_u64().unwrap() <= 600);
+    assert_eq!(lines[2]["file_claim"]["key"], "site/style.css");
+
+    // Once released, a file is no longer listed; with no upload open under the prefix the claims
+    // still show.
+    h.block_on(store.release_file("bucket", "site/app.js", "web-1/7/aa"))
+        .unwrap();
+    let only_claims = Run::of(
+        h.ossup()
+            .args([
+                "uploads",
+                "ls",
+                "oss://bucket/site/style",
+                "--checkpoint-db",
+            ])
+            .arg(&db),
+    )
+    .expect_code(0);
+    assert!(
+        only_claims.stdout.contains("no open multipart uploads")
+            && only_claims.stdout.contains("1 file being put whole"),
+        "{}",
+        only_claims.stdout
+    );
+    assert!(
+        !only_claims.stdout.contains("site/app.js"),
+        "{}",
+        only_claims.stdout
+    );
+}

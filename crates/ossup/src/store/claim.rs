@@ -90,8 +90,14 @@ pub trait Cooperation: Send + Sync + Debug {
     ) -> Result<bool, StoreError>;
 
     /// Every live claim on parts and completions in the store, for a listing of who works on what
-    /// (file claims, short-lived and keyed by object, are not listed).
+    /// (file claims are keyed by object, not by upload: [`file_claims`](Self::file_claims) lists
+    /// them).
     async fn claims(&self) -> Result<Vec<Claim>, StoreError>;
+
+    /// The live claims on whole files of `bucket` whose keys start with `prefix` (every key for an
+    /// empty one), by key: which worker is putting which object of a shared batch, and for how
+    /// long its lease runs. Released, finished and expired claims are not listed.
+    async fn file_claims(&self, bucket: &str, prefix: &str) -> Result<Vec<HeldFile>, StoreError>;
 
     /// Claims the whole object `key` of `bucket` for `worker`, until `lease` from now, unless
     /// another worker holds a live lease on it: then [`FileClaim::Held`], and nothing changes.
@@ -179,6 +185,35 @@ impl FinishedFile {
             etag: etag.into(),
             crc64,
             worker: worker.into(),
+        }
+    }
+}
+
+/// One live claim on a whole file, as [`Cooperation::file_claims`] lists it.
+///
+/// ```
+/// use std::time::Duration;
+/// let held = ossup::store::HeldFile::new("site/app.js", "web-1/812/0a1b2c3d", Duration::from_secs(28));
+/// assert_eq!(held.key, "site/app.js");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeldFile {
+    /// The object's key.
+    pub key: String,
+    /// The worker holding it.
+    pub worker: String,
+    /// How long until the lease expires, unless renewed.
+    pub expires_in: Duration,
+}
+
+impl HeldFile {
+    /// A file claim, as a store reports it.
+    pub fn new(key: impl Into<String>, worker: impl Into<String>, expires_in: Duration) -> Self {
+        Self {
+            key: key.into(),
+            worker: worker.into(),
+            expires_in,
         }
     }
 }
@@ -298,6 +333,14 @@ macro_rules! forward_cooperation {
                 (**self).claim_completion(identity, worker, lease).await
             }
 
+            async fn file_claims(
+                &self,
+                bucket: &str,
+                prefix: &str,
+            ) -> Result<Vec<HeldFile>, StoreError> {
+                (**self).file_claims(bucket, prefix).await
+            }
+
             async fn claims(&self) -> Result<Vec<Claim>, StoreError> {
                 (**self).claims().await
             }
@@ -393,6 +436,14 @@ macro_rules! cannot_cooperate_impl {
             }
 
             async fn claims(&self) -> Result<Vec<$crate::store::Claim>, $crate::StoreError> {
+                Err($crate::store::claim::cannot_cooperate($name))
+            }
+
+            async fn file_claims(
+                &self,
+                _bucket: &str,
+                _prefix: &str,
+            ) -> Result<Vec<$crate::store::HeldFile>, $crate::StoreError> {
                 Err($crate::store::claim::cannot_cooperate($name))
             }
 

@@ -25,7 +25,9 @@ pub(crate) mod journal;
 mod memory;
 mod private;
 
-pub use claim::{Claim, Cooperation, CooperativeStore, FileClaim, FinishedFile, worker_name};
+pub use claim::{
+    Claim, Cooperation, CooperativeStore, FileClaim, FinishedFile, HeldFile, worker_name,
+};
 pub use digests::{DigestCache, FileDigest, FileStat};
 pub use file::FileStore;
 pub use group_commit::{GroupCommit, replicate_error};

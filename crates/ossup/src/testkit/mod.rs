@@ -50,7 +50,8 @@ pub use cases::{
     claims_skip_recorded_parts_and_other_workers_claims, exactly_one_worker_claims_the_completion,
     expired_claims_are_taken_over_and_released_ones_are_free,
     expired_file_claims_are_taken_over_and_released_ones_are_free,
-    racing_workers_never_claim_one_part_twice, racing_workers_never_hold_one_file_twice,
+    live_file_claims_are_listed_by_bucket_and_prefix, racing_workers_never_claim_one_part_twice,
+    racing_workers_never_hold_one_file_twice,
 };
 pub use cases::{
     concurrent_records_lose_nothing, corruption_is_detected_and_set_aside,
@@ -113,7 +114,7 @@ pub trait CooperativeStoreFactory: Send + Sync {
 /// Runs every cooperation case (claims skip recorded and held parts, racing workers never share a
 /// part, expired claims are taken over and released ones freed, one completer per upload; and for
 /// whole files of a batch: racing workers never both hold a file, expired file claims are taken
-/// over, a finished file's record is handed to the next claim) against stores made by `factory`. Panics, naming the case, on the first violation.
+/// over, a finished file's record is handed to the next claim, live file claims are listed) against stores made by `factory`. Panics, naming the case, on the first violation.
 ///
 /// The expiry cases wait out leases of 400 ms in the store's own clock, so the suite takes a
 /// few seconds.
@@ -142,6 +143,8 @@ pub async fn run_cooperation_contract(factory: &dyn CooperativeStoreFactory) -> 
     );
     a_finished_file_is_handed_to_the_next_claim(factory).await;
     report.record("a_finished_file_is_handed_to_the_next_claim", Ok(()));
+    live_file_claims_are_listed_by_bucket_and_prefix(factory).await;
+    report.record("live_file_claims_are_listed_by_bucket_and_prefix", Ok(()));
     report
 }
 

@@ -298,6 +298,7 @@ pub async fn a_store_that_cannot_cooperate_says_so(store: &dyn Cooperation) {
         store.release_parts(&id, "w", &[1]).await.err(),
         store.claim_completion(&id, "w", LONG).await.err(),
         store.claims().await.err(),
+        store.file_claims("b", "").await.err(),
         store.claim_file("b", "k", "w", LONG).await.err(),
         store.renew_file("b", "k", "w", LONG).await.err(),
         store.release_file("b", "k", "w").await.err(),
@@ -569,4 +570,99 @@ pub async fn a_finished_file_is_handed_to_the_next_claim(factory: &dyn Cooperati
         ),
         other => panic!("contract case {CASE}: a finished file's claim was not free: {other:?}"),
     }
+}
+
+/// The live file claims of a bucket are listed by key under a prefix, with their holders and
+/// leases; released, finished and expired claims, other buckets and keys outside the prefix are
+/// not.
+pub async fn live_file_claims_are_listed_by_bucket_and_prefix(
+    factory: &dyn CooperativeStoreFactory,
+) {
+    const CASE: &str = "live_file_claims_are_listed_by_bucket_and_prefix";
+    let a = factory.create().await;
+    let b = factory.reopen().await;
+    for (store, bucket, key, worker, lease) in [
+        (&a, "bkt", "site/b.css", "a", LONG),
+        (&b, "bkt", "site/a.js", "b", LONG),
+        (&a, "bkt", "site/released", "a", LONG),
+        (&a, "bkt", "site/finished", "a", LONG),
+        (&b, "bkt", "site/expiring", "b", SHORT),
+        (&a, "bkt", "other/c.png", "a", LONG),
+        (&b, "elsewhere", "site/a.js", "b", LONG),
+    ] {
+        assert!(
+            matches!(
+                must(
+                    CASE,
+                    "claim",
+                    store.claim_file(bucket, key, worker, lease).await
+                ),
+                FileClaim::Claimed { .. }
+            ),
+            "contract case {CASE}: the free file {key} of {bucket} should be claimed"
+        );
+    }
+    must(
+        CASE,
+        "release",
+        a.release_file("bkt", "site/released", "a").await,
+    );
+    must(
+        CASE,
+        "finish",
+        a.finish_file(
+            "bkt",
+            "site/finished",
+            "a",
+            &FinishedFile::new(3, "\"e\"", 7, "a"),
+        )
+        .await,
+    );
+    let listed = |held: Vec<crate::store::HeldFile>| -> Vec<(String, String)> {
+        for file in &held {
+            assert!(
+                file.expires_in <= LONG,
+                "contract case {CASE}: a lease of {LONG:?} has {:?} left",
+                file.expires_in
+            );
+        }
+        held.into_iter().map(|f| (f.key, f.worker)).collect()
+    };
+    let pair = |key: &str, worker: &str| (key.to_owned(), worker.to_owned());
+    let site = listed(must(CASE, "list", b.file_claims("bkt", "site/").await));
+    assert_eq!(
+        site,
+        [
+            pair("site/a.js", "b"),
+            pair("site/b.css", "a"),
+            pair("site/expiring", "b")
+        ],
+        "contract case {CASE}: the live claims under site/ by key"
+    );
+    let everything = listed(must(CASE, "list all", a.file_claims("bkt", "").await));
+    assert_eq!(
+        everything.len(),
+        4,
+        "contract case {CASE}: an empty prefix lists every live claim of the bucket: {everything:?}"
+    );
+    tokio::time::sleep(SHORT + Duration::from_millis(200)).await;
+    let after = listed(must(
+        CASE,
+        "list after expiry",
+        a.file_claims("bkt", "site/").await,
+    ));
+    assert_eq!(
+        after,
+        [pair("site/a.js", "b"), pair("site/b.css", "a")],
+        "contract case {CASE}: an expired claim is no longer listed"
+    );
+    assert!(
+        must(
+            CASE,
+            "list a prefix nobody holds",
+            a.file_claims("bkt", "site/a.jsx").await
+        )
+        .is_empty(),
+        "contract case {CASE}: a prefix no key starts with lists nothing"
+    );
 }

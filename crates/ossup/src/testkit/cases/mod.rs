@@ -11,7 +11,8 @@ pub use cooperate::{
     claims_skip_recorded_parts_and_other_workers_claims, exactly_one_worker_claims_the_completion,
     expired_claims_are_taken_over_and_released_ones_are_free,
     expired_file_claims_are_taken_over_and_released_ones_are_free,
-    racing_workers_never_claim_one_part_twice, racing_workers_never_hold_one_file_twice,
+    live_file_claims_are_listed_by_bucket_and_prefix, racing_workers_never_claim_one_part_twice,
+    racing_workers_never_hold_one_file_twice,
 };
 pub use durability::{
     corruption_is_detected_and_set_aside, reopened_store_sees_everything_recorded,
