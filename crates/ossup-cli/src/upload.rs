@@ -538,8 +538,8 @@ fn add_tags(
 }
 
 /// What [`open_store`] opens: the checkpoint store, the same store as the digest cache of a tree
-/// upload (none with `--no-checkpoint` or a PostgreSQL store), and the same store again when
-/// `--cooperate` shares the upload through it.
+/// upload (none with `--no-checkpoint`; with a PostgreSQL store, the host's default checkpoint
+/// directory), and the same store again when `--cooperate` shares the upload through it.
 pub(crate) type Stores = (
     Arc<dyn CheckpointStore>,
     Option<Arc<dyn DigestCache>>,
@@ -563,7 +563,7 @@ pub(crate) async fn open_store(args: &UploadArgs) -> Result<Stores, Failure> {
         let cooperative = args
             .cooperate
             .then(|| Arc::new(store.clone()) as Arc<dyn CooperativeStore>);
-        return Ok((Arc::new(store), None, cooperative));
+        return Ok((Arc::new(store), host_digest_cache(args), cooperative));
     }
     let hint = |e: &ossup::StoreError, otherwise: &str| {
         match e {
@@ -608,6 +608,33 @@ pub(crate) async fn open_store(args: &UploadArgs) -> Result<Stores, Failure> {
         .hint(hint)
     })?;
     Ok((Arc::new(store.clone()), Some(Arc::new(store)), None))
+}
+
+/// The digest cache of a tree uploaded with a PostgreSQL checkpoint store: the default checkpoint
+/// directory's, on this host. What it remembers (a file's digests by path, size, time and inode) is
+/// true of this host's files only, so it is not shared through the database. Without it every file
+/// is read again to be compared with the bucket, which a note says.
+fn host_digest_cache(args: &UploadArgs) -> Option<Arc<dyn DigestCache>> {
+    if !args.recursive {
+        return None;
+    }
+    let opened = default_checkpoint_dir().and_then(|dir| {
+        FileStore::open(&dir).map_err(|e| {
+            Failure::failed(format!(
+                "cannot use the checkpoint directory {}: {e}",
+                dir.display()
+            ))
+        })
+    });
+    match opened {
+        Ok(store) => Some(Arc::new(store)),
+        Err(failure) => {
+            eprintln!(
+                "note: no digest cache on this host ({failure}): every file is read again to compare it with the bucket"
+            );
+            None
+        }
+    }
 }
 
 /// The PostgreSQL checkpoint store at `url`. A URL carrying a password is refused: a command line
