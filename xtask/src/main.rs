@@ -47,7 +47,9 @@ commands:
                        --max-size 1MiB --kill-server), 5 of streams (cargo xtask chaos
                        --stream --seed 15001 --max-size 1MiB --kill-server) and 2 of
                        fleets (cargo xtask chaos --workers 3 --store postgres --seed 17001
-                       --max-size 1MiB --kill-server), a 20-second
+                       --max-size 1MiB --kill-server), 1 of a fleet on a tree (cargo xtask
+                       chaos --tree --workers 3 --store postgres --seed 17401 --max-size 1MiB
+                       --kill-server), a 20-second
                        soak (cargo xtask soak --seconds 20 --seed 18005 --workers 4
                        --max-size 1MiB --interval 1 --debug);
                        stops at the first step that fails
@@ -240,6 +242,21 @@ fn short_fleet_chaos() -> chaos::ChaosArgs {
     }
 }
 
+/// The fleet-on-a-tree chaos run of `cargo xtask test`: one iteration of three cooperating workers
+/// on one seeded tree through PostgreSQL, from a fixed seed, the server killed too.
+fn short_fleet_tree_chaos() -> chaos::ChaosArgs {
+    chaos::ChaosArgs {
+        iterations: 1,
+        seed: 17_401,
+        max_size: 1 << 20,
+        kill_server: true,
+        tree: true,
+        stream: false,
+        workers: 3,
+        store: chaos::FleetStore::Postgres,
+    }
+}
+
 /// The cargo-deny release `.ci/run` installs (pinned there too, as `cargo_deny_version`).
 const CARGO_DENY_VERSION: &str = "0.20.2";
 
@@ -382,6 +399,7 @@ fn test() -> Result<(), Failure> {
                 .and_then(|()| chaos::run_with(&short_tree_chaos()))
                 .and_then(|()| chaos::run_with(&short_stream_chaos()))
                 .and_then(|()| chaos::run_with(&short_fleet_chaos()))
+                .and_then(|()| chaos::run_with(&short_fleet_tree_chaos()))
         }),
         Box::new(|| soak::run_with(&short_soak())),
     ];
