@@ -322,7 +322,13 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
             outcome.counts.runs,
             outcome.counts.kills + outcome.counts.watchdog_kills,
             outcome.counts.server_restarts,
-            if args.workers > 0 {
+            if args.workers > 0 && args.tree && outcome.tree.stale_checkpoints > 0 {
+                format!(
+                    "{}, stale checkpoints {}, ",
+                    outcome.fleet.describe(),
+                    outcome.tree.stale_checkpoints
+                )
+            } else if args.workers > 0 {
                 format!("{}, ", outcome.fleet.describe())
             } else if args.tree {
                 format!("{}, ", outcome.tree.describe())

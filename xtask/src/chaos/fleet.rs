@@ -294,6 +294,18 @@ impl<'a> SharedStore<'a> {
         }
     }
 
+    /// What the store still holds once every worker is done (see [`fleet_verify::LeftInStore`]).
+    pub(super) fn left(
+        &self,
+        net: &Net,
+        prefix: &str,
+    ) -> Result<fleet_verify::LeftInStore, String> {
+        match self.shared {
+            Shared::Postgres(cluster) => fleet_verify::postgres_left(cluster, &self.database),
+            Shared::Sqlite => fleet_verify::sqlite_left(net, &self.sqlite, prefix),
+        }
+    }
+
     /// Drops the iteration's database (once it passed; a failed one is kept to be looked at).
     pub(super) fn drop_database(&self) {
         if let Shared::Postgres(cluster) = self.shared {
@@ -674,6 +686,10 @@ pub(super) fn rows(totals: &Totals) -> Vec<(&'static str, String)> {
             (
                 "workers' last runs: files uploaded, skipped (of them put by another worker)",
                 format!("{} uploaded, {} skipped ({})", t.uploaded, t.skipped, f.by_another),
+            ),
+            (
+                "checkpoints left of files whose upload completed in a run that could not remove them (skipped since)",
+                t.stale_checkpoints.to_string(),
             ),
         ]
     }).into_iter().flatten())

@@ -76,37 +76,97 @@ pub(super) fn postgres_rows(cluster: &PgCluster, database: &str) -> Result<(), S
     }
 }
 
-/// The SQLite store lists no checkpoint, no live claim on a part or a completion, and no live
-/// claim on a file of the bucket under `prefix` (expired and released ones stay by design, as with
-/// PostgreSQL).
-pub(super) fn sqlite_rows(net: &Net, path: &Path, prefix: &str) -> Result<(), String> {
+/// What a shared store still holds once every worker is done.
+#[derive(Debug, Default)]
+pub(super) struct LeftInStore {
+    /// The object keys of the uploads whose checkpoint is left.
+    pub checkpoints: Vec<String>,
+    /// Live claims on parts or completions (they belong to a checkpoint left).
+    pub live_claims: u64,
+    /// Live claims on whole files.
+    pub live_file_claims: u64,
+}
+
+impl LeftInStore {
+    fn is_empty(&self) -> bool {
+        self.checkpoints.is_empty() && self.live_claims == 0 && self.live_file_claims == 0
+    }
+}
+
+/// What the PostgreSQL store of the iteration's database still holds: the keys of its uploads
+/// (`ossup.uploads`; parts, claims and completions go with them), and the live claims.
+pub(super) fn postgres_left(cluster: &PgCluster, database: &str) -> Result<LeftInStore, String> {
+    let keys = cluster.psql(
+        database,
+        "SELECT encode(object_key, 'hex') FROM ossup.uploads",
+    );
+    let checkpoints = keys
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|hex| {
+            let bytes: Result<Vec<u8>, _> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+                .collect();
+            bytes
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|e| format!("an object key of {database} is not hex ({hex:?}): {e}"))
+        })
+        .collect::<Result<Vec<String>, String>>()?;
+    let live = cluster.psql(
+        database,
+        "SELECT (SELECT count(*) FROM ossup.claims WHERE expires_at > now()) + \
+                (SELECT count(*) FROM ossup.completions WHERE expires_at > now()) || ' ' || \
+                (SELECT count(*) FROM ossup.file_claims WHERE expires_at > now())",
+    );
+    let mut counts = live.split_whitespace().map(str::parse::<u64>);
+    match (counts.next(), counts.next()) {
+        (Some(Ok(live_claims)), Some(Ok(live_file_claims))) => Ok(LeftInStore {
+            checkpoints,
+            live_claims,
+            live_file_claims,
+        }),
+        _ => Err(format!(
+            "cannot read the live claims of {database}: psql printed {live:?}"
+        )),
+    }
+}
+
+/// What the SQLite store still holds, through its own API: its checkpoints (`list`), live claims
+/// on parts and completions (`claims`), and live claims on files of the bucket under `prefix`
+/// (`file_claims`; expired and released ones stay by design, as with PostgreSQL).
+pub(super) fn sqlite_left(net: &Net, path: &Path, prefix: &str) -> Result<LeftInStore, String> {
     net.block_on(async {
         let store = SqliteStore::open(path)
             .await
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let checkpoints = store.list().await;
-        let claims = store.claims().await;
-        let files = store.file_claims(BUCKET, prefix).await;
-        let (checkpoints, claims, files) = match (checkpoints, claims, files) {
-            (Ok(c), Ok(l), Ok(f)) => (c, l, f),
-            (c, l, f) => {
-                let e = [c.err(), l.err(), f.err()].into_iter().flatten().next();
-                return Err(format!(
-                    "cannot list what is left in {}: {}",
-                    path.display(),
-                    e.map_or_else(String::new, |e| e.to_string())
-                ));
-            }
-        };
-        if checkpoints.is_empty() && claims.is_empty() && files.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "rows left in the SQLite store {}: checkpoints {checkpoints:?}, live claims {claims:?}, file claims held {files:?}",
-                path.display()
-            ))
-        }
+        let cannot =
+            |e: ossup::StoreError| format!("cannot list what is left in {}: {e}", path.display());
+        let checkpoints = store.list().await.map_err(cannot)?;
+        let claims = store.claims().await.map_err(cannot)?;
+        let files = store.file_claims(BUCKET, prefix).await.map_err(cannot)?;
+        Ok(LeftInStore {
+            checkpoints: checkpoints.into_iter().map(|c| c.key).collect(),
+            live_claims: claims.len() as u64,
+            live_file_claims: files.len() as u64,
+        })
     })
+}
+
+/// The SQLite store holds no checkpoint, no live claim on a part or a completion, and no live claim
+/// on a file under `prefix`.
+pub(super) fn sqlite_rows(net: &Net, path: &Path, prefix: &str) -> Result<(), String> {
+    let left = sqlite_left(net, path, prefix)?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "left in the SQLite store {}: checkpoints of {:?}, {} live claims, {} file claims held",
+            path.display(),
+            left.checkpoints,
+            left.live_claims,
+            left.live_file_claims
+        ))
+    }
 }
 
 /// Whether a rule that corrupts answers (`corrupt_etag`, `corrupt_crc`) matches `api`: a worker

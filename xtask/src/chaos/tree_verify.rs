@@ -562,6 +562,8 @@ pub(super) struct WorkerFindings {
     pub skipped: u64,
     /// Of those, files another worker had put (`uploaded_by_another_worker`).
     pub by_another: u64,
+    /// The keys it skipped.
+    pub skipped_keys: BTreeSet<String>,
 }
 
 /// The skip reasons a run may give (`same_etag`, `same_crc64`, and in a cooperating tree
@@ -600,6 +602,7 @@ pub(super) fn check_worker_run(
                     (Some("uploaded"), _) => found.uploaded += 1,
                     (Some("skipped"), Some(reason)) if SKIP_REASONS.contains(&reason) => {
                         found.skipped += 1;
+                        found.skipped_keys.insert(key.clone());
                         found.by_another += u64::from(reason == "uploaded_by_another_worker");
                     }
                     _ => found
