@@ -85,7 +85,7 @@ commands:
                        process, bytes the mock read against the file's size; and the
                        checkpoint overhead of the memory, file, SQLite and PostgreSQL stores
                        at 10,000 parts of 100 KiB; N defaults to 1
-  chaos [--tree|--stream|--workers N [--store postgres|sqlite]] [--iterations N] [--seed S]
+  chaos [--tree|--stream] [--workers N [--store postgres|sqlite]] [--iterations N] [--seed S]
         [--max-size SIZE] [--kill-server]
                        N seeded iterations (default 100) of ossup upload against oss-mock
                        with fault rules, SIGKILLed at random moments and run again until it
@@ -105,6 +105,9 @@ commands:
                        SIGKILLed and started again, PostgreSQL crashed and restarted; checks
                        the object, no upload open, no row left in the store, every worker
                        exited 0, and each part sent at most once more per expired lease;
+                       --tree --workers N: the same workers on one seeded tree (each small
+                       file claimed by one worker), checked object by object, each worker's
+                       last report, the store, and PutObjects per key against the kills;
                        prints a summary with the seed that reproduces each failure;
                        see docs/chaos.md
   fuzz [--minutes N] [--target NAME]...
