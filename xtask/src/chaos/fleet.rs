@@ -3,7 +3,9 @@
 //! SQLite database), under the mock's seeded faults, with workers killed (and started again, as a
 //! fleet's supervisor would), the mock killed, and PostgreSQL crashed and restarted. Afterwards
 //! [`fleet_verify`](super::fleet_verify) checks the object, the open uploads, the store's rows and
-//! how often each part was sent. `docs/chaos.md` ("Fleets") states the bound.
+//! how often each part was sent. `docs/chaos.md` ("Fleets") states the bound. The workers, the
+//! shared store and the strikes ([`Crew`], [`SharedStore`], [`worker_args`]) serve the fleet on a
+//! tree too ([`fleet_tree`](super::fleet_tree)).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
