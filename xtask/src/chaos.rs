@@ -17,10 +17,11 @@
 //! `ossup upload -` ([`stream`]), the writer dying part way or piping other bytes in some runs.
 //! With `--workers N`, N cooperating `ossup upload --cooperate` processes share one upload through
 //! one PostgreSQL database (or SQLite file) while workers, the mock and PostgreSQL are killed
-//! ([`fleet`]).
+//! ([`fleet`]); with `--tree --workers N` they share one seeded tree instead ([`fleet_tree`]).
 
 mod fleet;
 mod fleet_plan;
+mod fleet_tree;
 mod fleet_verify;
 mod iteration;
 pub(crate) mod mock;
@@ -38,8 +39,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::cmd::{Failure, Step, parse_size, target_dir};
 
 use fleet::Shared;
-use fleet_plan::FleetPlan;
 pub(crate) use fleet_plan::FleetStore;
+use fleet_plan::{FleetPlan, FleetTreePlan};
 use iteration::{Binaries, Outcome};
 use plan::Plan;
 use report::{Planned, Totals};
@@ -137,7 +138,7 @@ impl ChaosArgs {
                 }
                 other => {
                     return Err(format!(
-                        "unknown argument {other:?}; chaos takes --tree or --stream or --workers N [--store postgres|sqlite], --iterations N, --seed S, --max-size SIZE and --kill-server"
+                        "unknown argument {other:?}; chaos takes --tree, --stream, --workers N [--store postgres|sqlite] (alone or with --tree), --iterations N, --seed S, --max-size SIZE and --kill-server"
                     ));
                 }
             }
@@ -145,9 +146,9 @@ impl ChaosArgs {
         if store_given && parsed.workers == 0 {
             return Err("--store names the store --workers share: give --workers N too".to_owned());
         }
-        if parsed.workers > 0 && (parsed.tree || parsed.stream) {
+        if parsed.workers > 0 && parsed.stream {
             return Err(
-                "--workers shares one file's upload: it does not go with --tree or --stream yet"
+                "--workers shares one file's upload or one tree: a stream cannot be shared"
                     .to_owned(),
             );
         }
@@ -168,14 +169,13 @@ impl ChaosArgs {
     fn command_line(&self, iterations: u64, seed: u64) -> String {
         format!(
             "cargo xtask chaos{} --iterations {iterations} --seed {seed} --max-size {}{}",
-            if self.tree {
-                " --tree".to_owned()
-            } else if self.stream {
-                " --stream".to_owned()
-            } else if self.workers > 0 {
-                format!(" --workers {} --store {}", self.workers, self.store.name())
-            } else {
-                String::new()
+            match (self.tree, self.stream, self.workers) {
+                (true, _, 0) => " --tree".to_owned(),
+                (true, _, workers) =>
+                    format!(" --tree --workers {workers} --store {}", self.store.name()),
+                (_, true, _) => " --stream".to_owned(),
+                (_, _, 0) => String::new(),
+                (_, _, workers) => format!(" --workers {workers} --store {}", self.store.name()),
             },
             self.max_size,
             if self.kill_server {
@@ -232,7 +232,13 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
         "==> chaos: {} iterations from seed {}, {} up to {}{}",
         args.iterations,
         args.seed,
-        if args.tree {
+        if args.tree && args.workers > 0 {
+            format!(
+                "trees shared by {} cooperating workers through {}",
+                args.workers,
+                args.store.name()
+            )
+        } else if args.tree {
             "trees with large files".to_owned()
         } else if args.workers > 0 {
             format!(
@@ -256,7 +262,19 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     let mut totals = Totals::default();
     for i in 0..args.iterations {
         let seed = args.seed.wrapping_add(i);
-        let (plan, dir, outcome): (Box<dyn Planned>, _, Outcome) = if args.workers > 0 {
+        let (plan, dir, outcome): (Box<dyn Planned>, _, Outcome) = if args.workers > 0 && args.tree
+        {
+            let plan = FleetTreePlan::generate(
+                seed,
+                args.workers,
+                args.max_size,
+                args.kill_server,
+                shared.kind(),
+            );
+            let dir = work.join(format!("fleet-tree-{seed}"));
+            let outcome = fleet_tree::run(&bins, &plan, &dir, &net, &shared);
+            (Box::new(plan), dir, outcome)
+        } else if args.workers > 0 {
             let plan = FleetPlan::generate(
                 seed,
                 args.workers,
@@ -304,10 +322,16 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
             outcome.counts.runs,
             outcome.counts.kills + outcome.counts.watchdog_kills,
             outcome.counts.server_restarts,
-            if args.tree {
-                format!("{}, ", outcome.tree.describe())
+            if args.workers > 0 && args.tree && outcome.tree.stale_checkpoints > 0 {
+                format!(
+                    "{}, stale checkpoints {}, ",
+                    outcome.fleet.describe(),
+                    outcome.tree.stale_checkpoints
+                )
             } else if args.workers > 0 {
                 format!("{}, ", outcome.fleet.describe())
+            } else if args.tree {
+                format!("{}, ", outcome.tree.describe())
             } else {
                 String::new()
             },
@@ -328,7 +352,9 @@ pub(crate) fn run_with(args: &ChaosArgs) -> Result<(), Failure> {
     };
     let table = totals.table(&title, &rows, |seed| args.reproduce(seed));
     print!("{table}");
-    let summary = work.join(if args.workers > 0 {
+    let summary = work.join(if args.workers > 0 && args.tree {
+        "fleet-tree-summary.md"
+    } else if args.workers > 0 {
         "fleet-summary.md"
     } else if args.tree {
         "tree-summary.md"
@@ -441,9 +467,15 @@ mod tests {
                 .contains("postgres")
         );
         assert!(
-            parse(&["--workers", "3", "--tree"])
+            parse(&["--workers", "3", "--stream"])
                 .unwrap_err()
-                .contains("--tree")
+                .contains("stream")
+        );
+        let tree = parse(&["--tree", "--workers", "3", "--store", "sqlite"]).unwrap();
+        assert!(tree.tree && tree.workers == 3);
+        assert_eq!(
+            tree.reproduce(8),
+            "cargo xtask chaos --tree --workers 3 --store sqlite --iterations 1 --seed 8 --max-size 4194304"
         );
     }
 

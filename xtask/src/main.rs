@@ -47,7 +47,9 @@ commands:
                        --max-size 1MiB --kill-server), 5 of streams (cargo xtask chaos
                        --stream --seed 15001 --max-size 1MiB --kill-server) and 2 of
                        fleets (cargo xtask chaos --workers 3 --store postgres --seed 17001
-                       --max-size 1MiB --kill-server), a 20-second
+                       --max-size 1MiB --kill-server), 1 of a fleet on a tree (cargo xtask
+                       chaos --tree --workers 3 --store postgres --seed 17401 --max-size 1MiB
+                       --kill-server), a 20-second
                        soak (cargo xtask soak --seconds 20 --seed 18005 --workers 4
                        --max-size 1MiB --interval 1 --debug);
                        stops at the first step that fails
@@ -83,7 +85,7 @@ commands:
                        process, bytes the mock read against the file's size; and the
                        checkpoint overhead of the memory, file, SQLite and PostgreSQL stores
                        at 10,000 parts of 100 KiB; N defaults to 1
-  chaos [--tree|--stream|--workers N [--store postgres|sqlite]] [--iterations N] [--seed S]
+  chaos [--tree|--stream] [--workers N [--store postgres|sqlite]] [--iterations N] [--seed S]
         [--max-size SIZE] [--kill-server]
                        N seeded iterations (default 100) of ossup upload against oss-mock
                        with fault rules, SIGKILLed at random moments and run again until it
@@ -103,6 +105,9 @@ commands:
                        SIGKILLed and started again, PostgreSQL crashed and restarted; checks
                        the object, no upload open, no row left in the store, every worker
                        exited 0, and each part sent at most once more per expired lease;
+                       --tree --workers N: the same workers on one seeded tree (each small
+                       file claimed by one worker), checked object by object, each worker's
+                       last report, the store, and PutObjects per key against the kills;
                        prints a summary with the seed that reproduces each failure;
                        see docs/chaos.md
   fuzz [--minutes N] [--target NAME]...
@@ -234,6 +239,21 @@ fn short_fleet_chaos() -> chaos::ChaosArgs {
         max_size: 1 << 20,
         kill_server: true,
         tree: false,
+        stream: false,
+        workers: 3,
+        store: chaos::FleetStore::Postgres,
+    }
+}
+
+/// The fleet-on-a-tree chaos run of `cargo xtask test`: one iteration of three cooperating workers
+/// on one seeded tree through PostgreSQL, from a fixed seed, the server killed too.
+fn short_fleet_tree_chaos() -> chaos::ChaosArgs {
+    chaos::ChaosArgs {
+        iterations: 1,
+        seed: 17_401,
+        max_size: 1 << 20,
+        kill_server: true,
+        tree: true,
         stream: false,
         workers: 3,
         store: chaos::FleetStore::Postgres,
@@ -382,6 +402,7 @@ fn test() -> Result<(), Failure> {
                 .and_then(|()| chaos::run_with(&short_tree_chaos()))
                 .and_then(|()| chaos::run_with(&short_stream_chaos()))
                 .and_then(|()| chaos::run_with(&short_fleet_chaos()))
+                .and_then(|()| chaos::run_with(&short_fleet_tree_chaos()))
         }),
         Box::new(|| soak::run_with(&short_soak())),
     ];

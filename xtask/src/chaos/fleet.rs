@@ -3,7 +3,9 @@
 //! SQLite database), under the mock's seeded faults, with workers killed (and started again, as a
 //! fleet's supervisor would), the mock killed, and PostgreSQL crashed and restarted. Afterwards
 //! [`fleet_verify`](super::fleet_verify) checks the object, the open uploads, the store's rows and
-//! how often each part was sent. `docs/chaos.md` ("Fleets") states the bound.
+//! how often each part was sent. `docs/chaos.md` ("Fleets") states the bound. The workers, the
+//! shared store and the strikes ([`Crew`], [`SharedStore`], [`worker_args`]) serve the fleet on a
+//! tree too ([`fleet_tree`](super::fleet_tree)).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -54,19 +56,36 @@ pub(crate) struct FleetCounts {
     /// stop), each started again like a planned kill. Seen within a second of PostgreSQL's crash or
     /// restart, rarely, and not explained yet; counted so that it stays visible.
     pub unexplained_stops: u32,
+    /// On a tree: PutObject requests the server received for the tree's keys.
+    pub put_requests: u64,
+    /// On a tree: keys put whole at least once.
+    pub put_keys: u64,
+    /// On a tree: PutObjects beyond one per key that no failed attempt explains.
+    pub put_again: u64,
+    /// On a tree: what the bound allows for them (kills and crashes times files in hand).
+    pub put_allowed: u64,
+    /// On a tree: files the workers' last runs skipped as put by another worker.
+    pub by_another: u64,
 }
 
 impl FleetCounts {
     /// One iteration's counts, for its line.
     pub(crate) fn describe(&self) -> String {
-        format!(
+        let mut text = format!(
             "PostgreSQL restarts {}, part requests {}, re-sent {} (bound {}), unexplained stops {}",
             self.database_restarts,
             self.part_requests,
             self.resent,
             self.allowed,
             self.unexplained_stops
-        )
+        );
+        if self.put_keys > 0 {
+            text.push_str(&format!(
+                ", PutObjects {} for {} keys, again {} (bound {}), skipped as another's {}",
+                self.put_requests, self.put_keys, self.put_again, self.put_allowed, self.by_another
+            ));
+        }
+        text
     }
 
     /// Adds `other`'s counts to these.
@@ -77,6 +96,11 @@ impl FleetCounts {
         self.allowed += other.allowed;
         self.excused += other.excused;
         self.unexplained_stops += other.unexplained_stops;
+        self.put_requests += other.put_requests;
+        self.put_keys += other.put_keys;
+        self.put_again += other.put_again;
+        self.put_allowed += other.put_allowed;
+        self.by_another += other.by_another;
     }
 }
 
@@ -99,14 +123,17 @@ impl Shared<'_> {
 }
 
 /// One worker slot: the run going on, if any, and what its runs came to.
-struct Worker {
+pub(super) struct Worker {
     child: Option<Child>,
     lines: Option<Receiver<String>>,
     runs: u32,
     done: bool,
-    stderr: PathBuf,
+    /// Its stderr, with its debug log, across its runs.
+    pub stderr: PathBuf,
     /// When a worker that exited with an error is started again.
     restart_at: Option<Instant>,
+    /// The JSON lines its latest run printed.
+    pub last_run: Vec<Value>,
 }
 
 /// Runs the fleet iteration of `plan` in `dir`.
@@ -143,240 +170,354 @@ fn run_in(
     let source = Digest::of(&bytes);
     drop(bytes);
     let key = format!("fleet/{}.bin", plan.seed);
-    let database = format!("chaos_{}", plan.seed);
-    let store_args = match shared {
-        Shared::Postgres(cluster) => {
-            cluster.create_database(&database);
-            vec!["--checkpoint-url".to_owned(), cluster.url(&database)]
-        }
-        Shared::Sqlite => vec![
-            "--checkpoint-db".to_owned(),
-            dir.join("shared.db").display().to_string(),
-        ],
-    };
+    let store = SharedStore::create(shared, dir, plan.seed);
     let mut mock =
         Mock::start_logging_requests(bins.mock, dir, &super::plan::rules_json(&plan.rules))?;
     let endpoint = mock.endpoint();
-    let args = |parallel: u16| -> Vec<String> {
+    let args = |n: usize| -> Vec<String> {
         let mut args = vec![
             "upload".to_owned(),
             file.display().to_string(),
             format!("oss://{BUCKET}/{key}"),
-            "--endpoint".to_owned(),
-            endpoint.clone(),
-            "--region".to_owned(),
-            REGION.to_owned(),
-            "--part-size".to_owned(),
-            plan.part_size.to_string(),
-            "--cooperate".to_owned(),
-            "--lease".to_owned(),
-            LEASE.to_owned(),
-            "--parallel".to_owned(),
-            parallel.to_string(),
-            // A hedge is a second send of a part by a live worker, on purpose; without it every
-            // part sent twice is a retry or a takeover, which the bound counts.
-            "--no-hedge".to_owned(),
-            "--progress".to_owned(),
-            "json".to_owned(),
         ];
-        args.extend(store_args.iter().cloned());
+        args.extend(worker_args(
+            &endpoint,
+            plan.part_size,
+            plan.parallel[n],
+            &store,
+        ));
         args
     };
-    let runs_log = dir.join("runs.log");
-    let mut workers: Vec<Worker> = (0..plan.parallel.len())
-        .map(|n| Worker {
-            child: None,
-            lines: None,
-            runs: 0,
-            done: false,
-            stderr: dir.join(format!("worker-{n}.stderr")),
-            restart_at: None,
-        })
-        .collect();
-    let limit = |n: usize| {
-        plan.strikes
-            .iter()
-            .filter(|(_, s)| *s == Strike::Worker(n))
-            .count() as u32
-            + SPARE_RUNS
+    let crew = Crew {
+        ossup: bins.ossup,
+        dir,
+        workers: plan.parallel.len(),
+        args: &args,
+        strikes: &plan.strikes,
     };
-    let begun = Instant::now();
-    for (n, worker) in workers.iter_mut().enumerate() {
-        spawn(bins.ossup, &args(plan.parallel[n]), worker, n, &runs_log)?;
-    }
-    outcome.counts.runs += workers.len() as u32;
-    let mut parts_done = 0usize;
-    let mut strikes = plan.strikes.iter().peekable();
-    while workers.iter().any(|w| !w.done) {
-        if begun.elapsed() > ITERATION_LIMIT {
-            for worker in &mut workers {
-                if let Some(mut child) = worker.child.take() {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
-            return Err(format!(
-                "the workers did not all finish within {} s (hung); their logs are worker-N.stderr",
-                ITERATION_LIMIT.as_secs()
-            ));
-        }
-        for (n, worker) in workers.iter_mut().enumerate() {
-            parts_done += drain(worker, n, &runs_log, outcome);
-        }
-        if let Some(status) = mock.ended_by_itself() {
-            // Exit status 0 is the mock stopping on SIGINT or SIGTERM, which this harness never
-            // sends it: the server went down as a kill would take it, so it is started again.
-            if status.success() {
-                append(
-                    &runs_log,
-                    &format!(
-                        "{:?}: oss-mock stopped on a signal this harness did not send; started again\n",
-                        begun.elapsed()
-                    ),
-                );
-                outcome.fleet.unexplained_stops += 1;
-                mock.restart()?;
-                continue;
-            }
-            for worker in &mut workers {
-                if let Some(mut child) = worker.child.take() {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
-            return Err(format!(
-                "oss-mock ended without being killed here ({status}); the workers cannot finish\n{}",
-                mock.log_tail()
-            ));
-        }
-        while let Some((at, strike)) = strikes.peek() {
-            let due = match at {
-                At::PartsDone(k) => parts_done >= *k,
-                At::Ms(ms) => begun.elapsed() >= Duration::from_millis(*ms),
-            };
-            if !due {
-                break;
-            }
-            append(&runs_log, &format!("{:?}: {strike:?}\n", begun.elapsed()));
-            match *strike {
-                Strike::Worker(n) => {
-                    if let Some(mut child) = workers[n].child.take() {
-                        let _ = child.kill();
-                        let status = child.wait().ok();
-                        parts_done += drain(&mut workers[n], n, &runs_log, outcome);
-                        workers[n].lines = None;
-                        if status.and_then(|s| s.code()) == Some(0) {
-                            workers[n].done = true;
-                        } else {
-                            outcome.counts.kills += 1;
-                        }
-                    }
-                }
-                Strike::Server { down_ms } => {
-                    if let Ok(stats) = net.stats(&endpoint) {
-                        add_stats(outcome, &stats);
-                    }
-                    mock.kill();
-                    std::thread::sleep(Duration::from_millis(down_ms));
-                    mock.restart()?;
-                    outcome.counts.server_restarts += 1;
-                }
-                Strike::Database { down_ms } => {
-                    if let Shared::Postgres(cluster) = shared {
-                        cluster.crash();
-                        std::thread::sleep(Duration::from_millis(down_ms));
-                        cluster.restart();
-                        outcome.fleet.database_restarts += 1;
-                    }
-                }
-            }
-            strikes.next();
-        }
-        for (n, worker) in workers.iter_mut().enumerate() {
-            if worker.done {
-                continue;
-            }
-            let ended = match worker.child.as_mut() {
-                Some(child) => match child.try_wait() {
-                    Ok(Some(status)) => Some(status),
-                    Ok(None) => continue,
-                    Err(e) => return Err(format!("cannot wait for worker {n}: {e}")),
-                },
-                // Killed above: start it again.
-                None => None,
-            };
-            if let Some(status) = ended {
-                worker.child = None;
-                parts_done += drain(worker, n, &runs_log, outcome);
-                worker.lines = None;
-                append(
-                    &runs_log,
-                    &format!("worker {n} run {} ended: {status}\n", worker.runs),
-                );
-                match status.code() {
-                    Some(0) => {
-                        worker.done = true;
-                        continue;
-                    }
-                    Some(1) => {
-                        outcome.counts.error_exits += 1;
-                        outcome.run_errors.push(last_error(&worker.stderr));
-                        worker.restart_at = Some(Instant::now() + RESTART_DELAY);
-                    }
-                    // No planned kill of it is pending here (those reap the worker themselves).
-                    None if std::os::unix::process::ExitStatusExt::signal(&status).is_some() => {
-                        outcome.fleet.unexplained_stops += 1;
-                    }
-                    _ => {
-                        return Err(format!(
-                            "worker {n} run {} ended with {status}: {}",
-                            worker.runs,
-                            last_error(&worker.stderr)
-                        ));
-                    }
-                }
-            }
-            if worker.restart_at.is_some_and(|at| Instant::now() < at) {
-                continue;
-            }
-            worker.restart_at = None;
-            if worker.runs >= limit(n) {
-                return Err(format!(
-                    "worker {n} did not finish in {} runs; its last error: {}",
-                    worker.runs,
-                    last_error(&worker.stderr)
-                ));
-            }
-            spawn(bins.ossup, &args(plan.parallel[n]), worker, n, &runs_log)?;
-            outcome.counts.runs += 1;
-        }
-        std::thread::sleep(TICK);
-    }
+    let workers = crew.drive(&mut mock, net, shared, outcome)?;
     net.clear_faults(&endpoint)?;
     let stats = net.stats(&endpoint)?;
     add_stats(outcome, &stats);
-    let rows = match shared {
-        Shared::Postgres(cluster) => fleet_verify::postgres_rows(cluster, &database),
-        Shared::Sqlite => fleet_verify::sqlite_rows(net, &dir.join("shared.db")),
-    };
     let mut failures = fleet_verify::object_and_uploads(net, &endpoint, &key, &source);
-    if let Err(e) = rows {
+    if let Err(e) = store.rows(net, "") {
         failures.push(e);
     }
     let stderr_files: Vec<PathBuf> = workers.iter().map(|w| w.stderr.clone()).collect();
-    let sends = fleet_verify::part_sends(&dir.join("mock.log"), &stderr_files, plan)?;
+    let sends = fleet_verify::part_sends(&dir.join("mock.log"), &stderr_files, &plan.rules)?;
     outcome.fleet.part_requests += sends.requests;
     outcome.fleet.resent += sends.resent;
     outcome.fleet.allowed += sends.allowed;
     outcome.fleet.excused += sends.excused;
     failures.extend(sends.failures);
     outcome.failures.extend(failures);
-    if let Shared::Postgres(cluster) = shared
-        && outcome.failures.is_empty()
-    {
-        cluster.psql("postgres", &format!("DROP DATABASE \"{database}\""));
+    if outcome.failures.is_empty() {
+        store.drop_database();
     }
     Ok(())
+}
+
+/// The options every worker's command line has after its source and destination: the mock, the
+/// part size, cooperation with a short lease, its parallelism, no hedging, JSON progress, and the
+/// shared store.
+pub(super) fn worker_args(
+    endpoint: &str,
+    part_size: u64,
+    parallel: u16,
+    store: &SharedStore<'_>,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--endpoint",
+        endpoint,
+        "--region",
+        REGION,
+        "--part-size",
+        &part_size.to_string(),
+        "--cooperate",
+        "--lease",
+        LEASE,
+        "--parallel",
+        &parallel.to_string(),
+        // A hedge is a second send of a part by a live worker, on purpose; without it every
+        // part sent twice is a retry or a takeover, which the bound counts.
+        "--no-hedge",
+        "--progress",
+        "json",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    args.extend(store.args());
+    args
+}
+
+/// The store one iteration's workers share: a fresh database on the run's cluster, or a SQLite
+/// file in the iteration's directory.
+pub(super) struct SharedStore<'a> {
+    shared: &'a Shared<'a>,
+    database: String,
+    sqlite: PathBuf,
+}
+
+impl<'a> SharedStore<'a> {
+    /// Creates the store of the iteration of `seed` in `dir` (a database `chaos_SEED`, or
+    /// `dir/shared.db`, which the first worker creates).
+    pub(super) fn create(shared: &'a Shared<'a>, dir: &Path, seed: u64) -> SharedStore<'a> {
+        let database = format!("chaos_{seed}");
+        if let Shared::Postgres(cluster) = shared {
+            cluster.create_database(&database);
+        }
+        SharedStore {
+            shared,
+            database,
+            sqlite: dir.join("shared.db"),
+        }
+    }
+
+    /// The store's flag and value on a worker's command line.
+    fn args(&self) -> [String; 2] {
+        match self.shared {
+            Shared::Postgres(cluster) => {
+                ["--checkpoint-url".to_owned(), cluster.url(&self.database)]
+            }
+            Shared::Sqlite => [
+                "--checkpoint-db".to_owned(),
+                self.sqlite.display().to_string(),
+            ],
+        }
+    }
+
+    /// Checks that the store holds nothing live once every worker is done: no checkpoint, part,
+    /// claim or completion, and no file claim under `prefix` whose lease still runs.
+    pub(super) fn rows(&self, net: &Net, prefix: &str) -> Result<(), String> {
+        match self.shared {
+            Shared::Postgres(cluster) => fleet_verify::postgres_rows(cluster, &self.database),
+            Shared::Sqlite => fleet_verify::sqlite_rows(net, &self.sqlite, prefix),
+        }
+    }
+
+    /// What the store still holds once every worker is done (see [`fleet_verify::LeftInStore`]).
+    pub(super) fn left(
+        &self,
+        net: &Net,
+        prefix: &str,
+    ) -> Result<fleet_verify::LeftInStore, String> {
+        match self.shared {
+            Shared::Postgres(cluster) => fleet_verify::postgres_left(cluster, &self.database),
+            Shared::Sqlite => fleet_verify::sqlite_left(net, &self.sqlite, prefix),
+        }
+    }
+
+    /// Drops the iteration's database (once it passed; a failed one is kept to be looked at).
+    pub(super) fn drop_database(&self) {
+        if let Shared::Postgres(cluster) = self.shared {
+            cluster.psql("postgres", &format!("DROP DATABASE \"{}\"", self.database));
+        }
+    }
+}
+
+/// The workers of one iteration, and what is done to them.
+pub(super) struct Crew<'a> {
+    /// `ossup`.
+    pub ossup: &'a Path,
+    /// The iteration's directory, where each worker's stderr and the runs log go.
+    pub dir: &'a Path,
+    /// How many workers.
+    pub workers: usize,
+    /// The command line of worker n (every run of it the same).
+    pub args: &'a dyn Fn(usize) -> Vec<String>,
+    /// The kills and restarts, in order.
+    pub strikes: &'a [(At, Strike)],
+}
+
+impl Crew<'_> {
+    /// Starts every worker, strikes as planned (a killed worker started again at once, one that
+    /// exited 1 after [`RESTART_DELAY`], the mock restarted, PostgreSQL crashed and restarted),
+    /// and waits until every worker has exited 0. Returns the workers, each with the lines of its
+    /// last run.
+    pub(super) fn drive(
+        &self,
+        mock: &mut Mock,
+        net: &Net,
+        shared: &Shared<'_>,
+        outcome: &mut Outcome,
+    ) -> Result<Vec<Worker>, String> {
+        let runs_log = self.dir.join("runs.log");
+        let mut workers: Vec<Worker> = (0..self.workers)
+            .map(|n| Worker {
+                child: None,
+                lines: None,
+                runs: 0,
+                done: false,
+                stderr: self.dir.join(format!("worker-{n}.stderr")),
+                restart_at: None,
+                last_run: Vec::new(),
+            })
+            .collect();
+        let limit = |n: usize| {
+            self.strikes
+                .iter()
+                .filter(|(_, s)| *s == Strike::Worker(n))
+                .count() as u32
+                + SPARE_RUNS
+        };
+        let endpoint = mock.endpoint();
+        let begun = Instant::now();
+        for (n, worker) in workers.iter_mut().enumerate() {
+            spawn(self.ossup, &(self.args)(n), worker, n, &runs_log)?;
+        }
+        outcome.counts.runs += workers.len() as u32;
+        let mut progress = 0usize;
+        let mut strikes = self.strikes.iter().peekable();
+        let stop_all = |workers: &mut Vec<Worker>| {
+            for worker in workers {
+                if let Some(mut child) = worker.child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        };
+        while workers.iter().any(|w| !w.done) {
+            if begun.elapsed() > ITERATION_LIMIT {
+                stop_all(&mut workers);
+                return Err(format!(
+                    "the workers did not all finish within {} s (hung); their logs are worker-N.stderr",
+                    ITERATION_LIMIT.as_secs()
+                ));
+            }
+            for (n, worker) in workers.iter_mut().enumerate() {
+                progress += drain(worker, n, &runs_log, outcome);
+            }
+            if let Some(status) = mock.ended_by_itself() {
+                // Exit status 0 is the mock stopping on SIGINT or SIGTERM, which this harness
+                // never sends it: the server went down as a kill would take it, so it is started
+                // again.
+                if status.success() {
+                    append(
+                        &runs_log,
+                        &format!(
+                            "{:?}: oss-mock stopped on a signal this harness did not send; started again\n",
+                            begun.elapsed()
+                        ),
+                    );
+                    outcome.fleet.unexplained_stops += 1;
+                    mock.restart()?;
+                    continue;
+                }
+                stop_all(&mut workers);
+                return Err(format!(
+                    "oss-mock ended without being killed here ({status}); the workers cannot finish\n{}",
+                    mock.log_tail()
+                ));
+            }
+            while let Some((at, strike)) = strikes.peek() {
+                let due = match at {
+                    At::Progress(k) => progress >= *k,
+                    At::Ms(ms) => begun.elapsed() >= Duration::from_millis(*ms),
+                };
+                if !due {
+                    break;
+                }
+                append(&runs_log, &format!("{:?}: {strike:?}\n", begun.elapsed()));
+                match *strike {
+                    Strike::Worker(n) => {
+                        if let Some(mut child) = workers[n].child.take() {
+                            let _ = child.kill();
+                            let status = child.wait().ok();
+                            progress += drain(&mut workers[n], n, &runs_log, outcome);
+                            workers[n].lines = None;
+                            if status.and_then(|s| s.code()) == Some(0) {
+                                workers[n].done = true;
+                            } else {
+                                outcome.counts.kills += 1;
+                            }
+                        }
+                    }
+                    Strike::Server { down_ms } => {
+                        if let Ok(stats) = net.stats(&endpoint) {
+                            add_stats(outcome, &stats);
+                        }
+                        mock.kill();
+                        std::thread::sleep(Duration::from_millis(down_ms));
+                        mock.restart()?;
+                        outcome.counts.server_restarts += 1;
+                    }
+                    Strike::Database { down_ms } => {
+                        if let Shared::Postgres(cluster) = shared {
+                            cluster.crash();
+                            std::thread::sleep(Duration::from_millis(down_ms));
+                            cluster.restart();
+                            outcome.fleet.database_restarts += 1;
+                        }
+                    }
+                }
+                strikes.next();
+            }
+            for (n, worker) in workers.iter_mut().enumerate() {
+                if worker.done {
+                    continue;
+                }
+                let ended = match worker.child.as_mut() {
+                    Some(child) => match child.try_wait() {
+                        Ok(Some(status)) => Some(status),
+                        Ok(None) => continue,
+                        Err(e) => return Err(format!("cannot wait for worker {n}: {e}")),
+                    },
+                    // Killed above: start it again.
+                    None => None,
+                };
+                if let Some(status) = ended {
+                    worker.child = None;
+                    progress += drain(worker, n, &runs_log, outcome);
+                    worker.lines = None;
+                    append(
+                        &runs_log,
+                        &format!("worker {n} run {} ended: {status}\n", worker.runs),
+                    );
+                    match status.code() {
+                        Some(0) => {
+                            worker.done = true;
+                            continue;
+                        }
+                        Some(1) => {
+                            outcome.counts.error_exits += 1;
+                            outcome.run_errors.push(last_error(&worker.stderr));
+                            worker.restart_at = Some(Instant::now() + RESTART_DELAY);
+                        }
+                        // No planned kill of it is pending here (those reap the worker
+                        // themselves).
+                        None if std::os::unix::process::ExitStatusExt::signal(&status)
+                            .is_some() =>
+                        {
+                            outcome.fleet.unexplained_stops += 1;
+                        }
+                        _ => {
+                            return Err(format!(
+                                "worker {n} run {} ended with {status}: {}",
+                                worker.runs,
+                                last_error(&worker.stderr)
+                            ));
+                        }
+                    }
+                }
+                if worker.restart_at.is_some_and(|at| Instant::now() < at) {
+                    continue;
+                }
+                worker.restart_at = None;
+                if worker.runs >= limit(n) {
+                    return Err(format!(
+                        "worker {n} did not finish in {} runs; its last error: {}",
+                        worker.runs,
+                        last_error(&worker.stderr)
+                    ));
+                }
+                spawn(self.ossup, &(self.args)(n), worker, n, &runs_log)?;
+                outcome.counts.runs += 1;
+            }
+            std::thread::sleep(TICK);
+        }
+        Ok(workers)
+    }
 }
 
 /// Starts one more run of worker `n`, its stderr (with its debug log) appended to its file.
@@ -388,6 +529,7 @@ fn spawn(
     runs_log: &Path,
 ) -> Result<(), String> {
     worker.runs += 1;
+    worker.last_run.clear();
     let banner = format!("=== worker {n} run {} ===\n", worker.runs);
     append(&worker.stderr, &banner);
     append(runs_log, &banner);
@@ -410,8 +552,9 @@ fn spawn(
     Ok(())
 }
 
-/// Reads the lines a worker printed so far into the runs log; returns how many were `part_done`.
-/// A line that is not a JSON object fails the iteration.
+/// Reads the lines a worker printed so far into the runs log and its run's lines; returns how many
+/// were progress (`part_done` of a file, or `file`, a tree's result for one file). A line that is
+/// not a JSON object fails the iteration.
 fn drain(worker: &mut Worker, n: usize, runs_log: &Path, outcome: &mut Outcome) -> usize {
     let Some(lines) = &worker.lines else {
         return 0;
@@ -434,9 +577,10 @@ fn drain(worker: &mut Worker, n: usize, runs_log: &Path, outcome: &mut Outcome) 
         };
         match serde_json::from_str::<Value>(&line) {
             Ok(event) if event.is_object() => {
-                if event["event"] == "part_done" {
+                if event["event"] == "part_done" || event["event"] == "file" {
                     done += 1;
                 }
+                worker.last_run.push(event);
             }
             _ => outcome.failures.push(format!(
                 "worker {n} printed a line that is not a JSON object: {line:?}"
@@ -518,6 +662,39 @@ pub(super) fn rows(totals: &Totals) -> Vec<(&'static str, String)> {
                 f.resent, f.allowed, f.excused
             ),
         ),
-        ("time", format!("{:.0} s", totals.elapsed.as_secs_f64())),
     ]
+    .into_iter()
+    .chain((f.put_keys > 0).then(|| {
+        let t = &totals.tree;
+        [
+            (
+                "files (trees)",
+                format!(
+                    "{} of {} ({} multipart), {} more left out by --exclude",
+                    t.files,
+                    report::size(totals.bytes),
+                    t.multipart,
+                    t.left_out
+                ),
+            ),
+            (
+                "PutObject requests the server received, for how many keys",
+                format!("{} for {} keys", f.put_requests, f.put_keys),
+            ),
+            (
+                "PutObjects beyond one per key not explained by a failed attempt, against the bound (kills and crashes x files in the workers' hands)",
+                format!("{} against {} allowed", f.put_again, f.put_allowed),
+            ),
+            (
+                "workers' last runs: files uploaded, skipped (of them put by another worker)",
+                format!("{} uploaded, {} skipped ({})", t.uploaded, t.skipped, f.by_another),
+            ),
+            (
+                "checkpoints left of files whose upload completed in a run that could not remove them (skipped since)",
+                t.stale_checkpoints.to_string(),
+            ),
+        ]
+    }).into_iter().flatten())
+    .chain([("time", format!("{:.0} s", totals.elapsed.as_secs_f64()))])
+    .collect()
 }

@@ -13,7 +13,7 @@ use super::mock::{BUCKET, Mock};
 use super::plan::rules_json;
 use super::report::{self, Totals};
 use super::run::{End, run_ossup, scheduler_args, store_flag};
-use super::tree_plan::{EXCLUDE, EditKind, EditRound, TREE_PART, TreePlan};
+use super::tree_plan::{EXCLUDE, EditKind, EditRound, SeededTree, TREE_PART, TreePlan};
 use super::tree_verify::{self, Expected};
 use super::verify::{Digest, Net, REGION};
 
@@ -169,7 +169,7 @@ fn args(plan: &TreePlan, places: &Places<'_>, endpoint: &str) -> Vec<String> {
     let mut args: Vec<String> = [
         "upload",
         &places.root.display().to_string(),
-        &format!("oss://{BUCKET}/{}", plan.prefix),
+        &format!("oss://{BUCKET}/{}", plan.tree.prefix),
         "--recursive",
         "--exclude",
         EXCLUDE,
@@ -203,20 +203,7 @@ fn run_in(
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let root = dir.join("tree");
-    plan.write(&root)?;
-    let mut expected = Expected::default();
-    for (index, file) in plan.files.iter().enumerate() {
-        if file.excluded {
-            expected.leave_out(plan.key(file));
-            outcome.tree.left_out += 1;
-        } else {
-            let digest = Digest::of(&plan.content(index, 0, file.size));
-            let path = root.join(&file.rel).display().to_string();
-            expected.add(plan.key(file), path, digest);
-            outcome.tree.files += 1;
-            outcome.tree.multipart += u64::from(file.size > TREE_PART);
-        }
-    }
+    let mut expected = write_tree(&plan.tree, &root, &mut outcome.tree)?;
     // Bytes the bucket must receive at least: the tree, and each edit of a file it takes.
     let mut needed = expected.bytes();
     let mut mock = Mock::start_in(bins.mock, dir, &rules_json(&plan.rules))?;
@@ -230,7 +217,7 @@ fn run_in(
     let args = args(plan, &places, &mock.endpoint());
     let stderr = dir.join("ossup.stderr");
     let runs_log = dir.join("runs.log");
-    let mut versions = vec![0u32; plan.files.len()];
+    let mut versions = vec![0u32; plan.tree.files.len()];
     let mut pending: Vec<&EditRound> = plan.edits.iter().collect();
     let limit = plan.interruptions.len() + plan.edits.len() + SPARE_RUNS;
     let mut received = 0u64;
@@ -304,12 +291,12 @@ fn run_in(
     net.clear_faults(&mock.endpoint())?;
     outcome
         .failures
-        .extend(expected.check_disk(&root, &plan.prefix));
+        .extend(expected.check_disk(&root, &plan.tree.prefix));
     let bucket = tree_verify::check_bucket(
         net,
         &mock.endpoint(),
         &expected,
-        &plan.prefix,
+        &plan.tree.prefix,
         &lines,
         (plan.store, &checkpoints),
     );
@@ -335,6 +322,30 @@ fn run_in(
     Ok(())
 }
 
+/// Writes `tree` under `root` (which must not exist yet) and returns what the bucket must end up
+/// holding; counts its files in `counts`.
+pub(super) fn write_tree(
+    tree: &SeededTree,
+    root: &Path,
+    counts: &mut TreeCounts,
+) -> Result<Expected, String> {
+    tree.write(root)?;
+    let mut expected = Expected::default();
+    for (index, file) in tree.files.iter().enumerate() {
+        if file.excluded {
+            expected.leave_out(tree.key(file));
+            counts.left_out += 1;
+        } else {
+            let digest = Digest::of(&tree.content(index, 0, file.size));
+            let path = root.join(&file.rel).display().to_string();
+            expected.add(tree.key(file), path, digest);
+            counts.files += 1;
+            counts.multipart += u64::from(file.size > TREE_PART);
+        }
+    }
+    Ok(expected)
+}
+
 /// Rewrites the files of `round` under `root`; returns the bytes of the new versions of files the
 /// upload takes, which the bucket must now receive.
 fn edit(
@@ -346,7 +357,7 @@ fn edit(
 ) -> Result<u64, String> {
     let mut bytes_to_send = 0;
     for edit in &round.edits {
-        let file = &plan.files[edit.file];
+        let file = &plan.tree.files[edit.file];
         let path = root.join(&file.rel);
         let old_size = std::fs::metadata(&path)
             .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
@@ -356,7 +367,7 @@ fn edit(
             EditKind::Rewrite => old_size,
             EditKind::Resize(size) | EditKind::Replace(size) => size,
         };
-        let bytes = plan.content(edit.file, versions[edit.file], size);
+        let bytes = plan.tree.content(edit.file, versions[edit.file], size);
         let written = match edit.kind {
             EditKind::Rewrite | EditKind::Resize(_) => std::fs::write(&path, &bytes),
             EditKind::Replace(_) => {
@@ -367,7 +378,7 @@ fn edit(
         };
         written.map_err(|e| format!("cannot rewrite {}: {e}", path.display()))?;
         if !file.excluded {
-            expected.edited(&plan.key(file), Digest::of(&bytes));
+            expected.edited(&plan.tree.key(file), Digest::of(&bytes));
             bytes_to_send += size;
         }
     }

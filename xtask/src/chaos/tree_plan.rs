@@ -105,10 +105,11 @@ pub(super) struct EditRound {
     pub edits: Vec<Edit>,
 }
 
-/// Everything one tree iteration does.
+/// A seeded tree as it is first written: what every tree iteration uploads, alone
+/// (`--tree`) or shared by cooperating workers (`--tree --workers N`).
 #[derive(Debug, Clone)]
-pub(super) struct TreePlan {
-    /// The seed the plan was drawn from.
+pub(super) struct SeededTree {
+    /// The seed the tree was drawn from; the files' bytes derive from it.
     pub seed: u64,
     /// Where the tree goes in the bucket, ending with `/`.
     pub prefix: String,
@@ -116,6 +117,15 @@ pub(super) struct TreePlan {
     pub files: Vec<FileSpec>,
     /// Directories with nothing in them, which make no key.
     pub empty_dirs: Vec<String>,
+}
+
+/// Everything one tree iteration does.
+#[derive(Debug, Clone)]
+pub(super) struct TreePlan {
+    /// The seed the plan was drawn from.
+    pub seed: u64,
+    /// The tree, under its prefix.
+    pub tree: SeededTree,
     /// The checkpoint store (which also keeps the files' digests).
     pub store: Store,
     /// The scheduler; `--parallel N` is the budget of parts in flight for the whole tree.
@@ -133,19 +143,66 @@ impl TreePlan {
     /// `kill_server`.
     pub(super) fn generate(seed: u64, max_size: u64, kill_server: bool) -> TreePlan {
         let mut g = Gen::new(seed);
+        let tree = SeededTree::draw(&mut g, seed, max_size);
+        let store = g.weighted(&[(1, Store::Files), (1, Store::Sqlite)]);
+        let scheduler = if g.chance(0.15) {
+            Scheduler::Sequential
+        } else {
+            Scheduler::Parallel(g.range(2, 8) as u16)
+        }
+        .maybe_auto(seed);
+        // A stalled InitiateMultipartUpload holds a tree run for ossup's 120 s answer timeout
+        // unless the watchdog finds the run silent, which other files' results can put off.
+        let rules = tree.draw_rules(&mut g, |api, kind| {
+            !(kind == "stall" && matches!(api, "*" | "InitiateMultipartUpload"))
+        });
+        let kept = tree.kept().count() as u64;
+        let mut interruptions = Vec::new();
+        for _ in 0..g.weighted(&[(1, 0), (3, 1), (3, 2), (2, 3)]) {
+            interruptions.push(Interruption::Client(Self::moment(&mut g, kept)));
+        }
+        if kill_server {
+            for _ in 0..g.weighted(&[(1, 0), (2, 1), (1, 2)]) {
+                let at = g.below(interruptions.len() as u64 + 1) as usize;
+                let kill = Interruption::Server {
+                    at: Self::moment(&mut g, kept),
+                    client_too: g.chance(0.5),
+                    down_ms: g.range(0, 400),
+                };
+                interruptions.insert(at, kill);
+            }
+        }
+        let edits = Self::edits(&mut g, &tree.files, interruptions.len(), max_size);
+        TreePlan {
+            seed,
+            tree,
+            store,
+            scheduler,
+            rules,
+            interruptions,
+            edits,
+        }
+    }
+}
+
+impl SeededTree {
+    /// Draws the tree of seed `seed` from `g`, with files of at most `max_size` bytes: 150 to 230
+    /// small files in nested directories, two or three multipart ones, `*.log` files and a
+    /// `*.log` directory to leave out, and an empty directory.
+    pub(super) fn draw(g: &mut Gen, seed: u64, max_size: u64) -> SeededTree {
         let prefix = if g.chance(0.3) {
             format!("trees/ü {seed}/")
         } else {
             format!("trees/{seed}/")
         };
-        let dirs = Self::directories(&mut g);
+        let dirs = Self::directories(g);
         let mut files = Vec::new();
         let small = g.range(150, 230);
         for i in 0..small {
             let dir = &dirs[g.below(dirs.len() as u64) as usize];
             let word = WORDS[g.below(WORDS.len() as u64) as usize];
             let ext = EXTENSIONS[g.below(EXTENSIONS.len() as u64) as usize];
-            let size = Self::small_size(&mut g);
+            let size = Self::small_size(g);
             files.push(FileSpec {
                 rel: join(dir, &format!("{word} {i}{ext}")),
                 size,
@@ -156,10 +213,10 @@ impl TreePlan {
         // one part.
         for i in 0..g.range(2, 4) {
             let size = if i < 2 {
-                Self::large_size(&mut g, max_size)
+                Self::large_size(g, max_size)
             } else {
                 g.weighted(&[(1, TREE_PART), (1, TREE_PART + 1), (3, u64::MAX)])
-                    .min(Self::large_size(&mut g, max_size))
+                    .min(Self::large_size(g, max_size))
             };
             let dir = &dirs[g.below(dirs.len() as u64) as usize];
             files.push(FileSpec {
@@ -173,7 +230,7 @@ impl TreePlan {
             let stem = LOG_STEMS[g.below(LOG_STEMS.len() as u64) as usize];
             files.push(FileSpec {
                 rel: join(dir, &format!("{stem}{i}.log")),
-                size: Self::small_size(&mut g),
+                size: Self::small_size(g),
                 excluded: true,
             });
         }
@@ -190,24 +247,27 @@ impl TreePlan {
             for i in 0..g.range(1, 3) {
                 files.push(FileSpec {
                     rel: format!("{dir}/kept {i}.txt"),
-                    size: Self::small_size(&mut g),
+                    size: Self::small_size(g),
                     excluded: true,
                 });
             }
         }
         let empty_dirs = vec!["vide ∅".to_owned(), "vide ∅/encore".to_owned()];
-        let store = g.weighted(&[(1, Store::Files), (1, Store::Sqlite)]);
-        let scheduler = if g.chance(0.15) {
-            Scheduler::Sequential
-        } else {
-            Scheduler::Parallel(g.range(2, 8) as u16)
+        SeededTree {
+            seed,
+            prefix,
+            files,
+            empty_dirs,
         }
-        .maybe_auto(seed);
-        let kept = files.iter().filter(|f| !f.excluded).count() as u64;
-        let large_parts: u64 = files
-            .iter()
-            .filter(|f| !f.excluded && f.size > TREE_PART)
-            .map(|f| f.size.div_ceil(TREE_PART))
+    }
+
+    /// Zero to three fault rules for an upload of this tree, of the kinds `allowed` lets through.
+    pub(super) fn draw_rules(&self, g: &mut Gen, allowed: fn(&str, &str) -> bool) -> Vec<Rule> {
+        let kept = self.kept().count() as u64;
+        let large_parts: u64 = self
+            .kept()
+            .filter(|(_, f)| f.size > TREE_PART)
+            .map(|(_, f)| f.size.div_ceil(TREE_PART))
             .sum();
         let nth_limit = |api: &str| match api {
             "PutObject" | "*" => kept.min(60),
@@ -217,43 +277,12 @@ impl TreePlan {
         };
         let space = RuleSpace {
             apis: TREE_APIS,
-            // A stalled InitiateMultipartUpload holds a tree run for ossup's 120 s answer timeout
-            // unless the watchdog finds the run silent, which other files' results can put off.
-            allowed: |api, kind| {
-                !(kind == "stall" && matches!(api, "*" | "InitiateMultipartUpload"))
-            },
+            allowed,
             body: TREE_PART,
             nth_limit: &nth_limit,
         };
         let rule_count = g.weighted(&[(2, 0), (4, 1), (3, 2), (2, 3)]);
-        let rules = (0..rule_count).map(|_| draw_rule(&mut g, &space)).collect();
-        let mut interruptions = Vec::new();
-        for _ in 0..g.weighted(&[(1, 0), (3, 1), (3, 2), (2, 3)]) {
-            interruptions.push(Interruption::Client(Self::moment(&mut g, kept)));
-        }
-        if kill_server {
-            for _ in 0..g.weighted(&[(1, 0), (2, 1), (1, 2)]) {
-                let at = g.below(interruptions.len() as u64 + 1) as usize;
-                let kill = Interruption::Server {
-                    at: Self::moment(&mut g, kept),
-                    client_too: g.chance(0.5),
-                    down_ms: g.range(0, 400),
-                };
-                interruptions.insert(at, kill);
-            }
-        }
-        let edits = Self::edits(&mut g, &files, interruptions.len(), max_size);
-        TreePlan {
-            seed,
-            prefix,
-            files,
-            empty_dirs,
-            store,
-            scheduler,
-            rules,
-            interruptions,
-            edits,
-        }
+        (0..rule_count).map(|_| draw_rule(g, &space)).collect()
     }
 
     /// The tree's directories (`""` is the root), up to four deep.
@@ -285,7 +314,9 @@ impl TreePlan {
         let high = (1536 * 1024).min(max_size).max(low);
         g.range(low, high)
     }
+}
 
+impl TreePlan {
     /// Most often after a number of file results; else a few hundred milliseconds in, which can
     /// fall before the first result (while the tree is walked and the bucket listed) or after the
     /// run ended (a tree that is mostly skipped is done in tens of milliseconds).
@@ -344,11 +375,11 @@ impl TreePlan {
         let new_size = |g: &mut Gen| {
             if size > TREE_PART {
                 g.weighted(&[(3, u64::MAX), (1, 1), (1, 0)])
-                    .min(Self::large_size(g, max_size))
+                    .min(SeededTree::large_size(g, max_size))
             } else if g.chance(0.2) {
-                Self::large_size(g, max_size)
+                SeededTree::large_size(g, max_size)
             } else {
-                Self::small_size(g)
+                SeededTree::small_size(g)
             }
         };
         let kind = match g.weighted(&[(3, 0), (2, 1), (2, 2)]) {
@@ -364,7 +395,9 @@ impl TreePlan {
             kind => kind,
         }
     }
+}
 
+impl SeededTree {
     /// The files the upload takes.
     pub(super) fn kept(&self) -> impl Iterator<Item = (usize, &FileSpec)> {
         self.files.iter().enumerate().filter(|(_, f)| !f.excluded)
@@ -409,11 +442,12 @@ impl Planned for TreePlan {
     }
 
     fn bytes(&self) -> u64 {
-        self.kept().map(|(_, f)| f.size).sum()
+        self.tree.kept().map(|(_, f)| f.size).sum()
     }
 
     fn parts(&self) -> u64 {
-        self.kept()
+        self.tree
+            .kept()
             .map(|(_, f)| f.size.div_ceil(TREE_PART).max(1))
             .sum()
     }
@@ -423,9 +457,9 @@ impl Planned for TreePlan {
     }
 
     fn describe(&self) -> String {
-        let kept = self.kept().count();
-        let multipart = self.kept().filter(|(_, f)| f.size > TREE_PART).count();
-        let empty = self.kept().filter(|(_, f)| f.size == 0).count();
+        let kept = self.tree.kept().count();
+        let multipart = self.tree.kept().filter(|(_, f)| f.size > TREE_PART).count();
+        let empty = self.tree.kept().filter(|(_, f)| f.size == 0).count();
         let scheduler = self.scheduler.describe();
         let store = match self.store {
             Store::Files => "files",
@@ -449,8 +483,8 @@ impl Planned for TreePlan {
         format!(
             "{kept} files of {} ({multipart} multipart, {empty} empty; {} left out) under {:?}, {store}, {scheduler}, faults [{}], {} interruptions, edits [{edits}]",
             report::size(self.bytes()),
-            self.files.len() - kept,
-            self.prefix,
+            self.tree.files.len() - kept,
+            self.tree.prefix,
             rules.join(" "),
             self.interruptions.len()
         )
@@ -482,11 +516,17 @@ mod tests {
             assert_eq!(a.describe(), b.describe());
             assert_eq!(a.edits, b.edits);
             assert_eq!(a.interruptions, b.interruptions);
-            let rels = |p: &TreePlan| p.files.iter().map(|f| f.rel.clone()).collect::<Vec<_>>();
+            let rels = |p: &TreePlan| {
+                p.tree
+                    .files
+                    .iter()
+                    .map(|f| f.rel.clone())
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(rels(&a), rels(&b));
-            assert_eq!(a.content(3, 1, 100), b.content(3, 1, 100));
-            assert_ne!(a.content(3, 1, 100), a.content(3, 2, 100));
-            assert_ne!(a.content(3, 1, 100), a.content(4, 1, 100));
+            assert_eq!(a.tree.content(3, 1, 100), b.tree.content(3, 1, 100));
+            assert_ne!(a.tree.content(3, 1, 100), a.tree.content(3, 2, 100));
+            assert_ne!(a.tree.content(3, 1, 100), a.tree.content(4, 1, 100));
         }
     }
 
@@ -494,7 +534,7 @@ mod tests {
     fn a_tree_has_what_the_harness_promises() {
         for seed in 0..200 {
             let plan = TreePlan::generate(seed, 1 << 20, true);
-            let kept: Vec<&FileSpec> = plan.kept().map(|(_, f)| f).collect();
+            let kept: Vec<&FileSpec> = plan.tree.kept().map(|(_, f)| f).collect();
             assert!((150..=240).contains(&kept.len()), "{}", plan.describe());
             assert!(kept.iter().any(|f| f.size == 0));
             let multipart = kept.iter().filter(|f| f.size > TREE_PART).count();
@@ -503,15 +543,21 @@ mod tests {
             assert!(kept.iter().any(|f| !f.rel.is_ascii()));
             assert!(kept.iter().any(|f| f.rel.contains(' ')));
             assert!(kept.iter().any(|f| f.rel.contains('/')));
-            assert!(plan.files.iter().any(|f| f.excluded));
-            let rels: BTreeSet<&str> = plan.files.iter().map(|f| f.rel.as_str()).collect();
-            assert_eq!(rels.len(), plan.files.len(), "two files share a path");
-            for file in &plan.files {
+            assert!(plan.tree.files.iter().any(|f| f.excluded));
+            let rels: BTreeSet<&str> = plan.tree.files.iter().map(|f| f.rel.as_str()).collect();
+            assert_eq!(rels.len(), plan.tree.files.len(), "two files share a path");
+            for file in &plan.tree.files {
                 let in_log = file.rel.split('/').any(|part| part.ends_with(".log"));
                 assert_eq!(file.excluded, in_log, "{}", file.rel);
             }
-            for dir in &plan.empty_dirs {
-                assert!(!plan.files.iter().any(|f| f.rel.starts_with(dir.as_str())));
+            for dir in &plan.tree.empty_dirs {
+                assert!(
+                    !plan
+                        .tree
+                        .files
+                        .iter()
+                        .any(|f| f.rel.starts_with(dir.as_str()))
+                );
             }
             for rule in &plan.rules {
                 assert!(

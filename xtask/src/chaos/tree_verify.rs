@@ -330,10 +330,9 @@ pub(super) struct BucketFindings {
     pub stale_checkpoints: u64,
 }
 
-/// The final checks, with the fault rules cleared: under the prefix the bucket holds exactly one
-/// object per file the upload takes (every page listed), with the file's bytes (GetObject: size,
-/// MD5, CRC-64); nothing outside the prefix; no multipart upload open in the bucket; the last
-/// run's results (`lines`) agree with the objects; and the checkpoints ([`check_checkpoints`]).
+/// The final checks, with the fault rules cleared: the objects ([`check_objects`]), the last
+/// run's results (`lines`) agree with them ([`check_results`]), and the checkpoints
+/// ([`check_checkpoints`]).
 pub(super) fn check_bucket(
     net: &Net,
     endpoint: &str,
@@ -342,16 +341,34 @@ pub(super) fn check_bucket(
     lines: &BTreeMap<String, Value>,
     checkpoints: (Store, &Path),
 ) -> BucketFindings {
-    let mut failures = Vec::new();
+    let (mut failures, open) = check_objects(net, endpoint, expected, prefix);
+    failures.extend(check_results(expected, lines, "the last run"));
     let mut stale_checkpoints = 0;
+    let (store, location) = checkpoints;
+    match net.block_on(check_checkpoints(store, location, lines, &open)) {
+        Ok(stale) => stale_checkpoints = stale,
+        Err(e) => failures.extend(e),
+    }
+    BucketFindings {
+        failures,
+        stale_checkpoints,
+    }
+}
+
+/// Under the prefix the bucket holds exactly one object per file the upload takes (every page
+/// listed), with the file's bytes (GetObject: size, MD5, CRC-64); nothing outside the prefix; no
+/// multipart upload open in the bucket. Returns the failures and the keys of open uploads.
+pub(super) fn check_objects(
+    net: &Net,
+    endpoint: &str,
+    expected: &Expected,
+    prefix: &str,
+) -> (Vec<String>, BTreeSet<String>) {
+    let mut failures = Vec::new();
+    let mut open = BTreeSet::new();
     let client = match net.client(endpoint) {
         Ok(client) => client,
-        Err(e) => {
-            return BucketFindings {
-                failures: vec![e],
-                stale_checkpoints,
-            };
-        }
+        Err(e) => return (vec![e], open),
     };
     net.block_on(async {
         let listed = match client.list_objects(BUCKET, "").await {
@@ -389,15 +406,7 @@ pub(super) fn check_bucket(
             if let Err(e) = check_object(&client, key, &file.digest).await {
                 failures.push(format!("{key:?}: {e}"));
             }
-            match lines.get(key) {
-                None => failures.push(format!("the last run has no result for {key:?}")),
-                Some(line) if !matches!(line["status"].as_str(), Some("uploaded" | "skipped")) => {
-                    failures.push(format!("the last run's result for {key:?} is {line}"));
-                }
-                Some(_) => {}
-            }
         }
-        let mut open = BTreeSet::new();
         match client.list_multipart_uploads(BUCKET, None).await {
             Ok(uploads) => {
                 for upload in uploads {
@@ -410,16 +419,28 @@ pub(super) fn check_bucket(
             }
             Err(e) => failures.push(format!("ListMultipartUploads failed: {e}")),
         }
-        let (store, location) = checkpoints;
-        match check_checkpoints(store, location, lines, &open).await {
-            Ok(stale) => stale_checkpoints = stale,
-            Err(e) => failures.extend(e),
-        }
     });
-    BucketFindings {
-        failures,
-        stale_checkpoints,
+    (failures, open)
+}
+
+/// A run that ended by itself (`whose`, such as "the last run") agrees with the bucket: it has a
+/// result for every file the upload takes, and each is `uploaded` or `skipped`.
+pub(super) fn check_results(
+    expected: &Expected,
+    lines: &BTreeMap<String, Value>,
+    whose: &str,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for key in expected.files.keys() {
+        match lines.get(key) {
+            None => failures.push(format!("{whose} has no result for {key:?}")),
+            Some(line) if !matches!(line["status"].as_str(), Some("uploaded" | "skipped")) => {
+                failures.push(format!("{whose}'s result for {key:?} is {line}"));
+            }
+            Some(_) => {}
+        }
     }
+    failures
 }
 
 /// No checkpoint is left, and a checkpoint directory holds nothing but the digests, with one
@@ -528,4 +549,117 @@ pub(super) fn check_quiet_run(
         }
     }
     failures
+}
+
+/// What one cooperating worker's last run said of the tree.
+#[derive(Debug, Default)]
+pub(super) struct WorkerFindings {
+    /// Each failed check, in words.
+    pub failures: Vec<String>,
+    /// Files it uploaded (or completed).
+    pub uploaded: u64,
+    /// Files it skipped, for whatever reason.
+    pub skipped: u64,
+    /// Of those, files another worker had put (`uploaded_by_another_worker`).
+    pub by_another: u64,
+    /// The keys it skipped.
+    pub skipped_keys: BTreeSet<String>,
+}
+
+/// The skip reasons a run may give (`same_etag`, `same_crc64`, and in a cooperating tree
+/// `uploaded_by_another_worker`).
+const SKIP_REASONS: &[&str] = &["same_etag", "same_crc64", "uploaded_by_another_worker"];
+
+/// The checks on the last run of one cooperating worker (`whose`), which exited 0: its `events`
+/// (the JSON lines it printed) hold one `file` result per file the upload takes and none for a
+/// file left out, each `uploaded` or `skipped` with a known reason, and a summary that counts
+/// every file and no failure; its report (`report`, the text of its `--report` file) is its
+/// `file` lines without `event`.
+pub(super) fn check_worker_run(
+    expected: &Expected,
+    events: &[Value],
+    report: &str,
+    whose: &str,
+) -> WorkerFindings {
+    let mut found = WorkerFindings::default();
+    let mut lines = BTreeMap::new();
+    let mut printed = Vec::new();
+    let mut summary = None;
+    for event in events {
+        match event["event"].as_str() {
+            Some("file") => {
+                let key = event["key"].as_str().unwrap_or_default().to_owned();
+                if expected.left_out.contains(&key) {
+                    found.failures.push(format!(
+                        "{whose} has a result for {key:?}, but `--exclude '*.log'` leaves it out"
+                    ));
+                } else if !expected.files.contains_key(&key) {
+                    found.failures.push(format!(
+                        "{whose} has a result for {key:?}, no file of the tree"
+                    ));
+                }
+                match (event["status"].as_str(), event["reason"].as_str()) {
+                    (Some("uploaded"), _) => found.uploaded += 1,
+                    (Some("skipped"), Some(reason)) if SKIP_REASONS.contains(&reason) => {
+                        found.skipped += 1;
+                        found.skipped_keys.insert(key.clone());
+                        found.by_another += u64::from(reason == "uploaded_by_another_worker");
+                    }
+                    _ => found
+                        .failures
+                        .push(format!("{whose}'s result for {key:?} is {event}")),
+                }
+                let mut line = event.clone();
+                if let Some(object) = line.as_object_mut() {
+                    object.remove("event");
+                }
+                printed.push(line);
+                if lines.insert(key.clone(), event.clone()).is_some() {
+                    found
+                        .failures
+                        .push(format!("{whose} has a second result for {key:?}"));
+                }
+            }
+            Some("summary") => summary = Some(event),
+            Some(_) => {}
+            None => found
+                .failures
+                .push(format!("{whose} printed a line without an event: {event}")),
+        }
+    }
+    found
+        .failures
+        .extend(check_results(expected, &lines, whose));
+    match summary {
+        Some(summary)
+            if summary["files"].as_u64() == Some(expected.len() as u64)
+                && summary["failed"].as_u64() == Some(0)
+                && summary["uploaded"].as_u64() == Some(found.uploaded)
+                && summary["skipped"].as_u64() == Some(found.skipped) => {}
+        Some(summary) => found.failures.push(format!(
+            "{whose}'s summary does not count {} files, {} uploaded, {} skipped and none failed: {summary}",
+            expected.len(),
+            found.uploaded,
+            found.skipped
+        )),
+        None => found
+            .failures
+            .push(format!("{whose} exited 0 without a summary line")),
+    }
+    let reported: Result<Vec<Value>, String> = report
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("{e}: {l:?}")))
+        .collect();
+    match reported {
+        Err(e) => found
+            .failures
+            .push(format!("{whose}'s report has a line that is not JSON: {e}")),
+        Ok(reported) if reported != printed => found.failures.push(format!(
+            "{whose}'s report ({} lines) is not its {} file lines without `event`",
+            reported.len(),
+            printed.len()
+        )),
+        Ok(_) => {}
+    }
+    found
 }
