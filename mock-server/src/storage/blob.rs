@@ -29,7 +29,7 @@ use http_body_util::BodyExt;
 use ossup_proto::checksum::Crc64;
 use tokio::task::{JoinHandle, spawn_blocking};
 
-use super::md5_lanes::{Md5Lanes, Md5State, Pending};
+use super::md5_lanes::{Md5Body, Md5Lanes, Md5State, Pending};
 use crate::config::Durability;
 use crate::stats::Stats;
 
@@ -114,6 +114,7 @@ where
         crc64: 0,
         committed: false,
     };
+    let md5 = md5.body();
     let mut writer = BatchWriter::Idle(Box::new(Sink::new(file)), Md5State::new());
     let mut batch = Batch::default();
     while let Some(frame) = body.frame().await {
@@ -132,13 +133,13 @@ where
         batch.push(data);
         if batch.is_full() {
             writer
-                .write(batch.take(), md5)
+                .write(batch.take(), &md5)
                 .await
                 .map_err(ReceiveError::Io)?;
         }
     }
     (blob.md5, blob.crc64) = writer
-        .finish(batch.take(), durability, md5)
+        .finish(batch.take(), durability, &md5)
         .await
         .map_err(ReceiveError::Io)?;
     Ok(blob)
@@ -224,9 +225,9 @@ impl BatchWriter {
 
     /// Starts hashing and writing `batch` once the previous batch is done; returns without waiting
     /// for it.
-    async fn write(&mut self, batch: Vec<Bytes>, lanes: &Md5Lanes) -> io::Result<()> {
+    async fn write(&mut self, batch: Vec<Bytes>, body: &Md5Body) -> io::Result<()> {
         let (mut sink, md5) = self.settle().await?;
-        let md5 = lanes.hash(md5, batch.clone());
+        let md5 = body.hash(md5, batch.clone());
         *self = BatchWriter::Busy(
             spawn_blocking(move || {
                 let written = sink.take(&batch);
@@ -243,10 +244,10 @@ impl BatchWriter {
         mut self,
         last: Vec<Bytes>,
         durability: Durability,
-        lanes: &Md5Lanes,
+        body: &Md5Body,
     ) -> io::Result<([u8; 16], u64)> {
         if !last.is_empty() {
-            self.write(last, lanes).await?;
+            self.write(last, body).await?;
         }
         let (sink, md5) = self.settle().await?;
         let crc = sink.crc.finish();

@@ -3,20 +3,28 @@
 //! The mock must compute each part's MD5 for its ETag, as OSS does, and one MD5 stream cannot go
 //! faster than its chain of 64-byte blocks allows (~750 MB/s on the machine measured, where
 //! `md5_compress` was half of the mock's CPU). Independent streams can share the lanes of one SIMD
-//! register instead: with several parts arriving at once, `md5-many` hashes 8 streams in AVX2 lanes
-//! or 16 in AVX-512 lanes for about the cost of one or two. [`Md5Lanes`] gathers the pending batches
-//! of every body being received, as minio's `md5-simd` server gathers blocks from its hashers, and
-//! steps them through the lanes together; each body's [`Md5State`] travels with its batch and is
-//! handed back when the batch is hashed. A batch arriving while others are being hashed joins them
-//! at the next step (at most [`STEP`] bytes a lane), so the lanes fill exactly when the thread is
-//! busy. A lone body is hashed by `md5-many`'s single-stream code.
+//! register instead: `md5-many` hashes 8 streams in AVX2 lanes or 16 in AVX-512 lanes for about the
+//! cost of one or two. [`Md5Lanes`] gathers the pending batches of every body being received, as
+//! minio's `md5-simd` server gathers blocks from its hashers, and steps them through the lanes
+//! together; each body's [`Md5State`] travels with its batch and is handed back when the batch is
+//! hashed.
+//!
+//! Gathering: each body being received holds an [`Md5Body`], so the thread knows how many there
+//! are. A round starts with the first batch to arrive and waits for a batch from every other body,
+//! but no longer than [`GATHER`]: each body has one batch hashed while it receives the next, so a
+//! wait shorter than the time a batch takes to arrive holds nobody back, and without it the thread,
+//! once faster than the bodies, would take each batch alone on the single-stream path. A batch that
+//! arrives while others are being hashed joins them at the next step (at most [`STEP`] bytes a lane).
 //!
 //! Lanes advance in lockstep: each step feeds every lane the same whole number of 64-byte blocks,
 //! which is what the crate's fast path takes. Frames are cut anywhere by the network, so a lane whose
 //! next block spans two frames (or whose frame ends in less than a block) completes it through the
-//! state's own 64-byte buffer first, on the single-stream path: one block per frame boundary.
+//! state's own 64-byte buffer first, on the single-stream path: one block per frame boundary. A lone
+//! body is hashed by `md5-many`'s single-stream code.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 use std::{io, thread};
 
 use bytes::Bytes;
@@ -31,10 +39,28 @@ const STEP: usize = 64 * 1024;
 /// Lanes stepped together at most: AVX-512's 16 lanes of 32 bits.
 const MAX_GROUP: usize = 16;
 
+/// How long a round waits for a batch from every body being received. A 1 MiB batch arriving at
+/// 150 MB/s (a quarter of what loopback carries to a busy mock) takes about 7 ms to gather.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// The MD5 thread's handle: cheap to clone, the thread ends when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct Md5Lanes {
-    jobs: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Message>,
+    /// Bodies being received: how many batches a round waits for.
+    bodies: Arc<AtomicUsize>,
+}
+
+/// One body being received, counted by the MD5 thread from [`Md5Lanes::body`] until it is dropped.
+#[derive(Debug)]
+pub(crate) struct Md5Body(Md5Lanes);
+
+/// What the MD5 thread is sent.
+enum Message {
+    /// A batch to hash.
+    Batch(Job),
+    /// A body is no longer received: a round waiting for its batch stops waiting.
+    Closed,
 }
 
 /// A batch being hashed: resolves to its body's MD5 state with the batch's bytes added.
@@ -53,17 +79,28 @@ impl Pending {
 impl Md5Lanes {
     /// Starts the MD5 thread, with the widest SIMD level this CPU offers.
     pub(crate) fn start() -> io::Result<Self> {
-        let (jobs, queue) = mpsc::channel();
+        let (queue, messages) = mpsc::channel();
+        let bodies = Arc::new(AtomicUsize::new(0));
         let engine = Md5Many::new();
+        let counted = Arc::clone(&bodies);
         thread::Builder::new()
             .name("oss-mock-md5".into())
-            .spawn(move || run(engine, &queue))
+            .spawn(move || run(engine, &messages, &counted))
             .map_err(|e| io::Error::other(format!("starting the MD5 thread failed: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { queue, bodies })
     }
 
-    /// Adds `frames`, in order, to the MD5 `state` of one body, among the batches of every other
-    /// body being received.
+    /// Counts one more body being received until the returned handle is dropped; its batches are
+    /// hashed through the handle.
+    pub(crate) fn body(&self) -> Md5Body {
+        self.bodies.fetch_add(1, Ordering::AcqRel);
+        Md5Body(self.clone())
+    }
+}
+
+impl Md5Body {
+    /// Adds `frames`, in order, to this body's MD5 `state`, among the batches of every other body
+    /// being received.
     pub(crate) fn hash(&self, state: Md5State, frames: Vec<Bytes>) -> Pending {
         let (done, pending) = oneshot::channel();
         let job = Job {
@@ -74,8 +111,15 @@ impl Md5Lanes {
             done,
         };
         // A send fails only if the thread is gone; the dropped job then fails `Pending::wait`.
-        let _ = self.jobs.send(job);
+        let _ = self.0.queue.send(Message::Batch(job));
         Pending(pending)
+    }
+}
+
+impl Drop for Md5Body {
+    fn drop(&mut self) {
+        self.0.bodies.fetch_sub(1, Ordering::AcqRel);
+        let _ = self.0.queue.send(Message::Closed);
     }
 }
 
@@ -134,18 +178,35 @@ impl Job {
     }
 }
 
-/// The MD5 thread: takes batches as they come, hashes them together, hands each state back when its
-/// batch is done; returns when every [`Md5Lanes`] is dropped and no batch is left.
-fn run(engine: Md5Many, queue: &mpsc::Receiver<Job>) {
+/// The MD5 thread: gathers batches into rounds, hashes them together, hands each state back when
+/// its batch is done; returns when every [`Md5Lanes`] is dropped and no batch is left.
+fn run(engine: Md5Many, messages: &mpsc::Receiver<Message>, bodies: &AtomicUsize) {
     let mut jobs: Vec<Job> = Vec::new();
+    let take = |message, jobs: &mut Vec<Job>| {
+        if let Message::Batch(job) = message {
+            jobs.push(job);
+        }
+    };
     loop {
         if jobs.is_empty() {
-            match queue.recv() {
-                Ok(job) => jobs.push(job),
+            match messages.recv() {
+                Ok(message) => take(message, &mut jobs),
                 Err(mpsc::RecvError) => return,
             }
+            let deadline = Instant::now() + GATHER;
+            while !jobs.is_empty() && jobs.len() < bodies.load(Ordering::Acquire) {
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                match messages.recv_timeout(left) {
+                    Ok(message) => take(message, &mut jobs),
+                    Err(_) => break,
+                }
+            }
         }
-        jobs.extend(queue.try_iter());
+        for message in messages.try_iter() {
+            take(message, &mut jobs);
+        }
         step(engine, &mut jobs);
         let mut i = 0;
         while i < jobs.len() {
@@ -293,6 +354,7 @@ mod tests {
     async fn bodies_sent_to_the_thread_at_once_come_back_hashed() {
         let lanes = Md5Lanes::start().unwrap();
         for bodies in [1, 3, 12, 33] {
+            let handles: Vec<Md5Body> = (0..bodies).map(|_| lanes.body()).collect();
             let (datas, mut batches): (Vec<_>, Vec<_>) = (0..bodies)
                 .map(|n| random_body(n, 100_000 + 7_919 * n as usize, 3))
                 .unzip();
@@ -302,7 +364,7 @@ mod tests {
                     .iter_mut()
                     .enumerate()
                     .filter(|(_, b)| !b.is_empty())
-                    .map(|(n, b)| (n, lanes.hash(states[n], b.remove(0))))
+                    .map(|(n, b)| (n, handles[n].hash(states[n], b.remove(0))))
                     .collect();
                 for (n, p) in pending {
                     states[n] = p.wait().await.unwrap();
@@ -316,11 +378,11 @@ mod tests {
 
     #[tokio::test]
     async fn empty_batches_and_frames_leave_the_state_as_it_was() {
-        let lanes = Md5Lanes::start().unwrap();
+        let body = Md5Lanes::start().unwrap().body();
         let mut state = Md5State::new();
         state.update(b"abc");
-        let state = lanes.hash(state, Vec::new()).wait().await.unwrap();
-        let state = lanes
+        let state = body.hash(state, Vec::new()).wait().await.unwrap();
+        let state = body
             .hash(state, vec![Bytes::new(), Bytes::new()])
             .wait()
             .await
@@ -334,11 +396,11 @@ mod tests {
         let (gone, receiver) = job(Md5State::new(), vec![Bytes::from(vec![1; 5_000])]);
         drop(receiver);
         let (kept, receiver) = job(Md5State::new(), vec![Bytes::from(vec![2; 5_000])]);
-        let (jobs, queue) = mpsc::channel();
-        jobs.send(gone).unwrap();
-        jobs.send(kept).unwrap();
-        drop(jobs);
-        run(engine, &queue);
+        let (queue, messages) = mpsc::channel();
+        queue.send(Message::Batch(gone)).unwrap();
+        queue.send(Message::Batch(kept)).unwrap();
+        drop(queue);
+        run(engine, &messages, &AtomicUsize::new(2));
         assert_eq!(
             receiver.blocking_recv().unwrap().finalize(),
             md5(&[2; 5_000])
