@@ -226,8 +226,18 @@ impl BatchWriter {
     /// Starts hashing and writing `batch` once the previous batch is done; returns without waiting
     /// for it.
     async fn write(&mut self, batch: Vec<Bytes>, body: &Md5Body) -> io::Result<()> {
+        self.start(batch, |md5, frames| body.hash(md5, frames))
+            .await
+    }
+
+    /// Starts `batch` on its two ways: its MD5 by `hash`, its CRC-64 and write on the blocking pool.
+    async fn start(
+        &mut self,
+        batch: Vec<Bytes>,
+        hash: impl FnOnce(Md5State, Vec<Bytes>) -> Pending,
+    ) -> io::Result<()> {
         let (mut sink, md5) = self.settle().await?;
-        let md5 = body.hash(md5, batch.clone());
+        let md5 = hash(md5, batch.clone());
         *self = BatchWriter::Busy(
             spawn_blocking(move || {
                 let written = sink.take(&batch);
@@ -247,7 +257,8 @@ impl BatchWriter {
         body: &Md5Body,
     ) -> io::Result<([u8; 16], u64)> {
         if !last.is_empty() {
-            self.write(last, body).await?;
+            self.start(last, |md5, frames| body.hash_last(md5, frames))
+                .await?;
         }
         let (sink, md5) = self.settle().await?;
         let crc = sink.crc.finish();

@@ -13,8 +13,10 @@
 //! are. A round starts with the first batch to arrive and waits for a batch from every other body,
 //! but no longer than [`GATHER`]: each body has one batch hashed while it receives the next, so a
 //! wait shorter than the time a batch takes to arrive holds nobody back, and without it the thread,
-//! once faster than the bodies, would take each batch alone on the single-stream path. A batch that
-//! arrives while others are being hashed joins them at the next step (at most [`STEP`] bytes a lane).
+//! once faster than the bodies, would take each batch alone on the single-stream path. A body's
+//! last batch is different: its client waits for the answer, so a round holding one waits no more
+//! (small bodies, one batch each, are never held). A batch that arrives while others are being
+//! hashed joins them at the next step (at most [`STEP`] bytes a lane).
 //!
 //! Lanes advance in lockstep: each step feeds every lane the same whole number of 64-byte blocks,
 //! which is what the crate's fast path takes. Frames are cut anywhere by the network, so a lane whose
@@ -100,14 +102,25 @@ impl Md5Lanes {
 
 impl Md5Body {
     /// Adds `frames`, in order, to this body's MD5 `state`, among the batches of every other body
-    /// being received.
+    /// being received; more of this body is still to come.
     pub(crate) fn hash(&self, state: Md5State, frames: Vec<Bytes>) -> Pending {
+        self.send(state, frames, false)
+    }
+
+    /// Adds the body's last `frames` to its MD5 `state`: the client waits for this one, so it
+    /// waits for no other body's batch.
+    pub(crate) fn hash_last(&self, state: Md5State, frames: Vec<Bytes>) -> Pending {
+        self.send(state, frames, true)
+    }
+
+    fn send(&self, state: Md5State, frames: Vec<Bytes>, last: bool) -> Pending {
         let (done, pending) = oneshot::channel();
         let job = Job {
             state,
             frames,
             frame: 0,
             offset: 0,
+            last,
             done,
         };
         // A send fails only if the thread is gone; the dropped job then fails `Pending::wait`.
@@ -129,6 +142,8 @@ struct Job {
     frames: Vec<Bytes>,
     frame: usize,
     offset: usize,
+    /// The body's last batch: a client is waiting for it.
+    last: bool,
     done: oneshot::Sender<Md5State>,
 }
 
@@ -194,7 +209,7 @@ fn run(engine: Md5Many, messages: &mpsc::Receiver<Message>, bodies: &AtomicUsize
                 Err(mpsc::RecvError) => return,
             }
             let deadline = Instant::now() + GATHER;
-            while !jobs.is_empty() && jobs.len() < bodies.load(Ordering::Acquire) {
+            while !gathered(&jobs, bodies.load(Ordering::Acquire)) {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     break;
                 };
@@ -219,6 +234,12 @@ fn run(engine: Md5Many, messages: &mpsc::Receiver<Message>, bodies: &AtomicUsize
             }
         }
     }
+}
+
+/// Whether a round has waited enough: it holds a batch of every body being received (`bodies`), or
+/// a body's last batch, or nothing at all (the batch that started it was only a wake-up).
+fn gathered(jobs: &[Job], bodies: usize) -> bool {
+    jobs.is_empty() || jobs.len() >= bodies || jobs.iter().any(|job| job.last)
 }
 
 /// Moves every batch forward by up to [`STEP`] bytes: aligned, then stepped in groups of lanes.
@@ -304,6 +325,7 @@ mod tests {
             frames,
             frame: 0,
             offset: 0,
+            last: false,
             done,
         };
         (job, receiver)
@@ -388,6 +410,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(state.finalize(), md5(b"abc"));
+    }
+
+    #[test]
+    fn a_round_waits_for_every_body_unless_it_holds_a_last_batch() {
+        let batch = |last| Job {
+            last,
+            ..job(Md5State::new(), vec![Bytes::from_static(b"x")]).0
+        };
+        assert!(gathered(&[], 3));
+        assert!(!gathered(&[batch(false)], 3));
+        assert!(!gathered(&[batch(false), batch(false)], 3));
+        assert!(gathered(&[batch(false), batch(false), batch(false)], 3));
+        assert!(gathered(&[batch(false), batch(true)], 3));
+        assert!(gathered(&[batch(true)], 1));
+        assert!(gathered(&[batch(false)], 1));
+        // A body that closed after its batch was sent leaves the count below the batches held.
+        assert!(gathered(&[batch(false), batch(false)], 1));
     }
 
     #[test]
