@@ -4,7 +4,9 @@
 //! frames themselves, hyper's `Bytes`, never copied) goes two ways at once while the connection's
 //! task receives the next one: to the MD5 thread ([`Md5Lanes`]), which hashes it together with the
 //! batches of every other body being received, and to the blocking pool, which adds it to the
-//! CRC-64 and writes it to a new blob file with one `write_vectored`. The task that reads the socket
+//! CRC-64 and writes it to a new blob file with one `write_vectored`. A body that fits in one
+//! batch is hashed on the blocking pool with its write instead: the hand-off would cost a small
+//! body more than its MD5. The task that reads the socket
 //! never hashes: MD5 costs about as much CPU as everything else the mock does per byte, and done
 //! inline it would hold back the reading of the socket (and so the client) for as long. One batch
 //! is hashed and written while one is gathered, so a body costs at most two batches of memory,
@@ -114,7 +116,9 @@ where
         crc64: 0,
         committed: false,
     };
-    let md5 = md5.body();
+    // A body counts for the MD5 thread from its first full batch on: one that fits in a single
+    // batch is hashed where it is written, and no round of the thread should wait for it.
+    let mut lanes: Option<Md5Body> = None;
     let mut writer = BatchWriter::Idle(Box::new(Sink::new(file)), Md5State::new());
     let mut batch = Batch::default();
     while let Some(frame) = body.frame().await {
@@ -132,14 +136,15 @@ where
         }
         batch.push(data);
         if batch.is_full() {
+            let body = lanes.get_or_insert_with(|| md5.body());
             writer
-                .write(batch.take(), &md5)
+                .write(batch.take(), body)
                 .await
                 .map_err(ReceiveError::Io)?;
         }
     }
     (blob.md5, blob.crc64) = writer
-        .finish(batch.take(), durability, &md5)
+        .finish(batch.take(), durability, lanes.as_ref())
         .await
         .map_err(ReceiveError::Io)?;
     Ok(blob)
@@ -250,17 +255,41 @@ impl BatchWriter {
 
     /// Hashes and writes the last batch (possibly empty) after the others and syncs the file if
     /// `durability` asks for it; returns the MD5 and CRC-64 of every byte, once all of it is done.
+    /// `lanes` is the body's place on the MD5 thread, `None` if it sent no batch there.
     async fn finish(
         mut self,
         last: Vec<Bytes>,
         durability: Durability,
-        body: &Md5Body,
+        lanes: Option<&Md5Body>,
     ) -> io::Result<([u8; 16], u64)> {
-        if !last.is_empty() {
-            self.start(last, |md5, frames| body.hash_last(md5, frames))
-                .await?;
-        }
-        let (sink, md5) = self.settle().await?;
+        let (sink, md5) = match lanes {
+            Some(body) => {
+                if !last.is_empty() {
+                    self.start(last, |md5, frames| body.hash_last(md5, frames))
+                        .await?;
+                }
+                self.settle().await?
+            }
+            // The whole body is this one batch: hashed where it is written, single-stream. A round
+            // would not wait for it anyway, and a small body pays more for a hand-off to the MD5
+            // thread than for its MD5.
+            None => {
+                let (mut sink, mut md5) = self.settle().await?;
+                if !last.is_empty() {
+                    (sink, md5) = spawn_blocking(move || {
+                        for frame in &last {
+                            md5.update(frame);
+                        }
+                        sink.take(&last).map(|()| (sink, md5))
+                    })
+                    .await
+                    .map_err(|e| {
+                        io::Error::other(format!("writing the blob stopped short: {e}"))
+                    })??;
+                }
+                (sink, md5)
+            }
+        };
         let crc = sink.crc.finish();
         if durability.fsyncs() {
             spawn_blocking(move || sink.file.sync_all())

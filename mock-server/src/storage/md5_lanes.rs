@@ -9,14 +9,14 @@
 //! together; each body's [`Md5State`] travels with its batch and is handed back when the batch is
 //! hashed.
 //!
-//! Gathering: each body being received holds an [`Md5Body`], so the thread knows how many there
-//! are. A round starts with the first batch to arrive and waits for a batch from every other body,
-//! but no longer than [`GATHER`]: each body has one batch hashed while it receives the next, so a
-//! wait shorter than the time a batch takes to arrive holds nobody back, and without it the thread,
-//! once faster than the bodies, would take each batch alone on the single-stream path. A body's
-//! last batch is different: its client waits for the answer, so a round holding one waits no more
-//! (small bodies, one batch each, are never held). A batch that arrives while others are being
-//! hashed joins them at the next step (at most [`STEP`] bytes a lane).
+//! Gathering: each body being hashed here holds an [`Md5Body`] from its first batch until it is
+//! received, so the thread knows how many there are. A round starts with the first batch to arrive
+//! and waits for a batch from every other body, but no longer than [`GATHER`]: each body has one
+//! batch hashed while it receives the next, so a wait shorter than the time a batch takes to arrive
+//! holds nobody back, and without it the thread, once faster than the bodies, would take each batch
+//! alone on the single-stream path. A body's last batch is different: its client waits for the
+//! answer, so a round holding one waits no more. A batch that arrives while others are being hashed
+//! joins them at the next step (at most [`STEP`] bytes a lane).
 //!
 //! Lanes advance in lockstep: each step feeds every lane the same whole number of 64-byte blocks,
 //! which is what the crate's fast path takes. Frames are cut anywhere by the network, so a lane whose
@@ -53,7 +53,7 @@ pub(crate) struct Md5Lanes {
     bodies: Arc<AtomicUsize>,
 }
 
-/// One body being received, counted by the MD5 thread from [`Md5Lanes::body`] until it is dropped.
+/// One body hashed on the MD5 thread, counted from [`Md5Lanes::body`] until it is dropped.
 #[derive(Debug)]
 pub(crate) struct Md5Body(Md5Lanes);
 
