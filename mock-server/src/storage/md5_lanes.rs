@@ -23,6 +23,10 @@
 //! next block spans two frames (or whose frame ends in less than a block) completes it through the
 //! state's own 64-byte buffer first, on the single-stream path: one block per frame boundary. A lone
 //! body is hashed by `md5-many`'s single-stream code.
+//!
+//! The thread is not tokio's blocking pool: a test on a paused tokio clock whose bodies span
+//! several batches sees the clock auto-advance while a batch is hashed here, where a task on the
+//! blocking pool would hold it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
