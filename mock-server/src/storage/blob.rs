@@ -262,41 +262,44 @@ impl BatchWriter {
         durability: Durability,
         lanes: Option<&Md5Body>,
     ) -> io::Result<([u8; 16], u64)> {
-        let (sink, md5) = match lanes {
+        let stopped = |e| io::Error::other(format!("writing the blob stopped short: {e}"));
+        match lanes {
             Some(body) => {
                 if !last.is_empty() {
                     self.start(last, |md5, frames| body.hash_last(md5, frames))
                         .await?;
                 }
-                self.settle().await?
+                let (sink, md5) = self.settle().await?;
+                let crc = sink.crc.finish();
+                if durability.fsyncs() {
+                    spawn_blocking(move || sink.file.sync_all())
+                        .await
+                        .map_err(stopped)??;
+                }
+                Ok((md5.finalize(), crc))
             }
-            // The whole body is this one batch: hashed where it is written, single-stream. A round
-            // would not wait for it anyway, and a small body pays more for a hand-off to the MD5
-            // thread than for its MD5.
+            // The whole body is this one batch: hashed where it is written (and synced), in one
+            // hand-off to the blocking pool. A round of the MD5 thread would not wait for it
+            // anyway, and a small body pays more for a hand-off to that thread than for its MD5.
             None => {
                 let (mut sink, mut md5) = self.settle().await?;
-                if !last.is_empty() {
-                    (sink, md5) = spawn_blocking(move || {
-                        for frame in &last {
-                            md5.update(frame);
-                        }
-                        sink.take(&last).map(|()| (sink, md5))
-                    })
-                    .await
-                    .map_err(|e| {
-                        io::Error::other(format!("writing the blob stopped short: {e}"))
-                    })??;
+                if last.is_empty() && !durability.fsyncs() {
+                    return Ok((md5.finalize(), sink.crc.finish()));
                 }
-                (sink, md5)
-            }
-        };
-        let crc = sink.crc.finish();
-        if durability.fsyncs() {
-            spawn_blocking(move || sink.file.sync_all())
+                spawn_blocking(move || {
+                    for frame in &last {
+                        md5.update(frame);
+                    }
+                    sink.take(&last)?;
+                    if durability.fsyncs() {
+                        sink.file.sync_all()?;
+                    }
+                    Ok((md5.finalize(), sink.crc.finish()))
+                })
                 .await
-                .map_err(|e| io::Error::other(format!("syncing the blob stopped short: {e}")))??;
+                .map_err(stopped)?
+            }
         }
-        Ok((md5.finalize(), crc))
     }
 }
 
