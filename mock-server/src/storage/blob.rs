@@ -6,13 +6,12 @@
 //! batches of every other body being received, and to the blocking pool, which adds it to the
 //! CRC-64 and writes it to a new blob file with one `write_vectored`. A body that fits in one
 //! batch is hashed on the blocking pool with its write instead: the hand-off would cost a small
-//! body more than its MD5. The task that reads the socket
-//! never hashes: MD5 costs about as much CPU as everything else the mock does per byte, and done
-//! inline it would hold back the reading of the socket (and so the client) for as long. One batch
-//! is hashed and written while one is gathered, so a body costs at most two batches of memory,
-//! whatever its size. A blob nobody has committed is
-//! removed when its [`ReceivedBlob`] is dropped; one a crash left behind is removed at the next start,
-//! since no record names it.
+//! body more than its MD5. The task that reads the socket never hashes: MD5 costs about as much
+//! CPU as everything else the mock does per byte, and done inline it would hold back the reading
+//! of the socket (and so the client) for as long. One batch is hashed and written while one is
+//! gathered, so a body costs at most two batches of memory, whatever its size. A blob nobody has
+//! committed is removed when its [`ReceivedBlob`] is dropped; one a crash left behind is removed at
+//! the next start, since no record names it.
 //!
 //! Readers pin the blobs they stream from ([`BlobPins`]); a blob released while pinned (its object was
 //! overwritten or deleted) is removed when the last reader lets go.
