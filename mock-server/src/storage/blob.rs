@@ -1,15 +1,17 @@
 //! Blob files: the bytes of parts and objects, streamed to disk as they arrive and streamed back out.
 //!
 //! A request body is gathered in batches of about [`WRITE_BATCH`] bytes as it arrives; each batch (the
-//! frames themselves, hyper's `Bytes`, never copied) is hashed (MD5 and CRC-64) and written to a new
-//! blob file with one `write_vectored`, both on the blocking pool, while the connection's task goes
-//! on receiving the next batch. The task that reads the socket never hashes: MD5 costs about as much
-//! CPU as everything else the mock does per byte, and done inline it would hold back the reading of
-//! the socket (and so the client) for as long. One batch is hashed and written while one is gathered,
-//! so a body costs at most two batches of memory and one hand-off to the blocking pool per batch,
-//! whatever its size. A blob nobody has committed is
-//! removed when its [`ReceivedBlob`] is dropped; one a crash left behind is removed at the next start,
-//! since no record names it.
+//! frames themselves, hyper's `Bytes`, never copied) goes two ways at once while the connection's
+//! task receives the next one: to the MD5 thread ([`Md5Lanes`]), which hashes it together with the
+//! batches of every other body being received, and to the blocking pool, which adds it to the
+//! CRC-64 and writes it to a new blob file with one `write_vectored`. A body that fits in one
+//! batch is hashed on the blocking pool with its write instead: the hand-off would cost a small
+//! body more than its MD5. The task that reads the socket never hashes: MD5 costs about as much
+//! CPU as everything else the mock does per byte, and done inline it would hold back the reading
+//! of the socket (and so the client) for as long. One batch is hashed and written while one is
+//! gathered, so a body costs at most two batches of memory, whatever its size. A blob nobody has
+//! committed is removed when its [`ReceivedBlob`] is dropped; one a crash left behind is removed at
+//! the next start, since no record names it.
 //!
 //! Readers pin the blobs they stream from ([`BlobPins`]); a blob released while pinned (its object was
 //! overwritten or deleted) is removed when the last reader lets go.
@@ -25,9 +27,10 @@ use bytes::Bytes;
 use futures::Stream;
 use http_body::Body;
 use http_body_util::BodyExt;
-use ossup_proto::checksum::{Crc64, Md5};
+use ossup_proto::checksum::Crc64;
 use tokio::task::{JoinHandle, spawn_blocking};
 
+use super::md5_lanes::{Md5Body, Md5Lanes, Md5State, Pending};
 use crate::config::Durability;
 use crate::stats::Stats;
 
@@ -83,8 +86,8 @@ pub(crate) enum ReceiveError {
     Io(io::Error),
 }
 
-/// Streams `body` into a new blob file `dir/id`, hashing as it goes, then syncs it unless
-/// `durability` says not to.
+/// Streams `body` into a new blob file `dir/id`, hashing as it goes (MD5 on `md5`'s thread), then
+/// syncs it unless `durability` says not to.
 ///
 /// Nothing is left on disk unless this returns `Ok` (and then only until the blob is dropped
 /// uncommitted). Every frame counts toward `stats` and `limit` as it arrives: a body over the limit
@@ -96,6 +99,7 @@ pub(crate) async fn receive<B>(
     limit: u64,
     stats: &Stats,
     durability: Durability,
+    md5: &Md5Lanes,
 ) -> Result<ReceivedBlob, ReceiveError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -111,7 +115,10 @@ where
         crc64: 0,
         committed: false,
     };
-    let mut writer = BatchWriter::Idle(Box::new(Sink::new(file)));
+    // A body counts for the MD5 thread from its first full batch on: one that fits in a single
+    // batch is hashed where it is written, and no round of the thread should wait for it.
+    let mut lanes: Option<Md5Body> = None;
+    let mut writer = BatchWriter::Idle(Box::new(Sink::new(file)), Md5State::new());
     let mut batch = Batch::default();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ReceiveError::Incomplete(e.to_string()))?;
@@ -128,11 +135,15 @@ where
         }
         batch.push(data);
         if batch.is_full() {
-            writer.write(batch.take()).await.map_err(ReceiveError::Io)?;
+            let body = lanes.get_or_insert_with(|| md5.body());
+            writer
+                .write(batch.take(), body)
+                .await
+                .map_err(ReceiveError::Io)?;
         }
     }
     (blob.md5, blob.crc64) = writer
-        .finish(batch.take(), durability)
+        .finish(batch.take(), durability, lanes.as_ref())
         .await
         .map_err(ReceiveError::Io)?;
     Ok(blob)
@@ -161,12 +172,11 @@ impl Batch {
     }
 }
 
-/// A blob file being written and the digests of the bytes written to it so far: what a batch's
-/// task on the blocking pool takes, and hands back with the outcome.
+/// A blob file being written and the CRC-64 of the bytes written to it so far: what a batch's task
+/// on the blocking pool takes, and hands back with the outcome.
 #[derive(Debug)]
 struct Sink {
     file: File,
-    md5: Md5,
     crc: Crc64,
 }
 
@@ -174,42 +184,42 @@ impl Sink {
     fn new(file: File) -> Self {
         Self {
             file,
-            md5: Md5::new(),
             crc: Crc64::new(),
         }
     }
 
-    /// Hashes the frames, then writes them: hashed while they are fresh in the cache.
+    /// Adds the frames to the CRC-64, then writes them: read while they are fresh in the cache.
     fn take(&mut self, frames: &[Bytes]) -> io::Result<()> {
         for frame in frames {
-            self.md5.update(frame);
             self.crc.update(frame);
         }
         write_frames(&mut self.file, frames)
     }
 }
 
-/// Hashes and writes batches to a blob file on the blocking pool, one at a time, in order.
+/// Hashes and writes batches of one body, one batch at a time, in order: its MD5 on the MD5 thread,
+/// its CRC-64 and its write on the blocking pool, both at once.
 #[derive(Debug)]
 enum BatchWriter {
-    /// No batch in flight: the file and the digests are here.
-    Idle(Box<Sink>),
-    /// A batch is being hashed and written; the task hands the sink back with the outcome.
-    Busy(JoinHandle<(Box<Sink>, io::Result<()>)>),
+    /// No batch in flight: the file, the CRC-64 and the MD5 state are here.
+    Idle(Box<Sink>, Md5State),
+    /// A batch is being hashed and written; each side hands its part back with the outcome.
+    Busy(JoinHandle<(Box<Sink>, io::Result<()>)>, Pending),
     /// A write failed: the error was returned, nothing more is written.
     Failed,
 }
 
 impl BatchWriter {
-    /// Waits for the batch in flight, if any, and takes the sink back.
-    async fn settle(&mut self) -> io::Result<Box<Sink>> {
+    /// Waits for the batch in flight, if any, and takes the sink and the MD5 state back.
+    async fn settle(&mut self) -> io::Result<(Box<Sink>, Md5State)> {
         match std::mem::replace(self, BatchWriter::Failed) {
-            BatchWriter::Idle(sink) => Ok(sink),
-            BatchWriter::Busy(task) => {
+            BatchWriter::Idle(sink, md5) => Ok((sink, md5)),
+            BatchWriter::Busy(task, md5) => {
                 let (sink, written) = task.await.map_err(|e| {
                     io::Error::other(format!("writing the blob stopped short: {e}"))
                 })?;
-                written.map(|()| sink)
+                written?;
+                Ok((sink, md5.wait().await?))
             }
             BatchWriter::Failed => Err(io::Error::other(
                 "an earlier write of this blob failed; nothing more is written to it",
@@ -219,35 +229,76 @@ impl BatchWriter {
 
     /// Starts hashing and writing `batch` once the previous batch is done; returns without waiting
     /// for it.
-    async fn write(&mut self, batch: Vec<Bytes>) -> io::Result<()> {
-        let mut sink = self.settle().await?;
-        *self = BatchWriter::Busy(spawn_blocking(move || {
-            let written = sink.take(&batch);
-            (sink, written)
-        }));
+    async fn write(&mut self, batch: Vec<Bytes>, body: &Md5Body) -> io::Result<()> {
+        self.start(batch, |md5, frames| body.hash(md5, frames))
+            .await
+    }
+
+    /// Starts `batch` on its two ways: its MD5 by `hash`, its CRC-64 and write on the blocking pool.
+    async fn start(
+        &mut self,
+        batch: Vec<Bytes>,
+        hash: impl FnOnce(Md5State, Vec<Bytes>) -> Pending,
+    ) -> io::Result<()> {
+        let (mut sink, md5) = self.settle().await?;
+        let md5 = hash(md5, batch.clone());
+        *self = BatchWriter::Busy(
+            spawn_blocking(move || {
+                let written = sink.take(&batch);
+                (sink, written)
+            }),
+            md5,
+        );
         Ok(())
     }
 
     /// Hashes and writes the last batch (possibly empty) after the others and syncs the file if
     /// `durability` asks for it; returns the MD5 and CRC-64 of every byte, once all of it is done.
+    /// `lanes` is the body's place on the MD5 thread, `None` if it sent no batch there.
     async fn finish(
         mut self,
         last: Vec<Bytes>,
         durability: Durability,
+        lanes: Option<&Md5Body>,
     ) -> io::Result<([u8; 16], u64)> {
-        let mut sink = self.settle().await?;
-        if !last.is_empty() || durability.fsyncs() {
-            sink = spawn_blocking(move || {
-                sink.take(&last)?;
-                if durability.fsyncs() {
-                    sink.file.sync_all()?;
+        let stopped = |e| io::Error::other(format!("writing the blob stopped short: {e}"));
+        match lanes {
+            Some(body) => {
+                if !last.is_empty() {
+                    self.start(last, |md5, frames| body.hash_last(md5, frames))
+                        .await?;
                 }
-                Ok::<_, io::Error>(sink)
-            })
-            .await
-            .map_err(|e| io::Error::other(format!("writing the blob stopped short: {e}")))??;
+                let (sink, md5) = self.settle().await?;
+                let crc = sink.crc.finish();
+                if durability.fsyncs() {
+                    spawn_blocking(move || sink.file.sync_all())
+                        .await
+                        .map_err(stopped)??;
+                }
+                Ok((md5.finalize(), crc))
+            }
+            // The whole body is this one batch: hashed where it is written (and synced), in one
+            // hand-off to the blocking pool. A round of the MD5 thread would not wait for it
+            // anyway, and a small body pays more for a hand-off to that thread than for its MD5.
+            None => {
+                let (mut sink, mut md5) = self.settle().await?;
+                if last.is_empty() && !durability.fsyncs() {
+                    return Ok((md5.finalize(), sink.crc.finish()));
+                }
+                spawn_blocking(move || {
+                    for frame in &last {
+                        md5.update(frame);
+                    }
+                    sink.take(&last)?;
+                    if durability.fsyncs() {
+                        sink.file.sync_all()?;
+                    }
+                    Ok((md5.finalize(), sink.crc.finish()))
+                })
+                .await
+                .map_err(stopped)?
+            }
         }
-        Ok((sink.md5.finish(), sink.crc.finish()))
     }
 }
 
@@ -503,7 +554,17 @@ mod tests {
         durability: Durability,
     ) -> Result<ReceivedBlob, ReceiveError> {
         let mut body = framed_body(frames, Arc::new(AtomicUsize::new(0)));
-        receive(dir, "blob".into(), &mut body, limit, stats, durability).await
+        let md5 = Md5Lanes::start().unwrap();
+        receive(
+            dir,
+            "blob".into(),
+            &mut body,
+            limit,
+            stats,
+            durability,
+            &md5,
+        )
+        .await
     }
 
     fn assert_stored(dir: &Path, blob: &ReceivedBlob, data: &[u8]) {
@@ -576,6 +637,42 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bodies_received_at_once_share_the_md5_thread_and_each_gets_its_own_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = Stats::default();
+        let md5 = Md5Lanes::start().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let bodies: Vec<(Vec<u8>, usize)> = (0..12)
+            .map(|n| {
+                let len = rng.gen_range(0..3 * WRITE_BATCH);
+                (random_bytes(100 + n, len), rng.gen_range(1..70_000))
+            })
+            .collect();
+        let received =
+            futures::future::join_all(bodies.iter().enumerate().map(|(n, (data, frame))| {
+                let mut body = framed_body(frames_of(data, *frame), Arc::new(AtomicUsize::new(0)));
+                let (dir, stats, md5) = (dir.path(), &stats, &md5);
+                async move {
+                    let durability = Durability::ProcessCrash;
+                    receive(
+                        dir,
+                        format!("b{n}"),
+                        &mut body,
+                        u64::MAX,
+                        stats,
+                        durability,
+                        md5,
+                    )
+                    .await
+                }
+            }))
+            .await;
+        for (blob, (data, _)) in received.into_iter().zip(&bodies) {
+            assert_stored(dir.path(), &blob.unwrap(), data);
+        }
+    }
+
     #[tokio::test]
     async fn an_empty_body_is_an_empty_blob_with_or_without_fsync() {
         for durability in [Durability::PowerLoss, Durability::ProcessCrash] {
@@ -604,6 +701,7 @@ mod tests {
             limit,
             &stats,
             Durability::PowerLoss,
+            &Md5Lanes::start().unwrap(),
         )
         .await
         .unwrap_err();
@@ -663,6 +761,7 @@ mod tests {
             100,
             &stats,
             Durability::PowerLoss,
+            &Md5Lanes::start().unwrap(),
         )
         .await
         .unwrap();
@@ -679,6 +778,7 @@ mod tests {
             100,
             &stats,
             Durability::PowerLoss,
+            &Md5Lanes::start().unwrap(),
         )
         .await
         .unwrap();
@@ -698,6 +798,7 @@ mod tests {
             5,
             &stats,
             Durability::PowerLoss,
+            &Md5Lanes::start().unwrap(),
         )
         .await
         .unwrap_err();

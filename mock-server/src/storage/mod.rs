@@ -28,6 +28,7 @@
 
 pub(crate) mod blob;
 mod files;
+mod md5_lanes;
 pub(crate) mod records;
 mod recovery;
 
@@ -61,6 +62,8 @@ pub(crate) struct Store {
     pins: Arc<blob::PinTable>,
     ids: Arc<Ids>,
     durability: Durability,
+    /// The MD5 thread every body received by this store is hashed on.
+    md5: md5_lanes::Md5Lanes,
 }
 
 #[derive(Debug, Default)]
@@ -173,6 +176,7 @@ impl Store {
             state: Mutex::new(state),
             ids,
             durability,
+            md5: md5_lanes::Md5Lanes::start()?,
         })
     }
 
@@ -223,6 +227,7 @@ impl Store {
             limit,
             stats,
             self.durability,
+            &self.md5,
         )
         .await
     }
