@@ -5,25 +5,32 @@
 //! Netflix concurrency-limits' Gradient2. It works in rounds: a round is as long as a part takes,
 //! and its samples are the parts started within it. Once the first half of them (at most 8) are
 //! back, the round's median time per byte is its verdict, set against the base, the lowest median
-//! of the last rounds (what a part takes when the link is not crowded). The limit starts at 8; a
-//! round within 10 % of the base raises it by half during the slow start, and by one part once
-//! the slow start is over (as TCP's congestion avoidance does). A slower round means the link
-//! is full (more parts than it carries share its bandwidth, and each takes longer): the limit
-//! stays, and the slow start ends. The median, not each part, decides, so that one part slowed by a
-//! busy CPU neither stops the climb nor lets it run on.
+//! of the last rounds (what a part takes when the link is not crowded). The limit starts at 8.
+//! During the slow start a round within 2 % of the base (as quick as the link gets) raises it by
+//! half. A round that is slower at all, but within 10 % of the base, ends the slow start: from
+//! then on a round near the base raises the limit by one part (as TCP's congestion avoidance
+//! does). A round more than 10 % slower means the link is full (more parts than it carries share
+//! its bandwidth, and each takes longer): the limit stays. The median, not each part, decides, so
+//! that one part slowed by a busy CPU neither stops the climb nor lets it run on.
 //!
-//! Growing by half a round, never doubling, is what keeps it below a server's ceiling: the parts
-//! of a round all go out before the first of them can say the link is full, so one round can
-//! overshoot the link's saturation point by the growth factor. Doubling from 8 crosses a ceiling
-//! at 12 on a link full at 10 before any part is back; growing by half reaches 12, where the parts
-//! already take longer.
+//! The step is what a server's ceiling costs: the parts of a round all go out before the first of
+//! them can be refused, so a step past a ceiling is refused once per part it added. Growing by
+//! half only while parts take no longer at all, and by one part as soon as they do, keeps a link
+//! that fills right below the ceiling (part times up by a few per cent, as on a thin link whose
+//! connections share its bandwidth) to one refusal: the step from 12 to 13, not from 12 to 18. A
+//! link that gives no sign at all before a ceiling (part times flat up to it) still pays the slow
+//! start's last step: nothing but the refusal says where such a ceiling is.
 //!
 //! Trouble halves the limit, at most once per round, and ends the slow start: a `503 SlowDown` or
 //! `429` reported through a [`CongestionSignal`] (heard at once, not when the next part is back),
 //! or a part four times slower per byte than the usual (retries, timeouts, a stall: all happen
-//! inside the part). A refusal also sets a ceiling, one part below what was in flight, for the
-//! next 32 rounds: the limit climbs back to it by half a round and no further, so a server that
-//! refuses past a fixed number of requests is crossed once, not once per climb. A part that
+//! inside the part). A refusal also sets a ceiling: what was in flight less the refusals heard
+//! while the surplus drains (the parts the server did take), so a wave of refusals from one step
+//! and a refused part's retry refused again lower it once, not once per answer. The limit climbs
+//! back to the ceiling by half a round and no further for 64 rounds (a 256-part upload at 4 or
+//! more in flight, since a round is as long as a part), then tries one part more: refused again,
+//! the ceiling holds twice as long (up to 1,024 rounds), so a long upload probes the server
+//! rarely; taken, the climb goes on by one part a round, so a link that freed up is used. A part that
 //! [`Hedged`](crate::Hedged) sent a second time is no sample at all: its time is one connection's
 //! straggle, not the link's congestion. The limit never exceeds [`Adaptive::max`], which is also
 //! the [`concurrency`](PartScheduler::concurrency) the memory budget is sized by.
@@ -50,6 +57,11 @@ const INITIAL: usize = 8;
 /// saturation point by this much before any part says so.
 const SLOW_START_GROWTH: f64 = 0.5;
 
+/// A round whose median time per byte is within this share above the base is as quick as the
+/// link gets: the slow start may grow by half. A slower round, though uncrowded, says the link is
+/// close to full, and growth goes on one part at a time.
+const QUICK: f64 = 0.02;
+
 /// A round whose median time per byte is within this share above the base counts as uncrowded.
 const TOLERANCE: f64 = 0.10;
 
@@ -61,9 +73,13 @@ const ROUND_SAMPLES: usize = 8;
 /// sets a new base.
 const BASE_WINDOW: usize = 32;
 
-/// The rounds a ceiling learnt from a refusal holds: long enough for an upload to go on below it,
-/// short enough that a server busy for a while is probed again.
-const CEILING_ROUNDS: u32 = 32;
+/// The rounds a ceiling learnt from a refusal holds at first: a round is about as long as a part,
+/// so a 256-part upload at 4 or more parts in flight is over before the ceiling is probed again,
+/// and a longer one probes once per 64 part times (one refused request in hundreds).
+const CEILING_ROUNDS: u32 = 64;
+
+/// The most rounds a ceiling holds: each probe refused again doubles the hold, up to this.
+const MAX_CEILING_ROUNDS: u32 = 1024;
 
 /// A part this many times slower per byte than the usual signals trouble.
 const TROUBLE: f64 = 4.0;
@@ -105,7 +121,8 @@ impl Adaptive {
     }
 
     /// Halves the limit (once per round of parts) the moment `signal` is raised, and does not
-    /// climb past one part fewer than were in flight then for the next 32 rounds: hand the same
+    /// climb past the parts the server took then for the next 64 rounds (more when a later probe
+    /// past it is refused again): hand the same
     /// signal to a [`CongestionWatch`](crate::CongestionWatch) around the client's transport, and
     /// a server's `503 SlowDown` stops the climb at once instead of after the retried parts turn
     /// out slow.
@@ -167,6 +184,13 @@ struct Climb {
     /// The most parts the server took without refusing one, and the rounds it is still trusted
     /// for: the climb goes back to it quickly and not past it.
     ceiling: Option<(f64, u32)>,
+    /// The last ceiling learnt and the rounds it was held for, kept after it expires: a probe past
+    /// it refused again holds the next ceiling twice as long.
+    last_ceiling: Option<(f64, u32)>,
+    /// While the parts in flight exceed a limit cut by a refusal: the parts in flight at the first
+    /// refusal and the refusals heard since. Every refusal until the surplus has drained answers
+    /// the same overshoot.
+    draining: Option<(usize, usize)>,
 }
 
 impl Climb {
@@ -181,6 +205,8 @@ impl Climb {
             round: Vec::with_capacity(ROUND_SAMPLES),
             cut_round: None,
             ceiling: None,
+            last_ceiling: None,
+            draining: None,
         }
     }
 
@@ -217,8 +243,14 @@ impl Climb {
             self.ceiling = (rounds > 1).then_some((ceiling, rounds - 1));
             ceiling
         });
+        if median > base * (1.0 + QUICK) {
+            // Slower at all: the link is close to full, and a step by half could cross a ceiling
+            // by as many parts as it adds.
+            self.slow_start = false;
+        }
         if median <= base * (1.0 + TOLERANCE) {
-            // Below a ceiling the server set, the way back up is as quick as the slow start.
+            // Below a ceiling the server set, the way back up is as quick as the slow start: the
+            // server took that many parts.
             let step = if self.slow_start || ceiling.is_some_and(|ceiling| self.limit < ceiling) {
                 self.limit * SLOW_START_GROWTH
             } else {
@@ -236,14 +268,33 @@ impl Climb {
     }
 
     /// The server said it is overloaded with `in_flight` parts (the refused one among them):
-    /// halve the limit (once per round), end the slow start, and do not climb past `in_flight - 1`
-    /// for a while.
+    /// halve the limit (once per round), end the slow start, and do not climb past the parts the
+    /// server took for a while.
     fn overloaded(&mut self, now: Instant, in_flight: usize) {
-        let below = in_flight.saturating_sub(1).max(1) as f64;
-        let ceiling = self
-            .ceiling
-            .map_or(below, |(ceiling, _)| ceiling.min(below));
-        self.ceiling = Some((ceiling, CEILING_ROUNDS));
+        // Refusals while the surplus of an earlier one drains answer the same overshoot: each is
+        // one more part the server did not take, counted once, not a new overload.
+        let (at, refused) = match self.draining {
+            Some((at, refused)) if in_flight > self.in_flight() => (at, refused + 1),
+            _ => (in_flight, 1),
+        };
+        self.draining = Some((at, refused));
+        let took = at.saturating_sub(refused).max(1) as f64;
+        match (self.ceiling, self.last_ceiling) {
+            (Some((ceiling, rounds)), Some((_, hold))) => {
+                self.ceiling = Some((ceiling.min(took), rounds));
+                self.last_ceiling = Some((ceiling.min(took), hold));
+            }
+            (_, last) => {
+                // A probe past the last ceiling refused again: the server's ceiling is still
+                // there, so trust it longer before the next probe.
+                let hold = match last {
+                    Some((last, hold)) if took <= last => (hold * 2).min(MAX_CEILING_ROUNDS),
+                    _ => CEILING_ROUNDS,
+                };
+                self.ceiling = Some((took, hold));
+                self.last_ceiling = Some((took, hold));
+            }
+        }
         self.cut(now);
     }
 
@@ -261,6 +312,14 @@ impl Climb {
     fn new_round(&mut self, now: Instant) {
         self.round_started = now;
         self.round.clear();
+    }
+
+    /// `in_flight` parts are in flight after one finished: once they are within the limit, the
+    /// overshoot a refusal answered has drained, and a later refusal is news.
+    fn settled(&mut self, in_flight: usize) {
+        if in_flight <= self.in_flight() {
+            self.draining = None;
+        }
     }
 
     fn in_flight(&self) -> usize {
@@ -316,6 +375,7 @@ impl PartScheduler for Adaptive {
                 return Ok(());
             };
             result?;
+            climb.settled(in_flight.len());
             // A hedged part took as long as one connection's straggle: the link said nothing.
             if !hedged {
                 climb.sample(Instant::now(), part.size, took.as_secs_f64());
