@@ -187,10 +187,16 @@ struct Climb {
     /// The last ceiling learnt and the rounds it was held for, kept after it expires: a probe past
     /// it refused again holds the next ceiling twice as long.
     last_ceiling: Option<(f64, u32)>,
-    /// While the parts in flight exceed a limit cut by a refusal: the parts in flight at the first
-    /// refusal and the refusals heard since. Every refusal until the surplus has drained answers
-    /// the same overshoot.
+    /// From a refusal until the next round's verdict: the parts in flight at the first refusal
+    /// and the refusals heard since. A refusal is answered as late as a part (the server reads
+    /// the refused body first), so until a round started after the cut is back, a refusal may
+    /// be of a request sent before the cut: it answers the same overshoot, and the parts in
+    /// flight when it comes say nothing of the server's ceiling.
     draining: Option<(usize, usize)>,
+    /// The parts the last growth added (the first ones for the start): an overshoot is refused
+    /// at most once per part it added, so more refusals while it drains are retries refused
+    /// again, not parts the server did not take.
+    last_step: usize,
 }
 
 impl Climb {
@@ -207,6 +213,7 @@ impl Climb {
             ceiling: None,
             last_ceiling: None,
             draining: None,
+            last_step: initial,
         }
     }
 
@@ -257,28 +264,35 @@ impl Climb {
                 1.0
             };
             let top = ceiling.map_or(self.max, |ceiling| ceiling.min(self.max));
+            let before = self.in_flight();
             self.limit = (self.limit + step).min(top.max(self.limit));
+            if self.in_flight() > before {
+                self.last_step = self.in_flight() - before;
+            }
             if self.limit >= self.max {
                 self.slow_start = false;
             }
         } else {
             self.slow_start = false;
         }
+        // A round started after any cut is back: every refusal of the overshoot has come.
+        self.draining = None;
         self.new_round(now);
     }
 
-    /// The server said it is overloaded with `in_flight` parts (the refused one among them):
-    /// halve the limit (once per round), end the slow start, and do not climb past the parts the
-    /// server took for a while.
-    fn overloaded(&mut self, now: Instant, in_flight: usize) {
+    /// The server refused `refusals` requests (heard together) with `in_flight` parts in flight
+    /// (the refused among them): halve the limit (once per round), end the slow start, and do not
+    /// climb past the parts the server took for a while.
+    fn overloaded(&mut self, now: Instant, in_flight: usize, refusals: usize) {
         // Refusals while the surplus of an earlier one drains answer the same overshoot: each is
-        // one more part the server did not take, counted once, not a new overload.
+        // one more part the server did not take (up to the parts the step added), not a new
+        // overload.
         let (at, refused) = match self.draining {
-            Some((at, refused)) if in_flight > self.in_flight() => (at, refused + 1),
-            _ => (in_flight, 1),
+            Some((at, refused)) => (at, refused + refusals),
+            None => (in_flight, refusals),
         };
         self.draining = Some((at, refused));
-        let took = at.saturating_sub(refused).max(1) as f64;
+        let took = at.saturating_sub(refused.min(self.last_step)).max(1) as f64;
         match (self.ceiling, self.last_ceiling) {
             (Some((ceiling, rounds)), Some((_, hold))) => {
                 self.ceiling = Some((ceiling.min(took), rounds));
@@ -312,14 +326,6 @@ impl Climb {
     fn new_round(&mut self, now: Instant) {
         self.round_started = now;
         self.round.clear();
-    }
-
-    /// `in_flight` parts are in flight after one finished: once they are within the limit, the
-    /// overshoot a refusal answered has drained, and a later refusal is news.
-    fn settled(&mut self, in_flight: usize) {
-        if in_flight <= self.in_flight() {
-            self.draining = None;
-        }
     }
 
     fn in_flight(&self) -> usize {
@@ -363,8 +369,9 @@ impl PartScheduler for Adaptive {
             let finished = tokio::select! {
                 biased;
                 count = overload => {
+                    let refusals = usize::try_from(count - overloads_seen).unwrap_or(usize::MAX);
                     overloads_seen = count;
-                    climb.overloaded(Instant::now(), in_flight.len());
+                    climb.overloaded(Instant::now(), in_flight.len(), refusals);
                     self.current.store(climb.in_flight(), Ordering::Relaxed);
                     tracing::debug!(limit = climb.limit, "server overloaded; fewer parts in flight");
                     continue;
@@ -375,7 +382,6 @@ impl PartScheduler for Adaptive {
                 return Ok(());
             };
             result?;
-            climb.settled(in_flight.len());
             // A hedged part took as long as one connection's straggle: the link said nothing.
             if !hedged {
                 climb.sample(Instant::now(), part.size, took.as_secs_f64());
@@ -570,15 +576,163 @@ mod tests {
         assert_eq!(link.peak.load(Ordering::SeqCst), 5);
     }
 
+    /// A server behind `link` that refuses a request past `ceiling` in flight, as the mock's
+    /// `--max-inflight` does: the refused request's body is read first (one part time, not counted
+    /// in flight), the refusal raises the signal as a `CongestionWatch` would, and the part is
+    /// retried after `backoff`, as the retry layer does.
+    struct Ceiling {
+        link: Link,
+        ceiling: usize,
+        signal: CongestionSignal,
+        backoff: Duration,
+        refused: AtomicUsize,
+    }
+
+    impl Ceiling {
+        fn new(link: Link, ceiling: usize, backoff: Duration) -> Self {
+            Self {
+                link,
+                ceiling,
+                signal: CongestionSignal::new(),
+                backoff,
+                refused: AtomicUsize::new(0),
+            }
+        }
+
+        fn refused(&self) -> usize {
+            self.refused.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl PartRunner for Ceiling {
+        async fn run_part(&self, part: PartSpec) -> Result<(), Error> {
+            while self.link.now.load(Ordering::SeqCst) >= self.ceiling {
+                self.refused.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(self.link.latency).await;
+                self.signal.raise();
+                tokio::time::sleep(self.backoff).await;
+            }
+            self.link.run_part(part).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ceiling_where_the_link_fills_costs_one_refusal_per_upload() {
+        // Shape b of the benchmark: parts take their 100 ms up to 11 in flight and 12/11 of it at
+        // 12, where the server's ceiling is. The round at 12 is slower, though by less than the
+        // tolerance: the climb goes on one part at a time, and the step to 13 is the one refusal.
+        for parts_in_upload in [64, 256] {
+            let server = Ceiling::new(link(11), 12, Duration::from_millis(100));
+            let adaptive = Adaptive::new(32).listening_to(server.signal.clone());
+            adaptive.run(parts(parts_in_upload), &server).await.unwrap();
+            assert!(
+                server.refused() <= 1,
+                "{parts_in_upload} parts: {}",
+                server.refused()
+            );
+            assert!(server.link.peak.load(Ordering::SeqCst) <= 12);
+            if parts_in_upload == 256 {
+                assert_eq!(server.refused(), 1, "the ceiling was found");
+                let settled = adaptive.current();
+                assert!((11..=12).contains(&settled), "{settled}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_upload_probes_a_ceiling_rarely() {
+        // 2,000 parts at about 12 per 110 ms round: some 170 rounds. The ceiling holds 64 rounds,
+        // then a probe is refused again and holds 128: a few refusals in 2,000 requests.
+        let server = Ceiling::new(link(11), 12, Duration::from_millis(100));
+        let adaptive = Adaptive::new(32).listening_to(server.signal.clone());
+        adaptive.run(parts(2000), &server).await.unwrap();
+        let refused = server.refused();
+        assert!((1..=4).contains(&refused), "{refused}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ceiling_on_a_link_that_gives_no_sign_costs_the_last_step_once() {
+        // Parts take their 100 ms right up to the ceiling of 12: nothing but a refusal says where
+        // it is, and the slow start's step from 12 to 18 is refused six times. The ceiling it
+        // learns is the 12 the server took, so the climb back stops there for the rest.
+        let server = Ceiling::new(link(12), 12, Duration::from_millis(100));
+        let adaptive = Adaptive::new(32).listening_to(server.signal.clone());
+        adaptive.run(parts(256), &server).await.unwrap();
+        assert_eq!(server.refused(), 6);
+        assert_eq!(adaptive.current(), 12);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_retries_do_not_cascade() {
+        // Retries 1 ms after a refusal are refused again and again while the server is full: many
+        // refusals of the same few parts. They answer one overshoot: the limit is halved once
+        // and comes back to the ceiling, not down to 1.
+        let server = Ceiling::new(link(11), 12, Duration::from_millis(1));
+        let adaptive = Adaptive::new(32).listening_to(server.signal.clone());
+        adaptive.run(parts(256), &server).await.unwrap();
+        assert!(server.refused() > 1, "the retries raced");
+        let settled = adaptive.current();
+        assert!((11..=12).contains(&settled), "{settled}");
+    }
+
+    #[test]
+    fn a_wave_of_refusals_sets_the_ceiling_at_the_parts_the_server_took() {
+        let start = Instant::now();
+        let mut climb = Climb::new(12, 64, start);
+        // A step by half to 18 crosses a ceiling of 12: six refusals come back, all with 18 in
+        // flight, then two of the retries are refused again.
+        climb.limit = 18.0;
+        climb.last_step = 6;
+        for i in 0..8 {
+            climb.overloaded(start + Duration::from_millis(10 * i), 18, 1);
+        }
+        assert_eq!(climb.ceiling.map(|(ceiling, _)| ceiling), Some(12.0));
+        assert_eq!(climb.limit, 9.0, "halved once");
+        // The same six heard at once (the signal counted them before the scheduler woke).
+        let mut climb = Climb::new(12, 64, start);
+        climb.limit = 18.0;
+        climb.last_step = 6;
+        climb.overloaded(start, 18, 6);
+        assert_eq!(climb.ceiling.map(|(ceiling, _)| ceiling), Some(12.0));
+        // A step of one part refused, and its retry refused again: the ceiling is one below.
+        let mut climb = Climb::new(12, 64, start);
+        climb.limit = 13.0;
+        climb.last_step = 1;
+        climb.overloaded(start, 13, 1);
+        climb.overloaded(start + Duration::from_millis(50), 13, 1);
+        assert_eq!(climb.ceiling.map(|(ceiling, _)| ceiling), Some(12.0));
+    }
+
+    #[test]
+    fn a_probe_refused_again_holds_the_ceiling_twice_as_long() {
+        let start = Instant::now();
+        let mut climb = Climb::new(13, 64, start);
+        climb.overloaded(start, 13, 1);
+        assert_eq!(climb.ceiling, Some((12.0, CEILING_ROUNDS)));
+        // The ceiling expires; the climb probes 13 again and is refused again.
+        climb.ceiling = None;
+        climb.draining = None;
+        climb.limit = 13.0;
+        climb.overloaded(start + Duration::from_secs(10), 13, 1);
+        assert_eq!(climb.ceiling, Some((12.0, 2 * CEILING_ROUNDS)));
+        // A probe that the server took lifts nothing here; one refused higher up starts afresh.
+        climb.ceiling = None;
+        climb.draining = None;
+        climb.limit = 20.0;
+        climb.overloaded(start + Duration::from_secs(20), 20, 1);
+        assert_eq!(climb.ceiling, Some((19.0, CEILING_ROUNDS)));
+    }
+
     #[test]
     fn an_overload_answer_halves_the_limit_once_per_round() {
         let start = Instant::now();
         let mut climb = Climb::new(16, 64, start);
-        climb.overloaded(start + Duration::from_millis(10), 16);
+        climb.overloaded(start + Duration::from_millis(10), 16, 1);
         assert_eq!(climb.limit, 8.0);
         assert!(!climb.slow_start);
         // More refusals of the parts already in flight: the same round, no second cut.
-        climb.overloaded(start + Duration::from_millis(20), 16);
+        climb.overloaded(start + Duration::from_millis(20), 16, 1);
         assert_eq!(climb.limit, 8.0);
     }
 
@@ -587,7 +741,7 @@ mod tests {
         let start = Instant::now();
         let mut climb = Climb::new(8, 64, start);
         // Refused with 13 parts in flight: halved, and 12 is the ceiling for a while.
-        climb.overloaded(start, 13);
+        climb.overloaded(start, 13, 1);
         assert_eq!(climb.limit, 4.0);
         let mut now = start;
         for _ in 0..6 {
