@@ -70,14 +70,15 @@ commands:
                        --no-fsync unless --mock-fsync; --quick is a smoke test of the
                        harness (32MiB, 1 run, 200 small and 5 large files); see
                        docs/benchmarks.md
-  bench --shapes [--shape-size SIZE] [--straggler-size SIZE] [--straggler-part-size SIZE]
-         [--runs N] [--mock-dir DIR] [--json FILE]
+  bench --shapes [--shape-size SIZE] [--shape-b-size SIZE] [--straggler-size SIZE]
+         [--straggler-part-size SIZE] [--runs N] [--mock-dir DIR] [--json FILE]
                        ossup upload through three link shapes of the mock (bandwidths,
                        latency, a ceiling of requests in flight) at --parallel 1 to 32 and
                        auto, --limit-rate 16MiB/s against its 16 s, and a straggler on
                        shape a with and without hedging; --shape-size defaults to 256MiB
                        (shape b: a quarter), --straggler-size to --shape-size, its parts
-                       to a 64th of it, N to 1
+                       to a 64th of it, N to 1; --shape-b-size adds shape b over SIZE
+                       (parts of 1 MiB) at --parallel 8 and auto
   bench --fleet [--size SIZE] [--runs N] [--mock-dir DIR] [--mock-fsync]
                        1, 2 and 3 cooperating ossup processes (--cooperate, a throwaway
                        PostgreSQL) on one SIZE file (default 1GiB) through a mock shaped to

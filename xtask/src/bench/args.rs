@@ -55,6 +55,10 @@ pub(super) struct BenchArgs {
     /// Bytes uploaded through link shapes a and c, and by the rate-limit run; shape b takes a
     /// quarter (`--shape-size`).
     pub shape_size: u64,
+    /// Bytes of shape b's longer upload (`--shape-b-size`), at `--parallel 8` and `auto` in the
+    /// same 1 MiB parts as the table's: the refused share of an upload long enough that one
+    /// refusal is not a share of 67 requests. `None`: not measured.
+    pub shape_b_size: Option<u64>,
     /// Bytes of the straggler runs on shape a (`--straggler-size`; default `--shape-size`): the
     /// hedge waits at least 2 s, so the upload must be long for its time to stay within 1.2 ×.
     pub straggler_size: u64,
@@ -76,6 +80,7 @@ impl BenchArgs {
         let mut shape_size = None;
         let mut straggler_size = None;
         let mut straggler_part_size = None;
+        let mut shape_b_size = None;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -94,6 +99,9 @@ impl BenchArgs {
                 "--mock-dir" => mock_dir = Some(PathBuf::from(value("a directory")?)),
                 "--shape-size" => {
                     shape_size = Some(parse_size(&value("a size such as 256MiB")?)?);
+                }
+                "--shape-b-size" => {
+                    shape_b_size = Some(parse_size(&value("a size such as 1GiB")?)?);
                 }
                 "--straggler-size" => {
                     straggler_size = Some(parse_size(&value("a size such as 2GiB")?)?);
@@ -117,7 +125,7 @@ impl BenchArgs {
                 "--fleet" if inline.is_none() => fleet = true,
                 _ => {
                     return Err(format!(
-                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync, --quick, --shapes, --fleet, --shape-size SIZE, --straggler-size SIZE and --straggler-part-size SIZE"
+                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync, --quick, --shapes, --fleet, --shape-size SIZE, --shape-b-size SIZE, --straggler-size SIZE and --straggler-part-size SIZE"
                     ));
                 }
             }
@@ -132,6 +140,13 @@ impl BenchArgs {
         if shape_size < MIN_SHAPE_SIZE {
             return Err(format!(
                 "--shape-size {shape_size} is too small: shape b uploads a quarter of it in parts of at least 1 MiB; give at least 4MiB"
+            ));
+        }
+        if let Some(b) = shape_b_size
+            && b < MIN_SHAPE_SIZE
+        {
+            return Err(format!(
+                "--shape-b-size {b} is too small: it is uploaded in parts of 1 MiB and should be longer than the table's quarter of --shape-size; give e.g. 1GiB"
             ));
         }
         let straggler_size = straggler_size.unwrap_or(shape_size);
@@ -163,6 +178,7 @@ impl BenchArgs {
             shapes,
             fleet,
             shape_size,
+            shape_b_size,
             straggler_size,
             straggler_part_size,
         })
@@ -228,6 +244,10 @@ mod tests {
             (shapes.straggler_size, shapes.straggler_part_size),
             (128 << 20, None)
         );
+        assert_eq!(shapes.shape_b_size, None);
+        let long_b = parse(&["--shapes", "--shape-b-size", "1GiB"]).unwrap();
+        assert_eq!(long_b.shape_b_size, Some(1 << 30));
+        assert!(parse(&["--shapes", "--shape-b-size=1MiB"]).is_err());
         let straggler = parse(&[
             "--shapes",
             "--straggler-size=2GiB",

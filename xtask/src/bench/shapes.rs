@@ -158,6 +158,8 @@ struct Cell {
     setting: Setting,
     size: u64,
     part_size: u64,
+    /// Shape b's longer upload (`--shape-b-size`): shown in the table, judged on its own.
+    long: bool,
     runs: Vec<Upload>,
 }
 
@@ -289,10 +291,40 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
                 setting,
                 size: size / shape.size_divisor,
                 part_size: part_size(size / shape.size_divisor),
+                long: false,
                 runs: Vec::new(),
             })
         })
         .collect();
+    // Shape b again over a longer upload, in the table's parts of 1 MiB: its refused share with
+    // the overshoot spread over many more requests, against the best fixed setting there.
+    let mut long_source = None;
+    if let Some(long_size) = args.shape_b_size {
+        let path = dir.join("source-b-long.bin");
+        println!(
+            "==> write {} of seeded random bytes to {}",
+            mib_label(long_size),
+            path.display()
+        );
+        write_random_file(&path, long_size, SOURCE_SEED)?;
+        long_source = Some(path);
+        for setting in [Setting::Fixed(8), Setting::Auto] {
+            cells.push(Cell {
+                shape: SHAPES[1],
+                setting,
+                size: long_size,
+                part_size: part_size(size / SHAPES[1].size_divisor),
+                long: true,
+                runs: Vec::new(),
+            });
+        }
+    }
+    let source_of = |cell: &Cell| -> &Path {
+        match (&long_source, cell.long) {
+            (Some(path), true) => path.as_path(),
+            _ => source_of(&cell.shape),
+        }
+    };
     let context = Context {
         mock_binary: &mock_binary,
         ossup_binary: &ossup_binary,
@@ -306,7 +338,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
     let mut straggler_runs: Vec<(Straggle, f64)> = Vec::new();
     for run in 1..=args.runs {
         for (i, cell) in cells.iter_mut().enumerate() {
-            let upload = context.upload(cell, source_of(&cell.shape), run)?;
+            let upload = context.upload(cell, source_of(cell), run)?;
             announce_upload(&format!("[{}/{count}] run {run}", i + 1), cell, &upload);
             cell.runs.push(upload);
         }
@@ -426,8 +458,9 @@ impl Context<'_> {
     /// One upload of `source` through a fresh mock of the cell's shape, at the cell's setting.
     fn upload(&self, cell: &Cell, source: &Path, run: usize) -> Result<Upload, Failure> {
         let name = format!(
-            "shape-{}-{}-{run}",
+            "shape-{}{}-{}-{run}",
             cell.shape.key,
+            if cell.long { "-long" } else { "" },
             match cell.setting {
                 Setting::Fixed(n) => format!("p{n}"),
                 Setting::Auto => "auto".to_owned(),
@@ -567,9 +600,10 @@ fn total_requests(stats: &Value) -> u64 {
 
 fn announce_upload(prefix: &str, cell: &Cell, upload: &Upload) {
     println!(
-        "==> {prefix}: shape {} ({}), {}: {:.2} s, {} requests, {} refused",
+        "==> {prefix}: shape {} ({}), {}, {}: {:.2} s, {} requests, {} refused",
         cell.shape.key,
         cell.shape.description,
+        mib_label(cell.size),
         cell.setting.label(),
         upload.wall,
         upload.requests,
@@ -584,8 +618,13 @@ fn table(cells: &[Cell]) -> String {
     for cell in cells {
         let (refused, all) = cell.refused();
         out.push_str(&format!(
-            "| {} ({}) | {} | {} | {} | {all} | {refused} | {} |\n",
+            "| {}{} ({}) | {} | {} | {} | {all} | {refused} | {} |\n",
             cell.shape.key,
+            if cell.long {
+                format!(", {}", mib_label(cell.size))
+            } else {
+                String::new()
+            },
             cell.shape.description,
             cell.setting.label(),
             cell.throughput()
@@ -602,7 +641,10 @@ fn verdicts(cells: &[Cell], limit_runs: &[LimitRun], size: u64) -> String {
     let verdict = |met: bool| if met { "**met**" } else { "**missed**" };
     let mut out = String::from("| target | measured | verdict |\n|---|---|---|\n");
     for shape in SHAPES {
-        let of_shape: Vec<&Cell> = cells.iter().filter(|c| c.shape.key == shape.key).collect();
+        let of_shape: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| c.shape.key == shape.key && !c.long)
+            .collect();
         let best = of_shape
             .iter()
             .filter(|c| c.setting != Setting::Auto)
@@ -636,6 +678,30 @@ fn verdicts(cells: &[Cell], limit_runs: &[LimitRun], size: u64) -> String {
                 verdict(share < MAX_REFUSED_SHARE)
             ));
         }
+    }
+    let long: Vec<&Cell> = cells.iter().filter(|c| c.long).collect();
+    let long_auto = long.iter().find(|c| c.setting == Setting::Auto);
+    let long_fixed = long.iter().find(|c| c.setting != Setting::Auto);
+    if let Some(auto) = long_auto
+        && let Some(share) = auto.refused_share()
+    {
+        let (refused, all) = auto.refused();
+        let against = long_fixed
+            .and_then(|fixed| Some((fixed, fixed.throughput()?, auto.throughput()?)))
+            .map_or(String::new(), |(fixed, fixed_rate, auto_rate)| {
+                format!(
+                    "; auto {auto_rate:.1} MB/s, {} {fixed_rate:.1} MB/s: {:.0} %",
+                    fixed.setting.label(),
+                    auto_rate / fixed_rate * 100.0
+                )
+            });
+        out.push_str(&format!(
+            "| shape b over {} (--shape-b-size): auto has fewer than {:.0} % of its requests refused | {refused} of {all}: {:.2} %{against} | {} |\n",
+            mib_label(auto.size),
+            MAX_REFUSED_SHARE * 100.0,
+            share * 100.0,
+            verdict(share < MAX_REFUSED_SHARE)
+        ));
     }
     let expected = size as f64 / LIMIT_RATE as f64;
     if let Some(wall) = Summary::of(&limit_runs.iter().map(|r| r.wall).collect::<Vec<_>>()) {
@@ -722,6 +788,7 @@ fn cell_json(cell: &Cell) -> Value {
         "setting": cell.setting.label(),
         "size": cell.size,
         "part_size": cell.part_size,
+        "long": cell.long,
         "mb_per_s": cell.throughput(),
         "runs": cell.runs.iter().map(|r| json!({
             "wall": r.wall, "requests": r.requests, "refused": r.refused,
@@ -794,6 +861,7 @@ mod tests {
             setting: Setting::Auto,
             size: 1,
             part_size: 1,
+            long: false,
             runs: vec![
                 Upload {
                     wall: 1.0,

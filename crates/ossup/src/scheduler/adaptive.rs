@@ -5,25 +5,32 @@
 //! Netflix concurrency-limits' Gradient2. It works in rounds: a round is as long as a part takes,
 //! and its samples are the parts started within it. Once the first half of them (at most 8) are
 //! back, the round's median time per byte is its verdict, set against the base, the lowest median
-//! of the last rounds (what a part takes when the link is not crowded). The limit starts at 8; a
-//! round within 10 % of the base raises it by half during the slow start, and by one part once
-//! the slow start is over (as TCP's congestion avoidance does). A slower round means the link
-//! is full (more parts than it carries share its bandwidth, and each takes longer): the limit
-//! stays, and the slow start ends. The median, not each part, decides, so that one part slowed by a
-//! busy CPU neither stops the climb nor lets it run on.
+//! of the last rounds (what a part takes when the link is not crowded). The limit starts at 8.
+//! During the slow start a round within 2 % of the base (as quick as the link gets) raises it by
+//! half. A round that is slower at all, but within 10 % of the base, ends the slow start: from
+//! then on a round near the base raises the limit by one part (as TCP's congestion avoidance
+//! does). A round more than 10 % slower means the link is full (more parts than it carries share
+//! its bandwidth, and each takes longer): the limit stays. The median, not each part, decides, so
+//! that one part slowed by a busy CPU neither stops the climb nor lets it run on.
 //!
-//! Growing by half a round, never doubling, is what keeps it below a server's ceiling: the parts
-//! of a round all go out before the first of them can say the link is full, so one round can
-//! overshoot the link's saturation point by the growth factor. Doubling from 8 crosses a ceiling
-//! at 12 on a link full at 10 before any part is back; growing by half reaches 12, where the parts
-//! already take longer.
+//! The step is what a server's ceiling costs: the parts of a round all go out before the first of
+//! them can be refused, so a step past a ceiling is refused once per part it added. Growing by
+//! half only while parts take no longer at all, and by one part as soon as they do, keeps a link
+//! that fills right below the ceiling (part times up by a few per cent, as on a thin link whose
+//! connections share its bandwidth) to one refusal: the step from 12 to 13, not from 12 to 18. A
+//! link that gives no sign at all before a ceiling (part times flat up to it) still pays the slow
+//! start's last step: nothing but the refusal says where such a ceiling is.
 //!
 //! Trouble halves the limit, at most once per round, and ends the slow start: a `503 SlowDown` or
 //! `429` reported through a [`CongestionSignal`] (heard at once, not when the next part is back),
 //! or a part four times slower per byte than the usual (retries, timeouts, a stall: all happen
-//! inside the part). A refusal also sets a ceiling, one part below what was in flight, for the
-//! next 32 rounds: the limit climbs back to it by half a round and no further, so a server that
-//! refuses past a fixed number of requests is crossed once, not once per climb. A part that
+//! inside the part). A refusal also sets a ceiling: what was in flight less the refusals heard
+//! while the surplus drains (the parts the server did take), so a wave of refusals from one step
+//! and a refused part's retry refused again lower it once, not once per answer. The limit climbs
+//! back to the ceiling by half a round and no further for 64 rounds (a 256-part upload at 4 or
+//! more in flight, since a round is as long as a part), then tries one part more: refused again,
+//! the ceiling holds twice as long (up to 1,024 rounds), so a long upload probes the server
+//! rarely; taken, the climb goes on by one part a round, so a link that freed up is used. A part that
 //! [`Hedged`](crate::Hedged) sent a second time is no sample at all: its time is one connection's
 //! straggle, not the link's congestion. The limit never exceeds [`Adaptive::max`], which is also
 //! the [`concurrency`](PartScheduler::concurrency) the memory budget is sized by.
@@ -50,6 +57,11 @@ const INITIAL: usize = 8;
 /// saturation point by this much before any part says so.
 const SLOW_START_GROWTH: f64 = 0.5;
 
+/// A round whose median time per byte is within this share above the base is as quick as the
+/// link gets: the slow start may grow by half. A slower round, though uncrowded, says the link is
+/// close to full, and growth goes on one part at a time.
+const QUICK: f64 = 0.02;
+
 /// A round whose median time per byte is within this share above the base counts as uncrowded.
 const TOLERANCE: f64 = 0.10;
 
@@ -61,9 +73,13 @@ const ROUND_SAMPLES: usize = 8;
 /// sets a new base.
 const BASE_WINDOW: usize = 32;
 
-/// The rounds a ceiling learnt from a refusal holds: long enough for an upload to go on below it,
-/// short enough that a server busy for a while is probed again.
-const CEILING_ROUNDS: u32 = 32;
+/// The rounds a ceiling learnt from a refusal holds at first: a round is about as long as a part,
+/// so a 256-part upload at 4 or more parts in flight is over before the ceiling is probed again,
+/// and a longer one probes once per 64 part times (one refused request in hundreds).
+const CEILING_ROUNDS: u32 = 64;
+
+/// The most rounds a ceiling holds: each probe refused again doubles the hold, up to this.
+const MAX_CEILING_ROUNDS: u32 = 1024;
 
 /// A part this many times slower per byte than the usual signals trouble.
 const TROUBLE: f64 = 4.0;
@@ -105,7 +121,8 @@ impl Adaptive {
     }
 
     /// Halves the limit (once per round of parts) the moment `signal` is raised, and does not
-    /// climb past one part fewer than were in flight then for the next 32 rounds: hand the same
+    /// climb past the parts the server took then for the next 64 rounds (more when a later probe
+    /// past it is refused again): hand the same
     /// signal to a [`CongestionWatch`](crate::CongestionWatch) around the client's transport, and
     /// a server's `503 SlowDown` stops the climb at once instead of after the retried parts turn
     /// out slow.
@@ -167,6 +184,19 @@ struct Climb {
     /// The most parts the server took without refusing one, and the rounds it is still trusted
     /// for: the climb goes back to it quickly and not past it.
     ceiling: Option<(f64, u32)>,
+    /// The last ceiling learnt and the rounds it was held for, kept after it expires: a probe past
+    /// it refused again holds the next ceiling twice as long.
+    last_ceiling: Option<(f64, u32)>,
+    /// From a refusal until the next round's verdict: the parts in flight at the first refusal
+    /// and the refusals heard since. A refusal is answered as late as a part (the server reads
+    /// the refused body first), so until a round started after the cut is back, a refusal may
+    /// be of a request sent before the cut: it answers the same overshoot, and the parts in
+    /// flight when it comes say nothing of the server's ceiling.
+    draining: Option<(usize, usize)>,
+    /// The parts the last growth added (the first ones for the start): an overshoot is refused
+    /// at most once per part it added, so more refusals while it drains are retries refused
+    /// again, not parts the server did not take.
+    last_step: usize,
 }
 
 impl Climb {
@@ -181,6 +211,9 @@ impl Climb {
             round: Vec::with_capacity(ROUND_SAMPLES),
             cut_round: None,
             ceiling: None,
+            last_ceiling: None,
+            draining: None,
+            last_step: initial,
         }
     }
 
@@ -217,33 +250,65 @@ impl Climb {
             self.ceiling = (rounds > 1).then_some((ceiling, rounds - 1));
             ceiling
         });
+        if median > base * (1.0 + QUICK) {
+            // Slower at all: the link is close to full, and a step by half could cross a ceiling
+            // by as many parts as it adds.
+            self.slow_start = false;
+        }
         if median <= base * (1.0 + TOLERANCE) {
-            // Below a ceiling the server set, the way back up is as quick as the slow start.
+            // Below a ceiling the server set, the way back up is as quick as the slow start: the
+            // server took that many parts.
             let step = if self.slow_start || ceiling.is_some_and(|ceiling| self.limit < ceiling) {
                 self.limit * SLOW_START_GROWTH
             } else {
                 1.0
             };
             let top = ceiling.map_or(self.max, |ceiling| ceiling.min(self.max));
+            let before = self.in_flight();
             self.limit = (self.limit + step).min(top.max(self.limit));
+            if self.in_flight() > before {
+                self.last_step = self.in_flight() - before;
+            }
             if self.limit >= self.max {
                 self.slow_start = false;
             }
         } else {
             self.slow_start = false;
         }
+        // A round started after any cut is back: every refusal of the overshoot has come.
+        self.draining = None;
         self.new_round(now);
     }
 
-    /// The server said it is overloaded with `in_flight` parts (the refused one among them):
-    /// halve the limit (once per round), end the slow start, and do not climb past `in_flight - 1`
-    /// for a while.
-    fn overloaded(&mut self, now: Instant, in_flight: usize) {
-        let below = in_flight.saturating_sub(1).max(1) as f64;
-        let ceiling = self
-            .ceiling
-            .map_or(below, |(ceiling, _)| ceiling.min(below));
-        self.ceiling = Some((ceiling, CEILING_ROUNDS));
+    /// The server refused `refusals` requests (heard together) with `in_flight` parts in flight
+    /// (the refused among them): halve the limit (once per round), end the slow start, and do not
+    /// climb past the parts the server took for a while.
+    fn overloaded(&mut self, now: Instant, in_flight: usize, refusals: usize) {
+        // Refusals while the surplus of an earlier one drains answer the same overshoot: each is
+        // one more part the server did not take (up to the parts the step added), not a new
+        // overload.
+        let (at, refused) = match self.draining {
+            Some((at, refused)) => (at, refused + refusals),
+            None => (in_flight, refusals),
+        };
+        self.draining = Some((at, refused));
+        let took = at.saturating_sub(refused.min(self.last_step)).max(1) as f64;
+        match (self.ceiling, self.last_ceiling) {
+            (Some((ceiling, rounds)), Some((_, hold))) => {
+                self.ceiling = Some((ceiling.min(took), rounds));
+                self.last_ceiling = Some((ceiling.min(took), hold));
+            }
+            (_, last) => {
+                // A probe past the last ceiling refused again: the server's ceiling is still
+                // there, so trust it longer before the next probe.
+                let hold = match last {
+                    Some((last, hold)) if took <= last => (hold * 2).min(MAX_CEILING_ROUNDS),
+                    _ => CEILING_ROUNDS,
+                };
+                self.ceiling = Some((took, hold));
+                self.last_ceiling = Some((took, hold));
+            }
+        }
         self.cut(now);
     }
 
@@ -304,8 +369,9 @@ impl PartScheduler for Adaptive {
             let finished = tokio::select! {
                 biased;
                 count = overload => {
+                    let refusals = usize::try_from(count - overloads_seen).unwrap_or(usize::MAX);
                     overloads_seen = count;
-                    climb.overloaded(Instant::now(), in_flight.len());
+                    climb.overloaded(Instant::now(), in_flight.len(), refusals);
                     self.current.store(climb.in_flight(), Ordering::Relaxed);
                     tracing::debug!(limit = climb.limit, "server overloaded; fewer parts in flight");
                     continue;
@@ -510,15 +576,163 @@ mod tests {
         assert_eq!(link.peak.load(Ordering::SeqCst), 5);
     }
 
+    /// A server behind `link` that refuses a request past `ceiling` in flight, as the mock's
+    /// `--max-inflight` does: the refused request's body is read first (one part time, not counted
+    /// in flight), the refusal raises the signal as a `CongestionWatch` would, and the part is
+    /// retried after `backoff`, as the retry layer does.
+    struct Ceiling {
+        link: Link,
+        ceiling: usize,
+        signal: CongestionSignal,
+        backoff: Duration,
+        refused: AtomicUsize,
+    }
+
+    impl Ceiling {
+        fn new(link: Link, ceiling: usize, backoff: Duration) -> Self {
+            Self {
+                link,
+                ceiling,
+                signal: CongestionSignal::new(),
+                backoff,
+                refused: AtomicUsize::new(0),
+            }
+        }
+
+        fn refused(&self) -> usize {
+            self.refused.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl PartRunner for Ceiling {
+        async fn run_part(&self, part: PartSpec) -> Result<(), Error> {
+            while self.link.now.load(Ordering::SeqCst) >= self.ceiling {
+                self.refused.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(self.link.latency).await;
+                self.signal.raise();
+                tokio::time::sleep(self.backoff).await;
+            }
+            self.link.run_part(part).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ceiling_where_the_link_fills_costs_one_refusal_per_upload() {
+        // Shape b of the benchmark: parts take their 100 ms up to 11 in flight and 12/11 of it at
+        // 12, where the server's ceiling is. The round at 12 is slower, though by less than the
+        // tolerance: the climb goes on one part at a time, and the step to 13 is the one refusal.
+        for parts_in_upload in [64, 256] {
+            let server = Ceiling::new(link(11), 12, Duration::from_millis(100));
+            let adaptive = Adaptive::new(32).listening_to(server.signal.clone());
+            adaptive.run(parts(parts_in_upload), &server).await.unwrap();
+            assert!(
+                server.refused() <= 1,
+                "{parts_in_upload} parts: {}",
+                server.refused()
+            );
+            assert!(server.link.peak.load(Ordering::SeqCst) <= 12);
+            if parts_in_upload == 256 {
+                assert_eq!(server.refused(), 1, "the ceiling was found");
+                let settled = adaptive.current();
+                assert!((11..=12).contains(&settled), "{settled}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_upload_probes_a_ceiling_rarely() {
+        // 2,000 parts at about 12 per 110 ms round: some 170 rounds. The ceiling holds 64 rounds,
+        // then a probe is refused again and holds 128: a few refusals in 2,000 requests.
+        let server = Ceiling::new(link(11), 12, Duration::from_millis(100));
+        let adaptive = Adaptive::new(32).listening_to(server.signal.clone());
+        adaptive.run(parts(2000), &server).await.unwrap();
+        let refused = server.refused();
+        assert!((1..=4).contains(&refused), "{refused}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ceiling_on_a_link_that_gives_no_sign_costs_the_last_step_once() {
+        // Parts take their 100 ms right up to the ceiling of 12: nothing but a refusal says where
+        // it is, and the slow start's step from 12 to 18 is refused six times. The ceiling it
+        // learns is the 12 the server took, so the climb back stops there for the rest.
+        let server = Ceiling::new(link(12), 12, Duration::from_millis(100));
+        let adaptive = Adaptive::new(32).listening_to(server.signal.clone());
+        adaptive.run(parts(256), &server).await.unwrap();
+        assert_eq!(server.refused(), 6);
+        assert_eq!(adaptive.current(), 12);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_retries_do_not_cascade() {
+        // Retries 1 ms after a refusal are refused again and again while the server is full: many
+        // refusals of the same few parts. They answer one overshoot: the limit is halved once
+        // and comes back to the ceiling, not down to 1.
+        let server = Ceiling::new(link(11), 12, Duration::from_millis(1));
+        let adaptive = Adaptive::new(32).listening_to(server.signal.clone());
+        adaptive.run(parts(256), &server).await.unwrap();
+        assert!(server.refused() > 1, "the retries raced");
+        let settled = adaptive.current();
+        assert!((11..=12).contains(&settled), "{settled}");
+    }
+
+    #[test]
+    fn a_wave_of_refusals_sets_the_ceiling_at_the_parts_the_server_took() {
+        let start = Instant::now();
+        let mut climb = Climb::new(12, 64, start);
+        // A step by half to 18 crosses a ceiling of 12: six refusals come back, all with 18 in
+        // flight, then two of the retries are refused again.
+        climb.limit = 18.0;
+        climb.last_step = 6;
+        for i in 0..8 {
+            climb.overloaded(start + Duration::from_millis(10 * i), 18, 1);
+        }
+        assert_eq!(climb.ceiling.map(|(ceiling, _)| ceiling), Some(12.0));
+        assert_eq!(climb.limit, 9.0, "halved once");
+        // The same six heard at once (the signal counted them before the scheduler woke).
+        let mut climb = Climb::new(12, 64, start);
+        climb.limit = 18.0;
+        climb.last_step = 6;
+        climb.overloaded(start, 18, 6);
+        assert_eq!(climb.ceiling.map(|(ceiling, _)| ceiling), Some(12.0));
+        // A step of one part refused, and its retry refused again: the ceiling is one below.
+        let mut climb = Climb::new(12, 64, start);
+        climb.limit = 13.0;
+        climb.last_step = 1;
+        climb.overloaded(start, 13, 1);
+        climb.overloaded(start + Duration::from_millis(50), 13, 1);
+        assert_eq!(climb.ceiling.map(|(ceiling, _)| ceiling), Some(12.0));
+    }
+
+    #[test]
+    fn a_probe_refused_again_holds_the_ceiling_twice_as_long() {
+        let start = Instant::now();
+        let mut climb = Climb::new(13, 64, start);
+        climb.overloaded(start, 13, 1);
+        assert_eq!(climb.ceiling, Some((12.0, CEILING_ROUNDS)));
+        // The ceiling expires; the climb probes 13 again and is refused again.
+        climb.ceiling = None;
+        climb.draining = None;
+        climb.limit = 13.0;
+        climb.overloaded(start + Duration::from_secs(10), 13, 1);
+        assert_eq!(climb.ceiling, Some((12.0, 2 * CEILING_ROUNDS)));
+        // A probe that the server took lifts nothing here; one refused higher up starts afresh.
+        climb.ceiling = None;
+        climb.draining = None;
+        climb.limit = 20.0;
+        climb.overloaded(start + Duration::from_secs(20), 20, 1);
+        assert_eq!(climb.ceiling, Some((19.0, CEILING_ROUNDS)));
+    }
+
     #[test]
     fn an_overload_answer_halves_the_limit_once_per_round() {
         let start = Instant::now();
         let mut climb = Climb::new(16, 64, start);
-        climb.overloaded(start + Duration::from_millis(10), 16);
+        climb.overloaded(start + Duration::from_millis(10), 16, 1);
         assert_eq!(climb.limit, 8.0);
         assert!(!climb.slow_start);
         // More refusals of the parts already in flight: the same round, no second cut.
-        climb.overloaded(start + Duration::from_millis(20), 16);
+        climb.overloaded(start + Duration::from_millis(20), 16, 1);
         assert_eq!(climb.limit, 8.0);
     }
 
@@ -527,7 +741,7 @@ mod tests {
         let start = Instant::now();
         let mut climb = Climb::new(8, 64, start);
         // Refused with 13 parts in flight: halved, and 12 is the ceiling for a while.
-        climb.overloaded(start, 13);
+        climb.overloaded(start, 13, 1);
         assert_eq!(climb.limit, 4.0);
         let mut now = start;
         for _ in 0..6 {
