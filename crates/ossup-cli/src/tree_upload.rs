@@ -111,10 +111,14 @@ pub(crate) async fn run(args: UploadArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let mut run = batch.run(items);
     let mut signal = None;
+    // One listener for the whole run: a signal arriving while no listener exists is lost, and a
+    // listener made anew each time a file finishes leaves such a gap after every file.
+    let interrupt = interrupted();
+    tokio::pin!(interrupt);
     loop {
         let outcome = tokio::select! {
             outcome = run.next() => outcome,
-            got = interrupted(), if signal.is_none() => {
+            got = &mut interrupt, if signal.is_none() => {
                 signal = Some(got);
                 exit_on_second_interrupt();
                 cancel.cancel();
