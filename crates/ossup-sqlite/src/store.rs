@@ -357,19 +357,31 @@ impl Db {
 
     fn connect(&self, set_aside_damage: bool) -> Result<Connection, StoreError> {
         self.create_private()?;
-        let mut conn = Connection::open(&self.path).map_err(|err| self.sqlite_error(err))?;
-        let problem = match schema::prepare(
-            &mut conn,
-            self.options.durability,
-            self.options.busy_timeout,
-        ) {
-            Ok(()) => {
-                self.restrict_to_owner();
-                return Ok(conn);
+        // SQLite answers "database is locked" without waiting in a few cases its busy handler does
+        // not cover (a connection switching a new database to WAL while another migrates it, a
+        // reader that would deadlock by waiting): processes opening one database at once try
+        // again, within the same patience.
+        let deadline = std::time::Instant::now() + self.options.busy_timeout;
+        let problem = loop {
+            let mut conn = Connection::open(&self.path).map_err(|err| self.sqlite_error(err))?;
+            match schema::prepare(
+                &mut conn,
+                self.options.durability,
+                self.options.busy_timeout,
+            ) {
+                Ok(()) => {
+                    self.restrict_to_owner();
+                    return Ok(conn);
+                }
+                Err(Problem::Sqlite(err))
+                    if Self::is_busy(&err) && std::time::Instant::now() < deadline =>
+                {
+                    drop(conn);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(problem) => break problem,
             }
-            Err(problem) => problem,
         };
-        drop(conn);
         match problem {
             Problem::Corrupt(reason) => Err(self.damaged(reason, set_aside_damage)),
             Problem::Sqlite(err) if is_corruption(&err) => {
@@ -386,6 +398,14 @@ impl Db {
                 self.location()
             ))),
         }
+    }
+
+    /// Whether SQLite gave up on a lock another connection holds.
+    fn is_busy(err: &rusqlite::Error) -> bool {
+        matches!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
     }
 
     /// Creates a missing database file owner-only (`0600`) before SQLite opens it: SQLite would

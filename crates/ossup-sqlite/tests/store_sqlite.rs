@@ -525,3 +525,35 @@ async fn sqlite_store_passes_the_cooperation_contract() {
     let report = ossup::testkit::run_cooperation_contract(&SharedDatabases::default()).await;
     report.assert_every_case_ran();
 }
+
+/// Workers started together open one new database at once: each opens it (none is told the
+/// database is locked while another creates and migrates it), and it is migrated once.
+#[test]
+fn stores_opening_one_new_database_at_once_all_open_it() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB);
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    start.wait();
+                    runtime.block_on(async {
+                        let store = SqliteStore::open(&path).await?;
+                        store.list().await.map(|_| ())
+                    })
+                })
+            })
+            .collect();
+        for opener in openers {
+            if let Err(e) = opener.join().unwrap() {
+                panic!("round {round}: a store could not open the new database: {e}");
+            }
+        }
+    }
+}
