@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::fleet_plan::{At, FleetPlan, FleetStore, Strike};
 use super::fleet_verify;
-use super::iteration::{Binaries, Outcome, add_stats, append};
+use super::iteration::{Binaries, Outcome, add_stats, append, timed};
 use super::mock::{BUCKET, Mock};
 use super::plan::Gen;
 use super::report::{self, Totals};
@@ -144,13 +144,7 @@ pub(super) fn run(
     net: &Net,
     shared: &Shared<'_>,
 ) -> Outcome {
-    let started = Instant::now();
-    let mut outcome = Outcome::default();
-    if let Err(e) = run_in(bins, plan, dir, net, shared, &mut outcome) {
-        outcome.failures.push(e);
-    }
-    outcome.elapsed = started.elapsed();
-    outcome
+    timed(|outcome| run_in(bins, plan, dir, net, shared, outcome))
 }
 
 fn run_in(

@@ -172,14 +172,11 @@ impl Planned for FleetTreePlan {
     }
 
     fn bytes(&self) -> u64 {
-        self.tree.kept().map(|(_, f)| f.size).sum()
+        self.tree.kept_bytes()
     }
 
     fn parts(&self) -> u64 {
-        self.tree
-            .kept()
-            .map(|(_, f)| f.size.div_ceil(TREE_PART).max(1))
-            .sum()
+        self.tree.kept_parts()
     }
 
     fn rules(&self) -> &[Rule] {

@@ -8,12 +8,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use super::fleet::{Crew, Shared, SharedStore, worker_args};
 use super::fleet_plan::FleetTreePlan;
 use super::fleet_verify;
-use super::iteration::{Binaries, Outcome, add_stats};
+use super::iteration::{Binaries, Outcome, add_stats, timed};
 use super::mock::{BUCKET, Mock};
 use super::plan::rules_json;
 use super::tree::write_tree;
@@ -29,13 +28,7 @@ pub(super) fn run(
     net: &Net,
     shared: &Shared<'_>,
 ) -> Outcome {
-    let started = Instant::now();
-    let mut outcome = Outcome::default();
-    if let Err(e) = run_in(bins, plan, dir, net, shared, &mut outcome) {
-        outcome.failures.push(e);
-    }
-    outcome.elapsed = started.elapsed();
-    outcome
+    timed(|outcome| run_in(bins, plan, dir, net, shared, outcome))
 }
 
 fn run_in(

@@ -102,9 +102,14 @@ struct Acked {
 
 /// Runs the iteration of `plan` in `dir`.
 pub(super) fn run(bins: &Binaries<'_>, plan: &Plan, dir: &Path, net: &Net) -> Outcome {
+    timed(|outcome| run_in(bins, plan, dir, net, outcome))
+}
+
+/// The outcome of an iteration `work` runs, timed; the error that stops it is one of its failures.
+pub(super) fn timed(work: impl FnOnce(&mut Outcome) -> Result<(), String>) -> Outcome {
     let started = Instant::now();
     let mut outcome = Outcome::default();
-    if let Err(e) = run_in(bins, plan, dir, net, &mut outcome) {
+    if let Err(e) = work(&mut outcome) {
         outcome.failures.push(e);
     }
     outcome.elapsed = started.elapsed();

@@ -6,13 +6,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use ossup_proto::checksum::crc64;
 use serde_json::Value;
 
 use super::iteration::{
-    Binaries, Outcome, SPARE_RUNS, add_stats, append, count_other_end, log_run,
+    Binaries, Outcome, SPARE_RUNS, add_stats, append, count_other_end, log_run, timed,
 };
 use super::mock::{BUCKET, Mock};
 use super::plan::{
@@ -227,13 +226,7 @@ pub(super) fn rows(totals: &report::Totals) -> Vec<(&'static str, String)> {
 
 /// Runs the iteration of `plan` in `dir`.
 pub(super) fn run(bins: &Binaries<'_>, plan: &StreamPlan, dir: &Path, net: &Net) -> Outcome {
-    let started = Instant::now();
-    let mut outcome = Outcome::default();
-    if let Err(e) = run_in(bins, plan, dir, net, &mut outcome) {
-        outcome.failures.push(e);
-    }
-    outcome.elapsed = started.elapsed();
-    outcome
+    timed(|outcome| run_in(bins, plan, dir, net, outcome))
 }
 
 fn run_in(

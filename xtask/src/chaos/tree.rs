@@ -4,10 +4,9 @@
 //! the tree object by object; then one more run with nothing changed must send nothing.
 
 use std::path::Path;
-use std::time::Instant;
 
 use super::iteration::{
-    Binaries, Outcome, SPARE_RUNS, add_stats, append, count_other_end, log_run,
+    Binaries, Outcome, SPARE_RUNS, add_stats, append, count_other_end, log_run, timed,
 };
 use super::mock::{BUCKET, Mock};
 use super::plan::rules_json;
@@ -148,13 +147,7 @@ pub(super) fn rows(totals: &Totals) -> Vec<(&'static str, String)> {
 
 /// Runs the tree iteration of `plan` in `dir`.
 pub(super) fn run(bins: &Binaries<'_>, plan: &TreePlan, dir: &Path, net: &Net) -> Outcome {
-    let started = Instant::now();
-    let mut outcome = Outcome::default();
-    if let Err(e) = run_in(bins, plan, dir, net, &mut outcome) {
-        outcome.failures.push(e);
-    }
-    outcome.elapsed = started.elapsed();
-    outcome
+    timed(|outcome| run_in(bins, plan, dir, net, outcome))
 }
 
 /// The places of one iteration.

@@ -403,6 +403,18 @@ impl SeededTree {
         self.files.iter().enumerate().filter(|(_, f)| !f.excluded)
     }
 
+    /// The bytes of the files the upload takes.
+    pub(super) fn kept_bytes(&self) -> u64 {
+        self.kept().map(|(_, f)| f.size).sum()
+    }
+
+    /// The parts the files the upload takes are sent in (a file put whole is one).
+    pub(super) fn kept_parts(&self) -> u64 {
+        self.kept()
+            .map(|(_, f)| f.size.div_ceil(TREE_PART).max(1))
+            .sum()
+    }
+
     /// The key of a file.
     pub(super) fn key(&self, file: &FileSpec) -> String {
         format!("{}{}", self.prefix, file.rel)
@@ -442,14 +454,11 @@ impl Planned for TreePlan {
     }
 
     fn bytes(&self) -> u64 {
-        self.tree.kept().map(|(_, f)| f.size).sum()
+        self.tree.kept_bytes()
     }
 
     fn parts(&self) -> u64 {
-        self.tree
-            .kept()
-            .map(|(_, f)| f.size.div_ceil(TREE_PART).max(1))
-            .sum()
+        self.tree.kept_parts()
     }
 
     fn rules(&self) -> &[Rule] {
