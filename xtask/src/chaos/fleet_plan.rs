@@ -2,7 +2,7 @@
 //! (or, with `--tree`, a seeded tree), each worker's parallelism, fault rules drawn as for one file
 //! (or one tree), and when to kill a worker, the mock, or PostgreSQL.
 
-use super::plan::{Gen, MIN_PART, MULTIPART_APIS, Rule, RuleSpace, draw_rule};
+use super::plan::{Gen, MIN_PART, MULTIPART_APIS, Rule, RuleSpace, draw_rule, rule_names};
 use super::report::{self, Planned};
 use super::tree_plan::{SeededTree, TREE_PART};
 
@@ -186,11 +186,7 @@ impl Planned for FleetTreePlan {
     fn describe(&self) -> String {
         let kept = self.tree.kept().count();
         let multipart = self.tree.kept().filter(|(_, f)| f.size > TREE_PART).count();
-        let rules: Vec<String> = self
-            .rules
-            .iter()
-            .map(|r| format!("{}@{}", r.kind, r.api))
-            .collect();
+        let rules = rule_names(&self.rules);
         format!(
             "{kept} files of {} ({multipart} multipart; {} left out) under {:?}, {} workers (parallel {:?}) through {}, faults [{}], {}",
             report::size(Planned::bytes(self)),
@@ -285,11 +281,7 @@ impl Planned for FleetPlan {
     }
 
     fn describe(&self) -> String {
-        let rules: Vec<String> = self
-            .rules
-            .iter()
-            .map(|r| format!("{}@{}", r.kind, r.api))
-            .collect();
+        let rules = rule_names(&self.rules);
         format!(
             "{} bytes in {} parts, {} workers (parallel {:?}) through {}, faults [{}], {}",
             self.size,

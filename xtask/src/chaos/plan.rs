@@ -317,11 +317,7 @@ impl Plan {
             Store::Files => "files",
             Store::Sqlite => "sqlite",
         };
-        let rules: Vec<String> = self
-            .rules
-            .iter()
-            .map(|r| format!("{}@{}", r.kind, r.api))
-            .collect();
+        let rules = rule_names(&self.rules);
         format!(
             "{} bytes in {} x {} KiB parts, {store}, {scheduler}, faults [{}], {} interruptions",
             self.size,
@@ -331,6 +327,14 @@ impl Plan {
             self.interruptions.len()
         )
     }
+}
+
+/// Each rule as `kind@api`, for an iteration's one-line description.
+pub(super) fn rule_names(rules: &[Rule]) -> Vec<String> {
+    rules
+        .iter()
+        .map(|r| format!("{}@{}", r.kind, r.api))
+        .collect()
 }
 
 /// `rules` as the JSON array `oss-mock --faults` reads.

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::plan::{
-    Gen, Interruption, MIN_PART, Moment, Rule, RuleSpace, Scheduler, Store, draw_rule,
+    Gen, Interruption, MIN_PART, Moment, Rule, RuleSpace, Scheduler, Store, draw_rule, rule_names,
 };
 use super::report::{self, Planned};
 
@@ -474,11 +474,7 @@ impl Planned for TreePlan {
             Store::Files => "files",
             Store::Sqlite => "sqlite",
         };
-        let rules: Vec<String> = self
-            .rules
-            .iter()
-            .map(|r| format!("{}@{}", r.kind, r.api))
-            .collect();
+        let rules = rule_names(&self.rules);
         let mut edits = String::new();
         for round in &self.edits {
             let _ = write!(
