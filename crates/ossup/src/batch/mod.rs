@@ -3,7 +3,10 @@
 //! A batch uploads a stream of [`BatchItem`]s (a file or any [`Source`], and its key) under one
 //! budget: the uploader's [`PartScheduler::concurrency`](crate::PartScheduler::concurrency) `N` is
 //! the number of parts in flight and in memory for the whole batch (a small file put whole counts as
-//! one part), through one connection pool, however many files there are. Each file goes through the
+//! one part), through one connection pool, however many files there are. A file put whole runs
+//! through the scheduler as one part, so a scheduler that shares its limit between its runs (as
+//! [`Adaptive`](crate::Adaptive) does) governs the whole batch: on a server that refuses past a
+//! ceiling, the files together find it once. Each file goes through the
 //! same phases as [`Uploader::upload`], so a batch killed half way resumes file by file: files
 //! complete in the bucket are skipped by content (`skip.rs`), files in flight resume from their
 //! checkpoints, the rest are sent. Results come back per file as they finish ([`BatchRun`] is a

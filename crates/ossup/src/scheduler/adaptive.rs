@@ -34,11 +34,19 @@
 //! [`Hedged`](crate::Hedged) sent a second time is no sample at all: its time is one connection's
 //! straggle, not the link's congestion. The limit never exceeds [`Adaptive::max`], which is also
 //! the [`concurrency`](PartScheduler::concurrency) the memory budget is sized by.
+//!
+//! The limit is the link's, not one upload's: clones and concurrent runs of one `Adaptive` share
+//! it. The files of a batch (whose small files each run as one part) draw their parts in flight
+//! from it together, every part's time teaches it, and a later upload through the same uploader
+//! starts from what the link was found to carry. Times per byte are compared only among parts of
+//! like size (within a factor of four): a 4 KiB file's time is its round trip, an 8 MiB part's
+//! its bytes, and one would make the other look like trouble.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use futures::StreamExt as _;
@@ -90,8 +98,9 @@ const USUAL_WEIGHT: f64 = 0.1;
 /// Adjusts the parts in flight to what the link and the server take, between 1 and `max`; parts
 /// start in ascending order, and the run stops at the first error (as [`Parallel`](crate::Parallel)).
 ///
-/// The limit it runs at now is [`current`](Self::current) (shared by clones, so a progress display
-/// can show it while the upload runs).
+/// The limit it runs at now is [`current`](Self::current). Clones share it, and so do concurrent
+/// runs: the parts of every upload running through one `Adaptive` (the files of a batch) count
+/// against one limit, which a progress display can show while they run.
 ///
 /// ```
 /// use ossup::{Adaptive, PartScheduler};
@@ -103,8 +112,81 @@ const USUAL_WEIGHT: f64 = 0.1;
 pub struct Adaptive {
     max: usize,
     initial: usize,
-    current: Arc<AtomicUsize>,
     congestion: Option<CongestionSignal>,
+    shared: Arc<Shared>,
+}
+
+/// What every clone and every concurrent [`run`](PartScheduler::run) of one [`Adaptive`] share: the
+/// limit is the link's, not a file's, so the files of a batch draw their parts in flight from it
+/// together and each part's time teaches all of them.
+#[derive(Debug)]
+struct Shared {
+    /// The limit now, read by progress displays without the lock.
+    current: AtomicUsize,
+    state: Mutex<State>,
+    /// Raised when a part ends or the limit grows: a run waiting for room looks again.
+    room: Notify,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Made by the first run (its clock starts then) and kept: a later file, or a later upload
+    /// through the same uploader, goes on from what the link was found to carry.
+    climb: Option<Climb>,
+    /// The parts in flight across every run.
+    in_flight: usize,
+    /// The refusals of the congestion signal already taken into account, by whichever run heard
+    /// them first.
+    overloads_seen: u64,
+}
+
+impl Shared {
+    fn new(initial: usize) -> Self {
+        Self {
+            current: AtomicUsize::new(initial),
+            state: Mutex::new(State {
+                climb: None,
+                in_flight: 0,
+                overloads_seen: 0,
+            }),
+            room: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A place in flight, if the limit leaves room for one more part.
+    fn take_place(&self) -> Option<Place<'_>> {
+        let mut state = self.lock();
+        let limit = state.climb.as_ref().map_or(1, Climb::in_flight);
+        (state.in_flight < limit).then(|| {
+            state.in_flight += 1;
+            Place { shared: self }
+        })
+    }
+
+    /// Publishes the limit after the climb moved.
+    fn publish(&self, state: &State) {
+        if let Some(climb) = &state.climb {
+            self.current.store(climb.in_flight(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// One part's place in flight; given back when dropped (also when a failed run drops its parts).
+struct Place<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().in_flight -= 1;
+        self.shared.room.notify_waiters();
+    }
 }
 
 impl Adaptive {
@@ -115,8 +197,8 @@ impl Adaptive {
         Self {
             max,
             initial,
-            current: Arc::new(AtomicUsize::new(initial)),
             congestion: None,
+            shared: Arc::new(Shared::new(initial)),
         }
     }
 
@@ -141,7 +223,7 @@ impl Adaptive {
     /// Starts at `initial` parts in flight instead of 8 (within 1..=max).
     pub fn starting_at(mut self, initial: usize) -> Self {
         self.initial = initial.clamp(1, self.max);
-        self.current.store(self.initial, Ordering::Relaxed);
+        self.shared.current.store(self.initial, Ordering::Relaxed);
         self
     }
 
@@ -152,7 +234,7 @@ impl Adaptive {
 
     /// The number of parts it keeps in flight now.
     pub fn current(&self) -> usize {
-        self.current.load(Ordering::Relaxed)
+        self.shared.current.load(Ordering::Relaxed)
     }
 }
 
@@ -170,14 +252,13 @@ struct Climb {
     max: f64,
     /// Whether a round near the base still raises the limit by half (rather than by one part).
     slow_start: bool,
-    /// The latest rounds' median times per byte, oldest first; the lowest is the base.
-    recent: VecDeque<f64>,
-    /// The usual time per byte of a part, against which trouble is judged.
-    usual: Option<f64>,
+    /// What parts of each size class take: a 4 KiB file put whole takes its round trip, a 8 MiB
+    /// part its bytes, so the time per byte of one says nothing of the other's.
+    classes: HashMap<u32, Class>,
     /// When the current round began: the parts started since then are its samples.
     round_started: Instant,
-    /// The current round's times per byte so far.
-    round: Vec<f64>,
+    /// The current round's size classes and times per byte so far.
+    round: Vec<(u32, f64)>,
     /// The round the limit was last halved in: one cut per round, since the parts already in
     /// flight when trouble began meet the same trouble.
     cut_round: Option<Instant>,
@@ -205,8 +286,7 @@ impl Climb {
             limit: initial as f64,
             max: max as f64,
             slow_start: initial < max,
-            recent: VecDeque::with_capacity(BASE_WINDOW),
-            usual: None,
+            classes: HashMap::new(),
             round_started: now,
             round: Vec::with_capacity(ROUND_SAMPLES),
             cut_round: None,
@@ -220,13 +300,15 @@ impl Climb {
     /// Takes a part of `bytes` that took `took` seconds, finished at `now`, into account.
     fn sample(&mut self, now: Instant, bytes: u64, took: f64) {
         let per_byte = took / bytes.max(1) as f64;
-        if let Some(usual) = self.usual
+        let class = size_class(bytes);
+        let usual = &mut self.classes.entry(class).or_default().usual;
+        if let Some(usual) = *usual
             && per_byte > TROUBLE * usual
         {
             self.cut(now);
             return;
         }
-        self.usual = Some(match self.usual {
+        *usual = Some(match *usual {
             None => per_byte,
             Some(usual) => usual + (per_byte - usual) * USUAL_WEIGHT,
         });
@@ -235,17 +317,27 @@ impl Climb {
         if started.is_none_or(|started| started < self.round_started) {
             return;
         }
-        self.round.push(per_byte);
+        self.round.push((class, per_byte));
         if self.round.len() < (self.in_flight() / 2).clamp(1, ROUND_SAMPLES) {
             return;
         }
-        self.round.sort_by(f64::total_cmp);
-        let median = self.round[self.round.len() / 2];
-        if self.recent.len() == BASE_WINDOW {
-            self.recent.pop_front();
+        // The round is judged by the size most of its parts are of (of a file's parts, all but
+        // the last), against what parts of that size took before.
+        let class = dominant_class(&self.round);
+        let mut times: Vec<f64> = self
+            .round
+            .iter()
+            .filter(|(c, _)| *c == class)
+            .map(|(_, per_byte)| *per_byte)
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let recent = &mut self.classes.entry(class).or_default().recent;
+        if recent.len() == BASE_WINDOW {
+            recent.pop_front();
         }
-        self.recent.push_back(median);
-        let base = self.recent.iter().copied().fold(f64::INFINITY, f64::min);
+        recent.push_back(median);
+        let base = recent.iter().copied().fold(f64::INFINITY, f64::min);
         let ceiling = self.ceiling.map(|(ceiling, rounds)| {
             self.ceiling = (rounds > 1).then_some((ceiling, rounds - 1));
             ceiling
@@ -333,6 +425,36 @@ impl Climb {
     }
 }
 
+/// What parts of one size class took.
+#[derive(Debug, Default)]
+struct Class {
+    /// The latest rounds' median times per byte, oldest first; the lowest is the base.
+    recent: VecDeque<f64>,
+    /// The usual time per byte of a part, against which trouble is judged.
+    usual: Option<f64>,
+}
+
+/// Sizes within a factor of four share a class: a file's parts and most of its last part do, a
+/// small file and a big file's parts do not.
+fn size_class(bytes: u64) -> u32 {
+    bytes.max(1).ilog2() / 2
+}
+
+/// The class most of `round` is of (the larger on a tie).
+fn dominant_class(round: &[(u32, f64)]) -> u32 {
+    let mut counts: Vec<(u32, usize)> = Vec::new();
+    for (class, _) in round {
+        match counts.iter_mut().find(|(c, _)| c == class) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*class, 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(class, n)| (n, class))
+        .map_or(0, |(class, _)| class)
+}
+
 #[async_trait::async_trait]
 impl PartScheduler for Adaptive {
     fn concurrency(&self) -> usize {
@@ -344,56 +466,79 @@ impl PartScheduler for Adaptive {
     }
 
     async fn run(&self, parts: Vec<PartSpec>, runner: &dyn PartRunner) -> Result<(), Error> {
-        let mut climb = Climb::new(self.initial, self.max, Instant::now());
-        let mut overloads_seen = self.congestion.as_ref().map_or(0, CongestionSignal::count);
+        let shared = &*self.shared;
+        {
+            let mut state = shared.lock();
+            if state.climb.is_none() {
+                state.climb = Some(Climb::new(self.initial, self.max, Instant::now()));
+                state.overloads_seen = self.congestion.as_ref().map_or(0, CongestionSignal::count);
+            }
+        }
         let mut pending = parts.into_iter().peekable();
         let mut in_flight = FuturesUnordered::new();
         loop {
-            while in_flight.len() < climb.in_flight() {
-                let Some(part) = pending.next() else { break };
+            // Registered before looking for room, so that room made meanwhile is not missed.
+            let room = shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            while pending.peek().is_some() {
+                let Some(place) = shared.take_place() else {
+                    break;
+                };
+                let part = pending.next().expect("peeked");
                 in_flight.push(async move {
                     let started = Instant::now();
                     let (result, hedged) = noting_hedges(runner.run_part(part)).await;
-                    (part, started.elapsed(), hedged, result)
+                    (part, started.elapsed(), hedged, result, place)
                 });
             }
-            if in_flight.is_empty() {
+            let waiting = pending.peek().is_some();
+            if in_flight.is_empty() && !waiting {
                 return Ok(());
             }
+            let seen = shared.lock().overloads_seen;
             let overload = async {
                 match &self.congestion {
-                    Some(signal) => signal.raised_past(overloads_seen).await,
+                    Some(signal) => signal.raised_past(seen).await,
                     None => std::future::pending().await,
                 }
             };
-            let finished = tokio::select! {
+            tokio::select! {
                 biased;
                 count = overload => {
-                    let refusals = usize::try_from(count - overloads_seen).unwrap_or(usize::MAX);
-                    overloads_seen = count;
-                    climb.overloaded(Instant::now(), in_flight.len(), refusals);
-                    self.current.store(climb.in_flight(), Ordering::Relaxed);
-                    tracing::debug!(limit = climb.limit, "server overloaded; fewer parts in flight");
-                    continue;
+                    let mut state = shared.lock();
+                    // Another run may have taken these refusals into account already.
+                    let refusals = usize::try_from(count.saturating_sub(state.overloads_seen))
+                        .unwrap_or(usize::MAX);
+                    state.overloads_seen = state.overloads_seen.max(count);
+                    if refusals > 0 {
+                        let total = state.in_flight;
+                        let climb = state.climb.as_mut().expect("made at the start of the run");
+                        climb.overloaded(Instant::now(), total, refusals);
+                        tracing::debug!(limit = climb.limit, "server overloaded; fewer parts in flight");
+                        shared.publish(&state);
+                    }
                 }
-                finished = in_flight.next() => finished,
-            };
-            let Some((part, took, hedged, result)) = finished else {
-                return Ok(());
-            };
-            result?;
-            // A hedged part took as long as one connection's straggle: the link said nothing.
-            if !hedged {
-                climb.sample(Instant::now(), part.size, took.as_secs_f64());
+                Some((part, took, hedged, result, place)) = in_flight.next(), if !in_flight.is_empty() => {
+                    // A hedged part took as long as one connection's straggle: the link said
+                    // nothing.
+                    if result.is_ok() && !hedged {
+                        let mut state = shared.lock();
+                        let climb = state.climb.as_mut().expect("made at the start of the run");
+                        climb.sample(Instant::now(), part.size, took.as_secs_f64());
+                        tracing::trace!(
+                            limit = climb.limit,
+                            part = part.number,
+                            took_ms = took.as_millis() as u64,
+                            "adaptive concurrency"
+                        );
+                        shared.publish(&state);
+                    }
+                    drop(place);
+                    result?;
+                }
+                () = &mut room, if waiting => {}
             }
-            self.current.store(climb.in_flight(), Ordering::Relaxed);
-            tracing::trace!(
-                limit = climb.limit,
-                part = part.number,
-                took_ms = took.as_millis() as u64,
-                hedged,
-                "adaptive concurrency"
-            );
         }
     }
 }
@@ -674,6 +819,67 @@ mod tests {
         assert!(server.refused() > 1, "the retries raced");
         let settled = adaptive.current();
         assert!((11..=12).contains(&settled), "{settled}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn files_uploaded_together_share_one_limit() {
+        // Four files of 64 parts at once, as a batch sends them, behind a ceiling of 12: one
+        // limit for all of them finds it as one file does. Four climbs of their own would start
+        // 32 parts at once and be refused over and over.
+        let server = Ceiling::new(link(11), 12, Duration::from_millis(100));
+        let adaptive = Adaptive::new(32).listening_to(server.signal.clone());
+        let files = (0..4).map(|_| adaptive.run(parts(64), &server));
+        for sent in futures::future::join_all(files).await {
+            sent.unwrap();
+        }
+        assert!(server.refused() <= 2, "{}", server.refused());
+        assert!(server.link.peak.load(Ordering::SeqCst) <= 13);
+        let settled = adaptive.current();
+        assert!((10..=12).contains(&settled), "{settled}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_upload_starts_from_what_the_link_was_found_to_carry() {
+        let adaptive = Adaptive::new(64);
+        let first = link(24);
+        adaptive.run(parts(300), &first).await.unwrap();
+        let learnt = adaptive.current();
+        assert!(learnt >= 16, "{learnt}");
+        let again = link(24);
+        let run = async { adaptive.run(parts(64), &again).await.unwrap() };
+        let reached = first_reached(&again, learnt, run).await;
+        // The watch looks every millisecond: all of them went out at once.
+        assert!(reached <= Duration::from_millis(1), "{reached:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn small_files_put_whole_and_big_files_parts_are_judged_apart() {
+        // A part takes 10 ms of round trip plus 100 ms per MiB: a 4 KiB file's time per byte is
+        // 25 times a 1 MiB part's, which a single usual would take for trouble every time.
+        struct RoundTrip;
+        #[async_trait::async_trait]
+        impl PartRunner for RoundTrip {
+            async fn run_part(&self, part: PartSpec) -> Result<(), Error> {
+                let millis = 10.0 + 100.0 * part.size as f64 / f64::from(1 << 20);
+                tokio::time::sleep(Duration::from_secs_f64(millis / 1000.0)).await;
+                Ok(())
+            }
+        }
+        let adaptive = Adaptive::new(32);
+        let big = adaptive.run(parts(200), &RoundTrip);
+        let small = async {
+            for _ in 0..400 {
+                let file = PartSpec {
+                    number: 1,
+                    offset: 0,
+                    size: 4 << 10,
+                };
+                adaptive.run(vec![file], &RoundTrip).await.unwrap();
+            }
+        };
+        let (big, ()) = tokio::join!(big, small);
+        big.unwrap();
+        assert_eq!(adaptive.current(), 32, "nothing crowds this link");
     }
 
     #[test]

@@ -152,9 +152,12 @@ pub(super) async fn plan(
         )),
         _ => None,
     };
+    // Parts are claimed; a file put whole is claimed by the batch (`batch/run.rs`).
     let scheduler = match &cooperating {
-        Some(shared) => shared.scheduler(uploader.scheduler.clone(), identity.clone()),
-        None => uploader.scheduler.clone(),
+        Some(shared) if method == UploadMethod::Multipart => {
+            shared.scheduler(uploader.scheduler.clone(), identity.clone())
+        }
+        _ => uploader.scheduler.clone(),
     };
     Ok(UploadContext {
         client,

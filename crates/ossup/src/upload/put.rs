@@ -2,13 +2,22 @@
 //! one buffer and checked like a part (MD5 against the ETag unless CRC-64-only, CRC-64 against the
 //! server's). Nothing is checkpointed: a failed PutObject is simply sent again by the next run.
 
+use std::sync::Mutex;
+
 use super::context::UploadContext;
 use super::hashing::{Hashed, ensure_unchanged, read_part};
 use super::{UploadMethod, UploadOutcome};
 use crate::buffer::PartBuffer;
-use crate::{Error, Notice, PartSpec, ProgressEvent};
+use crate::{Error, Notice, PartRunner, PartSpec, ProgressEvent};
 
 /// Runs the phase: the whole source in one PutObject (with the request's callback).
+///
+/// The PutObject goes through the uploader's scheduler as the plan's one part, read when the
+/// scheduler starts it: in a batch, files put whole and the parts of bigger files take their places
+/// in flight from one limit ([`Adaptive`](crate::Adaptive) finds it for the whole batch), and no
+/// buffer is held while the file waits for its turn. A run of one part is never hedged
+/// ([`Hedged`](crate::Hedged) waits for a part of the run to finish first), so a callback is never
+/// called twice.
 pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
     drop_outgrown_upload(ctx).await?;
     let stamp = ctx.plan.stamp;
@@ -18,9 +27,40 @@ pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
         offset: 0,
         size: stamp.size,
     };
-    let (buffer, hashed) = read_part(ctx.source(), &ctx.pool, whole, ctx.plan.mode).await?;
-    ensure_unchanged(ctx.source(), stamp).await?;
-    put_read(ctx, buffer, hashed, stamp.size).await
+    let runner = WholeRunner {
+        ctx,
+        outcome: Mutex::new(None),
+    };
+    ctx.scheduler.run(vec![whole], &runner).await?;
+    let outcome = runner.outcome.into_inner();
+    let outcome = outcome.unwrap_or_else(std::sync::PoisonError::into_inner);
+    outcome.ok_or_else(|| {
+        Error::config(format!(
+            "the scheduler {:?} finished without sending the object (part 1, the whole source)",
+            ctx.scheduler
+        ))
+    })
+}
+
+/// Reads, checks and puts the whole source when the scheduler starts its one part.
+struct WholeRunner<'a> {
+    ctx: &'a UploadContext,
+    outcome: Mutex<Option<UploadOutcome>>,
+}
+
+#[async_trait::async_trait]
+impl PartRunner for WholeRunner<'_> {
+    async fn run_part(&self, whole: PartSpec) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let (buffer, hashed) = read_part(ctx.source(), &ctx.pool, whole, ctx.plan.mode).await?;
+        ensure_unchanged(ctx.source(), ctx.plan.stamp).await?;
+        let outcome = put_read(ctx, buffer, hashed, whole.size).await?;
+        *self
+            .outcome
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
+        Ok(())
+    }
 }
 
 /// A source that shrank to one PutObject since an earlier run began it in parts: that run's

@@ -14,7 +14,8 @@
 //!   the newest open upload of the key whose parts fit the layout is adopted the same way.
 //! - **transfer**: a reader fills part buffers from the stream (at most one per slot of the
 //!   scheduler, plus the one being filled: that is the memory bound), and the slots hash, judge,
-//!   send and record the parts in parallel.
+//!   send and record the parts in parallel; each send runs through the scheduler as a run of one
+//!   part, so a limit it shares between runs ([`Adaptive`](crate::Adaptive)'s) governs it.
 //! - **complete**: Complete over exactly the parts the stream filled, with the CRC-64 check of
 //!   `complete.rs`; the object is the new stream's bytes, whatever the old upload held beyond them.
 //!
@@ -46,7 +47,9 @@ use super::{ChecksumMode, UploadMethod, UploadOutcome, adopt, put, resume};
 use crate::buffer::{BufferPool, PartBuffer};
 use crate::plan::{stream_capacity, stream_part_size};
 use crate::source::StreamReader;
-use crate::{Checkpoint, Error, Notice, PartRecord, PartSpec, ProgressEvent, StreamSource};
+use crate::{
+    Checkpoint, Error, Notice, PartRecord, PartRunner, PartSpec, ProgressEvent, StreamSource,
+};
 
 /// Uploads `stream`, planned in `ctx`.
 pub(super) async fn upload(
@@ -687,33 +690,36 @@ impl StreamRun<'_> {
                     }
                 }
             }
-            let bytes = buffer.freeze();
-            let client = match ctx.progress.sending(spec.number, spec.size) {
-                Some(observer) => ctx.client.with_retry_observer(observer),
-                None => ctx.client.clone(),
-            };
             let md5 = match ctx.plan.mode {
                 ChecksumMode::Md5 => hashed.md5,
                 ChecksumMode::Crc64Only => None,
             };
-            let stored = client
-                .upload_part(
-                    ctx.bucket(),
-                    ctx.key(),
-                    self.upload_id,
-                    spec.number,
-                    ctx.body(bytes.clone(), md5, hashed.crc64),
-                )
-                .await;
+            let sender = PartSender {
+                run: self,
+                bytes: buffer.freeze(),
+                md5,
+                crc64: hashed.crc64,
+                etag: Mutex::new(None),
+            };
+            // The part takes its place in flight from the scheduler, as a file's parts do: an
+            // adaptive limit governs a stream too.
+            let sent = ctx.scheduler.run(vec![spec], &sender).await;
+            let PartSender { bytes, etag, .. } = sender;
             buffer.reclaim(bytes);
             drop(buffer);
-            let stored = stored?;
+            sent?;
+            let etag = etag.into_inner().expect("etag lock").ok_or_else(|| {
+                Error::config(format!(
+                    "the scheduler {:?} finished without sending part {}",
+                    ctx.scheduler, spec.number
+                ))
+            })?;
             self.bytes_sent.fetch_add(spec.size, Ordering::Relaxed);
             self.recorder
                 .record(PartRecord {
                     number: spec.number,
                     size: spec.size,
-                    etag: stored.etag,
+                    etag,
                     md5: hashed.md5,
                     crc64: hashed.crc64,
                 })
@@ -723,5 +729,38 @@ impl StreamRun<'_> {
         .instrument(span)
         .await
         .map_err(|e: Error| e.with_object(ctx.bucket(), ctx.key()))
+    }
+}
+
+/// Sends one hashed part of a stream when the scheduler starts it.
+struct PartSender<'a> {
+    run: &'a StreamRun<'a>,
+    bytes: bytes::Bytes,
+    md5: Option<[u8; 16]>,
+    crc64: u64,
+    /// The ETag the server answered with.
+    etag: Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl PartRunner for PartSender<'_> {
+    async fn run_part(&self, spec: PartSpec) -> Result<(), Error> {
+        let ctx = self.run.ctx;
+        let client = match ctx.progress.sending(spec.number, spec.size) {
+            Some(observer) => ctx.client.with_retry_observer(observer),
+            None => ctx.client.clone(),
+        };
+        let body = ctx.body(self.bytes.clone(), self.md5, self.crc64);
+        let stored = client
+            .upload_part(
+                ctx.bucket(),
+                ctx.key(),
+                self.run.upload_id,
+                spec.number,
+                body,
+            )
+            .await?;
+        *self.etag.lock().expect("etag lock") = Some(stored.etag);
+        Ok(())
     }
 }

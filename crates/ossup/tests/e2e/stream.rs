@@ -2,13 +2,15 @@
 //! a changed stream never mixed into the old upload, a dying writer keeping what was sent.
 
 use std::io::{self, Read};
+use std::time::Duration;
 
 use crate::common::faults::{Action, Faulty, Rule};
 use crate::common::*;
 use ossup::plan::stream_part_size;
 use ossup::{
-    Api, CancellationToken, ChecksumMode, ErrorKind, MemoryStore, Notice, Parallel, StreamSource,
-    UploadMethod, UploadOutcome, UploadRequest,
+    Adaptive, Api, CancellationToken, ChecksumMode, CongestionSignal, CongestionWatch, ErrorKind,
+    HyperTransport, MemoryStore, Notice, Parallel, RetryConfig, StreamSource, UploadMethod,
+    UploadOutcome, UploadRequest,
 };
 use ossup_test_support::credentials;
 
@@ -86,6 +88,43 @@ async fn a_long_stream_grows_its_parts_and_holds_only_the_parts_in_flight() {
     assert_eq!(outcome.parts, 128 + 4);
     assert!(outcome.peak_part_buffers <= 4, "{outcome:?}");
     assert_object_is(&client(&server.endpoint()), "grown", &bytes).await;
+}
+
+#[tokio::test]
+async fn an_adaptive_limit_governs_a_stream_as_it_does_a_file() {
+    // A front end that refuses a seventh request at once; 100 KiB parts take 25 ms at 4 MiB/s.
+    let shape = oss_mock::LinkShape {
+        conn_bandwidth: Some(4 << 20),
+        max_inflight: Some(6),
+        ..oss_mock::LinkShape::default()
+    };
+    let server =
+        ossup_test_support::mock_with(oss_mock::MockConfig::default().with_link(shape)).await;
+    let congestion = CongestionSignal::new();
+    let adaptive = Adaptive::new(32).listening_to(congestion.clone());
+    let uploader = builder_with(
+        &server.endpoint(),
+        CongestionWatch::new(HyperTransport::new(), congestion),
+    )
+    .retry(
+        RetryConfig::default()
+            .max_attempts(10)
+            .backoff(Duration::from_millis(10), Duration::from_millis(50)),
+    )
+    .scheduler(adaptive.clone())
+    .build()
+    .unwrap();
+    let bytes = data((60 * PART) as usize + 7, 78);
+
+    upload_stream(&uploader, &bytes, "governed").await.unwrap();
+
+    // The start at 8 crosses the ceiling of 6 once; 32 parts in flight (each slot sending as it
+    // was filled) were refused by the dozen.
+    let refused = server.stats().refused_by_ceiling();
+    assert!(refused <= 6, "{refused} requests refused");
+    assert!(adaptive.current() <= 6, "{}", adaptive.current());
+    assert_object_is(&client(&server.endpoint()), "governed", &bytes).await;
+    server.shutdown().await;
 }
 
 #[tokio::test]
