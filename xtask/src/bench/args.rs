@@ -55,6 +55,10 @@ pub(super) struct BenchArgs {
     /// Bytes uploaded through link shapes a and c, and by the rate-limit run; shape b takes a
     /// quarter (`--shape-size`).
     pub shape_size: u64,
+    /// Bytes of shape a's longer upload (`--shape-a-size`), at `--parallel 16`, `32` and `auto`
+    /// in the same parts as the table's (a 64th of `--shape-size`): `auto`'s climb from 8 over
+    /// an upload of many more part times than the table's 64 parts. `None`: not measured.
+    pub shape_a_size: Option<u64>,
     /// Bytes of shape b's longer upload (`--shape-b-size`), at `--parallel 8` and `auto` in the
     /// same 1 MiB parts as the table's: the refused share of an upload long enough that one
     /// refusal is not a share of 67 requests. `None`: not measured.
@@ -80,6 +84,7 @@ impl BenchArgs {
         let mut shape_size = None;
         let mut straggler_size = None;
         let mut straggler_part_size = None;
+        let mut shape_a_size = None;
         let mut shape_b_size = None;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -99,6 +104,9 @@ impl BenchArgs {
                 "--mock-dir" => mock_dir = Some(PathBuf::from(value("a directory")?)),
                 "--shape-size" => {
                     shape_size = Some(parse_size(&value("a size such as 256MiB")?)?);
+                }
+                "--shape-a-size" => {
+                    shape_a_size = Some(parse_size(&value("a size such as 1GiB")?)?);
                 }
                 "--shape-b-size" => {
                     shape_b_size = Some(parse_size(&value("a size such as 1GiB")?)?);
@@ -125,7 +133,7 @@ impl BenchArgs {
                 "--fleet" if inline.is_none() => fleet = true,
                 _ => {
                     return Err(format!(
-                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync, --quick, --shapes, --fleet, --shape-size SIZE, --shape-b-size SIZE, --straggler-size SIZE and --straggler-part-size SIZE"
+                        "unknown argument {arg:?}; bench takes --size SIZE, --json FILE, --runs N, --mock-dir DIR, --mock-fsync, --quick, --shapes, --fleet, --shape-size SIZE, --shape-a-size SIZE, --shape-b-size SIZE, --straggler-size SIZE and --straggler-part-size SIZE"
                     ));
                 }
             }
@@ -140,6 +148,13 @@ impl BenchArgs {
         if shape_size < MIN_SHAPE_SIZE {
             return Err(format!(
                 "--shape-size {shape_size} is too small: shape b uploads a quarter of it in parts of at least 1 MiB; give at least 4MiB"
+            ));
+        }
+        if let Some(a) = shape_a_size
+            && a < shape_size
+        {
+            return Err(format!(
+                "--shape-a-size {a} is too small: it is uploaded in the table's parts (a 64th of --shape-size) and should be longer than --shape-size; give e.g. 1GiB"
             ));
         }
         if let Some(b) = shape_b_size
@@ -178,6 +193,7 @@ impl BenchArgs {
             shapes,
             fleet,
             shape_size,
+            shape_a_size,
             shape_b_size,
             straggler_size,
             straggler_part_size,
@@ -244,7 +260,10 @@ mod tests {
             (shapes.straggler_size, shapes.straggler_part_size),
             (128 << 20, None)
         );
-        assert_eq!(shapes.shape_b_size, None);
+        assert_eq!((shapes.shape_a_size, shapes.shape_b_size), (None, None));
+        let long_a = parse(&["--shapes", "--shape-a-size", "1GiB"]).unwrap();
+        assert_eq!(long_a.shape_a_size, Some(1 << 30));
+        assert!(parse(&["--shapes", "--shape-a-size=64MiB"]).is_err());
         let long_b = parse(&["--shapes", "--shape-b-size", "1GiB"]).unwrap();
         assert_eq!(long_b.shape_b_size, Some(1 << 30));
         assert!(parse(&["--shapes", "--shape-b-size=1MiB"]).is_err());
