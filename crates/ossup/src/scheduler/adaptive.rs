@@ -865,6 +865,69 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_failed_upload_gives_its_places_back_to_the_others() {
+        // Part 3 of one file fails while its other parts are in flight: that run stops and drops
+        // them, and their places go to the other file, which then runs at the whole limit.
+        struct FailsPart3;
+        #[async_trait::async_trait]
+        impl PartRunner for FailsPart3 {
+            async fn run_part(&self, part: PartSpec) -> Result<(), Error> {
+                tokio::time::sleep(Duration::from_millis(if part.number == 3 {
+                    50
+                } else {
+                    100
+                }))
+                .await;
+                if part.number == 3 {
+                    return Err(Error::config("part 3 cannot be sent"));
+                }
+                Ok(())
+            }
+        }
+        let adaptive = Adaptive::new(8).starting_at(8);
+        let link = link(64);
+        let (failed, sent) = tokio::join!(
+            adaptive.run(parts(100), &FailsPart3),
+            adaptive.run(parts(40), &link)
+        );
+        assert!(failed.is_err());
+        sent.unwrap();
+        assert_eq!(
+            adaptive.shared.lock().in_flight,
+            0,
+            "every place given back"
+        );
+        assert_eq!(
+            link.peak.load(Ordering::SeqCst),
+            8,
+            "the other file took them all"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_heard_by_every_file_halves_the_limit_once() {
+        // Four files wait on the same congestion signal; one 503 is one overload, whichever run
+        // hears it first.
+        let signal = CongestionSignal::new();
+        let adaptive = Adaptive::new(16)
+            .starting_at(16)
+            .listening_to(signal.clone());
+        let link = link(64);
+        let refuse = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            signal.raise();
+        };
+        let files = futures::future::join_all((0..4).map(|_| adaptive.run(parts(4), &link)));
+        let (sent, ()) = tokio::join!(files, refuse);
+        assert!(sent.into_iter().all(|sent| sent.is_ok()));
+        let state = adaptive.shared.lock();
+        let climb = state.climb.as_ref().expect("the runs made it");
+        assert_eq!(climb.limit, 8.0);
+        // One refusal of the 16 in flight: the server took 15. Heard as four, it would be 12.
+        assert_eq!(climb.ceiling.map(|(ceiling, _)| ceiling), Some(15.0));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_later_upload_starts_from_what_the_link_was_found_to_carry() {
         let adaptive = Adaptive::new(64);
         let first = link(24);
