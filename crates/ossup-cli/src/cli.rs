@@ -142,7 +142,8 @@ pub(crate) struct UploadArgs {
 
     /// How many parts to send at once (1 to 256), or `auto` (the default): start at 8 and keep
     /// raising it while parts take no longer than on an uncrowded link, halving it on 503
-    /// SlowDown, 429 and timeouts, up to --max-parallel.
+    /// SlowDown, 429 and timeouts, up to --max-parallel. With --recursive, one limit counts the
+    /// parts and small files of the whole tree.
     #[arg(long, value_name = "N|auto", value_parser = parse_parallel)]
     pub parallel: Option<ParallelArg>,
 
