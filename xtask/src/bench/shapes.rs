@@ -8,7 +8,9 @@
 //! be long enough for 1.2 × its time to allow that). `--shape-a-size` and `--shape-b-size` add
 //! shapes a and b over longer uploads in the table's parts, judged apart: the table's 64 parts are
 //! only a few part times long, so `auto`'s climb from 8 and the one refusal that finds a ceiling
-//! weigh more there than in most uploads.
+//! weigh more there than in most uploads. Shape b is also measured with a tree of 512 KiB files
+//! as big as its single upload (`ossup upload DIR --recursive`, each file put whole), at
+//! `--parallel 8` and `auto`: one limit for every file of the tree, judged apart.
 //!
 //! Every upload gets a fresh mock with the shape's flags; after it, the mock's `/_mock/stats` says
 //! how many requests it served and how many it refused (`503 SlowDown` past the ceiling). Settings
@@ -31,8 +33,11 @@ use super::child::Running;
 use super::mock::{BUCKET, Mock, remove_dir};
 use super::report::{MIB, mib_label};
 use super::stats::Summary;
+use super::tree::{Expected, TreeShape, run_tree};
 use super::{KEY, SOURCE_SEED, completed_upload, ossup_upload, write_random_file};
 
+/// The size of each file of shape b's tree.
+const TREE_FILE_SIZE: u64 = 512 << 10;
 /// The static settings every shape is measured at.
 const PARALLELS: [u16; 6] = [1, 2, 4, 8, 16, 32];
 /// `--max-parallel` of the `auto` runs: as high as the highest static setting.
@@ -164,6 +169,9 @@ struct Cell {
     /// A shape's longer upload (`--shape-a-size`, `--shape-b-size`): shown in the table, judged
     /// on its own.
     long: bool,
+    /// A tree of small files (`ossup upload DIR --recursive`) rather than one file: shown in the
+    /// table, judged on its own.
+    tree: Option<TreeShape>,
     runs: Vec<Upload>,
 }
 
@@ -296,6 +304,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
                 size: size / shape.size_divisor,
                 part_size: part_size(size / shape.size_divisor),
                 long: false,
+                tree: None,
                 runs: Vec::new(),
             })
         })
@@ -328,17 +337,44 @@ pub(super) fn run(args: &BenchArgs) -> Result<(), Failure> {
                 size: long_size,
                 part_size: part_size(size / shape.size_divisor),
                 long: true,
+                tree: None,
                 runs: Vec::new(),
             });
         }
+    }
+    // Shape b with a tree of small files as big as its single upload, each put whole: one limit
+    // for every file of the tree, against the best fixed setting there.
+    let tree_shape = TreeShape {
+        files: (size / SHAPES[1].size_divisor / TREE_FILE_SIZE).max(1),
+        file_size: TREE_FILE_SIZE,
+    };
+    let tree_source = dir.join("source-b-tree");
+    println!(
+        "==> write a tree of {} files of {} to {}",
+        tree_shape.files,
+        mib_label(TREE_FILE_SIZE),
+        tree_source.display()
+    );
+    super::tree::write_tree(&tree_source, tree_shape, SOURCE_SEED)?;
+    for setting in [Setting::Fixed(8), Setting::Auto] {
+        cells.push(Cell {
+            shape: SHAPES[1],
+            setting,
+            size: tree_shape.files * tree_shape.file_size,
+            part_size: part_size(size / SHAPES[1].size_divisor),
+            long: false,
+            tree: Some(tree_shape),
+            runs: Vec::new(),
+        });
     }
     let source_of = |cell: &Cell| -> &Path {
         let long = long_sources
             .iter()
             .find(|(key, _)| cell.long && *key == cell.shape.key);
-        match long {
-            Some((_, path)) => path.as_path(),
-            None => source_of(&cell.shape),
+        match (long, cell.tree) {
+            (_, Some(_)) => tree_source.as_path(),
+            (Some((_, path)), None) => path.as_path(),
+            (None, None) => source_of(&cell.shape),
         }
     };
     let context = Context {
@@ -474,9 +510,10 @@ impl Context<'_> {
     /// One upload of `source` through a fresh mock of the cell's shape, at the cell's setting.
     fn upload(&self, cell: &Cell, source: &Path, run: usize) -> Result<Upload, Failure> {
         let name = format!(
-            "shape-{}{}-{}-{run}",
+            "shape-{}{}{}-{}-{run}",
             cell.shape.key,
             if cell.long { "-long" } else { "" },
+            if cell.tree.is_some() { "-tree" } else { "" },
             match cell.setting {
                 Setting::Fixed(n) => format!("p{n}"),
                 Setting::Auto => "auto".to_owned(),
@@ -484,7 +521,21 @@ impl Context<'_> {
         );
         let mock = self.start_mock(&cell.shape, &name)?;
         let log = self.logs.join(format!("{name}.log"));
-        let mut command = self.upload_command(&mock, source, cell.part_size);
+        let mut command = match cell.tree {
+            Some(_) => {
+                let mut command = ossup_upload(
+                    self.ossup_binary,
+                    &mock,
+                    source,
+                    &format!("oss://{BUCKET}/tree/"),
+                );
+                command
+                    .args(["--part-size", &cell.part_size.to_string()])
+                    .args(["--no-checkpoint", "--recursive"]);
+                command
+            }
+            None => self.upload_command(&mock, source, cell.part_size),
+        };
         match cell.setting {
             Setting::Fixed(n) => command.args(["--parallel", &n.to_string()]),
             Setting::Auto => command.args([
@@ -494,8 +545,14 @@ impl Context<'_> {
                 &AUTO_MAX.to_string(),
             ]),
         };
-        let finished = Running::spawn("ossup upload", &mut command, &log)?.wait()?;
-        completed_upload(&finished, cell.size, &log, &mock)?;
+        let finished = match cell.tree {
+            Some(shape) => run_tree(&mut command, &log, &mock, Expected::uploaded(shape))?,
+            None => {
+                let finished = Running::spawn("ossup upload", &mut command, &log)?.wait()?;
+                completed_upload(&finished, cell.size, &log, &mock)?;
+                finished
+            }
+        };
         let stats = self
             .net
             .stats(mock.endpoint())
@@ -636,10 +693,14 @@ fn table(cells: &[Cell]) -> String {
         out.push_str(&format!(
             "| {}{} ({}) | {} | {} | {} | {all} | {refused} | {} |\n",
             cell.shape.key,
-            if cell.long {
-                format!(", {}", mib_label(cell.size))
-            } else {
-                String::new()
+            match (cell.tree, cell.long) {
+                (Some(tree), _) => format!(
+                    ", a tree of {} files of {}",
+                    tree.files,
+                    mib_label(tree.file_size)
+                ),
+                (None, true) => format!(", {}", mib_label(cell.size)),
+                (None, false) => String::new(),
             },
             cell.shape.description,
             cell.setting.label(),
@@ -659,7 +720,7 @@ fn verdicts(cells: &[Cell], limit_runs: &[LimitRun], size: u64) -> String {
     for shape in SHAPES {
         let of_shape: Vec<&Cell> = cells
             .iter()
-            .filter(|c| c.shape.key == shape.key && !c.long)
+            .filter(|c| c.shape.key == shape.key && !c.long && c.tree.is_none())
             .collect();
         let best = of_shape
             .iter()
@@ -749,6 +810,28 @@ fn verdicts(cells: &[Cell], limit_runs: &[LimitRun], size: u64) -> String {
             }
         }
     }
+    let tree: Vec<&Cell> = cells.iter().filter(|c| c.tree.is_some()).collect();
+    let tree_fixed = tree.iter().find(|c| c.setting != Setting::Auto);
+    if let Some(auto) = tree.iter().find(|c| c.setting == Setting::Auto)
+        && let Some(fixed) = tree_fixed
+        && let (Some(auto_rate), Some(fixed_rate)) = (auto.throughput(), fixed.throughput())
+        && let Some(share) = auto.refused_share()
+        && let Some(shape) = auto.tree
+    {
+        let (refused, all) = auto.refused();
+        let ratio = auto_rate / fixed_rate;
+        out.push_str(&format!(
+            "| shape b, a tree of {} files of {} (one limit for every file): auto within {:.0} % of {} and fewer than {:.0} % of its requests refused | auto {auto_rate:.1} MB/s, {fixed_rate:.1} MB/s: {:.0} %; {refused} of {all} refused: {:.2} % | {} |\n",
+            shape.files,
+            mib_label(shape.file_size),
+            AUTO_TARGET * 100.0,
+            fixed.setting.label(),
+            MAX_REFUSED_SHARE * 100.0,
+            ratio * 100.0,
+            share * 100.0,
+            verdict(ratio >= AUTO_TARGET && share < MAX_REFUSED_SHARE)
+        ));
+    }
     let expected = size as f64 / LIMIT_RATE as f64;
     if let Some(wall) = Summary::of(&limit_runs.iter().map(|r| r.wall).collect::<Vec<_>>()) {
         let off = (wall.median - expected).abs() / expected;
@@ -835,6 +918,7 @@ fn cell_json(cell: &Cell) -> Value {
         "size": cell.size,
         "part_size": cell.part_size,
         "long": cell.long,
+        "tree_files": cell.tree.map(|tree| tree.files),
         "mb_per_s": cell.throughput(),
         "runs": cell.runs.iter().map(|r| json!({
             "wall": r.wall, "requests": r.requests, "refused": r.refused,
@@ -908,6 +992,7 @@ mod tests {
             size: 1,
             part_size: 1,
             long: false,
+            tree: None,
             runs: vec![
                 Upload {
                     wall: 1.0,

@@ -320,7 +320,7 @@ fn tree_command(
 
 /// What the summary line of a tree upload must say (and `failed` 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Expected {
+pub(super) struct Expected {
     files: u64,
     uploaded: u64,
     skipped: u64,
@@ -330,7 +330,7 @@ struct Expected {
 
 impl Expected {
     /// Every file sent: the bucket was empty.
-    fn uploaded(shape: TreeShape) -> Self {
+    pub(super) fn uploaded(shape: TreeShape) -> Self {
         let (files, bytes) = (shape.files, shape.bytes());
         Self {
             files,
@@ -378,7 +378,7 @@ fn check_summary(summary: &Value, expected: Expected) -> Result<(), String> {
 
 /// Runs one `ossup upload --recursive` to its end and checks it: exit 0, one `file` line per file,
 /// and a summary line as `expected`.
-fn run_tree(
+pub(super) fn run_tree(
     command: &mut Command,
     log: &Path,
     mock: &Mock,
@@ -412,7 +412,7 @@ fn run_tree(
 /// Writes `shape` under `root` (emptied first), [`FILES_PER_DIR`] files to a directory
 /// (`d000/f00000.bin`, ...), ChaCha8 output from `seed` in file order, then flushes the file
 /// system (`sync --file-system`) so no writeback runs under the measurements.
-fn write_tree(root: &Path, shape: TreeShape, seed: u64) -> Result<(), Failure> {
+pub(super) fn write_tree(root: &Path, shape: TreeShape, seed: u64) -> Result<(), Failure> {
     remove_dir(root)?;
     let fail = |path: &Path, e: std::io::Error| {
         Failure::new(format!("could not write {}: {e}", path.display()))
