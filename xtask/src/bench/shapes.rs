@@ -673,10 +673,14 @@ fn total_requests(stats: &Value) -> u64 {
 
 fn announce_upload(prefix: &str, cell: &Cell, upload: &Upload) {
     println!(
-        "==> {prefix}: shape {} ({}), {}, {}: {:.2} s, {} requests, {} refused",
+        "==> {prefix}: shape {} ({}), {}{}, {}: {:.2} s, {} requests, {} refused",
         cell.shape.key,
         cell.shape.description,
         mib_label(cell.size),
+        match cell.tree {
+            Some(tree) => format!(" in a tree of {} files", tree.files),
+            None => String::new(),
+        },
         cell.setting.label(),
         upload.wall,
         upload.requests,
