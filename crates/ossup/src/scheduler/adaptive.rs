@@ -1062,6 +1062,39 @@ mod tests {
     }
 
     #[test]
+    fn past_the_slow_start_one_quick_round_is_not_enough_to_grow() {
+        let start = Instant::now();
+        let mut climb = Climb::new(12, 64, start);
+        let mut now = start;
+        // One round of parts: 12 in flight, the first half of them back after `took` seconds.
+        let mut round = |climb: &mut Climb, took: f64| {
+            now += Duration::from_secs_f64(took);
+            for _ in 0..climb.in_flight() / 2 {
+                climb.sample(now, 1 << 20, took);
+            }
+        };
+        round(&mut climb, 0.100);
+        assert_eq!(climb.limit, 18.0, "the slow start grew by half");
+        // 6 % slower: the link fills; the slow start ends and the limit stays.
+        round(&mut climb, 0.106);
+        assert!(!climb.slow_start);
+        assert_eq!(climb.limit, 18.0);
+        // One round as quick as the base may be chance: nothing yet.
+        round(&mut climb, 0.100);
+        assert_eq!(climb.limit, 18.0);
+        // A second in a row: one more part.
+        round(&mut climb, 0.100);
+        assert_eq!(climb.limit, 19.0);
+        // Filling again: one more part only after eight such rounds in a row.
+        for _ in 0..7 {
+            round(&mut climb, 0.106);
+        }
+        assert_eq!(climb.limit, 19.0);
+        round(&mut climb, 0.106);
+        assert_eq!(climb.limit, 20.0);
+    }
+
+    #[test]
     fn a_part_far_slower_than_usual_halves_the_limit() {
         let start = Instant::now();
         let mut climb = Climb::new(20, 64, start);
