@@ -21,6 +21,7 @@ pub use congestion::{CongestionSignal, CongestionWatch};
 pub use hedged::{HedgePolicy, HedgeStats, Hedged};
 pub use parallel::Parallel;
 pub use runner::PartRunner;
+pub(crate) use runner::run_as_one_part;
 pub use sequential::Sequential;
 
 use std::fmt::Debug;

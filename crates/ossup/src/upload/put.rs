@@ -2,13 +2,12 @@
 //! one buffer and checked like a part (MD5 against the ETag unless CRC-64-only, CRC-64 against the
 //! server's). Nothing is checkpointed: a failed PutObject is simply sent again by the next run.
 
-use std::sync::Mutex;
-
 use super::context::UploadContext;
 use super::hashing::{Hashed, ensure_unchanged, read_part};
 use super::{UploadMethod, UploadOutcome};
 use crate::buffer::PartBuffer;
-use crate::{Error, Notice, PartRunner, PartSpec, ProgressEvent};
+use crate::scheduler::run_as_one_part;
+use crate::{Error, Notice, PartSpec, ProgressEvent};
 
 /// Runs the phase: the whole source in one PutObject (with the request's callback).
 ///
@@ -27,40 +26,12 @@ pub(super) async fn put(ctx: &UploadContext) -> Result<UploadOutcome, Error> {
         offset: 0,
         size: stamp.size,
     };
-    let runner = WholeRunner {
-        ctx,
-        outcome: Mutex::new(None),
-    };
-    ctx.scheduler.run(vec![whole], &runner).await?;
-    let outcome = runner.outcome.into_inner();
-    let outcome = outcome.unwrap_or_else(std::sync::PoisonError::into_inner);
-    outcome.ok_or_else(|| {
-        Error::config(format!(
-            "the scheduler {:?} finished without sending the object (part 1, the whole source)",
-            ctx.scheduler
-        ))
-    })
-}
-
-/// Reads, checks and puts the whole source when the scheduler starts its one part.
-struct WholeRunner<'a> {
-    ctx: &'a UploadContext,
-    outcome: Mutex<Option<UploadOutcome>>,
-}
-
-#[async_trait::async_trait]
-impl PartRunner for WholeRunner<'_> {
-    async fn run_part(&self, whole: PartSpec) -> Result<(), Error> {
-        let ctx = self.ctx;
+    run_as_one_part(ctx.scheduler.as_ref(), whole, |whole| async move {
         let (buffer, hashed) = read_part(ctx.source(), &ctx.pool, whole, ctx.plan.mode).await?;
-        ensure_unchanged(ctx.source(), ctx.plan.stamp).await?;
-        let outcome = put_read(ctx, buffer, hashed, whole.size).await?;
-        *self
-            .outcome
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
-        Ok(())
-    }
+        ensure_unchanged(ctx.source(), stamp).await?;
+        put_read(ctx, buffer, hashed, whole.size).await
+    })
+    .await
 }
 
 /// A source that shrank to one PutObject since an earlier run began it in parts: that run's

@@ -46,10 +46,9 @@ use super::resume::Stored;
 use super::{ChecksumMode, UploadMethod, UploadOutcome, adopt, put, resume};
 use crate::buffer::{BufferPool, PartBuffer};
 use crate::plan::{stream_capacity, stream_part_size};
+use crate::scheduler::run_as_one_part;
 use crate::source::StreamReader;
-use crate::{
-    Checkpoint, Error, Notice, PartRecord, PartRunner, PartSpec, ProgressEvent, StreamSource,
-};
+use crate::{Checkpoint, Error, Notice, PartRecord, PartSpec, ProgressEvent, StreamSource};
 
 /// Uploads `stream`, planned in `ctx`.
 pub(super) async fn upload(
@@ -694,26 +693,25 @@ impl StreamRun<'_> {
                 ChecksumMode::Md5 => hashed.md5,
                 ChecksumMode::Crc64Only => None,
             };
-            let sender = PartSender {
-                run: self,
-                bytes: buffer.freeze(),
-                md5,
-                crc64: hashed.crc64,
-                etag: Mutex::new(None),
-            };
+            let bytes = buffer.freeze();
             // The part takes its place in flight from the scheduler, as a file's parts do: an
             // adaptive limit governs a stream too.
-            let sent = ctx.scheduler.run(vec![spec], &sender).await;
-            let PartSender { bytes, etag, .. } = sender;
+            let sent = run_as_one_part(ctx.scheduler.as_ref(), spec, |spec| {
+                let client = match ctx.progress.sending(spec.number, spec.size) {
+                    Some(observer) => ctx.client.with_retry_observer(observer),
+                    None => ctx.client.clone(),
+                };
+                let body = ctx.body(bytes.clone(), md5, hashed.crc64);
+                async move {
+                    client
+                        .upload_part(ctx.bucket(), ctx.key(), self.upload_id, spec.number, body)
+                        .await
+                }
+            })
+            .await;
             buffer.reclaim(bytes);
             drop(buffer);
-            sent?;
-            let etag = etag.into_inner().expect("etag lock").ok_or_else(|| {
-                Error::config(format!(
-                    "the scheduler {:?} finished without sending part {}",
-                    ctx.scheduler, spec.number
-                ))
-            })?;
+            let etag = sent?.etag;
             self.bytes_sent.fetch_add(spec.size, Ordering::Relaxed);
             self.recorder
                 .record(PartRecord {
@@ -729,38 +727,5 @@ impl StreamRun<'_> {
         .instrument(span)
         .await
         .map_err(|e: Error| e.with_object(ctx.bucket(), ctx.key()))
-    }
-}
-
-/// Sends one hashed part of a stream when the scheduler starts it.
-struct PartSender<'a> {
-    run: &'a StreamRun<'a>,
-    bytes: bytes::Bytes,
-    md5: Option<[u8; 16]>,
-    crc64: u64,
-    /// The ETag the server answered with.
-    etag: Mutex<Option<String>>,
-}
-
-#[async_trait::async_trait]
-impl PartRunner for PartSender<'_> {
-    async fn run_part(&self, spec: PartSpec) -> Result<(), Error> {
-        let ctx = self.run.ctx;
-        let client = match ctx.progress.sending(spec.number, spec.size) {
-            Some(observer) => ctx.client.with_retry_observer(observer),
-            None => ctx.client.clone(),
-        };
-        let body = ctx.body(self.bytes.clone(), self.md5, self.crc64);
-        let stored = client
-            .upload_part(
-                ctx.bucket(),
-                ctx.key(),
-                self.run.upload_id,
-                spec.number,
-                body,
-            )
-            .await?;
-        *self.etag.lock().expect("etag lock") = Some(stored.etag);
-        Ok(())
     }
 }
