@@ -61,6 +61,8 @@ pub use faults::{
     FAULT_KINDS, FaultAction, FaultRule, FaultRuleError, RuleReport, parse_fault_rules,
 };
 pub use handlers::MAX_COMPLETE_BODY;
-pub use link::{LinkShape, SLOW_DOWN, parse_latency, parse_rate};
+pub use link::{LinkShape, SLOW_DOWN, parse_latency};
+/// Parses a rate as the mock's link flags and fault rules take it: see [`ossup_proto::units`].
+pub use ossup_proto::units::parse_rate;
 pub use server::MockServer;
 pub use stats::{Stats, StatsSnapshot};

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
+use ossup_proto::units::MIN_RATE;
 use ossup_proto::{ErrorCode, ErrorResponse};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -103,8 +104,6 @@ impl LinkShape {
     }
 }
 
-/// The slowest bandwidth accepted: 1 KiB/s (slower would starve every request of its timeouts).
-const MIN_RATE: u64 = 1024;
 /// The longest latency accepted.
 const MAX_LATENCY: Duration = Duration::from_secs(3600);
 
@@ -246,49 +245,6 @@ pub(crate) fn slow_down(request_id: &str, host_id: &str, ceiling: usize) -> Http
     answer
 }
 
-/// Parses a rate as people write it: `200MiB/s`, `16MiB`, `500KB/s`, `1048576`. `K`, `M`, `G`
-/// and `KiB`, `MiB`, `GiB` are powers of 1024, `KB`, `MB`, `GB` powers of 1000 (case-insensitive);
-/// a fraction is fine (`1.5MiB/s`). At least 1 KiB/s.
-///
-/// ```
-/// assert_eq!(oss_mock::parse_rate("200MiB/s"), Ok(200 << 20));
-/// assert_eq!(oss_mock::parse_rate("1.5M"), Ok(3 << 19));
-/// assert_eq!(oss_mock::parse_rate("500KB/s"), Ok(500_000));
-/// assert!(oss_mock::parse_rate("fast").is_err());
-/// ```
-pub fn parse_rate(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let size = trimmed
-        .strip_suffix("/s")
-        .or_else(|| trimmed.strip_suffix("/S"))
-        .unwrap_or(trimmed);
-    let (number, unit) = split_number(size);
-    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => {
-            return Err(format!(
-                "{trimmed:?} has an unknown unit {unit:?}; write e.g. 200MiB/s, 16M/s or 500KB/s"
-            ));
-        }
-    };
-    let value = number
-        .parse::<f64>()
-        .ok()
-        .filter(|n| n.is_finite() && *n >= 0.0)
-        .ok_or_else(|| format!("{trimmed:?} is not a rate; write e.g. 200MiB/s"))?;
-    let rate = value * multiplier as f64;
-    if rate < MIN_RATE as f64 || rate > u64::MAX as f64 {
-        return Err(format!("{trimmed:?} is out of range; give at least 1KiB/s"));
-    }
-    Ok(rate as u64)
-}
-
 /// Parses a latency: `40ms`, `0.5s`, `250us`, `0` (none).
 ///
 /// ```
@@ -334,6 +290,7 @@ fn split_number(text: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse_rate;
 
     #[test]
     fn rates_and_latencies_read_as_people_write_them() {

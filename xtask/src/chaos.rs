@@ -107,7 +107,7 @@ impl ChaosArgs {
                 }
                 "--seed" => parsed.seed = number(&value("--seed")?, "--seed")?,
                 "--max-size" => {
-                    parsed.max_size = parse_size(&value("--max-size")?)?;
+                    parsed.max_size = parse_size("--max-size", &value("--max-size")?)?;
                     if parsed.max_size < plan::MIN_PART * 2 + 1 {
                         return Err(format!(
                             "--max-size must be at least {} bytes (two parts of 100 KiB and a byte), so that multipart uploads are exercised",

@@ -168,34 +168,10 @@ pub(crate) fn target_dir() -> PathBuf {
     }
 }
 
-/// A byte count as typed: `1GiB`, `256MiB`, `100KiB`, `500MB`, or plain bytes. `K`, `M`, `G` alone
-/// are binary, as `dd` reads them; `KB`, `MB`, `GB` are decimal.
-pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let digits_end = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(digits_end);
-    let number: u64 = number.parse().map_err(|_| {
-        format!("size {text:?} does not start with a whole number; write e.g. 1GiB, 256MiB or 4096")
-    })?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "size {text:?} has an unknown unit {other:?}; use B, KiB, MiB, GiB (or K, M, G), KB, MB, GB"
-            ));
-        }
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("size {text:?} is too large"))
+/// The bytes given to `flag`, read as every tool of the workspace reads a size
+/// ([`ossup_proto::units::parse_size`]: `1GiB`, `256MiB`, `500MB`, `4096`).
+pub(crate) fn parse_size(flag: &str, text: &str) -> Result<u64, String> {
+    ossup_proto::units::parse_size(text).map_err(|error| format!("{flag}: {error}"))
 }
 
 #[cfg(test)]
@@ -257,19 +233,10 @@ mod tests {
     }
 
     #[test]
-    fn sizes_read_binary_and_decimal_units() {
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
-        assert_eq!(parse_size("64m"), Ok(64 << 20));
-        assert_eq!(parse_size("100KB"), Ok(100_000));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert!(parse_size("1.5GiB").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("GiB").unwrap_err().contains("whole number"));
-        assert!(
-            parse_size("99999999999999GiB")
-                .unwrap_err()
-                .contains("too large")
-        );
+    fn a_size_that_cannot_be_read_names_its_flag() {
+        assert_eq!(parse_size("--size", "1.5GiB"), Ok(3 << 29));
+        let error = parse_size("--size", "1 parsec").unwrap_err();
+        assert!(error.starts_with("--size: "), "{error}");
+        assert!(error.contains("unknown unit"), "{error}");
     }
 }

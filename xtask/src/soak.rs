@@ -126,7 +126,7 @@ impl SoakArgs {
                         })?;
                 }
                 "--max-size" => {
-                    parsed.max_size = parse_size(&value("--max-size")?)?;
+                    parsed.max_size = parse_size("--max-size", &value("--max-size")?)?;
                     if parsed.max_size < 1 << 20 {
                         return Err("--max-size must be at least 1MiB, so that large files have several parts".to_owned());
                     }

@@ -11,6 +11,7 @@
 //! - [`checksum`]: CRC-64/XZ as OSS computes it (`x-oss-hash-crc64ecma`), with combine, and MD5.
 //! - [`etag`]: part and multipart ETag formatting and comparison.
 //! - [`tagging`]: object tags in the `x-oss-tagging` header, their encoding and limits.
+//! - [`units`]: sizes and rates as people type them (`8MiB`, `20MiB/s`).
 //!
 //! ```
 //! use ossup_proto::checksum::crc64;
@@ -26,6 +27,7 @@ pub mod etag;
 pub mod headers;
 pub mod limits;
 pub mod tagging;
+pub mod units;
 pub mod xml;
 
 pub use api::Api;

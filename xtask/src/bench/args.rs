@@ -99,23 +99,25 @@ impl BenchArgs {
                     .ok_or_else(|| format!("{flag} needs a value: {what}"))
             };
             match flag {
-                "--size" => size = Some(parse_size(&value("a size such as 1GiB or 256MiB")?)?),
+                "--size" => {
+                    size = Some(parse_size(flag, &value("a size such as 1GiB or 256MiB")?)?)
+                }
                 "--json" => json = Some(PathBuf::from(value("a file name")?)),
                 "--mock-dir" => mock_dir = Some(PathBuf::from(value("a directory")?)),
                 "--shape-size" => {
-                    shape_size = Some(parse_size(&value("a size such as 256MiB")?)?);
+                    shape_size = Some(parse_size(flag, &value("a size such as 256MiB")?)?);
                 }
                 "--shape-a-size" => {
-                    shape_a_size = Some(parse_size(&value("a size such as 1GiB")?)?);
+                    shape_a_size = Some(parse_size(flag, &value("a size such as 1GiB")?)?);
                 }
                 "--shape-b-size" => {
-                    shape_b_size = Some(parse_size(&value("a size such as 1GiB")?)?);
+                    shape_b_size = Some(parse_size(flag, &value("a size such as 1GiB")?)?);
                 }
                 "--straggler-size" => {
-                    straggler_size = Some(parse_size(&value("a size such as 2GiB")?)?);
+                    straggler_size = Some(parse_size(flag, &value("a size such as 2GiB")?)?);
                 }
                 "--straggler-part-size" => {
-                    straggler_part_size = Some(parse_size(&value("a size such as 4MiB")?)?);
+                    straggler_part_size = Some(parse_size(flag, &value("a size such as 4MiB")?)?);
                 }
                 "--runs" => {
                     let text = value("a number of runs, at least 1")?;
