@@ -3,8 +3,10 @@
 //! Every expectation names the request, what was expected and what came, with the OSS error code and
 //! request id when there is one, so a failed case reads as a bug report.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use ossup_proto::ErrorResponse;
-use ossup_proto::headers::{HASH_CRC64ECMA, REQUEST_ID};
+use ossup_proto::headers::{ERROR_DOCUMENT, HASH_CRC64ECMA, REQUEST_ID};
 use serde::de::DeserializeOwned;
 
 use crate::client::{ClientError, Response};
@@ -148,10 +150,30 @@ impl Response {
                     self.body.len()
                 )));
             }
+            // No body: OSS repeats the document, base64-encoded, in `x-oss-err` (the SDKs read
+            // the code there).
+            let encoded = self
+                .header(ERROR_DOCUMENT)
+                .ok_or_else(|| fail(format!("a HEAD error answer without {ERROR_DOCUMENT}")))?;
+            let error = BASE64
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|xml| String::from_utf8(xml).ok())
+                .and_then(|xml| ErrorResponse::from_xml(&xml).ok())
+                .ok_or_else(|| {
+                    fail(format!(
+                        "{ERROR_DOCUMENT} {encoded:?} is not a base64 <Error> document"
+                    ))
+                })?;
+            if error.code != code {
+                return Err(fail(format!(
+                    "{ERROR_DOCUMENT}'s <Code> is {:?}",
+                    error.code
+                )));
+            }
             return Ok(ErrorResponse {
-                code: code.to_owned(),
                 request_id: header_id.to_owned(),
-                ..ErrorResponse::default()
+                ..error
             });
         }
         let error = self.error().ok_or_else(|| {

@@ -3,12 +3,15 @@
 use std::io;
 use std::time::SystemTime;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use ossup_proto::headers;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -39,6 +42,28 @@ pub(crate) fn streamed(stream: impl Stream<Item = io::Result<Bytes>> + Send + 's
 /// A response with `status` and no body.
 pub(crate) fn status_only(status: StatusCode) -> HttpResponse {
     let mut response = Response::new(empty());
+    *response.status_mut() = status;
+    response
+}
+
+/// An error answer of `status` carrying the OSS `<Error>` document `xml`. A HEAD answer has no
+/// body: as OSS does, it carries the document base64-encoded in `x-oss-err` instead, where the SDKs
+/// read the error code from (Python V2, Go V2), and says `Content-Length: 0`.
+pub(crate) fn error_document(xml: String, status: StatusCode, head: bool) -> HttpResponse {
+    let mut response = if head {
+        let mut response = status_only(status);
+        let encoded = BASE64.encode(&xml);
+        let value = HeaderValue::from_str(&encoded).expect("base64 is a valid header value");
+        response
+            .headers_mut()
+            .insert(headers::ERROR_DOCUMENT, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        response
+    } else {
+        self::xml(xml)
+    };
     *response.status_mut() = status;
     response
 }

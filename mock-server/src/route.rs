@@ -9,7 +9,7 @@
 use http::Method;
 use http::request::Parts;
 use ossup_proto::limits::MAX_KEY_LEN;
-use ossup_proto::{Api, ErrorCode};
+use ossup_proto::{Api, ErrorCode, headers};
 use percent_encoding::percent_decode_str;
 
 use crate::error::OssError;
@@ -268,6 +268,14 @@ pub(crate) fn route(
     {
         return Err(OssError::new(ErrorCode::NotImplemented).message(format!(
             "The sub-resource ?{name} is not implemented by oss-mock."
+        )));
+    }
+    // A copy is a PUT of the object or a part with no body: taken as PutObject or UploadPart, it
+    // would store nothing where the client asked for the source's bytes.
+    if parts.headers.contains_key(headers::COPY_SOURCE) {
+        return Err(OssError::new(ErrorCode::NotImplemented).message(format!(
+            "Copying ({}: CopyObject, UploadPartCopy) is not implemented by oss-mock.",
+            headers::COPY_SOURCE
         )));
     }
     let has = |name: &str| query.iter().any(|(n, _)| n == name);

@@ -230,20 +230,13 @@ fn url_too_long(parts: &Parts, max: usize) -> Option<OssError> {
 
 fn error_response(err: &OssError, request_id: &str, host_id: &str, head: bool) -> HttpResponse {
     tracing::debug!(request_id, code = %err.code, "error response: {err}");
-    let mut response = if head {
-        response::status_only(err.status())
-    } else {
-        let mut r = response::xml(err.document(request_id, host_id).to_xml());
-        *r.status_mut() = err.status();
-        r
-    };
+    let mut response = response::error_document(
+        err.document(request_id, host_id).to_xml(),
+        err.status(),
+        head,
+    );
     for (name, value) in &err.headers {
         response.headers_mut().insert(name.clone(), value.clone());
-    }
-    if head {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
     response
 }

@@ -135,6 +135,75 @@ async fn unsupported_apis_are_refused_with_oss_errors() {
         .expect_error(501, "NotImplemented");
 }
 
+/// A copy is a PUT of an object or a part that names its source in `x-oss-copy-source` and has no
+/// body: taken for PutObject or UploadPart, it would store nothing where the client asked for the
+/// source's bytes, and answer as if it had copied them.
+#[tokio::test]
+async fn copies_are_refused_not_taken_for_an_empty_put() {
+    let server = server().await;
+    let client = Client::new(&server);
+    let source = data(7, 3000);
+    client
+        .req(Method::PUT, "source")
+        .body(source.clone())
+        .send()
+        .await
+        .ok();
+    client
+        .req(Method::PUT, "copy")
+        .body("before")
+        .send()
+        .await
+        .ok();
+    let copy_source = format!("/{}/source", BUCKET);
+    let refused = client
+        .req(Method::PUT, "copy")
+        .header("x-oss-copy-source", &copy_source)
+        .send()
+        .await;
+    refused.expect_error(501, "NotImplemented");
+    assert!(
+        refused.error().message.contains("x-oss-copy-source"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(client.get("copy").await.ok().body, "before".as_bytes());
+
+    let id = client.initiate("parts").await;
+    client
+        .req(Method::PUT, "parts")
+        .query("partNumber", "1")
+        .query("uploadId", &id)
+        .header("x-oss-copy-source", &copy_source)
+        .send()
+        .await
+        .expect_error(501, "NotImplemented");
+    assert!(client.list_parts("parts", &id, &[]).await.parts.is_empty());
+}
+
+/// A HEAD answer has no body: the error document comes base64-encoded in `x-oss-err`, as OSS sends
+/// it, also when a fault rule answers.
+#[tokio::test]
+async fn a_head_error_carries_its_document_in_x_oss_err() {
+    use base64::Engine as _;
+    let server = server().await;
+    let client = Client::new(&server);
+    let answer = client.req(Method::HEAD, "missing").send().await;
+    assert_eq!(answer.status, 404);
+    assert!(answer.body.is_empty());
+    let encoded = answer.header("x-oss-err").expect("x-oss-err");
+    let xml = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    let document =
+        ossup_proto::ErrorResponse::from_xml(std::str::from_utf8(&xml).unwrap()).unwrap();
+    assert_eq!(document.code, "NoSuchKey");
+    assert_eq!(
+        Some(document.request_id.as_str()),
+        answer.header("x-oss-request-id")
+    );
+}
+
 #[tokio::test]
 async fn bodies_over_the_size_limit_are_entity_too_large_before_anything_is_read() {
     let server = server().await;

@@ -64,7 +64,7 @@ pub(crate) fn cases() -> Vec<Case> {
         case!(
             head_object_of_a_missing_key_is_404_with_a_request_id,
             Api::HeadObject,
-            "404, no body, x-oss-request-id"
+            "404, no body, x-oss-request-id, the NoSuchKey document base64-encoded in x-oss-err"
         ),
         case!(
             delete_object_answers_204_and_the_object_is_gone,

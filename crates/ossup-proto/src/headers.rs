@@ -28,6 +28,10 @@ pub const META_PREFIX: &str = "x-oss-meta-";
 pub const OSS_PREFIX: &str = "x-oss-";
 /// The error code header newer OSS servers add to error responses.
 pub const ERROR_EC: &str = "x-oss-ec";
+/// The error document of an answer without a body (HEAD), base64-encoded.
+pub const ERROR_DOCUMENT: &str = "x-oss-err";
+/// The object a CopyObject or UploadPartCopy request copies from: `/bucket/key`.
+pub const COPY_SOURCE: &str = "x-oss-copy-source";
 /// The object type: `Normal`, `Multipart` or `Appendable`.
 pub const OBJECT_TYPE: &str = "x-oss-object-type";
 /// The server's notion of the current time on a RequestTimeTooSkewed answer.

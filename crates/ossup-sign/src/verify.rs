@@ -261,6 +261,18 @@ fn security_token(request: &RequestParts) -> Option<String> {
     String::from_utf8(value.as_bytes().trim_ascii().to_vec()).ok()
 }
 
+/// The security token of a V1-signed request: `x-oss-security-token`, else the unsigned
+/// `security-token` header, where the official Python SDK V2's V1 signer puts it.
+fn v1_security_token(request: &RequestParts) -> Option<String> {
+    security_token(request).or_else(|| {
+        let value = request.headers.get(V1_SECURITY_TOKEN)?;
+        String::from_utf8(value.as_bytes().trim_ascii().to_vec()).ok()
+    })
+}
+
+/// The header the Python SDK V2 sends a V1 request's security token in.
+const V1_SECURITY_TOKEN: &str = "security-token";
+
 fn parse_date_slot(name: &str, value: &[u8]) -> Result<SystemTime, VerifyError> {
     std::str::from_utf8(value)
         .ok()
@@ -296,7 +308,7 @@ fn verify_v1(
         version: SignatureVersion::V1,
         region: None,
         request_time,
-        security_token: security_token(request),
+        security_token: v1_security_token(request),
     };
 
     let string_to_sign = v1::string_to_sign_bytes(request, Some(&slot_value));

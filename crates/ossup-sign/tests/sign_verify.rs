@@ -308,6 +308,31 @@ fn security_token_is_signed_and_reported() {
     }
 }
 
+/// The official Python SDK V2 signs V1 requests without the token and sends it in a plain
+/// `security-token` header; a V4 request must carry it signed, in `x-oss-security-token`.
+#[test]
+fn a_v1_token_may_come_in_the_python_sdk_v2_header() {
+    let mut request = upload_part();
+    V1Signer
+        .sign(&mut request, &Credentials::new(AK, SK), now())
+        .unwrap();
+    request
+        .headers
+        .insert("security-token", HeaderValue::from_static("sts-token"));
+    let verified = verify(&request, secrets, now()).unwrap();
+    assert_eq!(verified.security_token.as_deref(), Some("sts-token"));
+
+    let mut request = upload_part();
+    signer(SignatureVersion::V4)
+        .sign(&mut request, &Credentials::new(AK, SK), now())
+        .unwrap();
+    request
+        .headers
+        .insert("security-token", HeaderValue::from_static("sts-token"));
+    let verified = verify(&request, secrets, now()).unwrap();
+    assert_eq!(verified.security_token, None);
+}
+
 /// Found by `cargo xtask fuzz` (target `signature_roundtrip`): a token that is not ASCII was
 /// signed and sent, but the verifier reported none, so a server took it for a missing token.
 #[test]

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::HeaderMap;
 use ossup_proto::{ErrorResponse, headers};
@@ -80,13 +82,23 @@ pub(crate) struct ErrorAnswer {
 
 /// Reads an error answer from its head and (at most [`ERROR_BODY_LIMIT`] bytes of) its body.
 ///
-/// The request id is the document's, else the `x-oss-request-id` header; the EC likewise the
+/// The document is the body, else (for a HEAD) the base64 `x-oss-err` header. The request id is
+/// the document's, else the `x-oss-request-id` header; the EC likewise the
 /// document's, else `x-oss-ec`. A body that is no error document gives an empty code and the
 /// status's reason as the message.
 pub(crate) fn parse_error_answer(parts: &http::response::Parts, body: &[u8]) -> ErrorAnswer {
+    // A HEAD answer has no body: OSS repeats its error document there, base64-encoded, in
+    // `x-oss-err`.
+    let from_header = || {
+        let encoded = header_str(&parts.headers, headers::ERROR_DOCUMENT)?;
+        String::from_utf8(BASE64.decode(encoded.trim()).ok()?).ok()
+    };
     let document = std::str::from_utf8(body)
         .ok()
-        .and_then(|text| ErrorResponse::from_xml(text).ok());
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned)
+        .or_else(from_header)
+        .and_then(|text| ErrorResponse::from_xml(&text).ok());
     let header = |name: &str| header_str(&parts.headers, name).map(str::to_owned);
     let status = parts.status.as_u16();
     let service = match &document {
@@ -187,6 +199,19 @@ mod tests {
         assert!(answer.document.is_none());
         let answer = parse_error_answer(&parts, b"<ListPartsResult/>");
         assert!(answer.document.is_none());
+    }
+
+    #[test]
+    fn a_head_answer_gives_the_document_oss_repeats_in_x_oss_err() {
+        let xml = "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><RequestId>DOC-ID</RequestId></Error>";
+        let encoded = BASE64.encode(xml);
+        let parts = head(404, &[(headers::ERROR_DOCUMENT, encoded.as_str())]);
+        let answer = parse_error_answer(&parts, b"");
+        assert!(answer.service.is(ErrorCode::NoSuchKey));
+        assert_eq!(answer.service.request_id, "DOC-ID");
+        assert!(answer.document.is_some());
+        let garbled = head(404, &[(headers::ERROR_DOCUMENT, "%%% not base64")]);
+        assert_eq!(parse_error_answer(&garbled, b"").service.code, "");
     }
 
     #[test]

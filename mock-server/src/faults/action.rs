@@ -191,10 +191,11 @@ impl Firing {
             (None, Some(known)) => known.default_message().to_owned(),
             (None, None) => format!("Injected by oss-mock fault rule {}.", self.index),
         };
-        let mut response = response::xml(document.to_xml());
-        *response.status_mut() =
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        response
+        response::error_document(
+            document.to_xml(),
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            ctx.method == http::Method::HEAD,
+        )
     }
 }
 
