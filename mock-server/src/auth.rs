@@ -19,9 +19,6 @@ use crate::error::OssError;
 use crate::response::iso8601;
 use crate::route::RequestContext;
 
-/// Query parameters of a presigned URL, which the mock does not accept.
-const PRESIGN_PARAMS: &[&str] = &["Signature", "OSSAccessKeyId", "x-oss-signature"];
-
 /// The RAM action that allows every API.
 const ALL_ACTIONS: &str = "oss:*";
 
@@ -364,9 +361,9 @@ impl Authenticator {
                 .map(|c| c.access_key_secret.clone())
                 .or_else(|| self.secrets.get(id).cloned())
         };
-        let verified = verify(&request, secret_for, now).map_err(|e| self.to_oss_error(ctx, e))?;
+        let verified = verify(&request, secret_for, now).map_err(|e| self.to_oss_error(e))?;
         if verified.version == SignatureVersion::V4 {
-            self.check_v4_scope(headers)?;
+            self.check_v4_scope(ctx, headers)?;
         }
         if let Some(credential) = sts.get(&verified.access_key_id) {
             check_temporary(credential, &verified, ctx.api, now)?;
@@ -379,8 +376,9 @@ impl Authenticator {
     /// OSS refuses it. `ossup_sign::verify` checks the signature with the scope the request names, so
     /// the scope itself is checked here: its date must be the date of `x-oss-date`, its region the
     /// server's.
-    fn check_v4_scope(&self, headers: &HeaderMap) -> Result<(), OssError> {
+    fn check_v4_scope(&self, ctx: &RequestContext, headers: &HeaderMap) -> Result<(), OssError> {
         let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        // In the Authorization header, or in the query of a presigned URL.
         let credential = text(http::header::AUTHORIZATION.as_str())
             .and_then(|auth| {
                 auth.split(',')
@@ -388,6 +386,7 @@ impl Authenticator {
                     .map(|field| field.rsplit(char::is_whitespace).next().unwrap_or(field))
                     .find_map(|field| field.strip_prefix("Credential="))
             })
+            .or_else(|| ctx.query("x-oss-credential"))
             .unwrap_or_default();
         // AK/yyyyMMdd/REGION/oss/aliyun_v4_request, the key id possibly holding '/'.
         let mut pieces = credential.rsplitn(5, '/').skip(2);
@@ -396,6 +395,7 @@ impl Authenticator {
             pieces.next().unwrap_or_default(),
         );
         let request_date = text("x-oss-date")
+            .or_else(|| ctx.query("x-oss-date"))
             .and_then(|d| d.get(..8))
             .unwrap_or_default();
         let scope = credential.split_once('/').map_or("", |(_, scope)| scope);
@@ -421,19 +421,18 @@ impl Authenticator {
         Ok(())
     }
 
-    fn to_oss_error(&self, ctx: &RequestContext, err: VerifyError) -> OssError {
+    fn to_oss_error(&self, err: VerifyError) -> OssError {
         match err {
-            VerifyError::MissingAuthorization => {
-                if PRESIGN_PARAMS.iter().any(|p| ctx.query(p).is_some()) {
-                    OssError::new(ErrorCode::AccessDenied).message(
-                        "Presigned URLs (signatures in the query string) are not supported by oss-mock; sign with the Authorization header.",
-                    )
-                } else {
-                    OssError::new(ErrorCode::AccessDenied).message(
-                        "You have no right to access this object because of bucket acl: the request carries no Authorization header.",
-                    )
-                }
-            }
+            VerifyError::MissingAuthorization => OssError::new(ErrorCode::AccessDenied).message(
+                "You have no right to access this object because of bucket acl: the request carries no Authorization header and no presigned-URL signature.",
+            ),
+            VerifyError::Expired {
+                expires,
+                server_time,
+            } => OssError::new(ErrorCode::AccessDenied)
+                .message("Request has expired.")
+                .field("Expires", iso8601(expires))
+                .field("ServerTime", iso8601(server_time)),
             VerifyError::MalformedAuthorization(why) => OssError::invalid_argument(
                 "Authorization",
                 "",

@@ -4,10 +4,12 @@
 
 mod common;
 
-use common::{Client, data, server};
+use std::time::{Duration, SystemTime};
+
+use common::{BUCKET, Client, data, server};
 use http::Method;
-use oss_mock::{MockConfig, MockServer};
-use ossup_sign::{V1Signer, V4Signer};
+use oss_mock::{MockConfig, MockServer, StsCredential};
+use ossup_sign::{Credentials, RequestParts, V1Signer, V4Signer, presign_v1, presign_v4};
 
 #[tokio::test]
 async fn v1_and_v4_signatures_are_accepted_with_and_without_a_security_token() {
@@ -165,6 +167,81 @@ async fn unsigned_and_garbled_requests_are_refused() {
         .send()
         .await;
     r.expect_error(403, "AccessDenied");
+}
+
+/// A presigned URL (V1 or V4, of a permanent key or of temporary credentials) lets a request
+/// without `Authorization` through until it expires, for its method and object only.
+#[tokio::test]
+async fn presigned_urls_work_until_they_expire() {
+    let server = MockServer::start(MockConfig {
+        buckets: vec![BUCKET.to_owned()],
+        sts: vec![StsCredential::new("STS.presign", "sts-secret", "sts-token")],
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = Client::new(&server);
+    let now = SystemTime::now();
+    let permanent = Credentials::new("test-ak", "test-sk");
+    let temporary = Credentials::new("STS.presign", "sts-secret").with_security_token("sts-token");
+    for (credentials, v4) in [
+        (&permanent, false),
+        (&permanent, true),
+        (&temporary, false),
+        (&temporary, true),
+    ] {
+        // The query of a URL presigned for `method` on `key`, sent as `sent_method` to `sent_key`.
+        let send = |method: Method, key: &str, valid: Duration, sent: (Method, &str)| {
+            let mut parts = RequestParts::new(method, Some(BUCKET), Some(key));
+            if v4 {
+                presign_v4(&mut parts, credentials, "cn-hangzhou", now, valid).unwrap();
+            } else {
+                presign_v1(&mut parts, credentials, now + valid).unwrap();
+            }
+            let mut request = client.req(sent.0, sent.1).unsigned();
+            for (name, value) in &parts.query {
+                request = request.query(name, value);
+            }
+            request
+        };
+        let presigned = |method: Method, key: &str, valid: Duration| {
+            send(method.clone(), key, valid, (method, key))
+        };
+        let what = format!("{} v4={v4}", credentials.access_key_id());
+        presigned(Method::PUT, "shared", Duration::from_secs(300))
+            .body("given away")
+            .send()
+            .await
+            .ok();
+        let got = presigned(Method::GET, "shared", Duration::from_secs(300))
+            .send()
+            .await
+            .ok();
+        assert_eq!(got.body, "given away".as_bytes(), "{what}");
+        // Signed for GET of "shared": no other method, no other object.
+        let five_minutes = Duration::from_secs(300);
+        send(
+            Method::GET,
+            "shared",
+            five_minutes,
+            (Method::DELETE, "shared"),
+        )
+        .send()
+        .await
+        .expect_error(403, "SignatureDoesNotMatch");
+        send(Method::GET, "other", five_minutes, (Method::GET, "shared"))
+            .send()
+            .await
+            .expect_error(403, "SignatureDoesNotMatch");
+        let expired = presigned(Method::GET, "shared", Duration::from_secs(1));
+        tokio::time::sleep(
+            Duration::from_millis(1100).saturating_sub(now.elapsed().unwrap_or_default()),
+        )
+        .await;
+        let refused = expired.send().await;
+        let error = refused.expect_error(403, "AccessDenied");
+        assert_eq!(error.message, "Request has expired.", "{what}");
+    }
 }
 
 #[tokio::test]

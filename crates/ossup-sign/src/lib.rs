@@ -26,6 +26,7 @@
 
 mod canonical;
 mod credentials;
+mod presign;
 mod request;
 mod v1;
 mod v4;
@@ -35,6 +36,7 @@ pub use credentials::{
     Credentials, CredentialsError, CredentialsProvider, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET,
     ENV_SESSION_TOKEN, EnvCredentialsProvider,
 };
+pub use presign::{MAX_V4_EXPIRY, presign_v1, presign_v4};
 pub use request::RequestParts;
 pub use v1::{SIGNED_SUBRESOURCES, V1Signer};
 pub use v4::V4Signer;
@@ -109,4 +111,7 @@ pub enum SignError {
     /// The signing time cannot be written as an HTTP date (before 1970 or after 9999).
     #[error("cannot sign as of {0:?}: OSS dates must fall between 1970 and 9999")]
     InvalidTime(SystemTime),
+    /// A presigned URL's validity is zero or longer than OSS allows ([`MAX_V4_EXPIRY`]).
+    #[error("cannot presign for {0:?}: a URL is valid for 1 second to 7 days")]
+    InvalidExpiry(std::time::Duration),
 }

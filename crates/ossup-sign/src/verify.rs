@@ -1,6 +1,6 @@
 //! Server-side verification: parse `Authorization`, sign the request again, compare.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -9,7 +9,7 @@ use http::header::{AUTHORIZATION, DATE};
 use ossup_proto::headers::{OSS_DATE, SECURITY_TOKEN};
 
 use crate::canonical::{self, header_bytes};
-use crate::{RequestParts, v1, v4};
+use crate::{RequestParts, presign, v1, v4};
 
 /// The signature versions OSS accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,14 @@ pub enum VerifyError {
         /// The server's time.
         server_time: SystemTime,
     },
+    /// A presigned URL's validity has ended (OSS: 403 AccessDenied, "Request has expired.").
+    #[error("the presigned URL expired")]
+    Expired {
+        /// When it expired.
+        expires: SystemTime,
+        /// The server's time.
+        server_time: SystemTime,
+    },
     /// The signature differs from the one computed here (OSS: 403 SignatureDoesNotMatch).
     #[error("signature does not match")]
     SignatureDoesNotMatch {
@@ -83,6 +91,10 @@ pub enum VerifyError {
 /// both and they differ, a signature over `x-oss-date` is accepted too (oss2 signs that one).
 /// V4 reads `Authorization` fields by name, in any order, separated by `,` with optional spaces.
 ///
+/// A request without `Authorization` may carry its signature in the query string, as a presigned
+/// URL does ([`presign_v1`](crate::presign_v1), [`presign_v4`](crate::presign_v4)): it is valid
+/// until it expires ([`VerifyError::Expired`]), with no clock-skew check.
+///
 /// ```
 /// use std::time::{Duration, SystemTime};
 /// use ossup_sign::{Credentials, RequestParts, Signer, V1Signer, VerifyError, verify};
@@ -100,10 +112,15 @@ pub fn verify(
     secret_for: impl Fn(&str) -> Option<String>,
     now: SystemTime,
 ) -> Result<Verified, VerifyError> {
-    let header = request
-        .headers
-        .get(AUTHORIZATION)
-        .ok_or(VerifyError::MissingAuthorization)?;
+    let Some(header) = request.headers.get(AUTHORIZATION) else {
+        return if request.query_value(presign::V1_SIGNATURE).is_some() {
+            verify_v1_presigned(request, secret_for, now)
+        } else if request.query_value(presign::V4_VERSION).is_some() {
+            verify_v4_presigned(request, secret_for, now)
+        } else {
+            Err(VerifyError::MissingAuthorization)
+        };
+    };
     let text = header.to_str().map_err(|_| {
         VerifyError::MalformedAuthorization("the header is not printable ASCII".to_owned())
     })?;
@@ -188,7 +205,27 @@ fn parse_v4(rest: &str) -> Result<Authorization<'_>, VerifyError> {
         return Err(malformed("V4 Signature is not 64 hex digits"));
     }
 
-    // AK/yyyyMMdd/REGION/oss/aliyun_v4_request, split from the right so the key id may hold '/'.
+    let (access_key_id, date, region) = parse_credential(credential)?;
+    let additional_headers = match additional {
+        None => Vec::new(),
+        Some(list) => list
+            .split(';')
+            .map(|name| name.trim().to_ascii_lowercase())
+            .filter(|name| !name.is_empty())
+            .collect(),
+    };
+    Ok(Authorization::V4(V4Claims {
+        access_key_id,
+        date,
+        region,
+        additional_headers,
+        signature,
+    }))
+}
+
+/// `AK/yyyyMMdd/REGION/oss/aliyun_v4_request`, as the key id, the date and the region; split from
+/// the right so the key id may hold '/'.
+fn parse_credential(credential: &str) -> Result<(&str, &str, &str), VerifyError> {
     let expected = "Credential=AK/yyyyMMdd/REGION/oss/aliyun_v4_request";
     let mut parts = credential.rsplitn(5, '/');
     let (terminator, product, region, date, access_key_id) = match (
@@ -217,21 +254,7 @@ fn parse_v4(rest: &str) -> Result<Authorization<'_>, VerifyError> {
         )));
     }
 
-    let additional_headers = match additional {
-        None => Vec::new(),
-        Some(list) => list
-            .split(';')
-            .map(|name| name.trim().to_ascii_lowercase())
-            .filter(|name| !name.is_empty())
-            .collect(),
-    };
-    Ok(Authorization::V4(V4Claims {
-        access_key_id,
-        date,
-        region,
-        additional_headers,
-        signature,
-    }))
+    Ok((access_key_id, date, region))
 }
 
 fn lookup_secret(
@@ -390,6 +413,155 @@ fn verify_v4(
         canonical_request: Some(String::from_utf8_lossy(&canonical_request).into_owned()),
         signature_provided: claims.signature.to_owned(),
         access_key_id: claims.access_key_id.to_owned(),
+    })
+}
+
+/// A V1 presigned URL: `OSSAccessKeyId`, `Expires` (Unix seconds, in the string to sign's date
+/// slot) and `Signature` in the query.
+fn verify_v1_presigned(
+    request: &RequestParts,
+    secret_for: impl Fn(&str) -> Option<String>,
+    now: SystemTime,
+) -> Result<Verified, VerifyError> {
+    let query = |name| request.query_value(name).unwrap_or_default();
+    let (access_key_id, expires_text, signature) = (
+        query(presign::V1_ACCESS_KEY_ID),
+        query(presign::V1_EXPIRES),
+        query(presign::V1_SIGNATURE),
+    );
+    if access_key_id.is_empty() || signature.is_empty() {
+        return Err(malformed(format!(
+            "a V1 presigned URL needs {} and {}",
+            presign::V1_ACCESS_KEY_ID,
+            presign::V1_SIGNATURE
+        )));
+    }
+    let expires = expires_text
+        .parse::<u64>()
+        .ok()
+        .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
+        .ok_or_else(|| {
+            malformed(format!(
+                "a V1 presigned URL's {} {expires_text:?} is not a time in Unix seconds",
+                presign::V1_EXPIRES
+            ))
+        })?;
+    let secret = lookup_secret(access_key_id, secret_for)?;
+    if now > expires {
+        return Err(VerifyError::Expired {
+            expires,
+            server_time: now,
+        });
+    }
+    let provided = BASE64.decode(signature).unwrap_or_default();
+    let string_to_sign = v1::string_to_sign_bytes(request, Some(expires_text.as_bytes()));
+    if v1::mac(&secret, &string_to_sign)
+        .verify_slice(&provided)
+        .is_ok()
+    {
+        return Ok(Verified {
+            access_key_id: access_key_id.to_owned(),
+            version: SignatureVersion::V1,
+            region: None,
+            request_time: now,
+            security_token: request
+                .query_value(presign::V1_SECURITY_TOKEN)
+                .map(str::to_owned),
+        });
+    }
+    Err(VerifyError::SignatureDoesNotMatch {
+        string_to_sign: String::from_utf8_lossy(&string_to_sign).into_owned(),
+        canonical_request: None,
+        signature_provided: signature.to_owned(),
+        access_key_id: access_key_id.to_owned(),
+    })
+}
+
+/// A V4 presigned URL: `x-oss-signature-version`, `x-oss-credential`, `x-oss-date`,
+/// `x-oss-expires` and `x-oss-signature` in the query, every other parameter signed.
+fn verify_v4_presigned(
+    request: &RequestParts,
+    secret_for: impl Fn(&str) -> Option<String>,
+    now: SystemTime,
+) -> Result<Verified, VerifyError> {
+    let query = |name| request.query_value(name).unwrap_or_default();
+    let version = query(presign::V4_VERSION);
+    if version != v4::ALGORITHM {
+        return Err(malformed(format!(
+            "{} {version:?} is not {}",
+            presign::V4_VERSION,
+            v4::ALGORITHM
+        )));
+    }
+    let (access_key_id, date, region) = parse_credential(query(presign::V4_CREDENTIAL))?;
+    let datetime = query(presign::V4_DATE);
+    let request_time = canonical::parse_iso8601_basic(datetime).ok_or_else(|| {
+        VerifyError::MissingDate(format!(
+            "{} {datetime:?} is not yyyyMMddTHHmmssZ (e.g. 20231216T162057Z)",
+            presign::V4_DATE
+        ))
+    })?;
+    let expires_text = query(presign::V4_EXPIRES);
+    let expires_in = expires_text
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+        .filter(|d| !d.is_zero() && *d <= presign::MAX_V4_EXPIRY)
+        .ok_or_else(|| {
+            malformed(format!(
+                "{} {expires_text:?} is not 1 to {} seconds",
+                presign::V4_EXPIRES,
+                presign::MAX_V4_EXPIRY.as_secs()
+            ))
+        })?;
+    let signature = query(presign::V4_SIGNATURE);
+    if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(malformed(format!(
+            "{} is not 64 hex digits",
+            presign::V4_SIGNATURE
+        )));
+    }
+    let secret = lookup_secret(access_key_id, secret_for)?;
+    let expires = request_time + expires_in;
+    if now > expires {
+        return Err(VerifyError::Expired {
+            expires,
+            server_time: now,
+        });
+    }
+    let additional: Vec<String> = query(presign::V4_ADDITIONAL_HEADERS)
+        .split(';')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    // Every parameter is signed but the signature itself.
+    let mut signed = request.clone();
+    signed
+        .query
+        .retain(|(name, _)| name != presign::V4_SIGNATURE);
+    let scope = v4::scope(date, region);
+    let canonical_request = v4::canonical_request_bytes(&signed, &additional);
+    let string_to_sign = v4::string_to_sign_bytes(datetime.as_bytes(), &scope, &canonical_request);
+    let provided = hex::decode(signature).unwrap_or_default();
+    if v4::mac(&secret, date, region, &string_to_sign)
+        .verify_slice(&provided)
+        .is_ok()
+    {
+        return Ok(Verified {
+            access_key_id: access_key_id.to_owned(),
+            version: SignatureVersion::V4,
+            region: Some(region.to_owned()),
+            request_time,
+            security_token: request
+                .query_value(presign::V4_SECURITY_TOKEN)
+                .map(str::to_owned),
+        });
+    }
+    Err(VerifyError::SignatureDoesNotMatch {
+        string_to_sign: String::from_utf8_lossy(&string_to_sign).into_owned(),
+        canonical_request: Some(String::from_utf8_lossy(&canonical_request).into_owned()),
+        signature_provided: signature.to_owned(),
+        access_key_id: access_key_id.to_owned(),
     })
 }
 

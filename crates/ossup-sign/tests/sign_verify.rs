@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Method};
 use ossup_sign::{
-    Credentials, RequestParts, SignError, SignatureVersion, Signer, V1Signer, V4Signer, Verified,
-    VerifyError, verify,
+    Credentials, MAX_V4_EXPIRY, RequestParts, SignError, SignatureVersion, Signer, V1Signer,
+    V4Signer, Verified, VerifyError, presign_v1, presign_v4, verify,
 };
 use proptest::prelude::*;
 
@@ -615,4 +615,112 @@ proptest! {
         let result = verify(&request, secrets, now());
         prop_assert!(result.is_err());
     }
+}
+
+#[test]
+fn a_presigned_url_is_valid_until_it_expires_for_its_method_and_resource_only() {
+    let creds = Credentials::new(AK, SK);
+    for version in VERSIONS {
+        let mut request = RequestParts::new(Method::GET, Some("bucket"), Some("dir/key.bin"));
+        match version {
+            SignatureVersion::V1 => {
+                presign_v1(&mut request, &creds, now() + Duration::from_secs(600)).unwrap();
+            }
+            SignatureVersion::V4 => {
+                presign_v4(
+                    &mut request,
+                    &creds,
+                    "cn-hangzhou",
+                    now(),
+                    Duration::from_secs(600),
+                )
+                .unwrap();
+            }
+        }
+        assert!(request.headers.get("authorization").is_none());
+        let verified = verify(&request, secrets, now() + Duration::from_secs(599)).unwrap();
+        assert_eq!(verified.version, version);
+        assert_eq!(verified.security_token, None);
+        // No clock-skew check: a URL is used whenever its holder likes, until it expires.
+        assert!(verify(&request, secrets, now() + Duration::from_secs(599)).is_ok());
+        assert!(
+            matches!(
+                verify(&request, secrets, now() + Duration::from_secs(601)),
+                Err(VerifyError::Expired { .. })
+            ),
+            "{version:?}"
+        );
+
+        let mut put = request.clone();
+        put.method = Method::PUT;
+        assert!(is_mismatch(&verify(&put, secrets, now())), "{version:?}");
+        let mut other = request.clone();
+        other.key = Some("dir/other.bin".to_owned());
+        assert!(is_mismatch(&verify(&other, secrets, now())), "{version:?}");
+        let mut longer = request.clone();
+        for (name, value) in &mut longer.query {
+            if name == "Expires" || name == "x-oss-expires" {
+                value.push('0');
+            }
+        }
+        assert!(
+            is_mismatch(&verify(&longer, secrets, now())),
+            "{version:?}: a URL whose expiry was pushed back must not verify"
+        );
+    }
+}
+
+#[test]
+fn a_presigned_url_of_temporary_credentials_carries_its_token_signed() {
+    let creds = Credentials::new(AK, SK).with_security_token("sts-token");
+    let mut v1 = RequestParts::new(Method::PUT, Some("bucket"), Some("k"));
+    presign_v1(&mut v1, &creds, now() + Duration::from_secs(60)).unwrap();
+    let mut v4 = RequestParts::new(Method::PUT, Some("bucket"), Some("k"));
+    presign_v4(
+        &mut v4,
+        &creds,
+        "cn-hangzhou",
+        now(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    for (request, param) in [(v1, "security-token"), (v4, "x-oss-security-token")] {
+        assert_eq!(request.query_value(param), Some("sts-token"));
+        let verified = verify(&request, secrets, now()).unwrap();
+        assert_eq!(verified.security_token.as_deref(), Some("sts-token"));
+        let mut swapped = request.clone();
+        for (name, value) in &mut swapped.query {
+            if name == param {
+                *value = "other-token".to_owned();
+            }
+        }
+        assert!(is_mismatch(&verify(&swapped, secrets, now())), "{param}");
+    }
+}
+
+#[test]
+fn a_v4_presigned_url_is_valid_for_at_most_seven_days() {
+    let creds = Credentials::new(AK, SK);
+    let mut request = RequestParts::new(Method::GET, Some("bucket"), Some("k"));
+    assert!(
+        presign_v4(
+            &mut request,
+            &creds,
+            "cn-hangzhou",
+            now(),
+            MAX_V4_EXPIRY + Duration::from_secs(1)
+        )
+        .is_err()
+    );
+    presign_v4(&mut request, &creds, "cn-hangzhou", now(), MAX_V4_EXPIRY).unwrap();
+    assert!(verify(&request, secrets, now() + MAX_V4_EXPIRY).is_ok());
+    for (name, value) in &mut request.query {
+        if name == "x-oss-expires" {
+            *value = (MAX_V4_EXPIRY.as_secs() + 1).to_string();
+        }
+    }
+    assert!(matches!(
+        verify(&request, secrets, now()),
+        Err(VerifyError::MalformedAuthorization(_))
+    ));
 }

@@ -1,4 +1,4 @@
-//! Signatures: the verifier (V1, V4, and the presigned-URL parameters the mock turns away) on
+//! Signatures: the verifier (V1, V4, and presigned URLs' query signatures) on
 //! hostile requests, and requests signed by ossup's signers verified, then tampered with.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
