@@ -29,7 +29,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ossup_proto::headers::REQUEST_ID;
-use ossup_sign::{Credentials, RequestParts, Signer, V1Signer, V4Signer};
+use ossup_sign::{Credentials, RequestParts, Signer, V1Signer, V4Signer, presign_v1, presign_v4};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Everything but RFC 3986 unreserved characters (`A-Za-z0-9-._~`) is percent-encoded.
@@ -183,6 +183,12 @@ pub enum Auth {
     V4,
     /// No signature at all: no `Authorization`, no date added.
     Unsigned,
+    /// A V1 presigned URL (`OSSAccessKeyId`, `Expires`, `Signature` in the query) valid until this
+    /// time.
+    PresignedV1(SystemTime),
+    /// A V4 presigned URL (`x-oss-credential`, `x-oss-date`, `x-oss-expires`, `x-oss-signature`)
+    /// for the client's region, made when the request is signed and valid this long.
+    PresignedV4(Duration),
 }
 
 /// One request, before signing: what to send and how.
@@ -653,6 +659,42 @@ impl Client {
         let addressing = request.addressing.unwrap_or(config.addressing);
         let encoding = request.key_encoding.unwrap_or(config.key_encoding);
         let auth = request.auth.clone().unwrap_or_else(|| config.auth.clone());
+        let credentials = request.credentials.as_ref().unwrap_or(&config.credentials);
+        let now = request.signed_at.unwrap_or_else(SystemTime::now);
+        // A presigned URL's signature is part of its query, and so of the target.
+        let presigned;
+        let request = match auth {
+            Auth::PresignedV1(_) | Auth::PresignedV4(_) => {
+                let mut parts = RequestParts::new(
+                    request.method.clone(),
+                    request.bucket.as_deref(),
+                    request.key.as_deref(),
+                );
+                parts.query = request.query.clone();
+                parts.headers = request.headers.clone();
+                let signing = match auth {
+                    Auth::PresignedV1(expires) => presign_v1(&mut parts, credentials, expires),
+                    Auth::PresignedV4(valid) => {
+                        let region =
+                            config.region.as_deref().ok_or_else(|| ClientError::Build {
+                                what: what.clone(),
+                                reason: "a V4 signature needs a region (set OSS_REGION)".to_owned(),
+                            })?;
+                        presign_v4(&mut parts, credentials, region, now, valid)
+                    }
+                    Auth::V1 | Auth::V4 | Auth::Unsigned => unreachable!("matched above"),
+                };
+                signing.map_err(|source| ClientError::Sign {
+                    what: what.clone(),
+                    source,
+                })?;
+                let mut with_signature = request.clone();
+                with_signature.query = parts.query;
+                presigned = with_signature;
+                &presigned
+            }
+            _ => request,
+        };
         let target = request.wire_target(
             &config.endpoint,
             &config.virtual_host_base,
@@ -667,10 +709,8 @@ impl Client {
         );
         parts.query = request.query.clone();
         parts.headers = request.headers.clone();
-        let credentials = request.credentials.as_ref().unwrap_or(&config.credentials);
-        let now = request.signed_at.unwrap_or_else(SystemTime::now);
         let signed = match auth {
-            Auth::Unsigned => None,
+            Auth::Unsigned | Auth::PresignedV1(_) | Auth::PresignedV4(_) => None,
             Auth::V1 => {
                 V1Signer
                     .sign(&mut parts, credentials, now)

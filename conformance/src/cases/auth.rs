@@ -18,6 +18,11 @@ const UNKNOWN_KEY_ID: &str = "ossup-conformance-unknown-key";
 pub(crate) fn cases() -> Vec<Case> {
     vec![
         case!(
+            presigned_urls_work_until_they_expire_for_their_method_only,
+            Api::GetObject,
+            "a V1 presigned PUT and GET (and V4 with a region) as signed; an expired one 403 AccessDenied; a GET URL used to DELETE 403 SignatureDoesNotMatch"
+        ),
+        case!(
             v4_signed_requests_are_accepted_by_every_api,
             Api::UploadPart,
             "V4 (OSS4-HMAC-SHA256), both addressing styles: Initiate, UploadPart, ListParts, Complete, Get (Range), Head, ListMultipartUploads, Delete"
@@ -437,5 +442,47 @@ async fn subresource_changed_after_signing_is_signature_does_not_match(ctx: &Ctx
         "parts stored by refused requests: {:?}",
         page.parts.iter().map(|p| p.part_number).collect::<Vec<_>>()
     );
+    Ok(())
+}
+
+async fn presigned_urls_work_until_they_expire_for_their_method_only(ctx: &Ctx) -> CaseResult {
+    let key = ctx.key("presigned.bin");
+    let body = ctx.data(1000);
+    let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+    let put = Request::put(Some(ctx.bucket()), Some(&key))
+        .body(body.clone())
+        .auth(Auth::PresignedV1(in_an_hour));
+    ctx.send(put)
+        .await?
+        .expect_status(200)
+        .context("V1 presigned PutObject")?;
+    ctx.track_object(ctx.bucket(), &key);
+    let mut readers = vec![("V1", Auth::PresignedV1(in_an_hour))];
+    if ctx.require_region().is_ok() {
+        readers.push(("V4", Auth::PresignedV4(Duration::from_secs(3600))));
+    }
+    for (version, auth) in readers {
+        let get = Request::get(Some(ctx.bucket()), Some(&key)).auth(auth);
+        let response = ctx.send(get).await?;
+        expect_same_bytes(&response, &body).context(format!("{version} presigned GetObject"))?;
+    }
+    let expired = Request::get(Some(ctx.bucket()), Some(&key)).auth(Auth::PresignedV1(
+        SystemTime::now() - Duration::from_secs(60),
+    ));
+    ctx.send(expired)
+        .await?
+        .expect_error(403, "AccessDenied")
+        .context("a V1 presigned URL that expired a minute ago")?;
+    // The method is signed: a URL to read the object cannot delete it.
+    let get_url = Request::get(Some(ctx.bucket()), Some(&key)).auth(Auth::PresignedV1(in_an_hour));
+    let target = ctx.client().prepare(&get_url)?.target.path_and_query;
+    let parts_of_get = Request::delete(Some(ctx.bucket()), Some(&key))
+        .auth(Auth::Unsigned)
+        .raw_path_and_query(&target);
+    ctx.send(parts_of_get)
+        .await?
+        .expect_error(403, "SignatureDoesNotMatch")
+        .context("a GET's presigned URL used to DELETE")?;
+    ctx.expect_object(&key, &body).await?;
     Ok(())
 }
