@@ -102,7 +102,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "transferAcceleration",
     "delete",
     "uploadPartCopy",
-    "list-type",
 ];
 
 /// The host a request addressed: the `Host` header, else the URI's authority.

@@ -410,6 +410,56 @@ pub struct ListBucketResult {
     pub common_prefixes: Vec<CommonPrefix>,
 }
 
+/// The answer of ListObjectsV2 (`GET /?list-type=2` on a bucket): one page of its objects, paged
+/// by an opaque continuation token rather than by key.
+///
+/// ```
+/// use ossup_proto::xml::{from_xml, to_xml, ListBucketV2Result};
+/// let page = ListBucketV2Result { name: "b".into(), max_keys: 100, key_count: 0, ..Default::default() };
+/// let xml = to_xml(&page);
+/// assert!(xml.contains("<ListBucketResult>") && xml.contains("<KeyCount>0</KeyCount>"));
+/// let back: ListBucketV2Result = from_xml("ListBucketResult", &xml).unwrap();
+/// assert_eq!(back, page);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename = "ListBucketResult", rename_all = "PascalCase")]
+pub struct ListBucketV2Result {
+    /// The bucket.
+    pub name: String,
+    /// The prefix asked for.
+    #[serde(default)]
+    pub prefix: String,
+    /// The token this page continues from, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuation_token: Option<String>,
+    /// The key this listing starts after, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_after: Option<String>,
+    /// The page size asked for.
+    #[serde(default, deserialize_with = "lenient_u32")]
+    pub max_keys: u32,
+    /// The delimiter asked for.
+    #[serde(default)]
+    pub delimiter: String,
+    /// `url` when keys and prefixes in this page are percent-encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<String>,
+    /// Whether more objects follow.
+    pub is_truncated: bool,
+    /// The token of the next page, when truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_continuation_token: Option<String>,
+    /// The objects and common prefixes in this page.
+    #[serde(default, deserialize_with = "lenient_u32")]
+    pub key_count: u32,
+    /// The objects of this page, in key order (with their owner only when asked with `fetch-owner`).
+    #[serde(rename = "Contents", default)]
+    pub contents: Vec<ListedObject>,
+    /// The prefixes rolled up by the delimiter.
+    #[serde(rename = "CommonPrefixes", default)]
+    pub common_prefixes: Vec<CommonPrefix>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

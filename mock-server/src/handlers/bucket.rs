@@ -1,13 +1,15 @@
-//! PutBucket, DeleteBucket, GetBucketInfo and ListObjects.
+//! PutBucket, DeleteBucket, GetBucketInfo, ListObjects and ListObjectsV2.
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64_URL;
 use http::StatusCode;
 use http::request::Parts;
 use ossup_proto::ErrorCode;
 use ossup_proto::xml::{
     AccessControlList, BucketInfo, CommonPrefix, CreateBucketConfiguration, GetBucketInfoResult,
-    ListBucketResult, ListedObject, Owner, from_xml, to_xml,
+    ListBucketResult, ListBucketV2Result, ListedObject, Owner, from_xml, to_xml,
 };
 
 use super::{
@@ -115,16 +117,42 @@ pub(super) async fn get_bucket_info(
     })))
 }
 
-/// `GET /` on a bucket (ListObjects, version 1).
+/// `GET /` on a bucket: ListObjects, or ListObjectsV2 with `list-type=2` (the same API to RAM, to
+/// fault rules and in the stats).
 pub(super) async fn list_objects(
     app: &App,
     ctx: &RequestContext,
 ) -> Result<HttpResponse, OssError> {
+    let v2 = match ctx.query("list-type") {
+        None => false,
+        Some("2") => true,
+        Some(other) => {
+            return Err(OssError::invalid_argument(
+                "list-type",
+                other,
+                "list-type must be 2 (ListObjectsV2), or absent (ListObjects).",
+            ));
+        }
+    };
     let encode = url_encoding(ctx)?;
     let prefix = listed_param(ctx, "prefix", encode)?;
-    let marker = listed_param(ctx, "marker", encode)?;
     let delimiter = listed_param(ctx, "delimiter", encode)?;
     let max = count_param(ctx, "max-keys", 100, 1000)?;
+    // Version 1 pages by key; version 2 by a token that holds the last key listed, or else from
+    // `start-after`.
+    let start_after = v2
+        .then(|| listed_param(ctx, "start-after", encode))
+        .transpose()?;
+    let token = match ctx.query("continuation-token").filter(|_| v2) {
+        None => None,
+        Some(token) => Some((token.to_owned(), continuation_key(token)?)),
+    };
+    let marker = match (&token, &start_after) {
+        (Some((_, key)), _) => key.clone(),
+        (None, Some(start_after)) => start_after.clone(),
+        (None, None) if v2 => String::new(),
+        (None, None) => listed_param(ctx, "marker", encode)?,
+    };
     let store = Arc::clone(&app.store);
     let page = {
         let (bucket, prefix, marker, delimiter) = (
@@ -136,32 +164,70 @@ pub(super) async fn list_objects(
         blocking(move || store.list_objects(&bucket, &prefix, &marker, &delimiter, max)).await?
     };
     let name = |s: &str| if encode { url_encode(s) } else { s.to_owned() };
-    Ok(response::xml(to_xml(&ListBucketResult {
-        name: ctx.bucket.clone(),
-        prefix: name(&prefix),
-        marker: name(&marker),
-        max_keys: max as u32,
-        delimiter: name(&delimiter),
-        encoding_type: encode.then(|| "url".to_owned()),
-        is_truncated: page.truncated,
-        next_marker: page.truncated.then(|| name(&page.next_marker)),
-        contents: page
-            .objects
-            .iter()
-            .map(|o| ListedObject {
-                key: name(&o.key),
-                last_modified: iso8601(system_time(o.last_modified)),
-                etag: o.etag.clone(),
-                object_type: o.object_type.as_str().to_owned(),
-                size: o.size,
-                storage_class: o.attrs.storage_class.clone(),
-                owner: Some(owner()),
-            })
-            .collect(),
-        common_prefixes: page
-            .common_prefixes
-            .iter()
-            .map(|p| CommonPrefix { prefix: name(p) })
-            .collect(),
-    })))
+    // OSS names the owner in a V2 listing only when asked.
+    let with_owner = !v2 || ctx.query("fetch-owner") == Some("true");
+    let contents: Vec<ListedObject> = page
+        .objects
+        .iter()
+        .map(|o| ListedObject {
+            key: name(&o.key),
+            last_modified: iso8601(system_time(o.last_modified)),
+            etag: o.etag.clone(),
+            object_type: o.object_type.as_str().to_owned(),
+            size: o.size,
+            storage_class: o.attrs.storage_class.clone(),
+            owner: with_owner.then(owner),
+        })
+        .collect();
+    let common_prefixes: Vec<CommonPrefix> = page
+        .common_prefixes
+        .iter()
+        .map(|p| CommonPrefix { prefix: name(p) })
+        .collect();
+    let xml = if v2 {
+        to_xml(&ListBucketV2Result {
+            name: ctx.bucket.clone(),
+            prefix: name(&prefix),
+            continuation_token: token.map(|(token, _)| token),
+            start_after: start_after.filter(|s| !s.is_empty()).map(|s| name(&s)),
+            max_keys: max as u32,
+            delimiter: name(&delimiter),
+            encoding_type: encode.then(|| "url".to_owned()),
+            is_truncated: page.truncated,
+            next_continuation_token: page.truncated.then(|| BASE64_URL.encode(&page.next_marker)),
+            key_count: (contents.len() + common_prefixes.len()) as u32,
+            contents,
+            common_prefixes,
+        })
+    } else {
+        to_xml(&ListBucketResult {
+            name: ctx.bucket.clone(),
+            prefix: name(&prefix),
+            marker: name(&marker),
+            max_keys: max as u32,
+            delimiter: name(&delimiter),
+            encoding_type: encode.then(|| "url".to_owned()),
+            is_truncated: page.truncated,
+            next_marker: page.truncated.then(|| name(&page.next_marker)),
+            contents,
+            common_prefixes,
+        })
+    };
+    Ok(response::xml(xml))
+}
+
+/// The key a ListObjectsV2 continuation token continues after: the mock's tokens are the last key
+/// listed, base64-encoded (URL-safe, unpadded), and opaque to clients.
+fn continuation_key(token: &str) -> Result<String, OssError> {
+    BASE64_URL
+        .decode(token)
+        .ok()
+        .and_then(|key| String::from_utf8(key).ok())
+        .ok_or_else(|| {
+            OssError::invalid_argument(
+                "continuation-token",
+                token,
+                "The continuation-token is not one this server gave; pass NextContinuationToken as it came.",
+            )
+        })
 }
