@@ -8,7 +8,7 @@
 //!   clippy, every workspace test, the conformance suite, the oss2 check, short chaos runs and a
 //!   short soak, stopping at the first failure.
 //! - `conformance [ARGS]`: the conformance suite against the mock (or `OSSUP_CONFORMANCE_*`), as a table.
-//! - `oss2`: the official Python SDK, oss2, against the mock server binary.
+//! - `oss2`: the official Python SDKs, oss2 and alibabacloud-oss-v2, against the mock server binary.
 //! - `bench [ARGS]`: throughput, memory, resume cost and checkpoint overhead of `ossup upload`,
 //!   a stream from a pipe against the same file, and many files in one run (`--recursive`),
 //!   against `md5sum` and oss2, as a table and JSON (`docs/benchmarks.md`).
@@ -57,8 +57,9 @@ commands:
                        e.g. --filter complete, --list); against the mock unless
                        OSSUP_CONFORMANCE_ENDPOINT, OSSUP_CONFORMANCE_BUCKET, OSS_ACCESS_KEY_ID and
                        OSS_ACCESS_KEY_SECRET are set
-  oss2                 the official Python SDK oss2 (in a venv under target/) against the
-                       oss-mock binary: conformance/peers/oss2_peer.py
+  oss2                 the official Python SDKs oss2 and alibabacloud-oss-v2 (in a venv under
+                       target/) against the oss-mock binary: conformance/peers/oss2_peer.py and
+                       conformance/peers/oss_v2_peer.py
   bench [--size SIZE] [--json FILE] [--runs N] [--mock-dir DIR] [--mock-fsync] [--quick]
                        release ossup against md5sum and oss2 on the release mock:
                        throughput, peak memory, resume cost, checkpoint overhead, the

@@ -1,8 +1,10 @@
-//! `cargo xtask oss2`: the official Python SDK, oss2, unmodified, against the `oss-mock` binary.
+//! `cargo xtask oss2`: the official Python SDKs, oss2 and alibabacloud-oss-v2, unmodified, against
+//! the `oss-mock` binary.
 //!
-//! Creates a virtual environment under `target/oss2-venv` and installs the pinned oss2 there when
-//! missing, builds and starts `oss-mock` on a free loopback port, runs `conformance/peers/oss2_peer.py`
-//! against it, and stops the mock whatever happened.
+//! Creates a virtual environment under `target/oss2-venv` and installs the pinned SDKs there when
+//! missing, builds and starts `oss-mock` on a free loopback port (with temporary credentials for the
+//! V2 peer), runs `conformance/peers/oss2_peer.py` and `conformance/peers/oss_v2_peer.py` against
+//! it, and stops the mock whatever happened.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -15,10 +17,16 @@ use crate::mock_process;
 
 /// The oss2 release the peer check runs (verified against the mock).
 pub(crate) const OSS2_VERSION: &str = "2.19.1";
+/// The alibabacloud-oss-v2 release the second peer runs (verified against the mock).
+const OSS_V2_VERSION: &str = "1.4.1";
+/// The temporary credentials the mock accepts for the V2 peer: id, secret, token.
+const STS: (&str, &str, &str) = ("STS.peer", "sts-peer-secret", "sts-peer-token");
 /// The bucket the mock is started with for the peer.
 const BUCKET: &str = "oss2-peer";
 /// The peer script, relative to the workspace root.
 const PEER_SCRIPT: &str = "conformance/peers/oss2_peer.py";
+/// The alibabacloud-oss-v2 peer script, relative to the workspace root.
+const V2_PEER_SCRIPT: &str = "conformance/peers/oss_v2_peer.py";
 /// The mock's credentials and region when started without flags.
 const ACCESS_KEY_ID: &str = "test-ak";
 const ACCESS_KEY_SECRET: &str = "test-sk";
@@ -35,11 +43,9 @@ pub(crate) fn run() -> Result<(), Failure> {
     )
     .run()?;
     let mock = MockProcess::start()?;
-    let peer = Step::new(
-        "oss2 peer",
-        &python,
-        [
-            workspace_root().join(PEER_SCRIPT).into_os_string(),
+    let peer = |name: &str, script: &str, extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            workspace_root().join(script).into_os_string(),
             "--endpoint".into(),
             mock.endpoint.clone().into(),
             "--bucket".into(),
@@ -50,9 +56,25 @@ pub(crate) fn run() -> Result<(), Failure> {
             ACCESS_KEY_SECRET.into(),
             "--region".into(),
             REGION.into(),
-        ],
-    );
-    let result = run_with_timeout(&peer, PEER_TIMEOUT);
+        ];
+        args.extend(extra.iter().map(Into::into));
+        Step::new(name, &python, args)
+    };
+    let result =
+        run_with_timeout(&peer("oss2 peer", PEER_SCRIPT, &[]), PEER_TIMEOUT).and_then(|()| {
+            let temporary = [
+                "--sts-access-key-id",
+                STS.0,
+                "--sts-access-key-secret",
+                STS.1,
+                "--sts-token",
+                STS.2,
+            ];
+            run_with_timeout(
+                &peer("alibabacloud-oss-v2 peer", V2_PEER_SCRIPT, &temporary),
+                PEER_TIMEOUT,
+            )
+        });
     if result.is_err() {
         mock.show_log();
     }
@@ -88,9 +110,15 @@ pub(crate) fn ensure_venv() -> Result<PathBuf, Failure> {
             ))
         })?;
     }
-    if installed_oss2(&python).as_deref() != Some(OSS2_VERSION) {
+    for (package, module, version) in [
+        ("oss2", "oss2", OSS2_VERSION),
+        ("alibabacloud-oss-v2", "alibabacloud_oss_v2", OSS_V2_VERSION),
+    ] {
+        if installed_version(&python, module).as_deref() == Some(version) {
+            continue;
+        }
         Step::new(
-            "install oss2",
+            &format!("install {package}"),
             &python,
             [
                 "-m".to_owned(),
@@ -98,20 +126,23 @@ pub(crate) fn ensure_venv() -> Result<PathBuf, Failure> {
                 "install".to_owned(),
                 "--quiet".to_owned(),
                 "--disable-pip-version-check".to_owned(),
-                format!("oss2=={OSS2_VERSION}"),
+                format!("{package}=={version}"),
             ],
         )
         .run()?;
-        let installed = installed_oss2(&python);
-        if installed.as_deref() != Some(OSS2_VERSION) {
+        let installed = installed_version(&python, module);
+        if installed.as_deref() != Some(version) {
             return Err(Failure::new(format!(
-                "after pip install, {} imports oss2 {installed:?}, not {OSS2_VERSION}; remove {} and try again",
+                "after pip install, {} imports {module} {installed:?}, not {version}; remove {} and try again",
                 python.display(),
                 venv.display()
             )));
         }
     }
-    println!("==> oss2 {OSS2_VERSION} ready in {}", venv.display());
+    println!(
+        "==> oss2 {OSS2_VERSION} and alibabacloud-oss-v2 {OSS_V2_VERSION} ready in {}",
+        venv.display()
+    );
     Ok(python)
 }
 
@@ -124,9 +155,13 @@ fn has_pip(python: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn installed_oss2(python: &Path) -> Option<String> {
+/// The version of `module` the venv's Python imports, if it imports it.
+fn installed_version(python: &Path, module: &str) -> Option<String> {
     let output = std::process::Command::new(python)
-        .args(["-c", "import oss2; print(oss2.__version__)"])
+        .args([
+            "-c",
+            &format!("import {module}; print({module}.__version__)"),
+        ])
         .stderr(Stdio::null())
         .output()
         .ok()?;
@@ -185,7 +220,8 @@ impl MockProcess {
         let log = target_dir().join("oss2-mock.log");
         let stderr = File::create(&log)
             .map_err(|e| Failure::new(format!("could not create {}: {e}", log.display())))?;
-        let args = ["--listen", "127.0.0.1:0", "--bucket", BUCKET];
+        let sts = format!("{}:{}:{}", STS.0, STS.1, STS.2);
+        let args = ["--listen", "127.0.0.1:0", "--bucket", BUCKET, "--sts", &sts];
         println!(
             "==> start the mock server: {} {}",
             binary.display(),

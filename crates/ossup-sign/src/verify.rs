@@ -506,10 +506,11 @@ fn verify_v4_presigned(
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
-        .filter(|d| !d.is_zero() && *d <= presign::MAX_V4_EXPIRY)
+        // 0 is a URL valid within its signing second: the Python SDK V2 writes it for a 1 s expiry.
+        .filter(|d| *d <= presign::MAX_V4_EXPIRY)
         .ok_or_else(|| {
             malformed(format!(
-                "{} {expires_text:?} is not 1 to {} seconds",
+                "{} {expires_text:?} is not 0 to {} seconds",
                 presign::V4_EXPIRES,
                 presign::MAX_V4_EXPIRY.as_secs()
             ))
