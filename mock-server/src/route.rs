@@ -10,6 +10,7 @@ use http::Method;
 use http::request::Parts;
 use ossup_proto::limits::MAX_KEY_LEN;
 use ossup_proto::{Api, ErrorCode, headers};
+use ossup_sign::SIGNED_SUBRESOURCES;
 use percent_encoding::percent_decode_str;
 
 use crate::error::OssError;
@@ -70,39 +71,35 @@ impl RequestContext {
     }
 }
 
-/// Sub-resources of OSS APIs the mock does not serve. A request carrying one is answered
-/// NotImplemented rather than mistaken for the plain object or bucket API.
-const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
-    "acl",
-    "append",
-    "symlink",
-    "tagging",
-    "restore",
-    "cors",
-    "lifecycle",
-    "website",
-    "referer",
-    "logging",
-    "policy",
-    "versioning",
-    "versions",
-    "versionId",
-    "location",
-    "stat",
-    "worm",
-    "wormId",
-    "wormExtend",
-    "replication",
-    "encryption",
-    "inventory",
-    "x-oss-process",
-    "qos",
-    "cname",
-    "requestPayment",
-    "transferAcceleration",
-    "delete",
-    "uploadPartCopy",
+/// The sub-resources OSS signs (V1) that the mock serves or may ignore. Any other signed
+/// sub-resource names an API the mock does not serve (`?live`, `?vod`, `?metaQuery`, …): taken by
+/// its method alone for the plain object or bucket API, it would answer as if it had done it, or
+/// delete or overwrite the object of that key.
+const SERVED_SUBRESOURCES: &[&str] = &[
+    "bucketInfo",
+    "callback",
+    "callback-var",
+    "continuation-token",
+    "objectMeta",
+    "partNumber",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "response-content-language",
+    "response-content-type",
+    "response-expires",
+    "security-token",
+    "sequential",
+    "uploadId",
+    "uploads",
+    "x-oss-request-payer",
+    "x-oss-traffic-limit",
 ];
+
+/// Sub-resources of OSS APIs the mock does not serve that V1 does not sign. A request carrying
+/// one, or a signed sub-resource not in [`SERVED_SUBRESOURCES`], is answered NotImplemented
+/// rather than mistaken for the plain object or bucket API.
+const UNSUPPORTED_SUBRESOURCES: &[&str] = &["uploadPartCopy"];
 
 /// The host a request addressed: the `Host` header, else the URI's authority.
 pub(crate) fn request_host(parts: &Parts) -> String {
@@ -126,11 +123,22 @@ fn host_name(host: &str) -> &str {
 }
 
 /// Whether a request to `host` (a `Host` header) names its bucket in the host: virtual-hosted
-/// addressing, `BUCKET.DOMAIN[:PORT]`.
+/// addressing, `BUCKET.DOMAIN[:PORT]` or an OSS endpoint's `BUCKET.oss-REGION.aliyuncs.com`.
 pub(crate) fn names_bucket_in_host(host: &str, domain: &str) -> bool {
-    let host = host_name(host).to_ascii_lowercase();
-    host.strip_suffix(&format!(".{}", domain.to_ascii_lowercase()))
-        .is_some_and(|bucket| !bucket.is_empty())
+    bucket_in_host(&host_name(host).to_ascii_lowercase(), domain).is_some()
+}
+
+/// The bucket a host name (lowercase, without its port) names: `BUCKET.DOMAIN`, or
+/// `BUCKET.oss-REGION[-internal].aliyuncs.com` (a client given an OSS endpoint and sending to the
+/// mock's address, as ali-oss does with an IP endpoint, names the bucket only there).
+fn bucket_in_host<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    let suffix = format!(".{}", domain.to_ascii_lowercase());
+    if let Some(bucket) = host.strip_suffix(&suffix) {
+        return (!bucket.is_empty()).then_some(bucket);
+    }
+    let (bucket, endpoint) = host.split_once('.')?;
+    (!bucket.is_empty() && endpoint.starts_with("oss-") && endpoint.ends_with(".aliyuncs.com"))
+        .then_some(bucket)
 }
 
 /// Whether `name` is a legal bucket name: 3-63 of lowercase letters, digits and `-`, starting and
@@ -227,12 +235,11 @@ pub(crate) fn route(
     host_id: String,
 ) -> Result<RequestContext, OssError> {
     let host = host_name(&host_id).to_ascii_lowercase();
-    let suffix = format!(".{}", domain.to_ascii_lowercase());
     let path = parts.uri.path();
     let path = path.strip_prefix('/').unwrap_or(path);
-    let (addressing, bucket, raw_key) = match host.strip_suffix(&suffix) {
-        Some(bucket) if !bucket.is_empty() => (Addressing::VirtualHosted, bucket.to_owned(), path),
-        _ => {
+    let (addressing, bucket, raw_key) = match bucket_in_host(&host, domain) {
+        Some(bucket) => (Addressing::VirtualHosted, bucket.to_owned(), path),
+        None => {
             let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
             let bucket = percent_decode_str(bucket)
                 .decode_utf8()
@@ -261,10 +268,11 @@ pub(crate) fn route(
     if !valid_bucket_name(&bucket) {
         return Err(invalid_bucket(&bucket));
     }
-    if let Some((name, _)) = query
-        .iter()
-        .find(|(n, _)| UNSUPPORTED_SUBRESOURCES.contains(&n.as_str()))
-    {
+    if let Some((name, _)) = query.iter().find(|(n, _)| {
+        UNSUPPORTED_SUBRESOURCES.contains(&n.as_str())
+            || (SIGNED_SUBRESOURCES.contains(&n.as_str())
+                && !SERVED_SUBRESOURCES.contains(&n.as_str()))
+    }) {
         return Err(OssError::new(ErrorCode::NotImplemented).message(format!(
             "The sub-resource ?{name} is not implemented by oss-mock."
         )));
@@ -357,6 +365,14 @@ mod tests {
         assert_eq!(ctx.api, Api::InitiateMultipartUpload);
         let ctx = route_of("GET", "/?uploads", "bucket.localhost").unwrap();
         assert_eq!(ctx.api, Api::ListMultipartUploads);
+        let ctx = route_of("PUT", "/dir/key", "bucket.oss-cn-hangzhou.aliyuncs.com").unwrap();
+        assert_eq!(ctx.addressing, Addressing::VirtualHosted);
+        assert_eq!(
+            (ctx.bucket.as_str(), ctx.key.as_deref()),
+            ("bucket", Some("dir/key"))
+        );
+        let ctx = route_of("GET", "/bucket/k", "oss-cn-hangzhou.aliyuncs.com").unwrap();
+        assert_eq!(ctx.addressing, Addressing::PathStyle);
         let ctx = route_of("GET", "/bucket?bucketInfo", "localhost:1").unwrap();
         assert_eq!(ctx.addressing, Addressing::PathStyle);
         assert_eq!(ctx.api, Api::GetBucketInfo);
@@ -410,6 +426,25 @@ mod tests {
         assert_eq!(
             code(route_of("PATCH", "/bucket/x", "127.0.0.1")),
             ErrorCode::MethodNotAllowed
+        );
+        // Signed sub-resources of APIs the mock does not serve never reach the object APIs.
+        for query in [
+            "live",
+            "live&status=disabled",
+            "vod&endTime=1&startTime=0",
+            "metaQuery",
+        ] {
+            for method in ["GET", "PUT", "DELETE", "POST"] {
+                assert_eq!(
+                    code(route_of(method, &format!("/bucket/x?{query}"), "127.0.0.1")),
+                    ErrorCode::NotImplemented,
+                    "{method} ?{query}"
+                );
+            }
+        }
+        assert_eq!(
+            code(route_of("POST", "/bucket?asyncFetch", "127.0.0.1")),
+            ErrorCode::NotImplemented
         );
     }
 

@@ -2,13 +2,15 @@
 //!
 //! Plain Rust with few dependencies (the benchmark's seeded random data and its JSON; for the chaos
 //! harness, the engine's own client and checkpoint stores, which it checks results with), needing
-//! nothing but cargo and, for the oss2 check and the benchmark, `python3`.
+//! nothing but cargo and, for the SDK check and the benchmark, `python3` (and `node` with `npm` for
+//! the SDK check).
 //!
 //! - `test`: the one test command: formatting, the supply-chain check (`cargo deny`, `deny.toml`),
 //!   clippy, every workspace test, the conformance suite, the oss2 check, short chaos runs and a
 //!   short soak, stopping at the first failure.
 //! - `conformance [ARGS]`: the conformance suite against the mock (or `OSSUP_CONFORMANCE_*`), as a table.
-//! - `oss2`: the official Python SDKs, oss2 and alibabacloud-oss-v2, against the mock server binary.
+//! - `oss2`: the official SDKs, oss2 and alibabacloud-oss-v2 (Python) and ali-oss (Node.js), against
+//!   the mock server binary.
 //! - `bench [ARGS]`: throughput, memory, resume cost and checkpoint overhead of `ossup upload`,
 //!   a stream from a pipe against the same file, and many files in one run (`--recursive`),
 //!   against `md5sum` and oss2, as a table and JSON (`docs/benchmarks.md`).
@@ -57,9 +59,9 @@ commands:
                        e.g. --filter complete, --list); against the mock unless
                        OSSUP_CONFORMANCE_ENDPOINT, OSSUP_CONFORMANCE_BUCKET, OSS_ACCESS_KEY_ID and
                        OSS_ACCESS_KEY_SECRET are set
-  oss2                 the official Python SDKs oss2 and alibabacloud-oss-v2 (in a venv under
-                       target/) against the oss-mock binary: conformance/peers/oss2_peer.py and
-                       conformance/peers/oss_v2_peer.py
+  oss2                 the official SDKs oss2 and alibabacloud-oss-v2 (Python, in a venv under
+                       target/) and ali-oss (Node.js, npm ci under target/) against the oss-mock
+                       binary: conformance/peers/
   bench [--size SIZE] [--json FILE] [--runs N] [--mock-dir DIR] [--mock-fsync] [--quick]
                        release ossup against md5sum and oss2 on the release mock:
                        throughput, peak memory, resume cost, checkpoint overhead, the

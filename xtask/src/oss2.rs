@@ -1,10 +1,11 @@
-//! `cargo xtask oss2`: the official Python SDKs, oss2 and alibabacloud-oss-v2, unmodified, against
-//! the `oss-mock` binary.
+//! `cargo xtask oss2`: the official SDKs, unmodified, against the `oss-mock` binary: oss2 and
+//! alibabacloud-oss-v2 (Python), and ali-oss (Node.js).
 //!
-//! Creates a virtual environment under `target/oss2-venv` and installs the pinned SDKs there when
-//! missing, builds and starts `oss-mock` on a free loopback port (with temporary credentials for the
-//! V2 peer), runs `conformance/peers/oss2_peer.py` and `conformance/peers/oss_v2_peer.py` against
-//! it, and stops the mock whatever happened.
+//! Creates a virtual environment under `target/oss2-venv` and installs the pinned Python SDKs there,
+//! and ali-oss under `target/ali-oss-peer` from `conformance/peers/ali_oss/package-lock.json`
+//! (`npm ci`), when missing; builds and starts `oss-mock` on a free loopback port (with temporary
+//! credentials for the V2 and ali-oss peers), runs the peers of `conformance/peers/` against it one
+//! after the other, and stops the mock whatever happened.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ const BUCKET: &str = "oss2-peer";
 const PEER_SCRIPT: &str = "conformance/peers/oss2_peer.py";
 /// The alibabacloud-oss-v2 peer script, relative to the workspace root.
 const V2_PEER_SCRIPT: &str = "conformance/peers/oss_v2_peer.py";
+/// The ali-oss peer's directory (package.json, package-lock.json, peer.js), relative to the
+/// workspace root.
+const ALI_OSS_PEER_DIR: &str = "conformance/peers/ali_oss";
 /// The mock's credentials and region when started without flags.
 const ACCESS_KEY_ID: &str = "test-ak";
 const ACCESS_KEY_SECRET: &str = "test-sk";
@@ -37,6 +41,7 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(600);
 /// Runs the oss2 peer check.
 pub(crate) fn run() -> Result<(), Failure> {
     let python = ensure_venv()?;
+    let node_modules = ensure_ali_oss()?;
     Step::cargo(
         "build the mock server",
         ["build", "--quiet", "--package", "oss-mock"],
@@ -60,20 +65,44 @@ pub(crate) fn run() -> Result<(), Failure> {
         args.extend(extra.iter().map(Into::into));
         Step::new(name, &python, args)
     };
-    let result =
-        run_with_timeout(&peer("oss2 peer", PEER_SCRIPT, &[]), PEER_TIMEOUT).and_then(|()| {
-            let temporary = [
-                "--sts-access-key-id",
-                STS.0,
-                "--sts-access-key-secret",
-                STS.1,
-                "--sts-token",
-                STS.2,
-            ];
+    let temporary = [
+        "--sts-access-key-id",
+        STS.0,
+        "--sts-access-key-secret",
+        STS.1,
+        "--sts-token",
+        STS.2,
+    ];
+    let result = run_with_timeout(&peer("oss2 peer", PEER_SCRIPT, &[]), PEER_TIMEOUT)
+        .and_then(|()| {
             run_with_timeout(
                 &peer("alibabacloud-oss-v2 peer", V2_PEER_SCRIPT, &temporary),
                 PEER_TIMEOUT,
             )
+        })
+        .and_then(|()| {
+            // ali-oss's presigned URLs need a host name, not an IP address.
+            let endpoint = mock.endpoint.replace("127.0.0.1", "localhost");
+            let mut args: Vec<std::ffi::OsString> = vec![
+                workspace_root()
+                    .join(ALI_OSS_PEER_DIR)
+                    .join("peer.js")
+                    .into_os_string(),
+                "--endpoint".into(),
+                endpoint.into(),
+                "--bucket".into(),
+                BUCKET.into(),
+                "--access-key-id".into(),
+                ACCESS_KEY_ID.into(),
+                "--access-key-secret".into(),
+                ACCESS_KEY_SECRET.into(),
+                "--region".into(),
+                REGION.into(),
+            ];
+            args.extend(temporary.iter().map(Into::into));
+            let peer = Step::new("ali-oss peer", "node", args)
+                .env("NODE_PATH", node_modules.join("node_modules"));
+            run_with_timeout(&peer, PEER_TIMEOUT)
         });
     if result.is_err() {
         mock.show_log();
@@ -144,6 +173,46 @@ pub(crate) fn ensure_venv() -> Result<PathBuf, Failure> {
         venv.display()
     );
     Ok(python)
+}
+
+/// `target/ali-oss-peer` with ali-oss installed as `conformance/peers/ali_oss/package-lock.json`
+/// pins it, installing (`npm ci`) when the lock file there differs from the repository's.
+fn ensure_ali_oss() -> Result<PathBuf, Failure> {
+    let source = workspace_root().join(ALI_OSS_PEER_DIR);
+    let dir = target_dir().join("ali-oss-peer");
+    let read = |path: &Path| std::fs::read(path).ok();
+    let lock = "package-lock.json";
+    let installed = dir.join("node_modules").join("ali-oss").is_dir()
+        && read(&dir.join(lock)).is_some()
+        && read(&dir.join(lock)) == read(&source.join(lock));
+    if !installed {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Failure::new(format!("could not create {}: {e}", dir.display())))?;
+        for file in ["package.json", lock] {
+            std::fs::copy(source.join(file), dir.join(file)).map_err(|e| {
+                Failure::new(format!("could not copy {file} to {}: {e}", dir.display()))
+            })?;
+        }
+        let mut install = Step::new(
+            "install ali-oss",
+            "npm",
+            [
+                "ci",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ],
+        );
+        install.args(&[&dir]);
+        install.run().map_err(|e| {
+            Failure::new(format!(
+                "{e}. The ali-oss peer needs Node.js 18 or later and npm: on Debian, `apt-get install nodejs npm` (.ci/run does this)"
+            ))
+        })?;
+    }
+    println!("==> ali-oss ready in {}", dir.display());
+    Ok(dir)
 }
 
 fn has_pip(python: &Path) -> bool {
