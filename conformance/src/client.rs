@@ -352,6 +352,18 @@ impl Request {
         self
     }
 
+    /// What a signer signs of this request: method, bucket, key, query and headers.
+    fn unsigned_parts(&self) -> RequestParts {
+        let mut parts = RequestParts::new(
+            self.method.clone(),
+            self.bucket.as_deref(),
+            self.key.as_deref(),
+        );
+        parts.query = self.query.clone();
+        parts.headers = self.headers.clone();
+        parts
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.method
@@ -594,6 +606,16 @@ pub struct ClientConfig {
     pub auth: Auth,
 }
 
+impl ClientConfig {
+    /// The region a V4 signature of `what` is scoped to, or the error saying it is missing.
+    fn v4_region(&self, what: &str) -> Result<&str, ClientError> {
+        self.region.as_deref().ok_or_else(|| ClientError::Build {
+            what: what.to_owned(),
+            reason: "a V4 signature needs a region (set OSS_REGION)".to_owned(),
+        })
+    }
+}
+
 /// A signed HTTP/1.1 client for one endpoint.
 ///
 /// Each request uses a fresh connection, so a case that makes the server close a connection cannot
@@ -665,23 +687,16 @@ impl Client {
         let presigned;
         let request = match auth {
             Auth::PresignedV1(_) | Auth::PresignedV4(_) => {
-                let mut parts = RequestParts::new(
-                    request.method.clone(),
-                    request.bucket.as_deref(),
-                    request.key.as_deref(),
-                );
-                parts.query = request.query.clone();
-                parts.headers = request.headers.clone();
+                let mut parts = request.unsigned_parts();
                 let signing = match auth {
                     Auth::PresignedV1(expires) => presign_v1(&mut parts, credentials, expires),
-                    Auth::PresignedV4(valid) => {
-                        let region =
-                            config.region.as_deref().ok_or_else(|| ClientError::Build {
-                                what: what.clone(),
-                                reason: "a V4 signature needs a region (set OSS_REGION)".to_owned(),
-                            })?;
-                        presign_v4(&mut parts, credentials, region, now, valid)
-                    }
+                    Auth::PresignedV4(valid) => presign_v4(
+                        &mut parts,
+                        credentials,
+                        config.v4_region(&what)?,
+                        now,
+                        valid,
+                    ),
                     Auth::V1 | Auth::V4 | Auth::Unsigned => unreachable!("matched above"),
                 };
                 signing.map_err(|source| ClientError::Sign {
@@ -702,13 +717,7 @@ impl Client {
             encoding,
         );
 
-        let mut parts = RequestParts::new(
-            request.method.clone(),
-            request.bucket.as_deref(),
-            request.key.as_deref(),
-        );
-        parts.query = request.query.clone();
-        parts.headers = request.headers.clone();
+        let mut parts = request.unsigned_parts();
         let signed = match auth {
             Auth::Unsigned | Auth::PresignedV1(_) | Auth::PresignedV4(_) => None,
             Auth::V1 => {
@@ -721,11 +730,7 @@ impl Client {
                 Some(parts.clone())
             }
             Auth::V4 => {
-                let region = config.region.as_deref().ok_or_else(|| ClientError::Build {
-                    what: what.clone(),
-                    reason: "a V4 signature needs a region (set OSS_REGION)".to_owned(),
-                })?;
-                V4Signer::new(region)
+                V4Signer::new(config.v4_region(&what)?)
                     .sign(&mut parts, credentials, now)
                     .map_err(|source| ClientError::Sign {
                         what: what.clone(),

@@ -48,11 +48,12 @@ pub(crate) fn run() -> Result<(), Failure> {
     )
     .run()?;
     let mock = MockProcess::start()?;
-    let peer = |name: &str, script: &str, extra: &[&str]| {
+    // Every peer takes the same arguments: where the mock is, and its keys.
+    let peer_args = |script: PathBuf, endpoint: &str, extra: &[&str]| {
         let mut args: Vec<std::ffi::OsString> = vec![
-            workspace_root().join(script).into_os_string(),
+            script.into_os_string(),
             "--endpoint".into(),
-            mock.endpoint.clone().into(),
+            endpoint.into(),
             "--bucket".into(),
             BUCKET.into(),
             "--access-key-id".into(),
@@ -63,6 +64,10 @@ pub(crate) fn run() -> Result<(), Failure> {
             REGION.into(),
         ];
         args.extend(extra.iter().map(Into::into));
+        args
+    };
+    let python_peer = |name: &str, script: &str, extra: &[&str]| {
+        let args = peer_args(workspace_root().join(script), &mock.endpoint, extra);
         Step::new(name, &python, args)
     };
     let temporary = [
@@ -73,33 +78,18 @@ pub(crate) fn run() -> Result<(), Failure> {
         "--sts-token",
         STS.2,
     ];
-    let result = run_with_timeout(&peer("oss2 peer", PEER_SCRIPT, &[]), PEER_TIMEOUT)
+    let result = run_with_timeout(&python_peer("oss2 peer", PEER_SCRIPT, &[]), PEER_TIMEOUT)
         .and_then(|()| {
             run_with_timeout(
-                &peer("alibabacloud-oss-v2 peer", V2_PEER_SCRIPT, &temporary),
+                &python_peer("alibabacloud-oss-v2 peer", V2_PEER_SCRIPT, &temporary),
                 PEER_TIMEOUT,
             )
         })
         .and_then(|()| {
             // ali-oss's presigned URLs need a host name, not an IP address.
             let endpoint = mock.endpoint.replace("127.0.0.1", "localhost");
-            let mut args: Vec<std::ffi::OsString> = vec![
-                workspace_root()
-                    .join(ALI_OSS_PEER_DIR)
-                    .join("peer.js")
-                    .into_os_string(),
-                "--endpoint".into(),
-                endpoint.into(),
-                "--bucket".into(),
-                BUCKET.into(),
-                "--access-key-id".into(),
-                ACCESS_KEY_ID.into(),
-                "--access-key-secret".into(),
-                ACCESS_KEY_SECRET.into(),
-                "--region".into(),
-                REGION.into(),
-            ];
-            args.extend(temporary.iter().map(Into::into));
+            let script = workspace_root().join(ALI_OSS_PEER_DIR).join("peer.js");
+            let args = peer_args(script, &endpoint, &temporary);
             let peer = Step::new("ali-oss peer", "node", args)
                 .env("NODE_PATH", node_modules.join("node_modules"));
             run_with_timeout(&peer, PEER_TIMEOUT)
