@@ -280,17 +280,19 @@ fn check_skew(request_time: SystemTime, now: SystemTime) -> Result<(), VerifyErr
 /// HTTP drops around it. Any UTF-8, not only ASCII: a token a signer sent is reported (and then
 /// refused as the wrong one), never taken for a missing one.
 fn security_token(request: &RequestParts) -> Option<String> {
-    let value = request.headers.get(SECURITY_TOKEN)?;
+    token_header(request, SECURITY_TOKEN)
+}
+
+/// The header `name`'s value as a server reads a token from it.
+fn token_header(request: &RequestParts, name: &str) -> Option<String> {
+    let value = request.headers.get(name)?;
     String::from_utf8(value.as_bytes().trim_ascii().to_vec()).ok()
 }
 
 /// The security token of a V1-signed request: `x-oss-security-token`, else the unsigned
 /// `security-token` header, where the official Python SDK V2's V1 signer puts it.
 fn v1_security_token(request: &RequestParts) -> Option<String> {
-    security_token(request).or_else(|| {
-        let value = request.headers.get(V1_SECURITY_TOKEN)?;
-        String::from_utf8(value.as_bytes().trim_ascii().to_vec()).ok()
-    })
+    security_token(request).or_else(|| token_header(request, V1_SECURITY_TOKEN))
 }
 
 /// The header the Python SDK V2 sends a V1 request's security token in.
