@@ -8,6 +8,7 @@ with V1, path-style, it checks:
 - put_object, get_object (bytes), head_object, and head_object of a missing key raising NoSuchKey
   (the code comes from the x-oss-err header: a HEAD answer has no body);
 - list_objects_v2 through the SDK's paginator, with a delimiter and small pages;
+- delete_multiple_objects, and get_bucket_location;
 - a multipart upload by hand (initiate, three upload_part, list_parts, complete), read back;
 - the SDK's Uploader with its checkpoint (the SDK checks the object's CRC-64 itself);
 - presigned GET and PUT URLs used with urllib, and a presigned URL that has expired refused;
@@ -119,6 +120,22 @@ def basic(client, args, prefix, label):
     )
     check(pages == 3, f"list_objects_v2: {pages} pages of at most 4 for 11 entries")
     passed(f"{label}: list_objects_v2 paginator, delimiter and pages of 4")
+
+    result = client.delete_multiple_objects(
+        oss.DeleteMultipleObjectsRequest(
+            bucket=bucket, objects=[oss.DeleteObject(key=name) for name in names[:5]]
+        )
+    )
+    deleted = sorted(d.key for d in result.deleted_objects or [])
+    check(deleted == sorted(names[:5]), f"delete_multiple_objects: deleted {deleted}")
+    left = client.list_objects_v2(oss.ListObjectsV2Request(bucket=bucket, prefix=f"{prefix}/list/"))
+    check(left.key_count == len(names) - 5, f"delete_multiple_objects: {left.key_count} keys left")
+    location = client.get_bucket_location(oss.GetBucketLocationRequest(bucket=bucket))
+    check(
+        location.location == f"oss-{args.region}",
+        f"get_bucket_location: {location.location!r}",
+    )
+    passed(f"{label}: delete_multiple_objects of 5 keys, get_bucket_location")
 
 
 def multipart(client, args, prefix, label):

@@ -268,10 +268,22 @@ pub(crate) fn route(
     if !valid_bucket_name(&bucket) {
         return Err(invalid_bucket(&bucket));
     }
+    let has = |name: &str| query.iter().any(|(n, _)| n == name);
+    // A sub-resource that names an API of its own is served for that API only: `DELETE /?delete`
+    // is no DeleteBucket, `GET /KEY?location` no GetObject.
+    let api = Api::classify(parts.method.as_str(), key.is_some(), has);
+    let selects = |name: &str| match name {
+        "delete" => Some(Api::DeleteMultipleObjects),
+        "location" => Some(Api::GetBucketLocation),
+        _ => None,
+    };
     if let Some((name, _)) = query.iter().find(|(n, _)| {
-        UNSUPPORTED_SUBRESOURCES.contains(&n.as_str())
-            || (SIGNED_SUBRESOURCES.contains(&n.as_str())
-                && !SERVED_SUBRESOURCES.contains(&n.as_str()))
+        let n = n.as_str();
+        UNSUPPORTED_SUBRESOURCES.contains(&n)
+            || selects(n).is_some_and(|own| api != Some(own))
+            || (SIGNED_SUBRESOURCES.contains(&n)
+                && !SERVED_SUBRESOURCES.contains(&n)
+                && selects(n).is_none())
     }) {
         return Err(OssError::new(ErrorCode::NotImplemented).message(format!(
             "The sub-resource ?{name} is not implemented by oss-mock."
@@ -285,8 +297,7 @@ pub(crate) fn route(
             headers::COPY_SOURCE
         )));
     }
-    let has = |name: &str| query.iter().any(|(n, _)| n == name);
-    let api = Api::classify(parts.method.as_str(), key.is_some(), has).ok_or_else(|| {
+    let api = api.ok_or_else(|| {
         OssError::new(ErrorCode::MethodNotAllowed).message(format!(
             "The method {} is not allowed against this resource.",
             parts.method
@@ -446,6 +457,29 @@ mod tests {
             code(route_of("POST", "/bucket?asyncFetch", "127.0.0.1")),
             ErrorCode::NotImplemented
         );
+        // Served for their own API only.
+        assert_eq!(
+            route_of("POST", "/bucket?delete", "127.0.0.1").unwrap().api,
+            Api::DeleteMultipleObjects
+        );
+        assert_eq!(
+            route_of("GET", "/bucket?location", "127.0.0.1")
+                .unwrap()
+                .api,
+            Api::GetBucketLocation
+        );
+        for (method, uri) in [
+            ("DELETE", "/bucket?delete"),
+            ("PUT", "/bucket?location"),
+            ("GET", "/bucket/k?location"),
+            ("DELETE", "/bucket/k?delete"),
+        ] {
+            assert_eq!(
+                code(route_of(method, uri, "127.0.0.1")),
+                ErrorCode::NotImplemented,
+                "{method} {uri}"
+            );
+        }
     }
 
     #[test]

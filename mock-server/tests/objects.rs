@@ -5,11 +5,14 @@
 
 mod common;
 
+use base64::Engine as _;
 use common::{BUCKET, Client, data, server};
 use http::Method;
 use ossup_proto::checksum::{crc64, md5};
 use ossup_proto::etag::part_etag;
-use ossup_proto::xml::{GetBucketInfoResult, ListBucketResult, ListBucketV2Result, from_xml};
+use ossup_proto::xml::{
+    DeleteResult, GetBucketInfoResult, ListBucketResult, ListBucketV2Result, from_xml,
+};
 
 #[tokio::test]
 async fn put_get_head_delete_round_trip() {
@@ -266,6 +269,81 @@ async fn bucket_lifecycle_and_bucket_info() {
         .send()
         .await
         .expect_error(400, "InvalidBucketName");
+}
+
+/// DeleteMultipleObjects (`POST /?delete`) deletes what its body names (a missing key counts as
+/// deleted), lists them unless quiet, checks a Content-MD5, and takes 1 to 1,000 objects.
+#[tokio::test]
+async fn delete_multiple_objects_deletes_what_the_body_names() {
+    let server = server().await;
+    let client = Client::new(&server);
+    for key in ["a", "b c", "d/e", "kept"] {
+        client.req(Method::PUT, key).body("1").send().await.ok();
+    }
+    let delete = |body: String, quiet: bool| {
+        let body = format!("<Delete><Quiet>{quiet}</Quiet>{body}</Delete>");
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5(body.as_bytes()));
+        client
+            .req(Method::POST, "")
+            .query("delete", "")
+            .header("content-md5", &md5)
+            .body(body)
+    };
+    let objects = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| format!("<Object><Key>{k}</Key></Object>"))
+            .collect::<String>()
+    };
+    let answer = delete(objects(&["a", "b c", "never-there"]), false)
+        .send()
+        .await
+        .ok();
+    let result: DeleteResult = from_xml("DeleteResult", &answer.text()).unwrap();
+    let deleted: Vec<&str> = result.deleted.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(deleted, ["a", "b c", "never-there"]);
+    let quiet = delete(objects(&["d/e"]), true).send().await.ok();
+    let result: DeleteResult = from_xml("DeleteResult", &quiet.text()).unwrap();
+    assert!(result.deleted.is_empty());
+    for gone in ["a", "b c", "d/e"] {
+        client.get(gone).await.expect_error(404, "NoSuchKey");
+    }
+    client.get("kept").await.ok();
+
+    let wrong_md5 = client
+        .req(Method::POST, "")
+        .query("delete", "")
+        .header("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")
+        .body(format!("<Delete>{}</Delete>", objects(&["kept"])));
+    wrong_md5.send().await.expect_error(400, "InvalidDigest");
+    let too_many: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    delete(objects(&too_many), true)
+        .send()
+        .await
+        .expect_error(400, "MalformedXML");
+    delete(String::new(), true)
+        .send()
+        .await
+        .expect_error(400, "MalformedXML");
+    client.get("kept").await.ok();
+}
+
+#[tokio::test]
+async fn get_bucket_location_names_the_region() {
+    let server = server().await;
+    let answer = Client::new(&server)
+        .req(Method::GET, "")
+        .query("location", "")
+        .send()
+        .await
+        .ok();
+    assert!(
+        answer
+            .text()
+            .contains("<LocationConstraint>oss-cn-hangzhou</LocationConstraint>"),
+        "{}",
+        answer.text()
+    );
 }
 
 /// ListObjectsV2 (`list-type=2`) pages by an opaque continuation token, counts keys and rolled-up

@@ -4,7 +4,8 @@
 // runs this script), but it works against any endpoint it is given.
 //
 // With V1 and V4 signatures, with a permanent key and with temporary credentials, it checks: put,
-// get (bytes), head, head of a missing key (NoSuchKey), list and listV2 (paged), a multipart upload
+// get (bytes), head, head of a missing key (NoSuchKey), list and listV2 (paged), deleteMulti,
+// getBucketLocation, a multipart upload
 // by hand, multipartUpload (ali-oss checks the CRC-64 of each part and of the object) and its resume
 // from a checkpoint after cancel(), putStream, and signatureUrl GET and PUT used with fetch.
 //
@@ -88,6 +89,14 @@ async function suite(args, label, options, source) {
   } while (token);
   check(keys.length === 5, `listV2: ${keys.length} keys over its pages, not 5`);
   ok('list, listV2 in pages of 2');
+
+  const multi = await client.deleteMulti(keys.slice(0, 3));
+  check(multi.deleted.length === 3, `deleteMulti: ${JSON.stringify(multi.deleted)}`);
+  const left = await client.listV2({ prefix: `${prefix}/list/` });
+  check(left.objects.length === 2, `deleteMulti: ${left.objects.length} objects left, not 2`);
+  const location = await client.getBucketLocation(args.bucket);
+  check(location.location === `oss-${args.region}`, `getBucketLocation: ${location.location}`);
+  ok('deleteMulti of 3 keys, getBucketLocation');
 
   const parts = [crypto.randomBytes(100 * 1024), crypto.randomBytes(100 * 1024 + 7)];
   const key = `${prefix}/by-hand.bin`;

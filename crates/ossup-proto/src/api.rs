@@ -36,13 +36,17 @@ pub enum Api {
     DeleteBucket,
     /// `GET /?bucketInfo` on a bucket
     GetBucketInfo,
-    /// `GET /` on a bucket (ListObjects)
+    /// `GET /` on a bucket (ListObjects; ListObjectsV2 with `list-type=2`)
     ListObjects,
+    /// `GET /?location` on a bucket
+    GetBucketLocation,
+    /// `POST /?delete` on a bucket: up to 1,000 objects named in the body
+    DeleteMultipleObjects,
 }
 
 impl Api {
     /// Every API, in declaration order.
-    pub const ALL: [Api; 14] = [
+    pub const ALL: [Api; 16] = [
         Api::InitiateMultipartUpload,
         Api::UploadPart,
         Api::ListParts,
@@ -57,6 +61,8 @@ impl Api {
         Api::DeleteBucket,
         Api::GetBucketInfo,
         Api::ListObjects,
+        Api::GetBucketLocation,
+        Api::DeleteMultipleObjects,
     ];
 
     /// The API's name as OSS documents it, e.g. `"UploadPart"`.
@@ -76,6 +82,8 @@ impl Api {
             Api::DeleteBucket => "DeleteBucket",
             Api::GetBucketInfo => "GetBucketInfo",
             Api::ListObjects => "ListObjects",
+            Api::GetBucketLocation => "GetBucketLocation",
+            Api::DeleteMultipleObjects => "DeleteMultipleObjects",
         }
     }
 
@@ -104,6 +112,9 @@ impl Api {
             Api::DeleteBucket => "oss:DeleteBucket",
             Api::GetBucketInfo => "oss:GetBucketInfo",
             Api::ListObjects => "oss:ListObjects",
+            Api::GetBucketLocation => "oss:GetBucketLocation",
+            // Each object it deletes is a DeleteObject to RAM.
+            Api::DeleteMultipleObjects => "oss:DeleteObject",
         }
     }
 
@@ -136,6 +147,8 @@ impl Api {
             match method {
                 "GET" if has_query("uploads") => Api::ListMultipartUploads,
                 "GET" if has_query("bucketInfo") => Api::GetBucketInfo,
+                "GET" if has_query("location") => Api::GetBucketLocation,
+                "POST" if has_query("delete") => Api::DeleteMultipleObjects,
                 "GET" => Api::ListObjects,
                 "PUT" => Api::PutBucket,
                 "DELETE" => Api::DeleteBucket,
@@ -155,7 +168,7 @@ impl fmt::Display for Api {
 /// The error of parsing an unknown API name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown OSS API name {0:?}; expected one of InitiateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload, AbortMultipartUpload, ListMultipartUploads, PutObject, GetObject, HeadObject, DeleteObject, PutBucket, DeleteBucket, GetBucketInfo, ListObjects"
+    "unknown OSS API name {0:?}; expected one of InitiateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload, AbortMultipartUpload, ListMultipartUploads, PutObject, GetObject, HeadObject, DeleteObject, PutBucket, DeleteBucket, GetBucketInfo, ListObjects, GetBucketLocation, DeleteMultipleObjects"
 )]
 pub struct UnknownApi(pub String);
 

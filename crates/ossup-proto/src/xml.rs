@@ -460,6 +460,52 @@ pub struct ListBucketV2Result {
     pub common_prefixes: Vec<CommonPrefix>,
 }
 
+/// The body of DeleteMultipleObjects (`POST /?delete`): the keys to delete.
+///
+/// ```
+/// use ossup_proto::xml::{from_xml, DeleteRequest};
+/// let body = "<Delete><Quiet>true</Quiet><Object><Key>a</Key></Object><Object><Key>b/c</Key></Object></Delete>";
+/// let request: DeleteRequest = from_xml("Delete", body).unwrap();
+/// assert_eq!(request.quiet, Some(true));
+/// assert_eq!(request.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["a", "b/c"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename = "Delete", rename_all = "PascalCase")]
+pub struct DeleteRequest {
+    /// Whether the answer lists only the objects that could not be deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet: Option<bool>,
+    /// The objects to delete.
+    #[serde(rename = "Object", default)]
+    pub objects: Vec<DeleteEntry>,
+}
+
+/// One object of a [`DeleteRequest`] or a [`DeleteResult`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteEntry {
+    /// The object key.
+    pub key: String,
+}
+
+/// The answer of DeleteMultipleObjects: the objects deleted (none when quiet).
+///
+/// ```
+/// use ossup_proto::xml::{to_xml, DeleteEntry, DeleteResult};
+/// let result = DeleteResult { deleted: vec![DeleteEntry { key: "a".into() }], encoding_type: None };
+/// assert!(to_xml(&result).contains("<Deleted><Key>a</Key></Deleted>"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename = "DeleteResult", rename_all = "PascalCase")]
+pub struct DeleteResult {
+    /// The objects deleted.
+    #[serde(rename = "Deleted", default)]
+    pub deleted: Vec<DeleteEntry>,
+    /// `url` when the keys are percent-encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! PutBucket, DeleteBucket, GetBucketInfo, ListObjects and ListObjectsV2.
+//! PutBucket, DeleteBucket, GetBucketInfo, GetBucketLocation, ListObjects and ListObjectsV2, and
+//! DeleteMultipleObjects.
 
 use std::sync::Arc;
 
@@ -7,13 +8,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64_URL;
 use http::StatusCode;
 use http::request::Parts;
 use ossup_proto::ErrorCode;
+use ossup_proto::checksum::md5;
+use ossup_proto::limits::MAX_KEY_LEN;
 use ossup_proto::xml::{
-    AccessControlList, BucketInfo, CommonPrefix, CreateBucketConfiguration, GetBucketInfoResult,
-    ListBucketResult, ListBucketV2Result, ListedObject, Owner, from_xml, to_xml,
+    AccessControlList, BucketInfo, CommonPrefix, CreateBucketConfiguration, DeleteEntry,
+    DeleteRequest, DeleteResult, GetBucketInfoResult, ListBucketResult, ListBucketV2Result,
+    ListedObject, Owner, from_xml, to_xml,
 };
 
+use super::object::digest_mismatch;
 use super::{
-    blocking, check_xml_depth, count_param, listed_param, object_acl, read_small_body,
+    blocking, check_xml_depth, content_md5, count_param, listed_param, object_acl, read_small_body,
     storage_class, url_encoding,
 };
 use crate::body::RequestBody;
@@ -114,6 +119,97 @@ pub(super) async fn get_bucket_info(
             access_control_list: AccessControlList { grant: record.acl },
             comment: None,
         },
+    })))
+}
+
+/// `GET /?location`: the bucket's region, `oss-REGION`.
+pub(super) async fn get_bucket_location(
+    app: &App,
+    ctx: &RequestContext,
+) -> Result<HttpResponse, OssError> {
+    let store = Arc::clone(&app.store);
+    let bucket = ctx.bucket.clone();
+    blocking(move || store.bucket(&bucket)).await?;
+    Ok(response::xml(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint>oss-{}</LocationConstraint>",
+        app.region
+    )))
+}
+
+/// The most objects one DeleteMultipleObjects names.
+const MAX_DELETE_OBJECTS: usize = 1000;
+/// The largest DeleteMultipleObjects body read: 1,000 keys of 1,023 bytes, with room for the XML.
+const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
+
+/// `POST /?delete`: deletes the objects the body names (a missing one counts as deleted, as with
+/// DeleteObject), and lists them unless the body asks for `<Quiet>true</Quiet>`.
+pub(super) async fn delete_multiple_objects(
+    app: &App,
+    ctx: &RequestContext,
+    parts: &Parts,
+    body: &mut RequestBody,
+) -> Result<HttpResponse, OssError> {
+    let encode = url_encoding(ctx)?;
+    let expected_md5 = content_md5(&parts.headers)?;
+    let malformed = |why: String| {
+        OssError::new(ErrorCode::MalformedXML).message(format!(
+            "The XML you provided was not well-formed or did not validate against our published schema: {why}."
+        ))
+    };
+    let xml = read_small_body(body, MAX_DELETE_BODY)
+        .await?
+        .map_err(|size| {
+            malformed(format!(
+                "the body ({size} bytes) is over the {MAX_DELETE_BODY}-byte limit"
+            ))
+        })?;
+    if let Some(expected) = expected_md5 {
+        let actual = md5(&xml);
+        if expected != actual {
+            return Err(digest_mismatch(&expected, &actual));
+        }
+    }
+    let text =
+        std::str::from_utf8(&xml).map_err(|_| malformed("the body is not UTF-8".to_owned()))?;
+    check_xml_depth(text)?;
+    let request: DeleteRequest = from_xml("Delete", text).map_err(|e| malformed(e.to_string()))?;
+    if !(1..=MAX_DELETE_OBJECTS).contains(&request.objects.len()) {
+        return Err(malformed(format!(
+            "<Delete> names {} objects; it must name 1 to {MAX_DELETE_OBJECTS}",
+            request.objects.len()
+        )));
+    }
+    for entry in &request.objects {
+        if entry.key.is_empty() || entry.key.len() > MAX_KEY_LEN {
+            return Err(OssError::new(ErrorCode::InvalidObjectName)
+                .message(format!(
+                    "The specified object is not valid: a key to delete has {} bytes; it must have 1 to {MAX_KEY_LEN}.",
+                    entry.key.len()
+                ))
+                .field("ObjectName", entry.key.chars().take(64).collect::<String>()));
+        }
+    }
+    let keys: Vec<String> = request.objects.into_iter().map(|o| o.key).collect();
+    {
+        let store = Arc::clone(&app.store);
+        let (bucket, keys) = (ctx.bucket.clone(), keys.clone());
+        blocking(move || {
+            keys.iter()
+                .try_for_each(|key| store.delete_object(&bucket, key))
+        })
+        .await?;
+    }
+    let quiet = request.quiet.unwrap_or(false);
+    let name = |s: &str| if encode { url_encode(s) } else { s.to_owned() };
+    Ok(response::xml(to_xml(&DeleteResult {
+        deleted: if quiet {
+            Vec::new()
+        } else {
+            keys.iter()
+                .map(|key| DeleteEntry { key: name(key) })
+                .collect()
+        },
+        encoding_type: encode.then(|| "url".to_owned()),
     })))
 }
 

@@ -41,6 +41,8 @@ pub(crate) async fn dispatch(
         Api::DeleteBucket => bucket::delete_bucket(app, ctx).await,
         Api::GetBucketInfo => bucket::get_bucket_info(app, ctx).await,
         Api::ListObjects => bucket::list_objects(app, ctx).await,
+        Api::GetBucketLocation => bucket::get_bucket_location(app, ctx).await,
+        Api::DeleteMultipleObjects => bucket::delete_multiple_objects(app, ctx, parts, body).await,
         Api::ListMultipartUploads => multipart::list_uploads(app, ctx).await,
         Api::InitiateMultipartUpload => multipart::initiate(app, ctx, parts).await,
         Api::UploadPart => multipart::upload_part(app, ctx, parts, body).await,
