@@ -1,4 +1,5 @@
-//! PutBucket, DeleteBucket and GetBucketInfo, and what every API answers for a bucket that does not exist.
+//! PutBucket, DeleteBucket, GetBucketInfo, GetBucketLocation and DeleteMultipleObjects, and what every
+//! API answers for a bucket that does not exist.
 
 use ossup_proto::Api;
 use serde::Deserialize;
@@ -29,6 +30,16 @@ pub(crate) fn cases() -> Vec<Case> {
             own_buckets delete_bucket_holding_an_object_or_an_upload_is_bucket_not_empty,
             Api::DeleteBucket,
             "409 BucketNotEmpty while an object or an open upload is in it; 204 once both are gone"
+        ),
+        case!(
+            get_bucket_location_names_the_region,
+            Api::GetBucketLocation,
+            "200, <LocationConstraint>oss-REGION</LocationConstraint> (the region of OSS_REGION when set)"
+        ),
+        case!(
+            delete_multiple_objects_deletes_the_keys_named,
+            Api::DeleteMultipleObjects,
+            "with Content-MD5: <Deleted> for two objects and a missing key, they are gone, a third is kept; <Quiet>true</Quiet> answers no <Deleted>"
         ),
         case!(
             requests_to_a_missing_bucket_are_no_such_bucket,
@@ -195,5 +206,81 @@ async fn requests_to_a_missing_bucket_are_no_such_bucket(ctx: &Ctx) -> CaseResul
             .expect_error(404, "NoSuchBucket")
             .context(format!("{api} on missing bucket {bucket}"))?;
     }
+    Ok(())
+}
+
+async fn get_bucket_location_names_the_region(ctx: &Ctx) -> CaseResult {
+    let response = ctx
+        .send(Request::get(Some(ctx.bucket()), None).query("location", ""))
+        .await?;
+    response.expect_status(200)?;
+    let text = response.text();
+    let location = text
+        .split_once("<LocationConstraint>")
+        .and_then(|(_, rest)| rest.split_once("</LocationConstraint>"))
+        .map(|(location, _)| location.to_owned())
+        .ok_or_else(|| CaseError::Failed(format!("no <LocationConstraint> in {text:?}")))?;
+    match ctx.require_region() {
+        Ok(region) => ensure_eq!(location, format!("oss-{region}"), "<LocationConstraint>"),
+        Err(_) => ensure!(
+            location.starts_with("oss-"),
+            "<LocationConstraint> {location:?} is not oss-REGION"
+        ),
+    }
+    Ok(())
+}
+
+async fn delete_multiple_objects_deletes_the_keys_named(ctx: &Ctx) -> CaseResult {
+    let keys = [
+        ctx.key("multi/a"),
+        ctx.key("multi/b c"),
+        ctx.key("multi/kept"),
+    ];
+    let data = ctx.data(10);
+    for key in &keys {
+        ctx.put_object(key, &data).await?;
+    }
+    let missing = ctx.key("multi/never-written");
+    let delete = |names: &[&String], quiet: bool| {
+        let objects: String = names
+            .iter()
+            .map(|k| format!("<Object><Key>{k}</Key></Object>"))
+            .collect();
+        let body = format!("<Delete><Quiet>{quiet}</Quiet>{objects}</Delete>");
+        let md5 = ossup_proto::checksum::content_md5(&ossup_proto::checksum::md5(body.as_bytes()));
+        Request::post(Some(ctx.bucket()), None)
+            .query("delete", "")
+            .header("content-md5", &md5)
+            .body(body)
+    };
+    let response = ctx
+        .send(delete(&[&keys[0], &keys[1], &missing], false))
+        .await?;
+    response
+        .expect_status(200)
+        .context("DeleteMultipleObjects")?;
+    let result: ossup_proto::xml::DeleteResult = response.xml("DeleteResult")?;
+    let mut deleted: Vec<String> = result.deleted.into_iter().map(|d| d.key).collect();
+    deleted.sort();
+    let mut expected = vec![keys[0].clone(), keys[1].clone(), missing.clone()];
+    expected.sort();
+    ensure_eq!(deleted, expected, "the <Deleted> keys");
+    for key in &keys[..2] {
+        ctx.send(Request::get(Some(ctx.bucket()), Some(key)))
+            .await?
+            .expect_error(404, "NoSuchKey")
+            .context(format!("GetObject of deleted {key}"))?;
+    }
+    ctx.expect_object(&keys[2], &data).await?;
+    let quiet = ctx.send(delete(&[&keys[2]], true)).await?;
+    quiet
+        .expect_status(200)
+        .context("a quiet DeleteMultipleObjects")?;
+    let result: ossup_proto::xml::DeleteResult = quiet.xml("DeleteResult")?;
+    ensure!(
+        result.deleted.is_empty(),
+        "a quiet answer listed {:?}",
+        result.deleted
+    );
     Ok(())
 }
