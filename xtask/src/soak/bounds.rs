@@ -170,8 +170,15 @@ pub(crate) struct ClientRun {
 
 /// The runs of one kind (`kind` names it), end window against warm-up.
 pub(crate) fn check_clients(kind: &str, runs: &[ClientRun]) -> Vec<Check> {
-    let of =
-        |w: Window| -> Vec<ClientRun> { runs.iter().filter(|r| r.window == w).copied().collect() };
+    // A run that ended before the sampler first read it has no reading (0 bytes, 0 descriptors): it
+    // is left out, not taken for a run that used nothing, which would make the bound of a window
+    // whose runs were all too quick to read 16 MiB flat.
+    let of = |w: Window| -> Vec<ClientRun> {
+        runs.iter()
+            .filter(|r| r.window == w && r.peak_rss > 0)
+            .copied()
+            .collect()
+    };
     let (warm, end) = (of(Window::WarmUp), of(Window::End));
     let rss_name = format!("ossup {kind}: peak RSS");
     let fd_name = format!("ossup {kind}: file descriptors");
@@ -330,6 +337,17 @@ mod tests {
         let checks = check_clients("tree", few);
         assert_eq!(checks.len(), 1);
         assert!(checks[0].ok && checks[0].detail.contains("not compared"));
+        // Runs too quick to be read are no readings: a warm-up of them is too few to compare with.
+        let mut unread = steady.clone();
+        for r in unread.iter_mut().filter(|r| r.window == Window::WarmUp) {
+            (r.peak_rss, r.fds) = (0, 0);
+        }
+        let checks = check_clients("small file", &unread);
+        assert_eq!(checks.len(), 1);
+        assert!(
+            checks[0].ok && checks[0].detail.contains("not compared"),
+            "{checks:?}"
+        );
     }
 
     #[test]
