@@ -238,6 +238,16 @@ pub(crate) fn route(
     let path = parts.uri.path();
     let path = path.strip_prefix('/').unwrap_or(path);
     let (addressing, bucket, raw_key) = match bucket_in_host(&host, domain) {
+        // ali-oss with `sldEnable` names the bucket in an OSS endpoint's host and in the path too:
+        // the path wins, as the SDK signs it (a key that starts with its own bucket's name is then
+        // refused by the signature check, never stored under another key).
+        Some(bucket)
+            if !host.ends_with(&format!(".{}", domain.to_ascii_lowercase()))
+                && (path == bucket || path.starts_with(&format!("{bucket}/"))) =>
+        {
+            let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+            (Addressing::PathStyle, bucket.to_owned(), key)
+        }
         Some(bucket) => (Addressing::VirtualHosted, bucket.to_owned(), path),
         None => {
             let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
@@ -384,6 +394,21 @@ mod tests {
         );
         let ctx = route_of("GET", "/bucket/k", "oss-cn-hangzhou.aliyuncs.com").unwrap();
         assert_eq!(ctx.addressing, Addressing::PathStyle);
+        // ali-oss's `sldEnable`: the bucket in the host and in the path.
+        let ctx = route_of(
+            "PUT",
+            "/bucket/dir/key",
+            "bucket.oss-cn-hangzhou.aliyuncs.com",
+        )
+        .unwrap();
+        assert_eq!(ctx.addressing, Addressing::PathStyle);
+        assert_eq!(
+            (ctx.bucket.as_str(), ctx.key.as_deref()),
+            ("bucket", Some("dir/key"))
+        );
+        // On the mock's own domain the host alone names the bucket, as before.
+        let ctx = route_of("PUT", "/bucket/key", "bucket.localhost").unwrap();
+        assert_eq!(ctx.key.as_deref(), Some("bucket/key"));
         let ctx = route_of("GET", "/bucket?bucketInfo", "localhost:1").unwrap();
         assert_eq!(ctx.addressing, Addressing::PathStyle);
         assert_eq!(ctx.api, Api::GetBucketInfo);
