@@ -89,7 +89,9 @@ pub(crate) fn run() -> Result<(), Failure> {
             // ali-oss's presigned URLs need a host name, not an IP address.
             let endpoint = mock.endpoint.replace("127.0.0.1", "localhost");
             let script = workspace_root().join(ALI_OSS_PEER_DIR).join("peer.js");
-            let args = peer_args(script, &endpoint, &temporary);
+            // The mock listens on 127.0.0.1: `localhost` must not resolve to ::1 first.
+            let mut args: Vec<std::ffi::OsString> = vec!["--dns-result-order=ipv4first".into()];
+            args.extend(peer_args(script, &endpoint, &temporary));
             let peer = Step::new("ali-oss peer", "node", args)
                 .env("NODE_PATH", node_modules.join("node_modules"));
             run_with_timeout(&peer, PEER_TIMEOUT)
