@@ -5,7 +5,7 @@ Made for the ossup mock server (`cargo xtask oss2` starts one and runs this scri
 peer), but it works against any endpoint it is given. With V4 signatures (the SDK's default) and
 with V1, path-style, it checks:
 
-- put_object, get_object (bytes), head_object, and head_object of a missing key raising NoSuchKey
+- put_object, get_object (bytes), head_object, copy_object, and head_object of a missing key raising NoSuchKey
   (the code comes from the x-oss-err header: a HEAD answer has no body);
 - list_objects_v2 through the SDK's paginator, with a delimiter and small pages;
 - delete_multiple_objects, and get_bucket_location;
@@ -91,6 +91,13 @@ def basic(client, args, prefix, label):
     head = client.head_object(oss.HeadObjectRequest(bucket=bucket, key=key))
     check(head.content_length == len(data), f"head_object: Content-Length {head.content_length}")
     passed(f"{label}: put_object, get_object, head_object")
+
+    copy = f"{prefix}/copied.bin"
+    client.copy_object(
+        oss.CopyObjectRequest(bucket=bucket, key=copy, source_bucket=bucket, source_key=key)
+    )
+    objects(client, bucket, copy, data, "copy_object")
+    passed(f"{label}: copy_object")
 
     try:
         client.head_object(oss.HeadObjectRequest(bucket=bucket, key=key + ".missing"))

@@ -299,14 +299,19 @@ pub(crate) fn route(
             "The sub-resource ?{name} is not implemented by oss-mock."
         )));
     }
-    // A copy is a PUT of the object or a part with no body: taken as PutObject or UploadPart, it
-    // would store nothing where the client asked for the source's bytes.
-    if parts.headers.contains_key(headers::COPY_SOURCE) {
-        return Err(OssError::new(ErrorCode::NotImplemented).message(format!(
-            "Copying ({}: CopyObject, UploadPartCopy) is not implemented by oss-mock.",
-            headers::COPY_SOURCE
-        )));
-    }
+    // A copy is a PUT of the object or a part that names its source and has no body: taken as
+    // PutObject or UploadPart, it would store nothing where the client asked for the source's bytes.
+    let copy = parts.headers.contains_key(headers::COPY_SOURCE);
+    let api = match api {
+        Some(Api::PutObject) if copy => Some(Api::CopyObject),
+        Some(_) if copy => {
+            return Err(OssError::new(ErrorCode::NotImplemented).message(format!(
+                "{} names a copy source; of the copies, oss-mock serves CopyObject (PUT of an object) only, not UploadPartCopy.",
+                headers::COPY_SOURCE
+            )));
+        }
+        api => api,
+    };
     let api = api.ok_or_else(|| {
         OssError::new(ErrorCode::MethodNotAllowed).message(format!(
             "The method {} is not allowed against this resource.",

@@ -136,15 +136,18 @@ async fn unsupported_apis_are_refused_with_oss_errors() {
 }
 
 /// A copy is a PUT of an object or a part that names its source in `x-oss-copy-source` and has no
-/// body: taken for PutObject or UploadPart, it would store nothing where the client asked for the
-/// source's bytes, and answer as if it had copied them.
+/// body: never taken for PutObject or UploadPart, which would store nothing where the client asked
+/// for the source's bytes. CopyObject copies them with the source's metadata or the request's;
+/// UploadPartCopy is refused.
 #[tokio::test]
-async fn copies_are_refused_not_taken_for_an_empty_put() {
+async fn a_copy_copies_the_source_and_is_never_an_empty_put() {
     let server = server().await;
     let client = Client::new(&server);
     let source = data(7, 3000);
     client
-        .req(Method::PUT, "source")
+        .req(Method::PUT, "dir/source file")
+        .header("x-oss-meta-origin", "first")
+        .header("content-type", "text/plain")
         .body(source.clone())
         .send()
         .await
@@ -155,19 +158,40 @@ async fn copies_are_refused_not_taken_for_an_empty_put() {
         .send()
         .await
         .ok();
-    let copy_source = format!("/{}/source", BUCKET);
-    let refused = client
+    let copy_source = format!("/{BUCKET}/dir/source%20file");
+    let copied = client
         .req(Method::PUT, "copy")
         .header("x-oss-copy-source", &copy_source)
         .send()
-        .await;
-    refused.expect_error(501, "NotImplemented");
-    assert!(
-        refused.error().message.contains("x-oss-copy-source"),
-        "{}",
-        refused.text()
-    );
-    assert_eq!(client.get("copy").await.ok().body, "before".as_bytes());
+        .await
+        .ok();
+    let result: ossup_proto::xml::CopyObjectResult =
+        ossup_proto::xml::from_xml("CopyObjectResult", &copied.text()).unwrap();
+    let got = client.get("copy").await.ok();
+    assert_eq!(got.body, source);
+    assert_eq!(got.header("etag"), Some(result.etag.as_str()));
+    assert_eq!(got.header("x-oss-meta-origin"), Some("first"));
+    assert_eq!(got.header("content-type"), Some("text/plain"));
+
+    client
+        .req(Method::PUT, "replaced")
+        .header("x-oss-copy-source", &copy_source)
+        .header("x-oss-metadata-directive", "REPLACE")
+        .header("x-oss-meta-origin", "second")
+        .send()
+        .await
+        .ok();
+    let got = client.get("replaced").await.ok();
+    assert_eq!(got.body, source);
+    assert_eq!(got.header("x-oss-meta-origin"), Some("second"));
+
+    client
+        .req(Method::PUT, "copy")
+        .header("x-oss-copy-source", &format!("/{BUCKET}/missing"))
+        .send()
+        .await
+        .expect_error(404, "NoSuchKey");
+    assert_eq!(client.get("copy").await.ok().body, source);
 
     let id = client.initiate("parts").await;
     client

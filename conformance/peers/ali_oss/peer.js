@@ -4,7 +4,7 @@
 // runs this script), but it works against any endpoint it is given.
 //
 // With V1 and V4 signatures, with a permanent key and with temporary credentials, it checks: put,
-// get (bytes), head, head of a missing key (NoSuchKey), list and listV2 (paged), deleteMulti,
+// get (bytes), head, head of a missing key (NoSuchKey), copy, list and listV2 (paged), deleteMulti,
 // getBucketLocation, a multipart upload
 // by hand, multipartUpload (ali-oss checks the CRC-64 of each part and of the object) and its resume
 // from a checkpoint after cancel(), putStream, and signatureUrl GET and PUT used with fetch.
@@ -74,6 +74,10 @@ async function suite(args, label, options, source) {
   check(Number(head.res.headers['content-length']) === body.length, 'head: Content-Length');
   await expectError(client.head(`${prefix}/missing.txt`), 404, 'NoSuchKey', 'head of a missing key');
   ok('put, get, head, head of a missing key is NoSuchKey');
+
+  await client.copy(`${prefix}/copied.txt`, `${prefix}/hello.txt`);
+  check((await client.get(`${prefix}/copied.txt`)).content.equals(body), 'copy: the bytes differ');
+  ok('copy');
 
   for (let i = 0; i < 5; i += 1) await client.put(`${prefix}/list/${i}`, Buffer.from('x'));
   const listed = await client.list({ prefix: `${prefix}/list/`, 'max-keys': 10 });

@@ -67,6 +67,11 @@ pub(crate) fn cases() -> Vec<Case> {
             "404, no body, x-oss-request-id, the NoSuchKey document base64-encoded in x-oss-err"
         ),
         case!(
+            copy_object_copies_bytes_and_metadata,
+            Api::CopyObject,
+            "PUT with x-oss-copy-source: 200 <CopyObjectResult><ETag>; the copy's bytes and x-oss-meta-* are the source's, or the request's with x-oss-metadata-directive REPLACE; a missing source 404 NoSuchKey"
+        ),
+        case!(
             delete_object_answers_204_and_the_object_is_gone,
             Api::DeleteObject,
             "204; then GetObject 404 NoSuchKey; deleting it again is 204 too"
@@ -288,5 +293,58 @@ async fn delete_object_answers_204_and_the_object_is_gone(ctx: &Ctx) -> CaseResu
         .send(Request::get(Some(ctx.bucket()), Some(&key)))
         .await?;
     get.expect_error(404, "NoSuchKey")?;
+    Ok(())
+}
+
+async fn copy_object_copies_bytes_and_metadata(ctx: &Ctx) -> CaseResult {
+    let source = ctx.key("copy/source file.bin");
+    let body = ctx.data(5000);
+    let put = Request::put(Some(ctx.bucket()), Some(&source))
+        .header("x-oss-meta-origin", "source")
+        .body(body.clone());
+    ctx.send(put)
+        .await?
+        .expect_status(200)
+        .context("PutObject of the source")?;
+    ctx.track_object(ctx.bucket(), &source);
+    let copy_source = format!(
+        "/{}/{}",
+        ctx.bucket(),
+        crate::client::encode_key(&source, crate::client::KeyEncoding::KeepSlash)
+    );
+    for (name, directive, origin) in [
+        ("copy", None, "source"),
+        ("replaced", Some("REPLACE"), "request"),
+    ] {
+        let key = ctx.key(&format!("copy/{name}.bin"));
+        let mut copy =
+            Request::put(Some(ctx.bucket()), Some(&key)).header("x-oss-copy-source", &copy_source);
+        if let Some(directive) = directive {
+            copy = copy
+                .header("x-oss-metadata-directive", directive)
+                .header("x-oss-meta-origin", "request");
+        }
+        let response = ctx.send(copy).await?;
+        response
+            .expect_status(200)
+            .context(format!("CopyObject to {name}"))?;
+        ctx.track_object(ctx.bucket(), &key);
+        let result: ossup_proto::xml::CopyObjectResult = response.xml("CopyObjectResult")?;
+        ensure!(!result.etag.is_empty(), "CopyObjectResult has no ETag");
+        let got = ctx.expect_object(&key, &body).await?;
+        ensure_eq!(
+            got.header("x-oss-meta-origin"),
+            Some(origin),
+            "x-oss-meta-origin of {name}"
+        );
+    }
+    let missing = Request::put(Some(ctx.bucket()), Some(&ctx.key("copy/of-nothing.bin"))).header(
+        "x-oss-copy-source",
+        &format!("/{}/{}", ctx.bucket(), ctx.key("copy/never-written")),
+    );
+    ctx.send(missing)
+        .await?
+        .expect_error(404, "NoSuchKey")
+        .context("CopyObject of a missing source")?;
     Ok(())
 }

@@ -24,6 +24,9 @@ pub enum Api {
     ListMultipartUploads,
     /// `PUT /KEY`
     PutObject,
+    /// `PUT /KEY` with `x-oss-copy-source: /BUCKET/KEY` and no body (told from PutObject by that
+    /// header, so [`Api::classify`] never returns it)
+    CopyObject,
     /// `GET /KEY`
     GetObject,
     /// `HEAD /KEY`
@@ -46,7 +49,7 @@ pub enum Api {
 
 impl Api {
     /// Every API, in declaration order.
-    pub const ALL: [Api; 16] = [
+    pub const ALL: [Api; 17] = [
         Api::InitiateMultipartUpload,
         Api::UploadPart,
         Api::ListParts,
@@ -54,6 +57,7 @@ impl Api {
         Api::AbortMultipartUpload,
         Api::ListMultipartUploads,
         Api::PutObject,
+        Api::CopyObject,
         Api::GetObject,
         Api::HeadObject,
         Api::DeleteObject,
@@ -75,6 +79,7 @@ impl Api {
             Api::AbortMultipartUpload => "AbortMultipartUpload",
             Api::ListMultipartUploads => "ListMultipartUploads",
             Api::PutObject => "PutObject",
+            Api::CopyObject => "CopyObject",
             Api::GetObject => "GetObject",
             Api::HeadObject => "HeadObject",
             Api::DeleteObject => "DeleteObject",
@@ -102,7 +107,9 @@ impl Api {
             Api::InitiateMultipartUpload
             | Api::UploadPart
             | Api::CompleteMultipartUpload
-            | Api::PutObject => "oss:PutObject",
+            | Api::PutObject
+            // It reads the source too; the mock's policies check the action of the write.
+            | Api::CopyObject => "oss:PutObject",
             Api::ListParts => "oss:ListParts",
             Api::AbortMultipartUpload => "oss:AbortMultipartUpload",
             Api::ListMultipartUploads => "oss:ListMultipartUploads",
@@ -168,7 +175,7 @@ impl fmt::Display for Api {
 /// The error of parsing an unknown API name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown OSS API name {0:?}; expected one of InitiateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload, AbortMultipartUpload, ListMultipartUploads, PutObject, GetObject, HeadObject, DeleteObject, PutBucket, DeleteBucket, GetBucketInfo, ListObjects, GetBucketLocation, DeleteMultipleObjects"
+    "unknown OSS API name {0:?}; expected one of InitiateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload, AbortMultipartUpload, ListMultipartUploads, PutObject, CopyObject, GetObject, HeadObject, DeleteObject, PutBucket, DeleteBucket, GetBucketInfo, ListObjects, GetBucketLocation, DeleteMultipleObjects"
 )]
 pub struct UnknownApi(pub String);
 

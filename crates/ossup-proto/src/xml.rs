@@ -460,6 +460,23 @@ pub struct ListBucketV2Result {
     pub common_prefixes: Vec<CommonPrefix>,
 }
 
+/// The answer of CopyObject: the new object's ETag and time.
+///
+/// ```
+/// use ossup_proto::xml::{from_xml, to_xml, CopyObjectResult};
+/// let result = CopyObjectResult { etag: "\"ABC\"".into(), last_modified: "2024-01-01T00:00:00.000Z".into() };
+/// assert_eq!(from_xml::<CopyObjectResult>("CopyObjectResult", &to_xml(&result)).unwrap(), result);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename = "CopyObjectResult", rename_all = "PascalCase")]
+pub struct CopyObjectResult {
+    /// The new object's ETag, quoted.
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    /// When it was written, ISO 8601.
+    pub last_modified: String,
+}
+
 /// The body of DeleteMultipleObjects (`POST /?delete`): the keys to delete.
 ///
 /// ```

@@ -50,6 +50,7 @@ pub(crate) async fn dispatch(
         Api::CompleteMultipartUpload => multipart::complete(app, ctx, parts, body).await,
         Api::AbortMultipartUpload => multipart::abort(app, ctx).await,
         Api::PutObject => object::put_object(app, ctx, parts, body).await,
+        Api::CopyObject => object::copy_object(app, ctx, parts).await,
         Api::GetObject => object::get_object(app, ctx, parts, false).await,
         Api::HeadObject => object::get_object(app, ctx, parts, true).await,
         Api::DeleteObject => object::delete_object(app, ctx).await,

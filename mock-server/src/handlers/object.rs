@@ -1,4 +1,4 @@
-//! PutObject, GetObject, HeadObject and DeleteObject.
+//! PutObject, CopyObject, GetObject, HeadObject and DeleteObject.
 
 use std::sync::Arc;
 
@@ -6,8 +6,9 @@ use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use ossup_proto::ErrorCode;
 use ossup_proto::checksum::content_md5 as encode_content_md5;
-use ossup_proto::headers::{HASH_CRC64ECMA, OBJECT_TYPE, STORAGE_CLASS};
+use ossup_proto::headers::{COPY_SOURCE, HASH_CRC64ECMA, OBJECT_TYPE, STORAGE_CLASS};
 use ossup_proto::limits::MAX_PUT_OBJECT_SIZE;
+use ossup_proto::xml::{CopyObjectResult, to_xml};
 
 use super::{
     blocking, check_declared_length, check_key_for_write, client_ip, content_md5, forbid_overwrite,
@@ -96,6 +97,104 @@ pub(super) async fn put_object(
     set_header(&mut response, "content-md5", &encode_content_md5(&md5));
     set_encryption_headers(&mut response, &record.attrs);
     Ok(response)
+}
+
+/// `PUT /KEY` with `x-oss-copy-source: /BUCKET/KEY` (the key percent-encoded): a new object with
+/// the source's bytes, and its metadata (`x-oss-metadata-directive: COPY`, the default) or the
+/// request's (`REPLACE`). The bytes are written again, as a PutObject of them would be: every object
+/// keeps blobs of its own.
+pub(super) async fn copy_object(
+    app: &App,
+    ctx: &RequestContext,
+    parts: &Parts,
+) -> Result<HttpResponse, OssError> {
+    check_key_for_write(ctx.key())?;
+    let headers = &parts.headers;
+    let (source_bucket, source_key) = copy_source(headers)?;
+    let replace = match header_text(headers, "x-oss-metadata-directive").as_deref() {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(other) => {
+            return Err(OssError::invalid_argument(
+                "x-oss-metadata-directive",
+                other,
+                "x-oss-metadata-directive must be COPY or REPLACE.",
+            ));
+        }
+    };
+    let forbid = forbid_overwrite(headers);
+    let store = Arc::clone(&app.store);
+    let (bucket, key) = (ctx.bucket.clone(), ctx.key().to_owned());
+    {
+        let store = Arc::clone(&store);
+        let (bucket, key) = (bucket.clone(), key.clone());
+        if forbid && blocking(move || store.object_exists(&bucket, &key)).await? {
+            return Err(OssError::new(ErrorCode::FileAlreadyExists).field("Key", ctx.key()));
+        }
+    }
+    let opened = {
+        let store = Arc::clone(&store);
+        blocking(move || store.open_object(&source_bucket, &source_key)).await?
+    };
+    let attrs = if replace {
+        object_attrs(headers)?
+    } else {
+        opened.record.attrs.clone()
+    };
+    let size = opened.record.size;
+    let bytes = read_range(opened.segments, 0, size, opened.pins);
+    let mut body = http_body_util::StreamBody::new(Box::pin(futures::TryStreamExt::map_ok(
+        bytes,
+        http_body::Frame::data,
+    )));
+    // Not bytes a client sent: the stats' received bytes stay the clients'.
+    let blob = store
+        .receive(
+            &mut body,
+            MAX_PUT_OBJECT_SIZE,
+            &crate::stats::Stats::default(),
+        )
+        .await
+        .map_err(receive_error)?;
+    let record = blocking(move || store.put_object(&bucket, &key, blob, attrs, forbid)).await?;
+    app.stats.add_stored(record.size);
+    let mut response = response::xml(to_xml(&CopyObjectResult {
+        etag: record.etag.clone(),
+        last_modified: response::iso8601(system_time(record.last_modified)),
+    }));
+    set_header(&mut response, "etag", &record.etag);
+    set_header(&mut response, HASH_CRC64ECMA, &record.crc64.to_string());
+    set_encryption_headers(&mut response, &record.attrs);
+    Ok(response)
+}
+
+/// The bucket and key `x-oss-copy-source` names: `/BUCKET/KEY`, the key percent-encoded.
+fn copy_source(headers: &http::HeaderMap) -> Result<(String, String), OssError> {
+    let invalid = |value: &str, why: &str| {
+        OssError::invalid_argument(
+            COPY_SOURCE,
+            value,
+            format!("{COPY_SOURCE} must be /BUCKET/KEY with the key percent-encoded: {why}."),
+        )
+    };
+    let value = header_text(headers, COPY_SOURCE).unwrap_or_default();
+    if value.contains("?versionId=") {
+        return Err(OssError::new(ErrorCode::NotImplemented).message(
+            "Copying a version of an object (?versionId= in x-oss-copy-source) is not implemented by oss-mock.",
+        ));
+    }
+    let (bucket, key) = value
+        .strip_prefix('/')
+        .unwrap_or(&value)
+        .split_once('/')
+        .ok_or_else(|| invalid(&value, "it names no key"))?;
+    let key = percent_encoding::percent_decode_str(key)
+        .decode_utf8()
+        .map_err(|_| invalid(&value, "the key is not UTF-8 once decoded"))?;
+    if key.is_empty() || !crate::route::valid_bucket_name(bucket) {
+        return Err(invalid(&value, "the bucket or the key is not valid"));
+    }
+    Ok((bucket.to_owned(), key.into_owned()))
 }
 
 /// `GET /KEY` and `HEAD /KEY`: the object's headers, and for GET its bytes (all or a range).
