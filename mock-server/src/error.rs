@@ -58,6 +58,13 @@ impl OssError {
             .field("ArgumentValue", value)
     }
 
+    /// 400 MalformedXML in OSS's words, then `why` (a sentence without its full stop).
+    pub(crate) fn malformed_xml(why: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::MalformedXML).message(format!(
+            "The XML you provided was not well-formed or did not validate against our published schema: {why}."
+        ))
+    }
+
     /// 404 NoSuchUpload with the upload id asked for.
     pub(crate) fn no_such_upload(upload_id: &str) -> Self {
         Self::new(ErrorCode::NoSuchUpload).field("UploadId", upload_id)

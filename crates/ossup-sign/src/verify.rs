@@ -206,14 +206,7 @@ fn parse_v4(rest: &str) -> Result<Authorization<'_>, VerifyError> {
     }
 
     let (access_key_id, date, region) = parse_credential(credential)?;
-    let additional_headers = match additional {
-        None => Vec::new(),
-        Some(list) => list
-            .split(';')
-            .map(|name| name.trim().to_ascii_lowercase())
-            .filter(|name| !name.is_empty())
-            .collect(),
-    };
+    let additional_headers = additional.map(additional_headers).unwrap_or_default();
     Ok(Authorization::V4(V4Claims {
         access_key_id,
         date,
@@ -221,6 +214,14 @@ fn parse_v4(rest: &str) -> Result<Authorization<'_>, VerifyError> {
         additional_headers,
         signature,
     }))
+}
+
+/// A V4 additional-headers list (`a;b`), lowercase, empty names left out.
+fn additional_headers(list: &str) -> Vec<String> {
+    list.split(';')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
 }
 
 /// `AK/yyyyMMdd/REGION/oss/aliyun_v4_request`, as the key id, the date and the region; split from
@@ -394,11 +395,31 @@ fn verify_v4(
     let secret = lookup_secret(claims.access_key_id, secret_for)?;
     check_skew(request_time, now)?;
 
+    check_v4(
+        request,
+        &claims,
+        &datetime,
+        &secret,
+        request_time,
+        security_token(request),
+    )
+}
+
+/// Signs `signed` again with `claims`' scope and additional headers at `datetime` and compares with
+/// `claims.signature`: the check both forms of V4 (header and presigned URL) end in.
+fn check_v4(
+    signed: &RequestParts,
+    claims: &V4Claims<'_>,
+    datetime: &[u8],
+    secret: &str,
+    request_time: SystemTime,
+    security_token: Option<String>,
+) -> Result<Verified, VerifyError> {
     let scope = v4::scope(claims.date, claims.region);
-    let canonical_request = v4::canonical_request_bytes(request, &claims.additional_headers);
-    let string_to_sign = v4::string_to_sign_bytes(&datetime, &scope, &canonical_request);
+    let canonical_request = v4::canonical_request_bytes(signed, &claims.additional_headers);
+    let string_to_sign = v4::string_to_sign_bytes(datetime, &scope, &canonical_request);
     let provided = hex::decode(claims.signature).unwrap_or_default();
-    if v4::mac(&secret, claims.date, claims.region, &string_to_sign)
+    if v4::mac(secret, claims.date, claims.region, &string_to_sign)
         .verify_slice(&provided)
         .is_ok()
     {
@@ -407,7 +428,7 @@ fn verify_v4(
             version: SignatureVersion::V4,
             region: Some(claims.region.to_owned()),
             request_time,
-            security_token: security_token(request),
+            security_token,
         });
     }
     Err(VerifyError::SignatureDoesNotMatch {
@@ -532,40 +553,29 @@ fn verify_v4_presigned(
             server_time: now,
         });
     }
-    let additional: Vec<String> = query(presign::V4_ADDITIONAL_HEADERS)
-        .split(';')
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
-        .collect();
+    let claims = V4Claims {
+        access_key_id,
+        date,
+        region,
+        additional_headers: additional_headers(query(presign::V4_ADDITIONAL_HEADERS)),
+        signature,
+    };
     // Every parameter is signed but the signature itself.
     let mut signed = request.clone();
     signed
         .query
         .retain(|(name, _)| name != presign::V4_SIGNATURE);
-    let scope = v4::scope(date, region);
-    let canonical_request = v4::canonical_request_bytes(&signed, &additional);
-    let string_to_sign = v4::string_to_sign_bytes(datetime.as_bytes(), &scope, &canonical_request);
-    let provided = hex::decode(signature).unwrap_or_default();
-    if v4::mac(&secret, date, region, &string_to_sign)
-        .verify_slice(&provided)
-        .is_ok()
-    {
-        return Ok(Verified {
-            access_key_id: access_key_id.to_owned(),
-            version: SignatureVersion::V4,
-            region: Some(region.to_owned()),
-            request_time,
-            security_token: request
-                .query_value(presign::V4_SECURITY_TOKEN)
-                .map(str::to_owned),
-        });
-    }
-    Err(VerifyError::SignatureDoesNotMatch {
-        string_to_sign: String::from_utf8_lossy(&string_to_sign).into_owned(),
-        canonical_request: Some(String::from_utf8_lossy(&canonical_request).into_owned()),
-        signature_provided: signature.to_owned(),
-        access_key_id: access_key_id.to_owned(),
-    })
+    let token = request
+        .query_value(presign::V4_SECURITY_TOKEN)
+        .map(str::to_owned);
+    check_v4(
+        &signed,
+        &claims,
+        datetime.as_bytes(),
+        &secret,
+        request_time,
+        token,
+    )
 }
 
 #[cfg(test)]

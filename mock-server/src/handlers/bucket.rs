@@ -13,13 +13,13 @@ use ossup_proto::limits::MAX_KEY_LEN;
 use ossup_proto::xml::{
     AccessControlList, BucketInfo, CommonPrefix, CreateBucketConfiguration, DeleteEntry,
     DeleteRequest, DeleteResult, GetBucketInfoResult, ListBucketResult, ListBucketV2Result,
-    ListedObject, Owner, from_xml, to_xml,
+    ListedObject, Owner, to_xml,
 };
 
 use super::object::digest_mismatch;
 use super::{
-    blocking, check_xml_depth, content_md5, count_param, listed_param, object_acl, read_small_body,
-    storage_class, url_encoding,
+    blocking, content_md5, count_param, listed_param, object_acl, read_small_body, storage_class,
+    url_encoding, xml_document,
 };
 use crate::body::RequestBody;
 use crate::error::OssError;
@@ -51,8 +51,8 @@ pub(super) async fn put_bucket(
     let xml = read_small_body(body, MAX_CREATE_BUCKET_BODY)
         .await?
         .map_err(|_| {
-            OssError::new(ErrorCode::MalformedXML).message(format!(
-                "The XML you provided was not well-formed or did not validate against our published schema: the body is over the {MAX_CREATE_BUCKET_BODY}-byte limit."
+            OssError::malformed_xml(format_args!(
+                "the body is over the {MAX_CREATE_BUCKET_BODY}-byte limit"
             ))
         })?;
     let class = storage_class(configured_storage_class(&xml)?, "StorageClass")?;
@@ -70,16 +70,7 @@ pub(crate) fn configured_storage_class(xml: &[u8]) -> Result<Option<String>, Oss
     if xml.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let text = std::str::from_utf8(xml).map_err(|_| {
-        OssError::new(ErrorCode::MalformedXML).message("The bucket configuration is not UTF-8.")
-    })?;
-    check_xml_depth(text)?;
-    let config: CreateBucketConfiguration =
-        from_xml("CreateBucketConfiguration", text).map_err(|e| {
-            OssError::new(ErrorCode::MalformedXML).message(format!(
-                "The XML you provided was not well-formed or did not validate against our published schema: {e}."
-            ))
-        })?;
+    let config: CreateBucketConfiguration = xml_document(xml, "CreateBucketConfiguration")?;
     Ok(config.storage_class)
 }
 
@@ -151,15 +142,10 @@ pub(super) async fn delete_multiple_objects(
 ) -> Result<HttpResponse, OssError> {
     let encode = url_encoding(ctx)?;
     let expected_md5 = content_md5(&parts.headers)?;
-    let malformed = |why: String| {
-        OssError::new(ErrorCode::MalformedXML).message(format!(
-            "The XML you provided was not well-formed or did not validate against our published schema: {why}."
-        ))
-    };
     let xml = read_small_body(body, MAX_DELETE_BODY)
         .await?
         .map_err(|size| {
-            malformed(format!(
+            OssError::malformed_xml(format_args!(
                 "the body ({size} bytes) is over the {MAX_DELETE_BODY}-byte limit"
             ))
         })?;
@@ -169,12 +155,9 @@ pub(super) async fn delete_multiple_objects(
             return Err(digest_mismatch(&expected, &actual));
         }
     }
-    let text =
-        std::str::from_utf8(&xml).map_err(|_| malformed("the body is not UTF-8".to_owned()))?;
-    check_xml_depth(text)?;
-    let request: DeleteRequest = from_xml("Delete", text).map_err(|e| malformed(e.to_string()))?;
+    let request: DeleteRequest = xml_document(&xml, "Delete")?;
     if !(1..=MAX_DELETE_OBJECTS).contains(&request.objects.len()) {
-        return Err(malformed(format!(
+        return Err(OssError::malformed_xml(format_args!(
             "<Delete> names {} objects; it must name 1 to {MAX_DELETE_OBJECTS}",
             request.objects.len()
         )));

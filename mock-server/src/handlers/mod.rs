@@ -322,6 +322,18 @@ pub(crate) async fn read_small_body(
 /// document of a million nested elements from costing more than reading it.
 pub(crate) const MAX_XML_DEPTH: usize = 16;
 
+/// Reads a request body as the XML `document` (its root element's name): UTF-8, nested no deeper
+/// than [`MAX_XML_DEPTH`], and that document; `400 MalformedXML` saying what was wrong otherwise.
+pub(crate) fn xml_document<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    document: &'static str,
+) -> Result<T, OssError> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| OssError::malformed_xml("the body is not UTF-8"))?;
+    check_xml_depth(text)?;
+    ossup_proto::xml::from_xml(document, text).map_err(OssError::malformed_xml)
+}
+
 /// `400 MalformedXML` when the elements of `text` nest deeper than [`MAX_XML_DEPTH`], checked by
 /// a flat scan before the document is deserialized. Syntax errors are left to the parser, which
 /// names them.
@@ -334,8 +346,8 @@ pub(crate) fn check_xml_depth(text: &str) -> Result<(), OssError> {
             Ok(Event::Start(_)) => {
                 depth += 1;
                 if depth > MAX_XML_DEPTH {
-                    return Err(OssError::new(ErrorCode::MalformedXML).message(format!(
-                        "The XML you provided was not well-formed or did not validate against our published schema: its elements nest more than {MAX_XML_DEPTH} deep."
+                    return Err(OssError::malformed_xml(format_args!(
+                        "its elements nest more than {MAX_XML_DEPTH} deep"
                     )));
                 }
             }

@@ -12,14 +12,14 @@ use ossup_proto::limits::{
 };
 use ossup_proto::xml::{
     CompleteMultipartUpload, CompleteMultipartUploadResult, InitiateMultipartUploadResult,
-    ListMultipartUploadsResult, ListPartsResult, ListedPart, ListedUpload, from_xml, to_xml,
+    ListMultipartUploadsResult, ListPartsResult, ListedPart, ListedUpload, to_xml,
 };
 
 use super::object::digest_mismatch;
 use super::{
-    blocking, check_declared_length, check_key_for_write, check_xml_depth, client_ip, content_md5,
-    count_param, forbid_overwrite, header_text, listed_param, object_acl, object_attrs,
-    read_small_body, receive_error, set_encryption_headers, url_encoding,
+    blocking, check_declared_length, check_key_for_write, client_ip, content_md5, count_param,
+    forbid_overwrite, header_text, listed_param, object_acl, object_attrs, read_small_body,
+    receive_error, set_encryption_headers, url_encoding, xml_document,
 };
 use crate::body::RequestBody;
 use crate::callback::{Callback, UploadFacts};
@@ -181,28 +181,17 @@ pub(super) async fn list_parts(app: &App, ctx: &RequestContext) -> Result<HttpRe
 
 /// Parses the Complete body into the parts it lists, checking their order.
 pub(crate) fn listed_parts(body: &[u8]) -> Result<Vec<(u32, String)>, OssError> {
-    let text = std::str::from_utf8(body).map_err(|_| {
-        OssError::new(ErrorCode::MalformedXML).message(
-            "The XML you provided was not well-formed or did not validate against our published schema: the body is not UTF-8.",
-        )
-    })?;
-    check_xml_depth(text)?;
-    let doc: CompleteMultipartUpload =
-        from_xml("CompleteMultipartUpload", text).map_err(|e| {
-            OssError::new(ErrorCode::MalformedXML).message(format!(
-                "The XML you provided was not well-formed or did not validate against our published schema: {e}."
-            ))
-        })?;
+    let doc: CompleteMultipartUpload = xml_document(body, "CompleteMultipartUpload")?;
     if doc.parts.is_empty() {
-        return Err(OssError::new(ErrorCode::MalformedXML).message(
-            "The XML you provided was not well-formed or did not validate against our published schema: <CompleteMultipartUpload> lists no <Part>.",
+        return Err(OssError::malformed_xml(
+            "<CompleteMultipartUpload> lists no <Part>",
         ));
     }
     // Part numbers run from 1 to 10000 and must ascend, so a longer list cannot be right; saying
     // so names the real problem rather than the first misordered or unknown part.
     if doc.parts.len() > MAX_PART_NUMBER as usize {
-        return Err(OssError::new(ErrorCode::MalformedXML).message(format!(
-            "The XML you provided was not well-formed or did not validate against our published schema: <CompleteMultipartUpload> lists {} parts; an upload has at most {MAX_PART_NUMBER}.",
+        return Err(OssError::malformed_xml(format_args!(
+            "<CompleteMultipartUpload> lists {} parts; an upload has at most {MAX_PART_NUMBER}.",
             doc.parts.len()
         )));
     }
@@ -249,8 +238,8 @@ pub(super) async fn complete(
         blocking(move || store.check_upload(&bucket, &key, &upload_id)).await?;
     }
     let too_big = |size: String| {
-        OssError::new(ErrorCode::MalformedXML).message(format!(
-            "The XML you provided was not well-formed or did not validate against our published schema: the body ({size} bytes) is over the {MAX_COMPLETE_BODY}-byte limit oss-mock sets for CompleteMultipartUpload."
+        OssError::malformed_xml(format_args!(
+            "the body ({size} bytes) is over the {MAX_COMPLETE_BODY}-byte limit oss-mock sets for CompleteMultipartUpload"
         ))
     };
     if let Some(len) = super::content_length(headers)?

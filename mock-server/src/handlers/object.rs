@@ -45,15 +45,8 @@ pub(super) async fn put_object(
     let expected_md5 = content_md5(headers)?;
     let forbid = forbid_overwrite(headers);
     check_declared_length(headers, MAX_PUT_OBJECT_SIZE)?;
+    refuse_to_overwrite(app, ctx, forbid).await?;
     let (bucket, key) = (ctx.bucket.clone(), ctx.key().to_owned());
-    {
-        let store = Arc::clone(&app.store);
-        let (bucket, key) = (bucket.clone(), key.clone());
-        let exists = blocking(move || store.object_exists(&bucket, &key)).await?;
-        if forbid && exists {
-            return Err(OssError::new(ErrorCode::FileAlreadyExists).field("Key", ctx.key()));
-        }
-    }
     let blob = app
         .store
         .receive(body, MAX_PUT_OBJECT_SIZE, &app.stats)
@@ -99,6 +92,25 @@ pub(super) async fn put_object(
     Ok(response)
 }
 
+/// With `x-oss-forbid-overwrite: true` (`forbid`), `409 FileAlreadyExists` when the key is taken,
+/// before any byte is read or written. The store checks again when it writes: this only spares the
+/// transfer.
+async fn refuse_to_overwrite(
+    app: &App,
+    ctx: &RequestContext,
+    forbid: bool,
+) -> Result<(), OssError> {
+    if !forbid {
+        return Ok(());
+    }
+    let store = Arc::clone(&app.store);
+    let (bucket, key) = (ctx.bucket.clone(), ctx.key().to_owned());
+    if blocking(move || store.object_exists(&bucket, &key)).await? {
+        return Err(OssError::new(ErrorCode::FileAlreadyExists).field("Key", ctx.key()));
+    }
+    Ok(())
+}
+
 /// `PUT /KEY` with `x-oss-copy-source: /BUCKET/KEY` (the key percent-encoded): a new object with
 /// the source's bytes, and its metadata (`x-oss-metadata-directive: COPY`, the default) or the
 /// request's (`REPLACE`). The bytes are written again, as a PutObject of them would be: every object
@@ -123,15 +135,9 @@ pub(super) async fn copy_object(
         }
     };
     let forbid = forbid_overwrite(headers);
+    refuse_to_overwrite(app, ctx, forbid).await?;
     let store = Arc::clone(&app.store);
     let (bucket, key) = (ctx.bucket.clone(), ctx.key().to_owned());
-    {
-        let store = Arc::clone(&store);
-        let (bucket, key) = (bucket.clone(), key.clone());
-        if forbid && blocking(move || store.object_exists(&bucket, &key)).await? {
-            return Err(OssError::new(ErrorCode::FileAlreadyExists).field("Key", ctx.key()));
-        }
-    }
     let opened = {
         let store = Arc::clone(&store);
         blocking(move || store.open_object(&source_bucket, &source_key)).await?
