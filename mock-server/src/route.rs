@@ -128,17 +128,18 @@ pub(crate) fn names_bucket_in_host(host: &str, domain: &str) -> bool {
     bucket_in_host(&host_name(host).to_ascii_lowercase(), domain).is_some()
 }
 
-/// The bucket a host name (lowercase, without its port) names: `BUCKET.DOMAIN`, or
+/// The bucket a host name (lowercase, without its port) names, and whether it came from an OSS
+/// endpoint's name rather than the mock's domain: `BUCKET.DOMAIN`, or
 /// `BUCKET.oss-REGION[-internal].aliyuncs.com` (a client given an OSS endpoint and sending to the
 /// mock's address, as ali-oss does with an IP endpoint, names the bucket only there).
-fn bucket_in_host<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+fn bucket_in_host<'a>(host: &'a str, domain: &str) -> Option<(&'a str, bool)> {
     let suffix = format!(".{}", domain.to_ascii_lowercase());
     if let Some(bucket) = host.strip_suffix(&suffix) {
-        return (!bucket.is_empty()).then_some(bucket);
+        return (!bucket.is_empty()).then_some((bucket, false));
     }
     let (bucket, endpoint) = host.split_once('.')?;
     (!bucket.is_empty() && endpoint.starts_with("oss-") && endpoint.ends_with(".aliyuncs.com"))
-        .then_some(bucket)
+        .then_some((bucket, true))
 }
 
 /// Whether `name` is a legal bucket name: 3-63 of lowercase letters, digits and `-`, starting and
@@ -241,14 +242,15 @@ pub(crate) fn route(
         // ali-oss with `sldEnable` names the bucket in an OSS endpoint's host and in the path too:
         // the path wins, as the SDK signs it (a key that starts with its own bucket's name is then
         // refused by the signature check, never stored under another key).
-        Some(bucket)
-            if !host.ends_with(&format!(".{}", domain.to_ascii_lowercase()))
-                && (path == bucket || path.starts_with(&format!("{bucket}/"))) =>
+        Some((bucket, true))
+            if path
+                .strip_prefix(bucket)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) =>
         {
             let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
             (Addressing::PathStyle, bucket.to_owned(), key)
         }
-        Some(bucket) => (Addressing::VirtualHosted, bucket.to_owned(), path),
+        Some((bucket, _)) => (Addressing::VirtualHosted, bucket.to_owned(), path),
         None => {
             let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
             let bucket = percent_decode_str(bucket)

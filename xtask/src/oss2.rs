@@ -38,7 +38,7 @@ const REGION: &str = "cn-hangzhou";
 /// How long the peer script may run.
 const PEER_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Runs the oss2 peer check.
+/// Runs the official SDKs' peers against one mock, stopping at the first that fails.
 pub(crate) fn run() -> Result<(), Failure> {
     let python = ensure_venv()?;
     let node_modules = ensure_ali_oss()?;
